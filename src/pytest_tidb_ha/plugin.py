@@ -1,0 +1,1 @@
+"""pytest glue only (options, markers, fixtures, YAML collection, report hooks)."""

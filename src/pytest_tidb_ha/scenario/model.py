@@ -1,0 +1,252 @@
+"""The case language's one immutable model.
+
+A QA case file (the seeds' YAML, unchanged) and a marker-decorated test both
+become a :class:`Case`. Everything downstream (cluster sizing, the nemesis,
+the job runner, the dry-run plan, reports) reads only this model, so the two
+front ends cannot drift apart.
+
+All durations are *unscaled* here; ``--ha-time-scale`` is applied by the
+consumer through :meth:`Duration.scaled` so the plan can show both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+FaultKind = Literal[
+    "network_partition",
+    "network_delay",
+    "network_loss",
+    "kill",
+    "pause",
+    "restart",
+    "io_delay",
+    "pd_leader_resign",
+    "ddl_owner_resign",
+]
+FAULT_KINDS: tuple[str, ...] = (
+    "network_partition",
+    "network_delay",
+    "network_loss",
+    "kill",
+    "pause",
+    "restart",
+    "io_delay",
+    "pd_leader_resign",
+    "ddl_owner_resign",
+)
+NETWORK_FAULTS: frozenset[str] = frozenset({"network_partition", "network_delay", "network_loss"})
+
+Outcome = Literal["success", "success_or_sensible_error"]
+Component = Literal["pd", "tikv", "tidb"]
+
+
+def frozen_map(d: Mapping[str, object] | None = None) -> Mapping[str, object]:
+    return MappingProxyType(dict(d or {}))
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """Where a piece of the model came from, for error messages and reports."""
+
+    file: str | None = None
+    line: int | None = None
+    nodeid: str | None = None
+
+    def __str__(self) -> str:
+        if self.file:
+            return f"{self.file}:{self.line}" if self.line else self.file
+        return self.nodeid or "<unknown>"
+
+
+@dataclass(frozen=True, order=True)
+class Duration:
+    """A length of time as written (``text``) and in seconds."""
+
+    seconds: float
+    text: str = field(default="", compare=False)
+
+    def scaled(self, factor: float) -> float:
+        return self.seconds * factor
+
+    def __str__(self) -> str:
+        return self.text or f"{self.seconds:g}s"
+
+
+@dataclass(frozen=True)
+class Quantifier:
+    """``(random)`` / ``(one)`` one node; ``(all)``; ``(N)`` N nodes; ``(N%)`` a share."""
+
+    mode: Literal["all", "one", "random", "count", "percent"] = "all"
+    value: int | None = None
+
+    def __str__(self) -> str:
+        if self.mode in ("count",):
+            return f"({self.value})"
+        if self.mode == "percent":
+            return f"({self.value}%)"
+        return f"({self.mode})"
+
+
+@dataclass(frozen=True)
+class NodeSelector:
+    """One side of a selector.
+
+    ``group`` is one of ``pd``, ``pdleader``, ``pdfollower``, ``tikv``, ``tidb``,
+    ``ddlowner``, ``all`` or ``node`` (then ``name`` holds e.g. ``tikv-1``).
+    """
+
+    group: str
+    quantifier: Quantifier = Quantifier()
+    name: str | None = None
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or (self.name or self.group)
+
+
+@dataclass(frozen=True)
+class Selector:
+    """``SOURCE`` or ``SOURCE_to_TARGET`` (network faults)."""
+
+    source: NodeSelector
+    target: NodeSelector | None = None
+    text: str = ""
+
+    def __str__(self) -> str:
+        return self.text or (f"{self.source}_to_{self.target}" if self.target else str(self.source))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Fault windows relative to t0 (workload start).
+
+    Periodic: first window at ``warmup``, one every ``period`` lasting
+    ``duration``, while the window *starts* before ``warmup + total``.
+    One-shot (no period/total): one window at ``warmup`` lasting ``duration``.
+    """
+
+    warmup: Duration
+    duration: Duration
+    period: Duration | None = None
+    total: Duration | None = None
+
+    def windows(self, scale: float = 1.0) -> list[tuple[float, float]]:
+        start = self.warmup.scaled(scale)
+        dur = self.duration.scaled(scale)
+        if self.period is None:
+            return [(start, start + dur)]
+        period = self.period.scaled(scale)
+        total = (self.total.scaled(scale) if self.total is not None else period)
+        out: list[tuple[float, float]] = []
+        t = start
+        while t < start + total - 1e-9:
+            out.append((t, t + dur))
+            t += period
+        return out
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    kind: str
+    selector: Selector | None
+    schedule: Schedule
+    params: Mapping[str, object] = field(default_factory=frozen_map)
+    source: SourceRef = SourceRef()
+
+    @property
+    def direction(self) -> str:
+        return str(self.params.get("direction", "both"))
+
+
+@dataclass(frozen=True)
+class Workload:
+    kind: str = "sysbench"
+    db: str = "sbtest"
+    tables: int = 1
+    table_size: int = 10_000
+    threads: int = 4
+    subtype: str = "oltp_read_write"
+    ignore_errors: Literal["all"] | tuple[int, ...] = "all"
+    storage: str | None = None
+    source: SourceRef = SourceRef()
+
+
+@dataclass(frozen=True)
+class AddIndexJob:
+    db: str
+    table: str
+    index_col_name: str
+    timeout: Duration
+    times: int = 1
+    job_type: Literal["ingest", "txn"] = "ingest"
+    admin_check: bool = False
+    count_check: bool = False
+    dist_task: bool | None = None  # None: leave the cluster's setting alone
+    source: SourceRef = SourceRef()
+
+    kind = "add_index"
+
+
+@dataclass(frozen=True)
+class ImportIntoJob:
+    db: str
+    table: str
+    source_uri: str  # URL or path; may carry secrets -> redact before printing
+    timeout: Duration
+    format: str = "csv"
+    options: Mapping[str, object] = field(default_factory=frozen_map)
+    times: int = 1
+    dist_task: bool | None = None
+    source: SourceRef = SourceRef()
+
+    kind = "import_into"
+
+
+JobSpec = AddIndexJob | ImportIntoJob
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: Outcome = "success_or_sensible_error"
+    allow_errors: tuple[str, ...] = ()
+    stall_window: Duration | None = None
+    cancel_after: Duration | None = None
+
+
+@dataclass(frozen=True)
+class Topology:
+    pd: int = 1
+    tikv: int = 1
+    tidb: int = 1
+
+    def merge_max(self, other: Topology) -> Topology:
+        return Topology(max(self.pd, other.pd), max(self.tikv, other.tikv),
+                        max(self.tidb, other.tidb))
+
+    def __str__(self) -> str:
+        return f"pd={self.pd},tikv={self.tikv},tidb={self.tidb}"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One HA case: what runs, what breaks when, what must hold."""
+
+    name: str
+    warmup: Duration  # jobs start here (t0 = workload start)
+    workloads: tuple[Workload, ...] = ()
+    faults: tuple[FaultSpec, ...] = ()
+    jobs: tuple[JobSpec, ...] = ()
+    expect: Expectation = Expectation()
+    tag: str | None = None
+    file_stem: str | None = None
+    version: str | None = None
+    topology: Topology | None = None  # explicitly requested (marker), else None
+    source: SourceRef = SourceRef()
+
+    @property
+    def id(self) -> str:
+        return f"{self.file_stem}::{self.name}" if self.file_stem else self.name
