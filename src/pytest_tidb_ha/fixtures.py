@@ -1,0 +1,7 @@
+"""Every fixture the plugin offers, gathered for ``plugin.py`` to import.
+
+Each layer keeps its fixtures beside its code (``cluster/fixtures.py``, ...);
+this module only re-exports them so pytest sees them on the plugin module.
+"""
+
+from __future__ import annotations
