@@ -13,10 +13,13 @@ import pytest
 
 from .options import HAOptions
 from .record import HARecord
+from .scenario.model import Case
 from .timeline import Timeline
 
 HA_RECORD_KEY = pytest.StashKey[HARecord]()
 HA_OPTIONS_KEY = pytest.StashKey[HAOptions]()
+#: The Case of an item (YAML case or built from its markers), set at collection.
+CASE_KEY = pytest.StashKey[Case]()
 
 
 def ha_options(config: pytest.Config) -> HAOptions:
