@@ -6,10 +6,23 @@ filters match on them, so they never change spelling.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
+
+from ..redact import redact
+from ..scenario.model import Expectation
+from ..timeline import FaultWindow, fault_free_seconds
+from .catalog import ErrorInfo, classify, parse_error
+from .model import (
+    TASK_TERMINAL,
+    CancelProbe,
+    CheckResult,
+    Observation,
+    is_success,
+    is_terminal,
+)
 
 VerdictName = Literal[
     "converged", "failed-sensible", "failed-unexpected", "stuck", "cancel-ineffective"
@@ -60,3 +73,227 @@ class Verdict:
             "decided_at": self.decided_at,
             "evidence": dict(self.evidence),
         }
+
+
+# ---------------------------------------------------------------------------
+# judge: recorded states + fault windows + expectation -> Verdict (pure)
+# ---------------------------------------------------------------------------
+#
+# The rules (DESIGN.md "Verdicts", issue #6), in the order they are applied:
+#
+# 1. terminal success (``synced`` / import ``finished``): the DXF invariant
+#    first (a terminal job whose DXF task is still unfinished after
+#    ``terminal_grace`` is ``failed-unexpected``), then the post-success checks
+#    (ADMIN CHECK, counts, import rows) -> ``converged`` or ``failed-unexpected``;
+# 2. terminal failure (``rollback done`` / ``cancelled`` / import ``failed``):
+#    the error (the submitting statement's server error, else the job's own
+#    error message) is classified by :mod:`.catalog` -> ``failed-sensible`` /
+#    ``failed-unexpected``; ``ok`` for a sensible failure only when the case
+#    allows failure (outcome ``success_or_sensible_error``) or the test itself
+#    cancelled the job;
+# 3. a cancel the test issued that the job ignored past its window ->
+#    ``cancel-ineffective``;
+# 4. ``queueing`` behind a job already judged stuck -> ``stuck``;
+# 5. no progress for ``stall_window`` seconds of *fault-free* time, or the
+#    timeout passed -> ``stuck``;
+# 6. otherwise undecided (``None``): keep watching.
+
+#: How many recent distinct observations the evidence keeps.
+EVIDENCE_STATES = 6
+
+
+def last_progress(observations: Sequence[Observation], started_at: float) -> float:
+    """Timeline time of the last change of anything that counts as progress.
+
+    The first observation counts as progress (the job appeared); with no
+    observation at all the clock starts at submission.
+    """
+    t = started_at
+    prev: tuple[object, ...] | None = None
+    for obs in observations:
+        key = obs.progress_key()
+        if key != prev:
+            t = max(t, obs.t)
+            prev = key
+    return t
+
+
+def distinct_states(observations: Sequence[Observation], limit: int = EVIDENCE_STATES) -> list[str]:
+    """The last ``limit`` distinct observations, as ``t=…s <describe>`` lines."""
+    out: list[str] = []
+    prev: tuple[object, ...] | None = None
+    for obs in observations:
+        key = obs.progress_key()
+        if key != prev:
+            out.append(f"t={obs.t:.1f}s {obs.describe()}")
+            prev = key
+    return out[-limit:]
+
+
+def cancel_outcome(observations: Sequence[Observation], kind: str, cancel: CancelProbe,
+                   now: float) -> str:
+    """``effective`` / ``ineffective`` / ``pending`` for a cancel the test issued.
+
+    A rejected cancel (``error: ...`` result) on a job that is not terminal is
+    ineffective at once: the operator's only lever did nothing.
+    """
+    for obs in observations:
+        if obs.t >= cancel.issued_at - 1e-9 and is_terminal(kind, obs.state):
+            return "effective"
+    if observations and is_terminal(kind, observations[-1].state):
+        return "effective"
+    if not cancel.accepted:
+        return "ineffective"
+    if now - cancel.issued_at >= cancel.window:
+        return "ineffective"
+    return "pending"
+
+
+def _label(kind: str, job_id: int | None, obs: Observation | None) -> str:
+    jtype = (obs.job_type if obs and obs.job_type else
+             ("add index" if kind == "add_index" else "import into"))
+    return f"job {job_id if job_id is not None else '?'} ({jtype})"
+
+
+def judge(
+    *,
+    job_key: str,
+    kind: str,
+    observations: Sequence[Observation],
+    fault_windows: Sequence[FaultWindow],
+    now: float,
+    started_at: float,
+    stall_window: float,
+    timeout: float,
+    expectation: Expectation | None = None,
+    allow_errors: Sequence[str] = (),
+    client_error: ErrorInfo | None = None,
+    checks: Sequence[CheckResult] = (),
+    cancel: CancelProbe | None = None,
+    blocked_by: str | None = None,
+    terminal_grace: float = 0.0,
+    job_id: int | None = None,
+) -> Verdict | None:
+    """The verdict for one job from what was recorded so far, or ``None`` (undecided).
+
+    Pure: the watcher calls it after every poll, tests call it on recorded
+    sequences. ``now``/``started_at`` and the observations' ``t`` are Timeline
+    seconds; ``stall_window``/``timeout`` are already scaled seconds.
+    """
+    exp = expectation or Expectation()
+    allow = tuple(exp.allow_errors) + tuple(allow_errors)
+    last = observations[-1] if observations else None
+    jid = job_id if job_id is not None else next(
+        (o.job_id for o in reversed(observations) if o.job_id is not None), None)
+    label = _label(kind, jid, last)
+    cancelled_by_test = cancel is not None and cancel.reason == "cancelAfter"
+    lp = last_progress(observations, started_at)
+    evidence: dict[str, Any] = {
+        "last_states": distinct_states(observations),
+        "last_progress_at": round(lp, 3),
+        "stall_window": round(stall_window, 3),
+        "timeout": round(timeout, 3),
+        "fault_free_since_progress": round(fault_free_seconds(fault_windows, lp, now), 3),
+    }
+    if last is not None:
+        evidence["last_state"] = last.describe()
+    if client_error is not None:
+        evidence["client_error"] = redact(str(client_error))
+    if blocked_by:
+        evidence["blocked_by"] = blocked_by
+    if cancel is not None:
+        evidence["cancel"] = {"issued_at": round(cancel.issued_at, 3), "accepted": cancel.accepted,
+                              "result": redact(cancel.result), "window": cancel.window,
+                              "reason": cancel.reason}
+
+    def verdict(name: VerdictName, reason: str, ok: bool, **more: Any) -> Verdict:
+        ev = dict(evidence)
+        ev.update(more)
+        return Verdict(job_key=job_key, kind=kind, job_id=jid, verdict=name,
+                       reason=redact(reason), ok=ok, evidence=MappingProxyType(ev),
+                       started_at=started_at, decided_at=now)
+
+    # -- no job row yet: the statement may have failed before creating one ---
+    if last is None or last.state is None:
+        if client_error is not None and not client_error.is_connection_error:
+            cls = classify(client_error, allow_errors=allow, cancelled_by_test=cancelled_by_test)
+            name = FAILED_SENSIBLE if cls.category == "sensible" else FAILED_UNEXPECTED
+            ok = name == FAILED_SENSIBLE and exp.outcome != "success"
+            return verdict(name, f"{label} failed before it was seen running: {client_error} "
+                                 f"({cls.rule})", ok, error=str(client_error), rule=cls.rule)
+    # -- terminal --------------------------------------------------------------
+    elif is_terminal(kind, last.state):
+        first_term = next(o.t for o in observations if is_terminal(kind, o.state))
+        if last.task_state is not None and last.task_state not in TASK_TERMINAL:
+            if now - first_term < terminal_grace:
+                return None
+            return verdict(
+                FAILED_UNEXPECTED,
+                f"{label} is {last.state} but its DXF task is still {last.task_state} "
+                f"{now - first_term:.1f}s later (a terminal job must not leave its task running)",
+                False, rule="DXF invariant")
+        if is_success(kind, last.state):
+            bad = [c for c in checks if not c.ok]
+            if bad:
+                detail = "; ".join(f"{c.name}: {c.detail}" for c in bad)
+                return verdict(FAILED_UNEXPECTED, f"{label} reached {last.state} but {detail}",
+                               False, checks=[c.__dict__ for c in checks], rule="check")
+            return verdict(CONVERGED, f"{label} reached {last.state}"
+                           + (" and " + ", ".join(c.name for c in checks) + " passed"
+                              if checks else ""),
+                           True, checks=[c.__dict__ for c in checks])
+        err = client_error if client_error is not None and not client_error.is_connection_error \
+            else parse_error(last.error)
+        if err is None:
+            err = ErrorInfo(None, f"job ended {last.state} without an error message")
+        cls = classify(err, allow_errors=allow, cancelled_by_test=cancelled_by_test)
+        name = FAILED_SENSIBLE if cls.category == "sensible" else FAILED_UNEXPECTED
+        ok = name == FAILED_SENSIBLE and (exp.outcome != "success" or cancelled_by_test)
+        return verdict(name, f"{label} ended {last.state}: {err} ({cls.rule})", ok,
+                       error=str(err), rule=cls.rule)
+    # -- not terminal ------------------------------------------------------------
+    if (cancel is not None and cancel.reason == "cancelAfter"
+            and cancel_outcome(observations, kind, cancel, now) == "ineffective"):
+        return verdict(CANCEL_INEFFECTIVE,
+                       f"{label} still {last.state if last else 'unseen'} "
+                       f"{now - cancel.issued_at:.1f}s after the test cancelled it "
+                       f"(result: {cancel.result}; cancel window {cancel.window:.1f}s)",
+                       False)
+    if blocked_by and last is not None and last.state in ("queueing", "none", "pending"):
+        return verdict(STUCK, f"{label} is {last.state} behind {blocked_by}, which is stuck",
+                       False, rule="queued behind stuck job")
+    free = fault_free_seconds(fault_windows, lp, now)
+    state = last.describe() if last is not None else "never seen in the job tables"
+    if free >= stall_window:
+        return verdict(STUCK, f"{label} made no progress for {free:.1f}s of fault-free time "
+                              f"since t={lp:.1f}s (stall window {stall_window:.1f}s); "
+                              f"{state}", False, rule="stall window")
+    if now - started_at >= timeout:
+        return verdict(STUCK, f"{label} is not finished after the timeout "
+                              f"({timeout:.1f}s); {state}", False, rule="timeout")
+    return None
+
+
+def cancel_ineffective(
+    *, job_key: str, kind: str, job_id: int | None, observations: Sequence[Observation],
+    cancel: CancelProbe, now: float, started_at: float | None = None,
+) -> Verdict | None:
+    """The verdict of a cancel probe issued after ``stuck``: ``cancel-ineffective``
+    when the job ignored it, ``None`` when it worked or its window is still open."""
+    if cancel_outcome(observations, kind, cancel, now) != "ineffective":
+        return None
+    last = observations[-1] if observations else None
+    label = _label(kind, job_id, last)
+    return Verdict(
+        job_key=f"{job_key}/cancel", kind=kind, job_id=job_id, verdict=CANCEL_INEFFECTIVE,
+        reason=redact(f"{label} still {last.state if last else 'unseen'} "
+                      f"{now - cancel.issued_at:.1f}s after cancel "
+                      f"(result: {cancel.result}; cancel window {cancel.window:.1f}s)"),
+        ok=False,
+        evidence=MappingProxyType({"cancel": {"issued_at": round(cancel.issued_at, 3),
+                                              "accepted": cancel.accepted,
+                                              "result": redact(cancel.result),
+                                              "window": cancel.window,
+                                              "reason": cancel.reason},
+                                   "last_states": distinct_states(observations)}),
+        started_at=cancel.issued_at if started_at is None else started_at, decided_at=now)

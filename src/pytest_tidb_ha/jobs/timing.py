@@ -1,0 +1,68 @@
+"""How often to poll and how long a silence proves a job stuck (pure).
+
+The default stall window (overridable with the case's ``stallWindow`` or the
+``stall=`` argument of the assertion helpers) is
+
+    stall = max(60 s, 2 x the longest faultDuration of the case) x time_scale,
+    never less than ``MIN_STALL_WALL`` seconds nor 4 poll intervals.
+
+Why: the stall clock counts *fault-free* time only, so the window measures
+how long a healthy cluster may take to resume a job after a heal. 60 s covers
+TiDB's recovery leases (the DDL owner lease is 45 s, etcd sessions expire
+within a minute); a long fault grows client backoffs and leaves more work
+(region leader elections, lock resolution, reconnects) to redo, so the window
+also grows with the longest fault -- twice its length. A fixed cluster resumes
+well inside that, while a deadlocked job (#48303) or an import frozen in
+``importing`` (#46735) is proven stuck one window after its last progress,
+without waiting for the case's 60-minute timeout. The floor exists because
+container restarts and SQL round trips do not shrink with ``--ha-time-scale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..scenario.model import Case, FaultSpec
+
+#: Unscaled seconds of fault-free silence that prove a job stuck at least.
+BASE_STALL = 60.0
+#: Wall-clock floor of the stall window (things that do not scale).
+MIN_STALL_WALL = 5.0
+#: Unscaled poll interval and its wall-clock bounds.
+BASE_POLL = 2.0
+MIN_POLL = 0.25
+#: Unscaled seconds a cancelled job gets to become terminal.
+BASE_CANCEL_WINDOW = 60.0
+MIN_CANCEL_WALL = 5.0
+#: Unscaled seconds a terminal job's DXF task gets to become terminal too.
+BASE_TERMINAL_GRACE = 10.0
+MIN_TERMINAL_GRACE = 1.5
+
+
+def poll_interval(time_scale: float) -> float:
+    return min(BASE_POLL, max(MIN_POLL, BASE_POLL * time_scale))
+
+
+def longest_fault(faults: Iterable[FaultSpec]) -> float:
+    return max((f.schedule.duration.seconds for f in faults), default=0.0)
+
+
+def default_stall_window(case: Case | None, time_scale: float) -> float:
+    """Scaled seconds of fault-free time without progress that prove ``stuck``."""
+    unscaled = max(BASE_STALL, 2.0 * longest_fault(case.faults if case else ()))
+    return max(unscaled * time_scale, MIN_STALL_WALL, 4 * poll_interval(time_scale))
+
+
+def stall_window(case: Case | None, time_scale: float) -> float:
+    """The case's ``stallWindow`` (scaled) if it has one, else the default."""
+    if case is not None and case.expect.stall_window is not None:
+        return max(case.expect.stall_window.scaled(time_scale), 2 * poll_interval(time_scale))
+    return default_stall_window(case, time_scale)
+
+
+def cancel_window(time_scale: float) -> float:
+    return max(BASE_CANCEL_WINDOW * time_scale, MIN_CANCEL_WALL)
+
+
+def terminal_grace(time_scale: float) -> float:
+    return max(BASE_TERMINAL_GRACE * time_scale, MIN_TERMINAL_GRACE)

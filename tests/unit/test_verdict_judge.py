@@ -1,0 +1,310 @@
+"""``judge`` on recorded state sequences: one test per verdict rule (no Docker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha.jobs.catalog import ErrorInfo
+from pytest_tidb_ha.jobs.model import CancelProbe, CheckResult, Observation
+from pytest_tidb_ha.jobs.timing import default_stall_window, poll_interval, stall_window
+from pytest_tidb_ha.jobs.verdict import (
+    CANCEL_INEFFECTIVE,
+    CONVERGED,
+    FAILED_SENSIBLE,
+    FAILED_UNEXPECTED,
+    STUCK,
+    Verdict,
+    cancel_ineffective,
+    judge,
+    last_progress,
+)
+from pytest_tidb_ha.scenario.model import (
+    Case,
+    Duration,
+    Expectation,
+    FaultSpec,
+    Schedule,
+)
+from pytest_tidb_ha.timeline import FaultWindow
+
+
+def obs(t: float, state: str, **kw: Any) -> Observation:
+    kw.setdefault("job_id", 475)
+    kw.setdefault("job_type", "add index /* ingest */")
+    return Observation(t=t, state=state, **kw)
+
+
+def window(start: float, end: float | None) -> FaultWindow:
+    return FaultWindow(f"f{start}", "network_partition", start, end, {})
+
+
+def run(observations: list[Observation], now: float, *, kind: str = "add_index",
+        windows: tuple[FaultWindow, ...] = (), **kw: Any) -> Verdict | None:
+    kw.setdefault("stall_window", 10.0)
+    kw.setdefault("timeout", 1000.0)
+    return judge(job_key="add_index#1", kind=kind, observations=observations,
+                 fault_windows=list(windows), now=now, started_at=0.0, **kw)
+
+
+def running(t0: float, t1: float, step: float = 1.0, rows: bool = True) -> list[Observation]:
+    out = []
+    t = t0
+    while t <= t1 + 1e-9:
+        out.append(obs(t, "running", schema_state="write reorganization",
+                       row_count=int(t) if rows else 100))
+        t += step
+    return out
+
+
+# -- converged -----------------------------------------------------------------
+def test_synced_converges_with_checks() -> None:
+    seq = running(0, 5) + [obs(6, "synced", schema_state="public", row_count=6)]
+    v = run(seq, 6.0, checks=[CheckResult("admin_check", True, "ADMIN CHECK TABLE ok")])
+    assert v is not None and v.verdict == CONVERGED and v.ok
+    assert "admin_check" in v.reason and v.job_id == 475
+
+
+def test_done_is_not_terminal_yet() -> None:
+    seq = running(0, 5) + [obs(6, "done", schema_state="public")]
+    assert run(seq, 6.5) is None
+
+
+def test_import_finished_converges() -> None:
+    seq = [obs(0, "running", import_status="running", import_step="importing", imported_rows=0,
+               job_type="import into"),
+           obs(2, "finished", import_status="finished", import_step="", imported_rows=100,
+               job_type="import into")]
+    v = run(seq, 2.0, kind="import_into", checks=[CheckResult("row_count", True, "100 == 100")])
+    assert v is not None and v.verdict == CONVERGED
+
+
+def test_failed_check_is_unexpected() -> None:
+    seq = [obs(0, "running"), obs(3, "synced", schema_state="public")]
+    v = run(seq, 3.0, checks=[CheckResult("count_check", False,
+                                          "index count 9 != table count 10", 8133)])
+    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
+    assert "index count 9 != table count 10" in v.reason
+
+
+def test_import_row_mismatch_is_unexpected() -> None:
+    seq = [obs(3, "finished", import_status="finished", imported_rows=0, job_type="import into")]
+    v = run(seq, 3.0, kind="import_into",
+            checks=[CheckResult("row_count", False, "table has 0 rows, source has 100")])
+    assert v is not None and v.verdict == FAILED_UNEXPECTED
+
+
+# -- DXF invariant -------------------------------------------------------------------
+def test_terminal_job_with_running_task_waits_grace_then_fails() -> None:
+    seq = [obs(0, "running", task_state="running"),
+           obs(5, "synced", schema_state="public", task_state="running")]
+    assert run(seq, 5.5, terminal_grace=2.0) is None
+    v = run(seq + [obs(8, "synced", schema_state="public", task_state="running")], 8.0,
+            terminal_grace=2.0)
+    assert v is not None and v.verdict == FAILED_UNEXPECTED
+    assert "DXF task is still running" in v.reason
+
+
+def test_terminal_job_with_finished_task_converges() -> None:
+    seq = [obs(0, "running", task_state="running"),
+           obs(5, "synced", schema_state="public", task_state="succeed")]
+    v = run(seq, 5.0, terminal_grace=2.0)
+    assert v is not None and v.verdict == CONVERGED
+
+
+# -- failures ----------------------------------------------------------------------
+def test_48546_mutex_session_expired_is_unexpected() -> None:
+    seq = running(0, 3) + [obs(4, "rollingback"), obs(5, "rollback done", schema_state="none")]
+    v = run(seq, 5.0, client_error=ErrorInfo(1105, "mutex: session is expired"),
+            windows=(window(1, 4),))
+    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
+    assert "mutex: session is expired" in v.reason
+    assert v.evidence["error"] == "Error 1105: mutex: session is expired"
+
+
+def test_sensible_failure_ok_only_when_allowed() -> None:
+    seq = [obs(0, "running"), obs(5, "rollback done")]
+    err = ErrorInfo(9005, "Region is unavailable")
+    v = run(seq, 5.0, client_error=err)
+    assert v is not None and v.verdict == FAILED_SENSIBLE and v.ok
+    v = run(seq, 5.0, client_error=err, expectation=Expectation(outcome="success"))
+    assert v is not None and v.verdict == FAILED_SENSIBLE and not v.ok
+
+
+def test_case_allow_errors_apply() -> None:
+    seq = [obs(0, "running"), obs(5, "rollback done")]
+    err = ErrorInfo(1105, "mutex: session is expired")
+    v = run(seq, 5.0, client_error=err,
+            expectation=Expectation(allow_errors=("session is expired",)))
+    assert v is not None and v.verdict == FAILED_SENSIBLE
+
+
+def test_job_error_used_when_client_only_lost_its_connection() -> None:
+    seq = [obs(0, "running", job_type="import into"),
+           obs(5, "failed", import_status="failed", import_step="importing",
+               error="[pd] failed to get cluster id", job_type="import into")]
+    v = run(seq, 5.0, kind="import_into", client_error=ErrorInfo(2013, "Lost connection"))
+    assert v is not None and v.verdict == FAILED_SENSIBLE
+    assert "failed to get cluster id" in v.reason
+
+
+def test_failure_without_any_error_is_unexpected() -> None:
+    v = run([obs(0, "running"), obs(3, "rollback done")], 3.0)
+    assert v is not None and v.verdict == FAILED_UNEXPECTED
+
+
+def test_statement_error_before_job_exists() -> None:
+    v = run([], 1.0, client_error=ErrorInfo(8200, "Unsupported dist task"))
+    assert v is not None and v.verdict == FAILED_UNEXPECTED and v.job_id is None
+
+
+def test_connection_error_before_job_exists_keeps_watching() -> None:
+    assert run([], 1.0, client_error=ErrorInfo(2013, "Lost connection")) is None
+
+
+def test_cancelled_by_test_is_sensible_and_ok_even_when_success_expected() -> None:
+    seq = [obs(0, "running"), obs(4, "cancelling"), obs(5, "rollback done")]
+    probe = CancelProbe(issued_at=3.5, accepted=True, result="successful", window=5.0)
+    v = run(seq, 5.0, client_error=ErrorInfo(8214, "Cancelled DDL job"), cancel=probe,
+            expectation=Expectation(outcome="success"))
+    assert v is not None and v.verdict == FAILED_SENSIBLE and v.ok
+
+
+def test_cancelled_not_by_test_is_unexpected() -> None:
+    v = run([obs(0, "running"), obs(5, "cancelled")], 5.0,
+            client_error=ErrorInfo(8214, "Cancelled DDL job"))
+    assert v is not None and v.verdict == FAILED_UNEXPECTED
+
+
+# -- stuck ----------------------------------------------------------------------------
+def test_progressing_job_is_not_stuck() -> None:
+    assert run(running(0, 50), 50.0) is None
+
+
+def test_stuck_after_stall_window_of_fault_free_time() -> None:
+    seq = running(0, 5) + running(6, 20, rows=False)  # row_count frozen from t=6
+    assert last_progress(seq, 0.0) == 6.0
+    assert run(seq[:-5], 15.0) is None  # 9 s < 10 s
+    v = run(seq, 16.0)
+    assert v is not None and v.verdict == STUCK and not v.ok
+    assert "no progress for 10.0s of fault-free time since t=6.0s" in v.reason
+    assert "jobId" not in v.reason and "job 475 (add index /* ingest */)" in v.reason
+
+
+def test_fault_time_does_not_count_towards_the_stall() -> None:
+    seq = running(0, 5) + running(6, 30, rows=False)
+    # a partition 8..20 covers 12 s of the 24 s silence: only 12 s fault-free
+    assert run(seq, 30.0, windows=(window(8, 20),), stall_window=15.0) is None
+    v = run(seq, 33.0, windows=(window(8, 20),), stall_window=15.0)
+    assert v is not None and v.verdict == STUCK
+    assert v.evidence["fault_free_since_progress"] == pytest.approx(15.0)
+
+
+def test_open_fault_window_stops_the_clock() -> None:
+    seq = running(0, 5) + running(6, 100, rows=False)
+    assert run(seq, 100.0, windows=(window(10, None),)) is None
+
+
+def test_healthy_gaps_between_windows_add_up() -> None:
+    # periodic fault 10..14, 18..22, 26..30; silence from 6; gaps 6-10,14-18,22-26 = 12 s
+    seq = running(0, 5) + running(6, 26, rows=False)
+    wins = (window(10, 14), window(18, 22), window(26, 30))
+    v = run(seq, 26.0, windows=wins)
+    assert v is not None and v.verdict == STUCK
+
+
+def test_any_observed_field_is_progress() -> None:
+    base = running(0, 5)
+    later = [obs(6 + i, "running", schema_state="write reorganization", row_count=5,
+                 task_state="running", subtasks={"running": 1, "succeed": i})
+             for i in range(20)]
+    assert run(base + later, 26.0) is None  # subtask counts keep changing
+
+
+def test_timeout_is_stuck_even_with_progress() -> None:
+    v = run(running(0, 50), 50.0, timeout=50.0)
+    assert v is not None and v.verdict == STUCK and v.evidence["rule"] == "timeout"
+
+
+def test_46735_import_stuck_running_importing() -> None:
+    seq = [obs(t, "running", import_status="running", import_step="importing",
+               imported_rows=None, job_type="import into", task_state="running",
+               subtasks={"running": 1}) for t in range(0, 30)]
+    v = run(seq, 29.0, kind="import_into", windows=(window(2, 3),))
+    assert v is not None and v.verdict == STUCK
+    assert "status=running, step=importing" in v.reason
+
+
+def test_queueing_behind_stuck_job_is_stuck_at_once() -> None:
+    seq = [obs(0, "queueing", job_id=476, job_type="add index")]
+    v = run(seq, 0.5, blocked_by="job 475 (add index /* ingest */)")
+    assert v is not None and v.verdict == STUCK
+    assert "queueing behind job 475" in v.reason and v.job_id == 476
+
+
+def test_never_seen_job_is_stuck_after_stall() -> None:
+    v = run([], 11.0)
+    assert v is not None and v.verdict == STUCK and "never seen" in v.reason
+
+
+# -- cancel ------------------------------------------------------------------------------
+def test_cancel_after_ignored_is_cancel_ineffective() -> None:
+    probe = CancelProbe(issued_at=5.0, accepted=True, result="successful", window=3.0)
+    seq = running(0, 8, rows=True)
+    assert run(seq[:7], 7.0, cancel=probe) is None
+    v = run(seq, 8.0, cancel=probe)
+    assert v is not None and v.verdict == CANCEL_INEFFECTIVE and "after the test cancelled" \
+        in v.reason
+
+
+def test_probe_after_stuck() -> None:
+    probe = CancelProbe(issued_at=20.0, accepted=True, result="successful", window=5.0,
+                        reason="probe after stuck")
+    seq = running(0, 5) + running(6, 26, rows=False)
+    assert cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=seq,
+                              cancel=probe, now=24.0) is None
+    v = cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=seq,
+                           cancel=probe, now=26.0)
+    assert v is not None and v.verdict == CANCEL_INEFFECTIVE and v.job_key == "k/cancel"
+    # effective probe: no verdict
+    done = seq + [obs(27, "cancelling"), obs(28, "rollback done")]
+    assert cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=done,
+                              cancel=probe, now=40.0) is None
+
+
+def test_rejected_cancel_is_ineffective_at_once() -> None:
+    probe = CancelProbe(issued_at=5.0, accepted=False, result="error: can't cancel",
+                        window=30.0, reason="probe after stuck")
+    v = cancel_ineffective(job_key="k", kind="add_index", job_id=1,
+                           observations=running(0, 6), cancel=probe, now=6.0)
+    assert v is not None and v.verdict == CANCEL_INEFFECTIVE
+
+
+# -- redaction ------------------------------------------------------------------------
+def test_reason_is_redacted() -> None:
+    seq = [obs(0, "running", job_type="import into"),
+           obs(1, "failed", import_status="failed",
+               error="open s3://b/x.csv?access-key=AK&secret-access-key=SK failed",
+               job_type="import into")]
+    v = run(seq, 1.0, kind="import_into")
+    assert v is not None and "SK" not in v.reason and "AK" not in v.reason
+
+
+# -- stall window defaults --------------------------------------------------------
+def _case(fault_seconds: float | None, stall: float | None = None) -> Case:
+    faults = ()
+    if fault_seconds is not None:
+        faults = (FaultSpec("network_partition", None,
+                            Schedule(Duration(60), Duration(fault_seconds))),)
+    exp = Expectation(stall_window=Duration(stall) if stall else None)
+    return Case(name="c", warmup=Duration(60), faults=faults, expect=exp)
+
+
+def test_default_stall_window_rule() -> None:
+    assert default_stall_window(_case(None), 1.0) == 60.0
+    assert default_stall_window(_case(180), 1.0) == 360.0  # #48303: 3m faults
+    assert default_stall_window(_case(180), 0.02) == pytest.approx(7.2)
+    assert default_stall_window(_case(10), 0.001) == 5.0  # wall floor
+    assert stall_window(_case(180, stall=100), 1.0) == 100.0
+    assert poll_interval(1.0) == 2.0 and poll_interval(0.001) == 0.25
