@@ -6,7 +6,7 @@ The plugin stores one :class:`HAOptions` in ``config.stash[HA_OPTIONS_KEY]``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -40,7 +40,268 @@ class HAOptions:
     workload_scale: float = 1.0
     fault_helper_image: str | None = None  # None: nsenter from the host when root
     no_docker: Literal["fail", "skip"] = "fail"
+    #: components whose image was set explicitly (--tidb-image); kept when a
+    #: marker asks for another version
+    image_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def attach(self) -> bool:
         return self.dsn is not None
+
+    def images_for(self, version: str | None) -> Mapping[str, str]:
+        """Images for a test whose marker/case asks for ``version`` (None: the session's).
+
+        Precedence marker > CLI: the version comes from the marker, but an
+        image set explicitly with ``--tidb-image`` is kept as given.
+        """
+        if version is None or version == self.tidb_version:
+            return self.images
+        return MappingProxyType({**default_images(version), **self.image_overrides})
+
+
+# ---- parsing (pure; the plugin wraps errors into pytest.UsageError) ---------------------
+
+ENV_PREFIX = "PYTEST_TIDB_HA_"
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names the option and where it came from."""
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option in its three spellings (CLI, ini, env) plus help and default text."""
+
+    dest: str  # ini name == argparse dest
+    cli: str
+    help: str
+    default: str
+    kind: Literal["str", "bool", "float", "list"] = "str"
+    metavar: str | None = None
+
+    @property
+    def env(self) -> str:
+        base = self.dest[3:] if self.dest.startswith("ha_") else self.dest
+        return ENV_PREFIX + base.upper()
+
+
+OPTION_SPECS: tuple[OptionSpec, ...] = (
+    OptionSpec("tidb_version", "--tidb-version",
+               "TiDB version for the default images pingcap/{pd,tikv,tidb}:VERSION",
+               DEFAULT_TIDB_VERSION, metavar="VERSION"),
+    OptionSpec("tidb_image", "--tidb-image",
+               "override one component's image, COMPONENT=IMAGE (repeatable; env: comma list)",
+               "pingcap/<component>:<version>", kind="list", metavar="COMPONENT=IMAGE"),
+    OptionSpec("tidb_topology", "--tidb-topology",
+               "minimum cluster size, e.g. pd=3,tikv=3,tidb=2 (each case may need more)",
+               "what each case needs (at least 1/1/1)", metavar="pd=N,tikv=N,tidb=N"),
+    OptionSpec("tidb_dsn", "--tidb-dsn",
+               "use an existing cluster at mysql://user:pass@host:port instead of starting one",
+               "start a cluster in Docker", metavar="DSN"),
+    OptionSpec("tidb_pd_url", "--tidb-pd-url",
+               "PD endpoint of the existing cluster (with --tidb-dsn), http://host:2379",
+               "none", metavar="URL"),
+    OptionSpec("ha_time_scale", "--ha-time-scale",
+               "multiply every duration of a case by FACTOR (0.01: 30m -> 18s)", "1.0",
+               kind="float", metavar="FACTOR"),
+    OptionSpec("ha_dry_run", "--ha-dry-run",
+               "print each case's plan (topology, fault windows, jobs) and start nothing",
+               "off", kind="bool"),
+    OptionSpec("ha_artifacts", "--ha-artifacts", "folder for per-test artifacts",
+               "ha-artifacts", metavar="DIR"),
+    OptionSpec("ha_artifacts_keep", "--ha-artifacts-keep",
+               "keep artifacts of failed tests only, or of all tests", "failed",
+               metavar="failed|all"),
+    OptionSpec("ha_keep_cluster", "--ha-keep-cluster",
+               "leave the cluster running after the session (for debugging)", "off",
+               kind="bool"),
+    OptionSpec("ha_workload_scale", "--ha-workload-scale",
+               "multiply workload table sizes and generated import rows by FACTOR", "1.0",
+               kind="float", metavar="FACTOR"),
+    OptionSpec("ha_fault_helper_image", "--ha-fault-helper-image",
+               "image of the helper container that applies network/io faults",
+               "nsenter from the host when root", metavar="IMAGE"),
+    OptionSpec("ha_no_docker", "--ha-no-docker",
+               "what a cluster test does when no Docker engine answers", "fail",
+               metavar="fail|skip"),
+)
+SPECS_BY_DEST = {spec.dest: spec for spec in OPTION_SPECS}
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def parse_topology(text: str) -> Topology:
+    """``pd=3,tikv=3,tidb=2`` (any subset; the rest stay 1)."""
+    counts: dict[str, int] = {}
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in COMPONENTS:
+            raise ValueError(f"{part!r} is not COMPONENT=N with COMPONENT in pd, tikv, tidb")
+        if key in counts:
+            raise ValueError(f"{key} given twice")
+        try:
+            n = int(value)
+        except ValueError:
+            raise ValueError(f"{key}={value!r}: not a whole number") from None
+        if n < 1:
+            raise ValueError(f"{key}={n}: at least 1")
+        counts[key] = n
+    if not counts:
+        raise ValueError("empty topology (write e.g. pd=3,tikv=3,tidb=2)")
+    return Topology(**counts)
+
+
+def parse_image(text: str) -> tuple[str, str]:
+    """``tidb=foo:1`` -> (``tidb``, ``foo:1``)."""
+    component, sep, image = text.partition("=")
+    component, image = component.strip(), image.strip()
+    if not sep or component not in COMPONENTS or not image:
+        raise ValueError(f"{text!r} is not COMPONENT=IMAGE with COMPONENT in pd, tikv, tidb")
+    return component, image
+
+
+def _parse_dsn(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme != "mysql" or not parts.hostname:
+        raise ValueError("not a DSN like mysql://root@127.0.0.1:4000")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise ValueError("bad port") from None
+    return text
+
+
+def _parse_url(text: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not a URL like http://127.0.0.1:2379")
+    return text.rstrip("/")
+
+
+def _parse_bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError("not a boolean (true/false, 1/0, yes/no, on/off)")
+
+
+def _parse_scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+_PARSERS = {
+    "tidb_version": lambda t: t.strip() or _raise("empty version"),
+    "tidb_topology": parse_topology,
+    "tidb_dsn": _parse_dsn,
+    "tidb_pd_url": _parse_url,
+    "ha_time_scale": _parse_scale,
+    "ha_dry_run": _parse_bool,
+    "ha_artifacts": lambda t: Path(t) if t.strip() else _raise("empty path"),
+    "ha_artifacts_keep": _choice("failed", "all"),
+    "ha_keep_cluster": _parse_bool,
+    "ha_workload_scale": _parse_scale,
+    "ha_fault_helper_image": lambda t: t.strip() or _raise("empty image"),
+    "ha_no_docker": _choice("fail", "skip"),
+}
+
+
+def _raise(message: str) -> object:
+    raise ValueError(message)
+
+
+def resolve_options(
+    cli: Mapping[str, object | None],
+    env: Mapping[str, str],
+    ini: Mapping[str, object | None],
+) -> HAOptions:
+    """Resolve every option: CLI > env > ini > default (markers win later, per test).
+
+    ``cli`` maps dest -> value (None/empty list when not given; booleans
+    True when the flag was given); ``env`` is ``os.environ``; ``ini`` maps
+    dest -> raw ini value (None/empty when unset). Every bad value raises
+    :class:`OptionError` naming its source, e.g.
+    ``env PYTEST_TIDB_HA_TIME_SCALE='x': not a number``.
+    """
+    values: dict[str, object] = {}
+    for spec in OPTION_SPECS:
+        if spec.kind == "list":
+            continue
+        candidates: list[tuple[str, object | None]] = [
+            (spec.cli, cli.get(spec.dest)),
+            (f"env {spec.env}", env.get(spec.env)),
+            (f"ini {spec.dest}", ini.get(spec.dest)),
+        ]
+        for source, raw in candidates:
+            if raw is None:
+                continue
+            if isinstance(raw, str) and raw == "" and not source.startswith("env"):
+                continue
+            if raw is True:
+                values[spec.dest] = True
+                break
+            text = str(raw)
+            try:
+                values[spec.dest] = _PARSERS[spec.dest](text)
+            except ValueError as exc:
+                raise OptionError(f"{source}={text!r}: {exc}") from None
+            break
+    overrides: dict[str, str] = {}
+    env_images = env.get(SPECS_BY_DEST["tidb_image"].env)
+    layers: list[tuple[str, list[str]]] = [
+        ("ini tidb_image", [str(x) for x in (ini.get("tidb_image") or [])]),  # type: ignore[attr-defined]
+        (f"env {SPECS_BY_DEST['tidb_image'].env}",
+         [p for p in (env_images or "").split(",") if p.strip()]),
+        ("--tidb-image", [str(x) for x in (cli.get("tidb_image") or [])]),  # type: ignore[attr-defined]
+    ]
+    for source, items in layers:
+        for item in items:
+            try:
+                component, image = parse_image(item)
+            except ValueError as exc:
+                raise OptionError(f"{source}={item!r}: {exc}") from None
+            overrides[component] = image
+    version = str(values.get("tidb_version", DEFAULT_TIDB_VERSION))
+    if values.get("tidb_pd_url") and not values.get("tidb_dsn"):
+        raise OptionError("--tidb-pd-url needs --tidb-dsn (the PD of an existing cluster)")
+    images = {**default_images(version), **overrides}
+    return HAOptions(
+        tidb_version=version,
+        images=MappingProxyType(images),
+        image_overrides=MappingProxyType(overrides),
+        topology=values.get("tidb_topology"),  # type: ignore[arg-type]
+        dsn=values.get("tidb_dsn"),  # type: ignore[arg-type]
+        pd_url=values.get("tidb_pd_url"),  # type: ignore[arg-type]
+        time_scale=float(values.get("ha_time_scale", 1.0)),  # type: ignore[arg-type]
+        dry_run=bool(values.get("ha_dry_run", False)),
+        artifacts=values.get("ha_artifacts", Path("ha-artifacts")),  # type: ignore[arg-type]
+        artifacts_keep=values.get("ha_artifacts_keep", "failed"),  # type: ignore[arg-type]
+        keep_cluster=bool(values.get("ha_keep_cluster", False)),
+        workload_scale=float(values.get("ha_workload_scale", 1.0)),  # type: ignore[arg-type]
+        fault_helper_image=values.get("ha_fault_helper_image"),  # type: ignore[arg-type]
+        no_docker=values.get("ha_no_docker", "fail"),  # type: ignore[arg-type]
+    )

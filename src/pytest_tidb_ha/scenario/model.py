@@ -192,6 +192,22 @@ class AddIndexJob:
 
 
 @dataclass(frozen=True)
+class GenerateSpec:
+    """Test data the runner writes before an IMPORT INTO job.
+
+    ``rows`` CSV rows (before ``--ha-workload-scale``) split over ``files``
+    files, each with a header line, into the import folder that every TiDB
+    container sees at ``/import``.
+    """
+
+    rows: int
+    files: int = 1
+
+    def scaled_rows(self, workload_scale: float) -> int:
+        return max(1, round(self.rows * workload_scale))
+
+
+@dataclass(frozen=True)
 class ImportIntoJob:
     db: str
     table: str
@@ -201,6 +217,8 @@ class ImportIntoJob:
     options: Mapping[str, object] = field(default_factory=frozen_map)
     times: int = 1
     dist_task: bool | None = None
+    generate: GenerateSpec | None = None  # write CSV test data first
+    create_table: str | None = None  # SQL run before the first import
     source: SourceRef = SourceRef()
 
     kind = "import_into"
@@ -245,6 +263,8 @@ class Case:
     file_stem: str | None = None
     version: str | None = None
     topology: Topology | None = None  # explicitly requested (marker), else None
+    dist_task: bool | None = None  # tidb_enable_dist_task for the case; None: leave it
+    markers: tuple[str, ...] = ()  # pytest markers for the item (YAML ``markers:``)
     source: SourceRef = SourceRef()
 
     @property

@@ -1,0 +1,50 @@
+"""The plugin-owned test functions that YAML cases run as.
+
+Each collected case is an ordinary :class:`pytest.Function` whose callable
+is one of these, so a case gets fixtures (cluster, record, ...) exactly like
+a hand-written test -- no custom ``pytest.Item`` and no private fixture API.
+The item's :class:`~pytest_tidb_ha.scenario.model.Case` is in
+``item.stash[CASE_KEY]``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from .record import HARecord
+from .recording import CASE_KEY, ha_options
+from .scenario.plan import render_plan
+
+log = logging.getLogger("pytest_tidb_ha.case")
+
+#: Dry-run plans in collection order: (nodeid, text); printed by the terminal summary.
+PLANS_KEY = pytest.StashKey[list[tuple[str, str]]]()
+
+
+def run_ha_case(request: pytest.FixtureRequest, ha_record: HARecord, tidb_cluster: object) -> None:
+    """Run one YAML case against the cluster the ``tidb_cluster`` fixture sized for it."""
+    from .runner import run_case  # the jobs layer; imported late to keep collection light
+
+    case = request.node.stash[CASE_KEY]
+    ha_record.case_id = case.id
+    run_case(case, cluster=tidb_cluster, record=ha_record, options=ha_options(request.config))
+
+
+def plan_ha_case(request: pytest.FixtureRequest) -> None:
+    """``--ha-dry-run``: compute and keep the case's plan; start nothing."""
+    case = request.node.stash[CASE_KEY]
+    store_plan(request.config, request.node.nodeid, case)
+
+
+def store_plan(config: pytest.Config, nodeid: str, case: object) -> None:
+    """Render the plan of ``case`` with the session's options and keep it for the summary."""
+    from .scenario.model import Case
+
+    assert isinstance(case, Case)
+    opts = ha_options(config)
+    text = render_plan(case, time_scale=opts.time_scale, workload_scale=opts.workload_scale,
+                       requested=opts.topology, attach=opts.attach)
+    log.info("plan of %s:\n%s", nodeid, text)
+    config.stash.setdefault(PLANS_KEY, []).append((nodeid, text))

@@ -1,0 +1,140 @@
+"""The dry-run plan: what a case would do, in words, before anything starts.
+
+Pure text from the model, so a scenario author can check a case file (and
+its time scale) without Docker: the topology and why, every fault window
+(scaled, with the unscaled time as written), every job submission and its
+deadline. Secrets in IMPORT INTO sources are redacted.
+"""
+
+from __future__ import annotations
+
+from ..redact import redact
+from .durations import format_seconds
+from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
+from .needs import plan_topology
+
+MAX_WINDOWS = 20  # longer schedules are elided in the middle
+
+
+def _t(seconds: float, scale: float) -> str:
+    """``scaled [unscaled]`` -- or just one value when the scale is 1."""
+    if scale == 1.0:
+        return format_seconds(seconds)
+    return f"{format_seconds(seconds * scale)} [{format_seconds(seconds)}]"
+
+
+def _on_off(value: bool | None) -> str:
+    return "cluster default" if value is None else ("on" if value else "off")
+
+
+def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
+    s = fault.schedule
+    params = ", ".join(f"{k}={v}" for k, v in fault.params.items())
+    head = f"  fault {index}: {fault.kind} on {fault.selector}"
+    if params:
+        head += f" ({params})"
+    if s.period is not None:
+        head += (f"; {s.duration} every {format_seconds(s.period.seconds)} from {s.warmup} "
+                 f"for {s.total}")
+    else:
+        head += f"; one-shot at {s.warmup} for {s.duration}"
+    lines = [head + f"  [{fault.source}]"]
+    unscaled = s.windows(1.0)
+    shown = list(enumerate(unscaled, 1))
+    if len(shown) > MAX_WINDOWS:
+        shown = shown[: MAX_WINDOWS // 2] + [(-1, (0.0, 0.0))] + shown[-MAX_WINDOWS // 2:]
+    for n, (start, end) in shown:
+        if n < 0:
+            lines.append(f"    ... {len(unscaled) - MAX_WINDOWS} more windows ...")
+            continue
+        if start == end:
+            lines.append(f"    event {n}: at {_t(start, scale)}")
+        else:
+            lines.append(f"    window {n}: {_t(start, scale)} -> {_t(end, scale)}")
+    return lines
+
+
+def _job_label(job: JobSpec) -> str:
+    if isinstance(job, AddIndexJob):
+        return (f"ADD INDEX ({job.index_col_name}) ON {job.db}.{job.table} "
+                f"job_type={job.job_type} admin_check={str(job.admin_check).lower()} "
+                f"count_check={str(job.count_check).lower()}")
+    assert isinstance(job, ImportIntoJob)
+    opts = ", ".join(f"{k}={v}" for k, v in job.options.items())
+    label = f"IMPORT INTO {job.db}.{job.table} FROM {redact(job.source_uri)!r} FORMAT {job.format}"
+    return label + (f" WITH {opts}" if opts else "")
+
+
+def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
+               workload_scale: float) -> list[str]:
+    dist = job.dist_task if job.dist_task is not None else case.dist_task
+    lines = [f"  job {index}: {_job_label(job)}; times={job.times}, timeout {job.timeout} each, "
+             f"dist task {_on_off(dist)}  [{job.source}]"]
+    if isinstance(job, ImportIntoJob):
+        if job.create_table:
+            lines.append(f"    before: {redact(job.create_table)}")
+        if job.generate is not None:
+            rows = job.generate.scaled_rows(workload_scale)
+            lines.append(f"    before: generate {rows} CSV rows (as written {job.generate.rows}, "
+                         f"workload scale {workload_scale:g}) in {job.generate.files} file(s) "
+                         f"with a header under /import")
+    start = case.warmup.seconds
+    timeout = job.timeout.seconds
+    for run in range(1, job.times + 1):
+        if run == 1:
+            lines.append(f"    run 1: submit at {_t(start, scale)}, "
+                         f"deadline {_t(start + timeout, scale)}")
+        else:
+            latest = start + (run - 1) * timeout
+            lines.append(f"    run {run}: submit when run {run - 1} ends (at the latest "
+                         f"{_t(latest, scale)}), deadline {_t(timeout, scale)} later "
+                         f"(at the latest {_t(latest + timeout, scale)})")
+    return lines
+
+
+def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 1.0,
+                requested: Topology | None = None, attach: bool = False) -> str:
+    """The plan of ``case`` as text (one block; lines start with two spaces)."""
+    lines = [f"{case.id}  [{case.source}]"]
+    if time_scale != 1.0:
+        lines.append(f"  times: scaled by --ha-time-scale {time_scale:g} [as written]; "
+                     f"t0 = workload started")
+    else:
+        lines.append("  times relative to t0 = workload started")
+    if attach:
+        lines.append("  topology: existing cluster (--tidb-dsn); selectors checked when it runs")
+    else:
+        tplan = plan_topology(case, requested)
+        lines.append(f"  topology: {tplan.topology}"
+                     + (f" version {case.version}" if case.version else ""))
+        lines += [f"    {reason}" for reason in tplan.reasons] or ["    (default)"]
+    lines.append(f"  dist task: {_on_off(case.dist_task)}")
+    if not case.workloads:
+        lines.append("  workload: none")
+    for w in case.workloads:
+        size = max(1, round(w.table_size * workload_scale))
+        scaled = f" (as written {w.table_size})" if workload_scale != 1.0 else ""
+        ignore = w.ignore_errors if w.ignore_errors == "all" else ",".join(map(str, w.ignore_errors))
+        lines.append(f"  workload: {w.kind} {w.subtype} db={w.db} tables={w.tables} "
+                     f"table_size={size}{scaled} threads={w.threads} ignore_errors={ignore}")
+    if not case.faults:
+        lines.append("  faults: none")
+    for i, fault in enumerate(case.faults, 1):
+        lines += _fault_lines(i, fault, time_scale)
+    if not case.jobs:
+        lines.append("  jobs: none")
+    else:
+        lines.append(f"  jobs start at warmUpTime {_t(case.warmup.seconds, time_scale)}; each "
+                     f"entry runs its times one after another, entries run side by side")
+    for i, job in enumerate(case.jobs, 1):
+        lines += _job_lines(i, job, case, time_scale, workload_scale)
+    e = case.expect
+    expect = f"  expect: {e.outcome}"
+    if e.allow_errors:
+        expect += f"; also allowed: {', '.join(e.allow_errors)}"
+    if e.stall_window is not None:
+        expect += f"; stuck after {_t(e.stall_window.seconds, time_scale)} fault-free without progress"
+    if e.cancel_after is not None:
+        expect += f"; cancel after {_t(e.cancel_after.seconds, time_scale)}"
+    lines.append(expect)
+    return "\n".join(lines)
