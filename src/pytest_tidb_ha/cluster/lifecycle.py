@@ -1,0 +1,568 @@
+"""Start and stop a cluster: carry out the specs, wait like TiUP does, clean up always.
+
+Order (reference §2): all PD members together → PD answers ``/pd/api/v1/members``
+with ``cluster_id != 0`` and every member healthy → TiKVs → every store ``Up`` in
+``/pd/api/v1/stores`` → TiDBs → ``/status`` 200 and ``SELECT 1`` on each.
+
+Every wait has a deadline and a poll interval, fails fast when a container exits, and
+on expiry raises :class:`ClusterStartError` with the container states and the last log
+lines. Start-up runs inside try/except: a failure removes everything it created.
+
+Host ports are chosen here (free loopback ports) and pinned, because Docker hands out
+new random ports when a container is restarted — and fault injectors restart nodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from ..redact import redact
+from .client import SQLError, TiDBClient
+from .handle import Cluster, Node, container_ip, host_ports_from_attrs
+from .http import HTTPProblem, get_json
+from .specs import (
+    HOST_IP,
+    LABEL_CLUSTER,
+    LABEL_COMPONENT,
+    PD_CLIENT_PORT,
+    TIDB_STATUS_PORT,
+    TIKV_PORT,
+    ClusterSettings,
+    ContainerSpec,
+    render_specs,
+)
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+
+log = logging.getLogger("pytest_tidb_ha.cluster")
+
+LOG_TAIL = 30  # lines per container in error stories
+_PORT_RETRIES = 3
+
+
+class DockerUnavailable(RuntimeError):
+    """No Docker engine answers; the message is one line meant for the user."""
+
+
+class ClusterStartError(RuntimeError):
+    """Start-up failed; the message tells what was awaited, the states and log tails."""
+
+
+def disable_ryuk_unless_enabled() -> None:
+    """Ryuk is never required (reference §5: its atexit hook removes Ryuk before it reaps).
+
+    We clean up ourselves and reap dead runs by label, so Ryuk is switched off unless
+    the user configured it (env ``TESTCONTAINERS_RYUK_DISABLED`` or ``ryuk.disabled``).
+    """
+    if "TESTCONTAINERS_RYUK_DISABLED" in os.environ:
+        return
+    try:
+        from testcontainers.core.config import testcontainers_config
+    except ImportError:  # pragma: no cover - testcontainers is a dependency
+        return
+    if "ryuk.disabled" in (testcontainers_config.tc_properties or {}):
+        return
+    os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+    testcontainers_config.ryuk_disabled = True
+
+
+def docker_client(timeout: float = 60) -> DockerClient:
+    """A docker SDK client that has answered a ping, or :class:`DockerUnavailable`."""
+    import docker
+
+    where = os.environ.get("DOCKER_HOST") or "the default socket"
+    try:
+        client = docker.from_env(timeout=int(timeout))
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DockerUnavailable(
+            f"no Docker engine answers at {where} ({reason[:200]}); start one "
+            "(scripts/ensure-docker.sh) or attach to a running cluster with --tidb-dsn"
+        ) from None
+    return client
+
+
+# ------------------------------------------------------------------------------------
+# Stories for errors
+# ------------------------------------------------------------------------------------
+def _container_state(container: Container) -> str:
+    try:
+        container.reload()
+    except Exception as exc:  # noqa: BLE001
+        return f"gone ({type(exc).__name__})"
+    st = container.attrs.get("State", {})
+    if st.get("Status") == "exited":
+        oom = " OOM-killed" if st.get("OOMKilled") else ""
+        return f"exited({st.get('ExitCode')}){oom}"
+    return str(st.get("Status", container.status))
+
+
+def _tail(container: Container, lines: int = LOG_TAIL) -> str:
+    try:
+        return container.logs(tail=lines).decode("utf-8", "replace").rstrip()
+    except Exception as exc:  # noqa: BLE001
+        return f"<logs unavailable: {exc}>"
+
+
+def story(containers: Iterable[tuple[str, Container]], lines: int = LOG_TAIL) -> str:
+    """States and last log lines of every container: what an expired wait reports."""
+    parts = []
+    for node, c in containers:
+        parts.append(f"--- {node} [{_container_state(c)}], last {lines} log lines:")
+        parts.append(_tail(c, lines) or "<no output>")
+    return redact("\n".join(parts))
+
+
+# ------------------------------------------------------------------------------------
+# Waiting
+# ------------------------------------------------------------------------------------
+@dataclass
+class _Started:
+    """What a start-up created so far (torn down on failure)."""
+
+    settings: ClusterSettings
+    docker: DockerClient
+    network: Any = None  # testcontainers Network
+    network_name: str | None = None
+    volumes: list[str] = field(default_factory=list)
+    containers: dict[str, Any] = field(default_factory=dict)  # node -> DockerContainer
+    host_ports: dict[str, dict[int, int]] = field(default_factory=dict)
+
+    def wrapped(self, nodes: Iterable[str] | None = None) -> list[tuple[str, Container]]:
+        out = []
+        for node, dc in self.containers.items():
+            if nodes is not None and node not in nodes:
+                continue
+            inner = getattr(dc, "_container", None)
+            if inner is not None:
+                out.append((node, inner))
+        return out
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], tuple[bool, str]],
+    *,
+    started: _Started,
+    timeout: float,
+    interval: float,
+) -> None:
+    """Poll *probe* until it says ready; fail fast on an exited container; raise on expiry."""
+    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    detail = "not probed yet"
+    while True:
+        for node, c in started.wrapped():
+            state = _container_state(c)
+            if state.startswith(("exited", "dead", "gone")):
+                raise ClusterStartError(
+                    f"cluster {started.settings.cluster_name}: {node} {state} while waiting for "
+                    f"{what}; last probe: {detail}\n{story(started.wrapped())}"
+                )
+        try:
+            ok, detail = probe()
+        except Exception as exc:  # noqa: BLE001 - a probe failure is "not ready yet"
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        if ok:
+            log.info("cluster %s: %s after %.1fs", started.settings.cluster_name, what,
+                     time.monotonic() - began)
+            return
+        if time.monotonic() >= deadline:
+            raise ClusterStartError(
+                f"cluster {started.settings.cluster_name}: timed out after {timeout:.0f}s waiting "
+                f"for {what}; last probe: {detail}\n{story(started.wrapped())}"
+            )
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------------------------
+# Readiness probes (pure over the HTTP answers)
+# ------------------------------------------------------------------------------------
+def pd_ready(answer_members: Any, answer_health: Any, expected: Sequence[str]) -> tuple[bool, str]:
+    """``/members`` has a cluster id and every expected member; ``/health`` all healthy."""
+    header = (answer_members or {}).get("header") or {}
+    if not header.get("cluster_id"):
+        return False, f"members header without cluster_id: {header}"
+    names = sorted(m.get("name", "") for m in (answer_members or {}).get("members") or [])
+    if sorted(expected) != names:
+        return False, f"members {names}, expected {sorted(expected)}"
+    if answer_health is not None:
+        unhealthy = [h.get("name") for h in answer_health if not h.get("health")]
+        if unhealthy:
+            return False, f"unhealthy PD members {unhealthy}"
+    return True, "ok"
+
+
+def stores_ready(answer: Any, expected_addresses: Sequence[str]) -> tuple[bool, str]:
+    """Every expected TiKV address is a store with ``state_name == "Up"``."""
+    states = {}
+    for entry in (answer or {}).get("stores") or []:
+        store = entry.get("store") or {}
+        states[store.get("address")] = store.get("state_name")
+    missing = [a for a in expected_addresses if a not in states]
+    if missing:
+        return False, f"stores not registered yet: {missing} (have {states})"
+    not_up = {a: states[a] for a in expected_addresses if states[a] != "Up"}
+    if not_up:
+        return False, f"stores not Up: {not_up}"
+    return True, "ok"
+
+
+# ------------------------------------------------------------------------------------
+# Start
+# ------------------------------------------------------------------------------------
+def _free_ports(count: int) -> list[int]:
+    """*count* distinct free loopback ports (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((HOST_IP, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _ensure_image(docker: DockerClient, image: str, pull: bool) -> None:
+    import docker as docker_mod
+
+    try:
+        docker.images.get(image)
+        return
+    except docker_mod.errors.ImageNotFound:
+        pass
+    if not pull:
+        raise ClusterStartError(f"image {image} is not present locally (pulling is off)")
+    log.info("pulling image %s", image)
+    try:
+        docker.images.pull(image)
+    except Exception as exc:  # noqa: BLE001
+        raise ClusterStartError(
+            f"image {image} is not present locally and could not be pulled: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from None
+
+
+def _start_container(started: _Started, spec: ContainerSpec) -> None:
+    """Create (with pinned loopback ports, labels, files) and start one container."""
+    from testcontainers.core.container import DockerContainer
+
+    last_error: Exception | None = None
+    for attempt in range(_PORT_RETRIES):
+        ports = dict(zip(spec.ports, _free_ports(len(spec.ports)), strict=True))
+        extra: dict[str, Any] = {
+            "hostname": spec.node,
+            "entrypoint": list(spec.entrypoint),
+            "labels": dict(spec.labels),
+        }
+        dc = DockerContainer(
+            spec.image,
+            command=list(spec.command),  # type: ignore[arg-type]
+            env=dict(spec.env),
+            name=spec.container_name,
+            network=started.network,
+            network_aliases=[spec.node],
+            **extra,
+        )
+        for cport, hport in ports.items():
+            dc.ports[f"{cport}/tcp"] = (HOST_IP, hport)  # type: ignore[assignment]
+        for vol in spec.volumes:
+            dc.with_volume_mapping(vol.volume, vol.target, "ro" if vol.read_only else "rw")
+        for bind in spec.binds:
+            dc.with_volume_mapping(str(bind.source), bind.target, "ro" if bind.read_only else "rw")
+        for path, content in spec.files.items():
+            dc.with_copy_into_container(content.encode(), path)
+        started.containers[spec.node] = dc
+        try:
+            dc.start()
+        except Exception as exc:  # noqa: BLE001 - classified below
+            message = str(exc)
+            _remove_container(dc)
+            started.containers.pop(spec.node, None)
+            if "address already in use" in message or "port is already allocated" in message:
+                last_error = exc
+                log.info("cluster %s: %s host port taken, retrying (%d)",
+                         started.settings.cluster_name, spec.node, attempt + 1)
+                continue
+            raise ClusterStartError(
+                f"cluster {started.settings.cluster_name}: could not start {spec.node} "
+                f"({spec.image}): {redact(message.splitlines()[0] if message else repr(exc))}"
+            ) from None
+        started.host_ports[spec.node] = ports
+        log.info("cluster %s: started %s (%s) ports %s", started.settings.cluster_name,
+                 spec.node, spec.image, {c: h for c, h in ports.items()})
+        return
+    raise ClusterStartError(
+        f"cluster {started.settings.cluster_name}: no free host ports for {spec.node}: {last_error}"
+    )
+
+
+def _remove_container(dc: Any) -> None:
+    inner = getattr(dc, "_container", None)
+    if inner is None:
+        return
+    with contextlib.suppress(Exception):
+        inner.remove(force=True, v=True)
+
+
+def _pd_probe(started: _Started, pd_nodes: Sequence[str]) -> Callable[[], tuple[bool, str]]:
+    def probe() -> tuple[bool, str]:
+        for node in pd_nodes:
+            base = f"http://{HOST_IP}:{started.host_ports[node][PD_CLIENT_PORT]}"
+            members = get_json(base + "/pd/api/v1/members", timeout=3)
+            try:
+                health = get_json(base + "/pd/api/v1/health", timeout=3)
+            except HTTPProblem as exc:
+                return False, f"{node}: {exc.detail}"
+            ok, detail = pd_ready(members, health, pd_nodes)
+            if not ok:
+                return False, f"{node}: {detail}"
+        return True, "ok"
+
+    return probe
+
+
+def _stores_probe(started: _Started, pd_nodes: Sequence[str],
+                  tikv_nodes: Sequence[str]) -> Callable[[], tuple[bool, str]]:
+    expected = [f"{n}:{TIKV_PORT}" for n in tikv_nodes]
+
+    def probe() -> tuple[bool, str]:
+        problems = []
+        for node in pd_nodes:  # any PD that answers will do
+            base = f"http://{HOST_IP}:{started.host_ports[node][PD_CLIENT_PORT]}"
+            try:
+                return stores_ready(get_json(base + "/pd/api/v1/stores", timeout=3), expected)
+            except HTTPProblem as exc:
+                problems.append(str(exc))
+        return False, "; ".join(problems)
+
+    return probe
+
+
+def _tidb_probe(started: _Started, tidb_nodes: Sequence[str],
+                client: TiDBClient) -> Callable[[], tuple[bool, str]]:
+    def probe() -> tuple[bool, str]:
+        for node in tidb_nodes:
+            base = f"http://{HOST_IP}:{started.host_ports[node][TIDB_STATUS_PORT]}"
+            try:
+                get_json(base + "/status", timeout=3)
+            except HTTPProblem as exc:
+                return False, f"{node} /status: {exc.detail}"
+            try:
+                client.query("SELECT 1", node=node, database="", timeout=5)
+            except SQLError as exc:
+                return False, f"{node} SELECT 1: {exc}"
+        return True, "ok"
+
+    return probe
+
+
+def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None) -> Cluster:
+    """Create network, volumes and containers; wait until the cluster answers SQL.
+
+    Raises :class:`DockerUnavailable` (no engine) or :class:`ClusterStartError`; in both
+    cases nothing this call created is left behind.
+    """
+    from testcontainers.core.network import Network
+
+    disable_ryuk_unless_enabled()
+    docker = docker or docker_client()
+    specs = render_specs(settings)
+    started = _Started(settings=settings, docker=docker)
+    name = settings.cluster_name
+    began = time.monotonic()
+    log.info("cluster %s: starting %s (%s)", name, settings.topology,
+             ", ".join(f"{c}={i}" for c, i in sorted(settings.images.items())))
+    try:
+        for image in sorted(set(settings.images.values())):
+            _ensure_image(docker, image, settings.pull_missing)
+        labels = settings.base_labels()
+        network = Network(docker_network_kw={"labels": labels})
+        network.name = name
+        network.create()
+        started.network, started.network_name = network, name
+        for spec in specs:
+            for vol in spec.volumes:
+                docker.volumes.create(vol.volume, labels={**spec.labels})
+                started.volumes.append(vol.volume)
+
+        by_component = {c: [s for s in specs if s.component == c] for c in ("pd", "tikv", "tidb")}
+        pd_nodes = [s.node for s in by_component["pd"]]
+        tikv_nodes = [s.node for s in by_component["tikv"]]
+        tidb_nodes = [s.node for s in by_component["tidb"]]
+        timeout, interval = settings.startup_timeout, settings.poll_interval
+
+        for spec in by_component["pd"]:
+            _start_container(started, spec)
+        log.info("cluster %s: waiting for PD members %s", name, pd_nodes)
+        wait_until(f"PD members {pd_nodes} healthy", _pd_probe(started, pd_nodes),
+                   started=started, timeout=timeout, interval=interval)
+
+        for spec in by_component["tikv"]:
+            _start_container(started, spec)
+        log.info("cluster %s: waiting for TiKV stores %s to be Up", name, tikv_nodes)
+        wait_until(f"TiKV stores {tikv_nodes} Up", _stores_probe(started, pd_nodes, tikv_nodes),
+                   started=started, timeout=timeout, interval=interval)
+
+        for spec in by_component["tidb"]:
+            _start_container(started, spec)
+        client = TiDBClient(
+            {n: (HOST_IP, started.host_ports[n][4000]) for n in tidb_nodes},
+            connect_timeout=2, read_timeout=5, write_timeout=5,
+        )
+        log.info("cluster %s: waiting for TiDB %s (/status and SELECT 1)", name, tidb_nodes)
+        wait_until(f"TiDB {tidb_nodes} /status and SELECT 1", _tidb_probe(started, tidb_nodes, client),
+                   started=started, timeout=timeout, interval=interval)
+
+        cluster = _handle(started, specs)
+    except BaseException:
+        # KeyboardInterrupt too: nothing we created may outlive a failed start.
+        _teardown(started)
+        raise
+    log.info("cluster %s: ready in %.1fs (%s)", name, time.monotonic() - began, cluster.describe())
+    return cluster
+
+
+def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:
+    nodes = []
+    for spec in specs:
+        inner = started.containers[spec.node]._container
+        inner.reload()
+        ports = host_ports_from_attrs(inner.attrs) or started.host_ports[spec.node]
+        nodes.append(
+            Node(
+                name=spec.node,
+                component=spec.component,
+                container_id=inner.id,
+                host_ports=MappingProxyType(ports),
+                ip=container_ip(inner.attrs, started.network_name),
+            )
+        )
+    return Cluster(
+        started.settings.cluster_name,
+        nodes,
+        docker=started.docker,
+        network_name=started.network_name,
+        labels=started.settings.base_labels(),
+        settings=started.settings,
+        volumes=started.volumes,
+    )
+
+
+# ------------------------------------------------------------------------------------
+# Stop
+# ------------------------------------------------------------------------------------
+def _teardown(started: _Started) -> None:
+    for dc in list(started.containers.values()):
+        _remove_container(dc)
+    if started.network_name:
+        remove_network(started.docker, started.network_name)
+    for vol in started.volumes:
+        remove_volume(started.docker, vol)
+
+
+def remove_network(docker: DockerClient, name: str, attempts: int = 10) -> None:
+    """Remove a network, retrying while endpoints detach (moby#19261: "active endpoints")."""
+    import docker as docker_mod
+
+    for attempt in range(attempts):
+        try:
+            docker.networks.get(name).remove()
+            return
+        except docker_mod.errors.NotFound:
+            return
+        except Exception as exc:  # noqa: BLE001
+            if attempt == attempts - 1:
+                log.warning("could not remove network %s: %s", name, exc)
+                return
+            with contextlib.suppress(Exception):
+                net = docker.networks.get(name)
+                for cid in (net.attrs.get("Containers") or {}):
+                    net.disconnect(cid, force=True)
+            time.sleep(0.3)
+
+
+def remove_volume(docker: DockerClient, name: str, attempts: int = 10) -> None:
+    import docker as docker_mod
+
+    for attempt in range(attempts):
+        try:
+            docker.volumes.get(name).remove(force=True)
+            return
+        except docker_mod.errors.NotFound:
+            return
+        except Exception as exc:  # noqa: BLE001 - "volume is in use" while a container dies
+            if attempt == attempts - 1:
+                log.warning("could not remove volume %s: %s", name, exc)
+                return
+            time.sleep(0.3)
+
+
+def keep_instructions(cluster: Cluster) -> str:
+    """How to reach and how to remove a kept cluster (``--ha-keep-cluster``)."""
+    lines = [f"cluster {cluster.name} kept running:"]
+    for node, (host, port) in sorted(cluster.sql_endpoints().items()):
+        lines.append(f"  {node}: mysql -h {host} -P {port} -u root")
+    for url in cluster.pd_urls():
+        lines.append(f"  PD API: {url}/pd/api/v1/members")
+    flt = f"label={LABEL_CLUSTER}={cluster.name}"
+    lines.append("  remove it with:")
+    lines.append(f"    docker rm -f -v $(docker ps -aq --filter {flt})")
+    lines.append(f"    docker network rm $(docker network ls -q --filter {flt})")
+    lines.append(f"    docker volume rm $(docker volume ls -q --filter {flt})")
+    return "\n".join(lines)
+
+
+def stop_cluster(cluster: Cluster, *, keep: bool = False) -> None:
+    """Remove containers, network and volumes (or keep them and log how to reach them)."""
+    if cluster.docker is None:
+        return  # attached: not ours
+    if keep:
+        log.warning("%s", keep_instructions(cluster))
+        return
+    docker = cluster.docker
+    flt: dict[str, str | list[str] | bool] = {"label": [f"{LABEL_CLUSTER}={cluster.name}"]}
+    log.info("cluster %s: removing containers, network and volumes", cluster.name)
+    # By label: also catches helper containers (faults) that joined this cluster.
+    try:
+        containers = docker.containers.list(all=True, filters=flt)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("cluster %s: cannot list containers: %s", cluster.name, exc)
+        containers = []
+    ids = {str(c.id) for c in containers}
+    ids |= {n.container_id for n in cluster.nodes if n.container_id is not None}
+    for cid in ids:
+        with contextlib.suppress(Exception):
+            docker.containers.get(cid).remove(force=True, v=True)
+    if cluster.network_name:
+        remove_network(docker, cluster.network_name)
+    names = set(cluster.volumes)
+    with contextlib.suppress(Exception):
+        names |= {v.name for v in docker.volumes.list(filters=flt)}
+    for vol in sorted(names):
+        remove_volume(docker, vol)
+
+
+__all__ = [
+    "ClusterStartError",
+    "DockerUnavailable",
+    "LABEL_COMPONENT",
+    "docker_client",
+    "keep_instructions",
+    "start_cluster",
+    "stop_cluster",
+    "story",
+]
