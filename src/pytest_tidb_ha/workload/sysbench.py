@@ -1,0 +1,456 @@
+"""A sysbench-style ``oltp_*`` workload in Python: prepare, run, stop, cleanup.
+
+The seeds run ``sysbench oltp_read_write`` beside the jobs and faults; doing it
+in-process means no external binary and metrics on the test's own
+:class:`~pytest_tidb_ha.timeline.Timeline` (``workload.metrics`` once per
+second), so a report can show throughput dipping in each fault window.
+
+Robustness is the point, not speed:
+
+* every connection comes from ``client_factory`` (in the plugin
+  ``TiDBClient.connect``, which carries connect/read/write timeouts), so a
+  partitioned node costs a worker at most one read timeout;
+* errors are counted per MySQL code; an error outside ``ignore_errors`` stops
+  the workload, is recorded as ``workload.error`` and re-raised by
+  :meth:`Sysbench.stop`;
+* after a connection error the worker reconnects with a capped back-off;
+* :meth:`Sysbench.stop` returns within ``stop_timeout`` whatever the cluster
+  does: it asks workers to finish, then shuts down the sockets of those still
+  blocked in a read, and leaves (daemon) threads that still do not return.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from ..scenario.model import Workload
+from ..timeline import Timeline
+from . import statements as sql
+from .errors import IgnorePolicy, WorkloadError, classify
+from .metrics import Aggregator, Sample, Totals
+from .sizing import scaled_size
+
+log = logging.getLogger("pytest_tidb_ha.workload")
+
+#: Back-off after a connection error: doubles from the first to the last value.
+RECONNECT_BACKOFF = (0.05, 1.0)
+#: How often a loading table reports progress at most (seconds).
+PROGRESS_EVERY = 5.0
+#: Attempts per bulk INSERT batch during prepare (the cluster may blip).
+PREPARE_ATTEMPTS = 5
+
+
+class Cursor(Protocol):
+    def execute(self, query: str, args: Any = ...) -> Any: ...
+    def fetchall(self) -> Any: ...
+    def close(self) -> Any: ...
+
+
+class Connection(Protocol):
+    """What we need of a pymysql connection (a fake one in unit tests)."""
+
+    def cursor(self) -> Any: ...
+    def close(self) -> Any: ...
+
+
+ClientFactory = Callable[[], Connection]
+
+
+def _abort(conn: Connection | None) -> None:
+    """Unblock a thread stuck in a read on ``conn`` (called from another thread).
+
+    Shutting the socket down makes a blocked ``recv`` return at once, so the
+    driver raises "lost connection" in the worker; ``close()`` alone would race
+    with the worker's own use of the socket.
+    """
+    if conn is None:
+        return
+    sock = getattr(conn, "_sock", None)
+    try:
+        if isinstance(sock, socket.socket):
+            sock.shutdown(socket.SHUT_RDWR)
+        else:
+            conn.close()
+    except Exception:  # already closed, or half-dead: nothing more to do
+        pass
+
+
+def _close_quietly(conn: Connection | None) -> None:
+    if conn is None:
+        return
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+class Sysbench:
+    """sysbench ``oltp_read_write`` (or ``_read_only`` / ``_write_only``) on N tables.
+
+    ``client_factory()`` must return a *new* pymysql-compatible connection with
+    timeouts; it is called once per worker and again after connection errors.
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        spec: Workload,
+        timeline: Timeline,
+        *,
+        size_scale: float = 1.0,
+        seed: int | None = None,
+        stop_timeout: float = 5.0,
+        loaders: int | None = None,
+        batch_rows: int = sql.MAX_BATCH_ROWS,
+    ) -> None:
+        if spec.kind != "sysbench":
+            raise ValueError(f"workload kind {spec.kind!r} is not supported (only 'sysbench')")
+        if spec.threads < 1:
+            raise ValueError(f"workload threads must be >= 1, got {spec.threads}")
+        self.spec = spec
+        self.timeline = timeline
+        self.size = scaled_size(spec.tables, spec.table_size, size_scale)
+        self.size_scale = size_scale
+        self.mix = sql.Mix.for_subtype(spec.subtype)
+        self.policy = IgnorePolicy.of(spec.ignore_errors)
+        self.db = spec.db
+        self.threads = spec.threads
+        self.stop_timeout = stop_timeout
+        self.batch_rows = max(1, min(batch_rows, sql.MAX_BATCH_ROWS))
+        self.loaders = loaders or max(1, min(self.threads, self.size.tables, 4))
+        self._factory = client_factory
+        self._seed = random.randrange(2**32) if seed is None else seed
+        self._stop = threading.Event()
+        self._workers: list[threading.Thread] = []
+        self._reporter: threading.Thread | None = None
+        self._conns: dict[int, Connection | None] = {}
+        self._conns_lock = threading.Lock()
+        self._agg: Aggregator | None = None
+        self._samples: list[Sample] = []
+        self._fatal: WorkloadError | None = None
+        self._fatal_at: float | None = None
+        self._fatal_lock = threading.Lock()
+        self._seen_codes: set[int] = set()
+        self._started = False
+        self._stopped = False
+
+    # -- public ------------------------------------------------------------
+    @property
+    def tables(self) -> int:
+        return self.size.tables
+
+    @property
+    def table_size(self) -> int:
+        return self.size.table_size
+
+    @property
+    def samples(self) -> list[Sample]:
+        """Per-second samples emitted so far (also on the timeline)."""
+        return list(self._samples)
+
+    @property
+    def error(self) -> WorkloadError | None:
+        """The error that stopped the workload, if any."""
+        return self._fatal
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._stopped
+
+    def totals(self) -> Totals:
+        if self._agg is None:
+            return Totals(0, 0, {}, 0.0)
+        return self._agg.totals(self.timeline.now())
+
+    def __repr__(self) -> str:
+        return (f"Sysbench({self.spec.subtype}, db={self.db}, tables={self.tables}, "
+                f"table_size={self.table_size}, threads={self.threads}, "
+                f"ignore_errors={self.policy})")
+
+    def prepare(self) -> None:
+        """Create ``sbtest1..N`` and load them; tables already complete are reused."""
+        started = time.monotonic()
+        log.info("workload prepare: %s (scale %s of %d x %d)", self, self.size_scale,
+                 self.spec.tables, self.spec.table_size)
+        conn = self._factory()
+        try:
+            cur = conn.cursor()
+            cur.execute("SET autocommit = 1")
+            cur.execute(sql.create_database(self.db))
+        finally:
+            _close_quietly(conn)
+        tables = list(range(1, self.tables + 1))
+        with ThreadPoolExecutor(self.loaders, thread_name_prefix="tidb-ha-load") as pool:
+            for _ in pool.map(self._prepare_table, tables):
+                pass
+        seconds = time.monotonic() - started
+        log.info("workload prepare: %d tables x %d rows ready in %.1fs", self.tables,
+                 self.table_size, seconds)
+        self.timeline.record("workload.prepare", db=self.db, tables=self.tables,
+                             table_size=self.table_size, seconds=round(seconds, 3))
+
+    def start(self) -> None:
+        """Start the worker threads and the per-second metrics reporter."""
+        if self._started:
+            raise RuntimeError("workload already started")
+        self._started = True
+        self._agg = Aggregator(self.timeline.now())
+        self.timeline.record("workload.start", db=self.db, subtype=self.spec.subtype,
+                             tables=self.tables, table_size=self.table_size,
+                             threads=self.threads, ignore_errors=str(self.policy))
+        log.info("workload start: %s", self)
+        for i in range(self.threads):
+            t = threading.Thread(target=self._worker, args=(i,), daemon=True,
+                                 name=f"tidb-ha-workload-{i}")
+            self._workers.append(t)
+            t.start()
+        self._reporter = threading.Thread(target=self._report_loop, daemon=True,
+                                          name="tidb-ha-workload-metrics")
+        self._reporter.start()
+
+    def stop(self) -> Totals:
+        """Stop within ``stop_timeout``; raise :class:`WorkloadError` if one stopped it."""
+        if not self._started or self._stopped:
+            if self._fatal is not None and not self._stopped:
+                raise self._fatal
+            return self.totals()
+        self._stopped = True
+        self._stop.set()
+        deadline = time.monotonic() + self.stop_timeout
+        # Grace: a worker finishes its current statement (ms on a healthy cluster).
+        self._join_until(time.monotonic() + min(1.0, self.stop_timeout / 2))
+        stuck = [t for t in self._workers if t.is_alive()]
+        if stuck:
+            log.info("workload stop: %d workers blocked in a statement; aborting their "
+                     "connections", len(stuck))
+            with self._conns_lock:
+                conns = list(self._conns.values())
+            for c in conns:
+                _abort(c)
+            self._join_until(deadline)
+        left = [t.name for t in self._workers if t.is_alive()]
+        if self._reporter is not None:
+            self._reporter.join(max(0.0, deadline - time.monotonic()))
+        self._flush(final=True)
+        totals = self.totals()
+        self.timeline.record("workload.stop", transactions=totals.transactions,
+                             queries=totals.queries, errors=dict(totals.errors),
+                             seconds=round(totals.seconds, 3), abandoned_threads=left)
+        log.info("workload stop: %d transactions (%.1f tps), %d errors %s%s",
+                 totals.transactions, totals.tps, totals.error_count, dict(totals.errors),
+                 f"; {len(left)} threads did not return in time: {left}" if left else "")
+        if self._fatal is not None:
+            raise self._fatal
+        return totals
+
+    def cleanup(self) -> None:
+        """Drop ``sbtest1..N`` (the database itself may be shared: it stays)."""
+        conn = self._factory()
+        try:
+            cur = conn.cursor()
+            cur.execute("SET autocommit = 1")
+            cur.execute(sql.use_database(self.db))
+            for n in range(1, self.tables + 1):
+                cur.execute(sql.drop_table(n))
+            log.info("workload cleanup: dropped %d tables in %s", self.tables, self.db)
+        finally:
+            _close_quietly(conn)
+
+    def __enter__(self) -> Sysbench:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- prepare -------------------------------------------------------------
+    def _connect(self) -> tuple[Connection, Any]:
+        conn = self._factory()
+        try:
+            cur = conn.cursor()
+            cur.execute("SET autocommit = 1")
+            cur.execute(sql.use_database(self.db))
+        except BaseException:
+            _close_quietly(conn)
+            raise
+        return conn, cur
+
+    def _prepare_table(self, n: int) -> None:
+        conn, cur = self._connect()
+        try:
+            cur.execute(sql.create_table(n))
+            cur.execute(sql.count_rows(n))
+            row = cur.fetchall()
+            have = int(row[0][0]) if row else 0
+            if have == self.table_size:
+                log.info("workload prepare: %s already has %d rows, reusing it",
+                         sql.table_name(n), have)
+                return
+            if have:
+                log.info("workload prepare: %s has %d rows (want %d), recreating",
+                         sql.table_name(n), have, self.table_size)
+                cur.execute(sql.drop_table(n))
+                cur.execute(sql.create_table(n))
+            rng = random.Random(self._seed * 1000 + n)
+            loaded, last_log = 0, time.monotonic()
+            for first, count in sql.batches(self.table_size, self.batch_rows):
+                text = sql.bulk_insert(n, first, count, self.table_size, rng)
+                conn, cur = self._insert_batch(conn, cur, text)
+                loaded += count
+                if time.monotonic() - last_log >= PROGRESS_EVERY:
+                    last_log = time.monotonic()
+                    log.info("workload prepare: %s %d/%d rows (%d%%)", sql.table_name(n),
+                             loaded, self.table_size, 100 * loaded // self.table_size)
+            log.info("workload prepare: %s loaded, %d rows", sql.table_name(n), loaded)
+        finally:
+            _close_quietly(conn)
+
+    def _insert_batch(self, conn: Connection, cur: Any, text: str) -> tuple[Connection, Any]:
+        """Run one bulk INSERT, reconnecting and retrying on errors.
+
+        A retry after a lost connection may find the batch already committed
+        (the loss hit the reply): a duplicate-key error then means "done".
+        """
+        for attempt in range(1, PREPARE_ATTEMPTS + 1):
+            try:
+                cur.execute(text)
+                return conn, cur
+            except Exception as exc:
+                c = classify(exc)
+                if c.code == 1062 and attempt > 1:
+                    return conn, cur
+                if c.code is None or attempt == PREPARE_ATTEMPTS:
+                    raise WorkloadError(f"workload prepare failed after {attempt} attempts: "
+                                        f"[{c.code}] {c.message}", c.code) from exc
+                log.warning("workload prepare: batch failed ([%s] %s), retrying", c.code,
+                            c.message)
+                if c.connection_lost:
+                    _close_quietly(conn)
+                    time.sleep(min(2.0, 0.2 * 2**attempt))
+                    conn, cur = self._connect()
+        raise AssertionError("unreachable")
+
+    # -- run -----------------------------------------------------------------
+    def _set_conn(self, i: int, conn: Connection | None) -> None:
+        with self._conns_lock:
+            self._conns[i] = conn
+
+    def _fail(self, code: int | None, message: str) -> None:
+        with self._fatal_lock:
+            if self._fatal is None:
+                self._fatal = WorkloadError(
+                    f"workload stopped by error [{code}] {message} "
+                    f"(ignore_errors={self.policy})", code)
+                self._fatal_at = self.timeline.now()
+                self.timeline.record("workload.error", code=code, message=message,
+                                     ignore_errors=str(self.policy))
+                log.error("workload: error [%s] %s is not in ignore_errors=%s; stopping",
+                          code, message, self.policy)
+        self._stop.set()
+
+    def _count_error(self, code: int | None, message: str) -> bool:
+        """Count an error; True when the policy lets the worker go on."""
+        assert self._agg is not None
+        self._agg.add_error(self.timeline.now(), -1 if code is None else code)
+        if not self.policy.ignores(code):
+            self._fail(code, message)
+            return False
+        if code is not None and code not in self._seen_codes:
+            self._seen_codes.add(code)
+            log.info("workload: ignoring error [%s] %s (first of its kind)", code, message)
+        return True
+
+    def _worker(self, i: int) -> None:
+        assert self._agg is not None
+        agg, stop, timeline = self._agg, self._stop, self.timeline
+        rng = random.Random(self._seed + 7919 * (i + 1))
+        conn: Connection | None = None
+        cur: Any = None
+        backoff = RECONNECT_BACKOFF[0]
+        try:
+            while not stop.is_set():
+                if conn is None:
+                    try:
+                        conn, cur = self._connect()
+                        self._set_conn(i, conn)
+                        if stop.is_set():
+                            break
+                    except Exception as exc:
+                        c = classify(exc)
+                        if stop.is_set() or not self._count_error(c.code, c.message):
+                            break
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
+                        continue
+                stmts = sql.transaction(self.mix, self.tables, self.table_size, rng)
+                done = 0
+                began = time.perf_counter()
+                try:
+                    cur.execute("BEGIN")
+                    done += 1
+                    for text in stmts:
+                        cur.execute(text)
+                        cur.fetchall()
+                        done += 1
+                    cur.execute("COMMIT")
+                    done += 1
+                    agg.add_transaction(timeline.now(), time.perf_counter() - began, done)
+                    backoff = RECONNECT_BACKOFF[0]
+                except Exception as exc:
+                    agg.add_queries(timeline.now(), done)
+                    if stop.is_set():
+                        break  # our own abort (or shutdown): not the cluster's error
+                    c = classify(exc)
+                    if not self._count_error(c.code, c.message):
+                        break
+                    if c.connection_lost:
+                        self._set_conn(i, None)
+                        _close_quietly(conn)
+                        conn = cur = None
+                        stop.wait(backoff)
+                        backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
+                    else:
+                        try:
+                            cur.execute("ROLLBACK")
+                        except Exception:
+                            self._set_conn(i, None)
+                            _close_quietly(conn)
+                            conn = cur = None
+        except BaseException as exc:  # a bug in the loop itself: never silent
+            self._fail(None, f"worker {i} crashed: {type(exc).__name__}: {exc}")
+        finally:
+            self._set_conn(i, None)
+            _close_quietly(conn)
+
+    # -- metrics ---------------------------------------------------------------
+    def _report_loop(self) -> None:
+        while not self._stop.is_set():
+            now = self.timeline.now()
+            # wake just after the next whole second of the timeline clock
+            if self._stop.wait(1.0 - (now % 1.0) + 0.02):
+                break
+            self._flush(final=False)
+
+    def _flush(self, *, final: bool) -> None:
+        if self._agg is None:
+            return
+        now = self.timeline.now()
+        if final:
+            # after a fatal error nothing ran: do not report the idle tail as a stall
+            end = now if self._fatal_at is None else min(now, self._fatal_at)
+            samples = self._agg.drain_all(end)
+        else:
+            samples = self._agg.drain(now)
+        for s in samples:
+            self._samples.append(s)
+            self.timeline.record("workload.metrics", **s.event_data())
+
+    def _join_until(self, deadline: float) -> None:
+        for t in self._workers:
+            t.join(max(0.0, deadline - time.monotonic()))
