@@ -1,0 +1,81 @@
+"""JUnit XML properties of one test (pure).
+
+CI dashboards read JUnit, not our terminal, so each testcase carries:
+
+* ``ha_verdict``   — the verdicts of the test's jobs, comma-separated in job order
+  (``converged,stuck``), the field CI filters match on;
+* ``ha_jobs``      — compact JSON: one object per job (key, kind, id, verdict, ok,
+  duration, reason, last observed state);
+* ``ha_faults``    — how many fault windows were opened;
+* ``ha_artifacts`` — the artifacts folder, when it was kept.
+
+pytest's ``record_property`` fixture warns under ``junit_family=xunit2``, but
+the XML writer itself keeps ``<properties>`` inside ``<testcase>`` for every
+family; the hooks therefore append these pairs to the report's
+``user_properties`` directly (no fixture, no warning). Values are redacted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..jobs.verdict import Verdict
+from ..redact import redact, redact_obj
+from ..timeline import Event
+from .derive import job_tracks
+
+PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts")
+
+#: Fields of the last ``job.state`` event worth a JUnit reader's attention.
+_STATE_FIELDS = ("state", "schema_state", "row_count", "import_step", "import_status",
+                 "imported_rows", "task_state")
+
+
+def _compact(v: Any) -> Any:
+    if isinstance(v, float):
+        return round(v, 3)
+    return v
+
+
+def job_details(verdicts: Sequence[Verdict], events: Sequence[Event]) -> list[dict[str, Any]]:
+    """One JSON-ready dict per job, in verdict (= job) order."""
+    tracks = {t.job_key: t for t in job_tracks(events)}
+    out = []
+    for v in verdicts:
+        d: dict[str, Any] = {
+            "key": v.job_key,
+            "kind": v.kind,
+            "id": v.job_id,
+            "verdict": v.verdict,
+            "ok": v.ok,
+            "duration_s": _compact(v.duration),
+            "reason": v.reason,
+        }
+        track = tracks.get(v.job_key)
+        if track is not None and track.last_state:
+            last: Mapping[str, Any] = track.last_state
+            d["last"] = {k: last[k] for k in _STATE_FIELDS if last.get(k) not in (None, "")}
+        out.append(d)
+    redacted: list[dict[str, Any]] = redact_obj(out)
+    return redacted
+
+
+def fault_count(events: Sequence[Event]) -> int:
+    return sum(1 for e in events if e.kind == "fault.inject")
+
+
+def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
+               artifacts: Path | None) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs for one testcase, values already strings."""
+    props = [
+        ("ha_verdict", ",".join(v.verdict for v in verdicts)),
+        ("ha_jobs", json.dumps(job_details(verdicts, events), separators=(",", ":"),
+                               ensure_ascii=False, default=str)),
+        ("ha_faults", str(fault_count(events))),
+    ]
+    if artifacts is not None:
+        props.append(("ha_artifacts", str(artifacts)))
+    return [(k, redact(val)) for k, val in props]
