@@ -1,0 +1,136 @@
+"""PD role: real etcd for raft membership + PD's HTTP API on the client port.
+
+Start-up: parse flags like pd-server, start etcd (pd/etcdproc.py), serve HTTP on the
+`--client-urls` port at once (503 until the local etcd answers), publish this member's
+client URLs once there is a quorum, and keep going until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+
+from common import flags
+from common.env import bugs, scaled, time_scale
+from common.etcd import Etcd, EtcdError
+from common.httpserver import serve, split_host_port
+from common.log import get_logger, setup
+
+from pd.api import build_router
+from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
+from pd.members import Membership
+from pd.stores import StoreRegistry, StoreThresholds
+
+log = get_logger("pd")
+
+
+class PDServer:
+    """Shared state of one PD role process (handlers read it; one watcher thread updates it)."""
+
+    def __init__(self, cfg: flags.PdConfig) -> None:
+        self.cfg = cfg
+        self.started_at = time.time()
+        # Local etcd calls: short, so an etcd without quorum yields 503 instead of a hang.
+        self.op_timeout = min(max(scaled(3.0, 1.0), 1.0), 3.0)
+        self.proxy_timeout = 5.0
+        self.probe_timeout = 1.0
+        self.local_etcd = Etcd([ETCD_CLIENT_URL], timeout=self.op_timeout, deadline=self.op_timeout)
+        self.membership = Membership(
+            self.local_etcd, cfg.name, list(cfg.advertise_client_urls), cfg.initial_cluster, self.op_timeout
+        )
+        self.stores = StoreRegistry(self.local_etcd, self.op_timeout)
+        self.thresholds = StoreThresholds.from_config(cfg.max_store_down_time)
+        heartbeat_ms, election_ms = raft_timings(cfg.tick_interval, cfg.election_interval)
+        self.etcd = EtcdProcess(
+            EtcdSettings(
+                name=cfg.name,
+                data_dir=os.path.join(cfg.data_dir, "etcd"),
+                listen_peer_urls=cfg.peer_urls,
+                advertise_peer_urls=cfg.advertise_peer_urls,
+                initial_cluster=cfg.initial_cluster,
+                heartbeat_ms=heartbeat_ms,
+                election_ms=election_ms,
+                force_new_cluster=cfg.force_new_cluster,
+            )
+        )
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def watch(self) -> None:
+        """Track local etcd readiness; publish member info once a quorum exists."""
+        interval = 0.3
+        was_ready = False
+        while not self._stop.is_set():
+            try:
+                self.local_etcd.status(timeout=1.0)
+                ok = self.etcd.running()
+            except EtcdError:
+                ok = False
+            if ok:
+                self._ready.set()
+            else:
+                self._ready.clear()
+            if ok != was_ready:
+                log.info("pd serving state changed", ready=ok)
+                was_ready = ok
+            if ok:
+                try:
+                    self.membership.publish()
+                except EtcdError as exc:
+                    log.debug("publish member info failed", error=str(exc))
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.etcd.stop()
+
+
+def main(argv: Sequence[str]) -> int:
+    cfg: flags.PdConfig = flags.parse_or_exit(
+        lambda a: flags.parse_pd(a, os.environ.get("HOSTNAME")), argv
+    )
+    setup(cfg.log_level, cfg.log_file or None)
+    log.info("Welcome to Placement Driver (PD) stand-in (test double)", name=cfg.name,
+             time_scale=time_scale(), bugs=",".join(sorted(bugs())))
+    for warning in cfg.warnings:
+        log.warn(warning)
+    pd = PDServer(cfg)
+    log.info("PD config", client_urls=",".join(cfg.client_urls), peer_urls=",".join(cfg.peer_urls),
+             initial_cluster=cfg.initial_cluster, data_dir=cfg.data_dir,
+             store_disconnected_after=pd.thresholds.disconnected_after,
+             store_down_after=pd.thresholds.down_after)
+    if cfg.join and not os.path.isdir(os.path.join(cfg.data_dir, "etcd", "member")):
+        log.fatal("--join of a new member is not supported by the stand-in; use --initial-cluster",
+                  join=cfg.join)
+        return 1
+    done = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("got signal to exit", signal=signal.Signals(signum).name)
+        done.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    pd.etcd.start()
+    servers = []
+    for url in cfg.client_urls:
+        host, port = split_host_port(url, 2379)
+        try:
+            servers.append(serve(host, port, build_router(pd), name="pd-api"))
+        except OSError as exc:
+            log.fatal("run server failed", error=str(exc), url=url)
+            pd.stop()
+            return 1
+    threading.Thread(target=pd.watch, name="pd-watch", daemon=True).start()
+    done.wait()
+    for server in servers:
+        server.shutdown()
+    pd.stop()
+    log.info("PD stand-in exited")
+    return 0

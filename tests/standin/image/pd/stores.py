@@ -1,0 +1,164 @@
+"""Store registry of the PD role: TiKV heartbeats in, PD's `/stores` JSON out.
+
+Heartbeats are written to etcd (so they need PD's quorum, like real store heartbeats
+need a PD leader), and the state shown is derived from heartbeat age exactly as PD's
+`BuildStoreInfo` does: `Up`, then `Disconnected` once heartbeats stop for a while, then
+`Down` after `max-store-down-time`.  All thresholds scale with STANDIN_TIME_SCALE.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from common.env import scaled, store_heartbeat_interval
+from common.etcd import Compare, Etcd, Op
+from common.gofmt import bytes_size, go_duration, go_time
+
+STORE_PREFIX = "/standin/pd/stores/"
+STORE_ID_KEY = "/standin/pd/store_id"
+BOOTSTRAP_KEY = "/standin/pd/bootstrap_time"
+DEFAULT_CAPACITY = 100 * 1024**3
+
+
+@dataclass(frozen=True)
+class StoreThresholds:
+    disconnected_after: float
+    down_after: float
+
+    @classmethod
+    def from_config(cls, max_store_down_time: float) -> StoreThresholds:
+        """PD: disconnected after 20s without heartbeat, down after max-store-down-time (30m)."""
+        interval = store_heartbeat_interval()
+        disconnected = max(1.0, 3 * interval, scaled(20.0, 0.0))
+        down = max(2 * disconnected, scaled(max_store_down_time, 0.0))
+        return cls(disconnected, down)
+
+
+def state_name(record: dict[str, Any], now: float, thresholds: StoreThresholds) -> str:
+    """`Up`, `Disconnected`, `Down` (or the record's explicit Offline/Tombstone state)."""
+    explicit = record.get("state_name", "Up")
+    if explicit != "Up":
+        return str(explicit)
+    age = now - float(record.get("last_heartbeat", 0.0))
+    if age > thresholds.down_after:
+        return "Down"
+    if age > thresholds.disconnected_after:
+        return "Disconnected"
+    return "Up"
+
+
+def store_info(record: dict[str, Any], now: float, thresholds: StoreThresholds) -> dict[str, Any]:
+    """One element of `/pd/api/v1/stores` `stores` (tikv/pd pkg/response/store.go shape)."""
+    last = float(record.get("last_heartbeat", 0.0))
+    start = float(record.get("start_timestamp", 0) or 0)
+    capacity = int(record.get("capacity") or DEFAULT_CAPACITY)
+    used = int(record.get("used_size", 0) or 0)
+    available = int(record.get("available") or max(capacity - used, 0))
+    store: dict[str, Any] = {
+        "id": int(record["id"]),
+        "address": record["address"],
+        "version": record.get("version", ""),
+        "peer_address": record.get("address", ""),
+        "status_address": record.get("status_address", ""),
+        "git_hash": record.get("git_hash", "standin"),
+        "start_timestamp": int(start),
+        "deploy_path": record.get("deploy_path", "/"),
+        "last_heartbeat": int(last * 1e9),
+        "node_state": 1,
+        "state_name": state_name(record, now, thresholds),
+    }
+    labels = record.get("labels") or {}
+    if labels:
+        store["labels"] = [{"key": k, "value": v} for k, v in labels.items()]
+    status: dict[str, Any] = {
+        "capacity": bytes_size(capacity),
+        "available": bytes_size(available),
+        "used_size": bytes_size(used),
+        "leader_count": 0,
+        "leader_weight": 1,
+        "leader_score": 0,
+        "leader_size": 0,
+        "region_count": 0,
+        "region_weight": 1,
+        "region_score": 0,
+        "region_size": 0,
+    }
+    if start:
+        status["start_ts"] = go_time(start)
+    if last:
+        status["last_heartbeat_ts"] = go_time(last)
+    if start and last > start:
+        status["uptime"] = go_duration(round(last - start, 6))
+    return {"store": store, "status": status}
+
+
+def stores_response(records: list[dict[str, Any]], now: float, thresholds: StoreThresholds) -> dict[str, Any]:
+    """`{count, stores}` sorted by store id."""
+    infos = [store_info(r, now, thresholds) for r in sorted(records, key=lambda r: int(r["id"]))]
+    return {"count": len(infos), "stores": infos}
+
+
+class StoreRegistry:
+    """Reads and writes store records in etcd (all calls bounded by `timeout`)."""
+
+    def __init__(self, etcd: Etcd, timeout: float) -> None:
+        self.etcd = etcd
+        self.timeout = timeout
+
+    def records(self) -> list[dict[str, Any]]:
+        return [kv.json() for kv in self.etcd.get_prefix(STORE_PREFIX, timeout=self.timeout)]
+
+    def heartbeat(self, beat: dict[str, Any], now: float | None = None) -> int:
+        """Record one heartbeat; registers the store (next id) on its first one."""
+        now = time.time() if now is None else now
+        address = str(beat["address"])
+        key = STORE_PREFIX + address
+        for _ in range(20):
+            current = self.etcd.get(key, timeout=self.timeout)
+            if current is not None:
+                record = current.json()
+                record.update(_beat_fields(beat))
+                record["last_heartbeat"] = now
+                result = self.etcd.txn(
+                    [Compare.mod_revision(key, "=", current.mod_revision)],
+                    [Op.put(key, json.dumps(record))],
+                    timeout=self.timeout,
+                )
+                if result.succeeded:
+                    return int(record["id"])
+                continue
+            counter = self.etcd.get(STORE_ID_KEY, timeout=self.timeout)
+            next_id = (int(counter.text) if counter else 0) + 1
+            guard = (
+                Compare.mod_revision(STORE_ID_KEY, "=", counter.mod_revision)
+                if counter
+                else Compare.version(STORE_ID_KEY, "=", 0)
+            )
+            record = {"id": next_id, "address": address, "state_name": "Up", "first_heartbeat": now}
+            record.update(_beat_fields(beat))
+            record["last_heartbeat"] = now
+            result = self.etcd.txn(
+                [guard, Compare.version(key, "=", 0)],
+                [Op.put(STORE_ID_KEY, str(next_id)), Op.put(key, json.dumps(record))],
+                timeout=self.timeout,
+            )
+            if result.succeeded:
+                self.etcd.create(BOOTSTRAP_KEY, str(now), timeout=self.timeout)
+                return next_id
+        raise RuntimeError(f"store heartbeat for {address} kept conflicting")
+
+    def bootstrap_time(self) -> float | None:
+        kv = self.etcd.get(BOOTSTRAP_KEY, timeout=self.timeout)
+        return float(kv.text) if kv else None
+
+
+def _beat_fields(beat: dict[str, Any]) -> dict[str, Any]:
+    fields = {}
+    for name in ("status_address", "version", "git_hash", "start_timestamp", "deploy_path",
+                 "capacity", "available", "used_size", "labels"):
+        if name in beat and beat[name] is not None:
+            fields[name] = beat[name]
+    return fields
