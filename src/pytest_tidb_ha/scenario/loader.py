@@ -263,7 +263,10 @@ def compose(text: str, path: str) -> yaml.Node | None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = " ".join(p for p in (exc.context, exc.problem) if p) or str(exc)
+        context = exc.context or ""
+        if context and exc.context_mark is not None and mark is not exc.context_mark:
+            context += f" (line {exc.context_mark.line + 1})"
+        problem = ", ".join(p for p in (context, exc.problem) if p) or str(exc)
         raise ScenarioError(SourceRef(path, line), f"malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(SourceRef(path), f"malformed YAML: {exc}") from None
@@ -361,7 +364,7 @@ def _fault(ctx: _Ctx, m: _Map, default_warmup: Duration, *, entry: bool) -> Faul
             source=ctx.ref(blame),
         )
     except FieldError as exc:
-        raise ctx.error(m.at(exc.field), exc.message) from None
+        raise ctx.error(m.at(exc.field or "faultType"), exc.message) from None
 
 
 def _case(ctx: _Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str | None,

@@ -41,7 +41,9 @@ def tidb_cluster(*, pd: int | None = None, tikv: int | None = None, tidb: int | 
 MARKER_HELP: dict[str, str] = {
     "fault": (
         "fault(kind, *, selector, duration, period=None, total=None, warmup=None, **params): "
-        "inject a fault (repeatable). kinds: " + ", ".join(FAULT_KINDS)
+        "inject a fault (repeatable). kinds: " + ", ".join(FAULT_KINDS) + ". params: "
+        "latency='1s', jitter='100ms', loss='30%', direction='both|to|from'. Durations like "
+        "'90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = one-shot"
     ),
     "workload": (
         "workload(kind='sysbench', *, db='sbtest', tables=1, table_size=10000, threads=4, "
@@ -74,6 +76,12 @@ def _positive_int(value: object, field: str, marker: str, ref: SourceRef) -> int
 def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: SourceRef) -> FaultSpec:
     """One ``@pytest.mark.fault(...)`` -> :class:`FaultSpec`."""
     b = _bind(fault, "fault", args, kwargs, ref).arguments
+    for key in b.get("params", {}):
+        if key not in build.ALL_PARAMS:
+            known = (*build.MARKER_NAMES.values(), *build.ALL_PARAMS)
+            raise ScenarioError(ref, f"@pytest.mark.fault: unexpected keyword {key!r}"
+                                     f"{build.suggest(key, known)}; accepted: "
+                                     f"{', '.join(known[1:])}")
     try:
         return build.make_fault(
             b["kind"], selector=b["selector"], duration_value=b["duration"], period=b["period"],

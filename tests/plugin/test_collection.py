@@ -1,0 +1,148 @@
+"""YAML case files become ordinary test functions; bad ones fail collection with file:line."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SEEDS = Path(__file__).resolve().parents[2] / "scenarios" / "seeds"
+
+
+@pytest.fixture
+def seeds(pytester: pytest.Pytester) -> Path:
+    dest = pytester.path / "scenarios"
+    shutil.copytree(SEEDS, dest / "seeds")
+    return dest
+
+
+def test_one_item_per_case_with_stable_ids(pytester: pytest.Pytester, seeds: Path) -> None:
+    result = pytester.runpytest("--collect-only", "-q", "scenarios/")
+    result.stdout.fnmatch_lines([
+        "scenarios/seeds/46735.yaml::ha_tidb(ddl_owner)_kill_import_into",
+        "scenarios/seeds/48303.yaml::ha_tikv(random)_to_all_network_partition",
+        "scenarios/seeds/48546.yaml::ha_pdleader_to_pdfollower_all_network_partition",
+        "3 tests collected*",
+    ])
+    assert result.ret == 0
+
+
+def test_seed_block_pasted_as_is_collects(pytester: pytest.Pytester) -> None:
+    text = (SEEDS / "48546.yaml").read_text()
+    assert text.startswith("      tag:")  # indented exactly as in the bug report
+    pytester.makefile(".yml", pasted=text)
+    result = pytester.runpytest("--collect-only", "-q", "pasted.yml")
+    result.stdout.fnmatch_lines(["pasted.yml::ha_pdleader_to_pdfollower_all_network_partition"])
+
+
+def test_other_yaml_files_are_ignored(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", config="database: {host: x}\n", broken="key: [oops\n")
+    pytester.makepyfile("def test_ok(): pass")
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["test_other_yaml_files_are_ignored.py::test_ok",
+                                 "1 test collected*"])
+
+
+def test_items_are_functions_that_get_fixtures(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest("""
+        import sys, types
+        import pytest
+
+        calls = []
+        fake = types.ModuleType("pytest_tidb_ha.runner")
+        def run_case(case, *, cluster, record, options):
+            assert cluster == "fake-cluster"
+            assert record.case_id == case.id
+            calls.append((case.id, options.time_scale))
+        fake.run_case = run_case
+        sys.modules["pytest_tidb_ha.runner"] = fake
+
+        @pytest.fixture
+        def tidb_cluster():
+            return "fake-cluster"
+
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"RAN {calls}")
+    """)
+    pytester.makefile(".yaml", cases="""
+        cases:
+          - name: one
+          - name: two
+            markers: [smoke]
+    """)
+    result = pytester.runpytest_subprocess("-q", "--ha-time-scale", "0.5", "-m", "smoke")
+    result.assert_outcomes(passed=1, deselected=1)
+    result.stdout.fnmatch_lines(["RAN [('cases::two', 0.5)]"])
+
+
+BAD_FILES = {
+    "unknown_key": ("""
+        cases:
+          - name: a
+            faultTyp: kill
+        """, "unknown_key.yaml:3: unknown key 'faultTyp' in a case (did you mean 'faultType'?)*"),
+    "malformed": ("cases:\n  - name: [a\n", "malformed.yaml:2: malformed YAML*"),
+    "wrong_type": ("""
+        cases:
+          - name: a
+            ddl: {addIndex: [{db: d, table: t, index_col_name: c, timeout: 1m, times: many}]}
+        """, "wrong_type.yaml:3: times must be a whole number, got 'many'"),
+    "zero_duration": ("""
+        cases:
+          - {name: a, faultType: kill, selector: tikv(one), faultDuration: 0s}
+        """, "zero_duration.yaml:2: faultDuration must be longer than zero*"),
+    "negative_duration": ("""
+        cases:
+          - {name: a, warmUpTime: -5m}
+        """, "negative_duration.yaml:2: warmUpTime must not be negative*"),
+    "longer_than_period": ("""
+        cases:
+          - name: a
+            faultType: kill
+            selector: tikv(one)
+            period: "@every 5m"
+            faultDuration: 6m
+            faultTotalRunTime: 30m
+        """, "longer_than_period.yaml:6: faultDuration 6m is longer than its period @every 5m*"),
+    "unknown_fault": ("""
+        cases:
+          - {name: a, faultType: partition, selector: tikv, faultDuration: 1m}
+        """, "unknown_fault.yaml:2: unknown faultType 'partition'*"),
+    "unknown_selector": ("""
+        cases:
+          - name: a
+            faultType: kill
+            selector: tikv(sum)
+            faultDuration: 1m
+        """, "unknown_selector.yaml:4: selector 'tikv(sum)'*"),
+    "never_matches": ("""
+        cases:
+          - name: a
+            faultType: kill
+            selector: tikv(5)
+            faultDuration: 1m
+        """, "never_matches.yaml:4: selector tikv(5): tikv(5) needs 5 node(s) but the group "
+             "'tikv' has 3*"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_input_is_a_collection_error_with_file_and_line(pytester: pytest.Pytester,
+                                                            name: str) -> None:
+    text, expected = BAD_FILES[name]
+    pytester.makefile(".yaml", **{name: textwrap.dedent(text).lstrip("\n")})
+    result = pytester.runpytest("-q")
+    result.stdout.fnmatch_lines([expected])
+    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_topology_from_cli_makes_a_selector_valid(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", five=textwrap.dedent("""
+        cases:
+          - {name: a, faultType: kill, selector: tikv(5), faultDuration: 1m}
+    """))
+    result = pytester.runpytest("--collect-only", "-q", "--tidb-topology", "tikv=5")
+    result.stdout.fnmatch_lines(["five.yaml::a"])

@@ -1,0 +1,83 @@
+"""Markers: registered with signatures, validated at collection, errors name the nodeid."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_tidb_ha.recording import CASE_KEY
+
+
+def test_markers_are_listed_with_signatures(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--markers")
+    result.stdout.fnmatch_lines([
+        "@pytest.mark.fault(kind, [*], selector, duration, period=None, total=None, "
+        "warmup=None, **params): *",
+        "@pytest.mark.workload(kind='sysbench', *",
+        "@pytest.mark.tidb_cluster([*], pd=None, tikv=None, tidb=None, version=None): *",
+    ])
+
+
+def test_strict_markers_accepts_ours(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.tidb_cluster(pd=3)
+        @pytest.mark.workload("sysbench", tables=2)
+        @pytest.mark.fault("pd_leader_resign", warmup="1m")
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest("--strict-markers", "-q")
+    result.assert_outcomes(passed=1)
+
+
+def test_marker_case_is_in_the_item_stash(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        pytestmark = pytest.mark.fault("network_delay", selector="tikv(one)", duration="1m",
+                                       latency="100ms")
+
+        @pytest.mark.fault("kill", selector="tidb(random)", duration="30s", warmup="10s")
+        @pytest.mark.tidb_cluster(tikv=3, version="v8.1.2")
+        def test_x():
+            pass
+    """)
+    items, _ = pytester.inline_genitems()
+    (item,) = items
+    case = item.stash[CASE_KEY]
+    assert [f.kind for f in case.faults] == ["kill", "network_delay"]
+    assert case.topology is not None and case.topology.tikv == 3
+    assert case.version == "v8.1.2"
+
+
+def test_invalid_markers_are_one_usage_error_before_anything_runs(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_bad="""
+        import pytest
+
+        @pytest.mark.fault("kill", selector="tikv(random)", duraton="1m")
+        def test_a():
+            raise AssertionError("must not run")
+
+        @pytest.mark.workload("sysbench", tables=0)
+        def test_b():
+            raise AssertionError("must not run")
+
+        @pytest.mark.fault("kill", selector="pdfollower(4)", duration="1m")
+        def test_c():
+            raise AssertionError("must not run")
+
+        def test_fine():
+            pass
+    """)
+    result = pytester.runpytest("-q")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([
+        "ERROR: pytest-tidb-ha: invalid markers:",
+        "  test_bad.py::test_a: @pytest.mark.fault: unexpected keyword 'duraton' "
+        "(did you mean 'duration'?)*",
+        "  test_bad.py::test_b: @pytest.mark.workload: tables must be a whole number >= 1, got 0",
+        "  test_bad.py::test_c: selector pdfollower(4): *group 'pdfollower' has 2*",
+    ])
+    assert "must not run" not in result.stdout.str()
