@@ -1,0 +1,143 @@
+"""What the fault engine needs from a cluster handle (structural, so tests can fake it).
+
+The cluster engineer's ``cluster.handle.Cluster`` satisfies these protocols; the
+fault engine never imports its internals, and unit/integration tests can hand in a
+small adapter over plain containers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+log = logging.getLogger("pytest_tidb_ha.faults")
+
+_NODE = re.compile(r"^(pd|tikv|tidb)-(\d+)$")
+
+
+class NodeLike(Protocol):
+    @property
+    def name(self) -> str: ...
+    @property
+    def component(self) -> str: ...
+    @property
+    def container_id(self) -> str | None: ...
+    @property
+    def ip(self) -> str | None: ...
+
+
+@runtime_checkable
+class ClusterLike(Protocol):
+    @property
+    def nodes(self) -> Sequence[Any]: ...
+    @property
+    def docker(self) -> Any: ...
+    @property
+    def network_name(self) -> str | None: ...
+    @property
+    def can_control_nodes(self) -> bool: ...
+
+
+def node_sort_key(name: str) -> tuple[int, int, str]:
+    """pd, tikv, tidb order, then by index (``tikv-10`` after ``tikv-9``)."""
+    m = _NODE.match(name)
+    if not m:
+        return (9, 0, name)
+    return (("pd", "tikv", "tidb").index(m.group(1)), int(m.group(2)), name)
+
+
+def component_of(name: str) -> str | None:
+    m = _NODE.match(name)
+    return m.group(1) if m else None
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Who holds which role when a window opens (None: unknown / no answer)."""
+
+    pd_leader: str | None = None
+    pd_members: tuple[str, ...] = ()
+    ddl_owner: str | None = None
+
+    def as_event(self) -> dict[str, object]:
+        out: dict[str, object] = {}
+        if self.pd_leader is not None or self.pd_members:
+            out["pd_leader"] = self.pd_leader
+        if self.ddl_owner is not None:
+            out["ddl_owner"] = self.ddl_owner
+        return out
+
+
+class RoleSource(Protocol):
+    """Looks roles up on the live cluster; ``need`` names the roles a selector uses."""
+
+    def __call__(self, cluster: Any, need: frozenset[str]) -> Roles: ...
+
+
+def live_roles(cluster: Any, need: frozenset[str]) -> Roles:
+    """Roles from ``pytest_tidb_ha.cluster.roles`` (the cluster engineer's HTTP lookups).
+
+    Only the roles in ``need`` are looked up (``pd_leader``, ``ddl_owner``): a DDL owner
+    lookup during a partition can take its whole timeout, so nobody pays for it unasked.
+    A lookup that fails counts as unknown (None) and is logged.
+    """
+    from ..cluster import roles as cluster_roles  # late: the cluster layer is optional here
+
+    leader: str | None = None
+    members: tuple[str, ...] = ()
+    owner: str | None = None
+    if "pd_leader" in need:
+        try:
+            leader = cluster_roles.pd_leader(cluster)
+        except Exception as exc:  # noqa: BLE001 - unknown role, resolution decides
+            log.warning("PD leader lookup failed: %s", exc)
+        try:
+            members = tuple(cluster_roles.pd_members(cluster))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("PD members lookup failed: %s", exc)
+    if "ddl_owner" in need:
+        try:
+            owner = cluster_roles.ddl_owner(cluster)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("DDL owner lookup failed: %s", exc)
+    return Roles(pd_leader=leader, pd_members=members, ddl_owner=owner)
+
+
+def static_roles(roles: Roles) -> RoleSource:
+    """A role source that always answers ``roles`` (unit tests, dry runs)."""
+
+    def source(cluster: Any, need: frozenset[str]) -> Roles:
+        return roles
+
+    return source
+
+
+def params_for_event(params: Mapping[str, object]) -> dict[str, object]:
+    """Fault parameters as JSON-friendly values (Durations as their text)."""
+    out: dict[str, object] = {}
+    for k, v in params.items():
+        if hasattr(v, "seconds") and hasattr(v, "text"):
+            out[k] = str(v)
+        else:
+            out[k] = v
+    return out
+
+
+def record(timeline: Any, event: str, **data: object) -> Any:
+    """``timeline.record(event, **data)`` where ``data`` may hold the fault's ``kind``.
+
+    The contract puts the fault kind in ``fault.*`` events as ``kind``, but
+    ``Timeline.record(kind, **data)`` cannot take a ``kind`` keyword unless its first
+    parameter is positional-only; until then the field travels as ``fault_kind``
+    (what the report layer reads as well).
+    """
+    import inspect
+
+    params = inspect.signature(timeline.record).parameters
+    first = next(iter(params.values()), None)
+    if "kind" in data and (first is None or first.kind is not inspect.Parameter.POSITIONAL_ONLY):
+        data["fault_kind"] = data.pop("kind")
+    return timeline.record(event, **data)

@@ -1,0 +1,119 @@
+"""What an injector needs to touch one cluster: containers, IPs, a netns runner, its tag."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .ledger import Tag
+from .netns import FaultExecError, NetnsRunner, Result, check
+
+log = logging.getLogger("pytest_tidb_ha.faults")
+
+
+class UnsupportedFault(RuntimeError):
+    """This fault cannot be applied in this environment (the message says why)."""
+
+
+def _not_found(exc: Exception) -> bool:
+    return type(exc).__name__ in ("NotFound", "ImageNotFound")
+
+
+def container_of(cluster: Any, name: str) -> Any:
+    """The docker container of node ``name`` (via the handle when it offers ``container``)."""
+    getter: Callable[[str], Any] | None = getattr(cluster, "container", None)
+    if getter is not None:
+        return getter(name)
+    for node in cluster.nodes:
+        if node.name == name:
+            if not node.container_id:
+                raise UnsupportedFault(f"node {name} has no container (attach mode?)")
+            return cluster.docker.containers.get(node.container_id)
+    raise KeyError(name)
+
+
+def container_ip(container: Any, network: str | None) -> str | None:
+    """The container's IP on ``network`` (or its only network) right now."""
+    nets = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    if network and network in nets:
+        return nets[network].get("IPAddress") or None
+    ips = [n.get("IPAddress") for n in nets.values() if n.get("IPAddress")]
+    return ips[0] if len(ips) == 1 else None
+
+
+@dataclass
+class FaultContext:
+    """One fault window's view of the cluster; built by the nemesis per window."""
+
+    cluster: Any
+    runner: NetnsRunner
+    tag: Tag
+    _ifaces: dict[str, str] = field(default_factory=dict)
+
+    def container(self, node: str) -> Any:
+        return container_of(self.cluster, node)
+
+    def ips(self) -> dict[str, str]:
+        """IP of every node on the cluster network, read from Docker now (restarts move IPs)."""
+        out: dict[str, str] = {}
+        network = getattr(self.cluster, "network_name", None)
+        for node in self.cluster.nodes:
+            ip: str | None = None
+            try:
+                c = self.container(node.name)
+                c.reload()
+                ip = container_ip(c, network)
+            except Exception as exc:  # noqa: BLE001 - fall back to what the handle knows
+                log.debug("no live IP for %s: %s", node.name, exc)
+            ip = ip or getattr(node, "ip", None)
+            if ip:
+                out[node.name] = ip
+        return out
+
+    def exec(self, node: str, script: str, what: str, *, missing_ok: bool = False) -> Result:
+        """Run ``script`` in ``node``'s network namespace; raise with its output on failure.
+
+        ``missing_ok``: a node whose container is gone or stopped counts as done (its
+        namespace, and every rule or qdisc in it, went with it) -- used by heal.
+        """
+        try:
+            c = self.container(node)
+            if missing_ok:
+                c.reload()
+                if c.status not in ("running", "paused"):
+                    return Result(0, f"{node} is {c.status}: nothing to heal")
+            result = self.runner.run(c, script)
+        except FaultExecError:
+            if missing_ok and not self._running(node):
+                return Result(0, f"{node} stopped: nothing to heal")
+            raise
+        except Exception as exc:
+            if missing_ok and _not_found(exc):
+                return Result(0, f"{node} is gone: nothing to heal")
+            raise
+        return check(result, what, c)
+
+    def _running(self, node: str) -> bool:
+        try:
+            c = self.container(node)
+            c.reload()
+            return bool(c.status in ("running", "paused"))
+        except Exception:  # noqa: BLE001
+            return False
+
+    def iface(self, node: str, ip: str, *, missing_ok: bool = False) -> str | None:
+        """The interface holding ``ip`` inside ``node`` (cached per window)."""
+        from .network import iface_for_ip
+
+        if node in self._ifaces:
+            return self._ifaces[node]
+        result = self.exec(node, "ip -o -4 addr show", "ip addr", missing_ok=missing_ok)
+        dev = iface_for_ip(result.output, ip)
+        if dev is None:
+            if missing_ok:
+                return None
+            raise FaultExecError(f"no interface of {node} has {ip}: {result.output.strip()}")
+        self._ifaces[node] = dev
+        return dev

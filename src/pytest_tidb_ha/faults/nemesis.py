@@ -1,0 +1,359 @@
+"""The nemesis: runs a case's fault schedules on one thread and always heals.
+
+Jepsen's nemesis in our terms: every :class:`~..scenario.model.FaultSpec` gives
+windows (``Schedule.windows(scale)``, seconds after t0 = the nemesis start, which the
+runner makes the workload start). One thread, ``tidb-ha-nemesis``, walks all windows
+of all specs in time order, so several schedules run at once without a thread each.
+
+For each window: look up the roles the selector needs, resolve the nodes, record
+``fault.inject`` (*before* touching anything), apply, record ``fault.applied``; at the
+window's end heal and record ``fault.healed`` (planned and actual times, roles after).
+An apply that fails is recorded as ``fault.error`` and healed at once (a partial apply
+leaves partial changes). Heal runs on every way out: the window end, :meth:`stop`
+(fixture teardown, also after failures/timeouts/Ctrl-C), and ``atexit``; what a
+killed process leaves is found by :mod:`.reaper` through the ledger tags.
+"""
+
+from __future__ import annotations
+
+import atexit
+import heapq
+import itertools
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from ..redact import redact
+from ..scenario.model import FaultSpec
+from ..timeline import Timeline
+from .api import Roles, RoleSource, component_of, live_roles, params_for_event, record
+from .context import FaultContext, UnsupportedFault
+from .injectors import Injector, build, unsupported_reason
+from .ledger import Tag
+from .netns import NetnsRunner, make_runner
+from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
+
+log = logging.getLogger("pytest_tidb_ha.faults")
+
+THREAD_NAME = "tidb-ha-nemesis"
+LABEL_RUN = "org.pytest-tidb-ha.run"
+_SEQ = itertools.count(1)
+_PROCESS_RUN = uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Window:
+    """One planned fault window, seconds after the nemesis start."""
+
+    fault_id: str
+    spec_index: int
+    index: int
+    spec: FaultSpec
+    start: float
+    end: float
+
+
+def plan_windows(specs: Sequence[FaultSpec], scale: float) -> list[Window]:
+    """Every window of every spec, in start order (pure). Ids: ``f<spec>.<window>``."""
+    out = [
+        Window(f"f{i}.{j}", i, j, spec, start, end)
+        for i, spec in enumerate(specs)
+        for j, (start, end) in enumerate(spec.schedule.windows(scale))
+    ]
+    return sorted(out, key=lambda w: (w.start, w.spec_index, w.index))
+
+
+@dataclass
+class _Active:
+    window: Window
+    injector: Injector
+    resolved: Resolved
+    need: frozenset[str]
+    applied_at: float | None = None
+
+
+class Nemesis:
+    """Runs ``specs`` against ``cluster`` and writes every step to ``timeline``."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        specs: Sequence[FaultSpec],
+        timeline: Timeline,
+        scale: float = 1.0,
+        *,
+        seed: int | None = None,
+        roles: RoleSource = live_roles,
+        runner: NetnsRunner | None = None,
+        helper_image: str | None = None,
+        run_id: str | None = None,
+        factory: Callable[[str, FaultContext, Resolved, Mapping[str, object]], Injector] = build,
+    ) -> None:
+        self.cluster = cluster
+        self.timeline = timeline
+        self.scale = scale
+        self.seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
+        self._rng = random.Random(self.seed)
+        self._roles = roles
+        self._runner = runner
+        self._helper_image = helper_image
+        self._factory = factory
+        labels = getattr(cluster, "labels", None) or {}
+        self.run_id = run_id or str(labels.get(LABEL_RUN) or _PROCESS_RUN)
+        self._seq = next(_SEQ)
+        self.skipped: list[tuple[FaultSpec, str]] = []
+        runnable: list[FaultSpec] = []
+        for spec in specs:
+            reason = unsupported_reason(spec.kind, cluster)
+            if reason:
+                self.skipped.append((spec, reason))
+            else:
+                runnable.append(spec)
+        self.specs = tuple(runnable)
+        self.windows = plan_windows(self.specs, scale)
+        self.errors: list[str] = []
+        self.t0: float | None = None
+        self._active: dict[str, _Active] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # -- lifecycle -------------------------------------------------------
+    def start(self) -> Nemesis:
+        """Start the schedule now (t0 = now on the timeline's clock)."""
+        if self._thread is not None:
+            raise RuntimeError("nemesis already started")
+        self.t0 = self.timeline.now()
+        for spec, reason in self.skipped:
+            record(self.timeline, "nemesis.skip", kind=spec.kind, selector=str(spec.selector or ""),
+                                 reason=reason)
+        record(self.timeline,
+            "nemesis.start", seed=self.seed, scale=self.scale,
+            windows=[{"fault_id": w.fault_id, "kind": w.spec.kind, "planned_start": self.t0 + w.start,
+                      "planned_end": self.t0 + w.end} for w in self.windows],
+        )
+        atexit.register(self._atexit)
+        self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 120.0) -> None:
+        """Stop the schedule, heal everything still applied, join the thread."""
+        if self._stopped:
+            return
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.error("nemesis thread did not stop within %ss; healing from %s", timeout,
+                          threading.current_thread().name)
+        self.heal_all(reason="stop")
+        self._stopped = True
+        if self._runner is not None:
+            self._runner.close()
+        atexit.unregister(self._atexit)
+        record(self.timeline, "nemesis.stop", errors=list(self.errors),
+                             unhealed=sorted(self._active))
+
+    def __enter__(self) -> Nemesis:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _atexit(self) -> None:
+        if not self._stopped:
+            log.warning("nemesis healing at interpreter exit")
+            self._stop.set()
+            self.heal_all(reason="atexit")
+
+    @property
+    def active(self) -> list[str]:
+        """Fault ids applied and not yet healed."""
+        with self._lock:
+            return sorted(self._active)
+
+    def done(self) -> bool:
+        """True when the schedule thread has run every window (or was stopped)."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until every window ran; False when ``timeout`` expired first."""
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    # -- the schedule thread ---------------------------------------------
+    def _main(self) -> None:
+        assert self.t0 is not None
+        seq = itertools.count()
+        queue: list[tuple[float, int, str, Window]] = [
+            (self.t0 + w.start, next(seq), "open", w) for w in self.windows
+        ]
+        heapq.heapify(queue)
+        try:
+            while queue and not self._stop.is_set():
+                when, _, action, window = queue[0]
+                delay = when - self.timeline.now()
+                if delay > 0 and self._stop.wait(min(delay, 1.0)):
+                    break
+                if delay > 0:
+                    continue
+                heapq.heappop(queue)
+                if action == "open":
+                    if self._open(window):
+                        heapq.heappush(queue, (self.t0 + window.end, next(seq), "close", window))
+                else:
+                    self._close(window.fault_id, reason="window end")
+        except BaseException as exc:  # noqa: BLE001 - record, then heal below
+            self.errors.append(f"nemesis thread: {exc!r}")
+            log.exception("nemesis thread failed")
+        finally:
+            self.heal_all(reason="stop" if self._stop.is_set() else "schedule end")
+
+    def _runner_for_cluster(self) -> NetnsRunner:
+        if self._runner is None:
+            self._runner = make_runner(self.cluster.docker, self._helper_image, run=self.run_id)
+        return self._runner
+
+    def _lookup(self, need: frozenset[str]) -> Roles:
+        return self._roles(self.cluster, need) if need else Roles()
+
+    def _open(self, w: Window) -> bool:
+        """Resolve, record, apply one window. True when a heal is due at its end."""
+        assert self.t0 is not None
+        spec = w.spec
+        planned = {"planned_start": round(self.t0 + w.start, 3),
+                   "planned_end": round(self.t0 + w.end, 3)}
+        base = {"fault_id": w.fault_id, "kind": spec.kind, **planned}
+        try:
+            need = roles_needed(spec.selector)
+            if spec.kind == "pd_leader_resign":
+                need |= {"pd_leader"}
+            if spec.kind == "ddl_owner_resign":
+                need |= {"ddl_owner"}
+            names = [n.name for n in self.cluster.nodes]
+            roles = self._lookup(need)
+            if spec.selector is None:
+                resolved = Resolved((), (), roles.as_event())
+            else:
+                resolved = resolve_nodes(spec.selector, names, roles, self._rng)
+            if "pd_leader" not in need and any(component_of(n) == "pd" for n in resolved.nodes):
+                need |= {"pd_leader"}  # record who led PD while a PD node was faulted
+                resolved = Resolved(resolved.sources, resolved.targets,
+                                    {**resolved.roles, **self._lookup(frozenset({"pd_leader"})).as_event()})
+            tag = Tag.mine(f"{self.run_id}", f"{self._seq}-{w.fault_id}")
+            runner: NetnsRunner = (self._runner_for_cluster() if self._needs_runner(spec.kind)
+                                   else _NoRunner())
+            ctx = FaultContext(cluster=self.cluster, runner=runner, tag=tag)
+            injector = self._factory(spec.kind, ctx, resolved, spec.params)
+        except (ResolveError, UnsupportedFault, Exception) as exc:  # noqa: BLE001
+            msg = redact(f"{type(exc).__name__}: {exc}")
+            self.errors.append(f"{w.fault_id} {spec.kind}: {msg}")
+            record(self.timeline, "fault.error", **base, phase="resolve", error=msg,
+                                 selector=str(spec.selector or ""))
+            log.warning("fault %s %s not injected: %s", w.fault_id, spec.kind, msg)
+            return False
+        record(self.timeline,
+            "fault.inject", **base, selector=str(spec.selector or ""),
+            targets=list(resolved.targets), sources=list(resolved.sources), roles=resolved.roles,
+            params=params_for_event(spec.params), window=w.index, tag=str(tag),
+            method=getattr(ctx.runner, "method", None),
+        )
+        active = _Active(w, injector, resolved, need)
+        with self._lock:
+            self._active[w.fault_id] = active
+            t = self.timeline.now()
+            try:
+                injector.apply()
+            except Exception as exc:  # noqa: BLE001 - record, heal what was applied
+                msg = redact(f"{type(exc).__name__}: {exc}")
+                self.errors.append(f"{w.fault_id} {spec.kind} apply: {msg}")
+                record(self.timeline, "fault.error", fault_id=w.fault_id, kind=spec.kind,
+                                     phase="apply", error=msg)
+                log.warning("fault %s %s apply failed: %s", w.fault_id, spec.kind, msg)
+                self._close(w.fault_id, reason="apply failed")
+                return False
+            active.applied_at = self.timeline.now()
+        record(self.timeline, "fault.applied", fault_id=w.fault_id, kind=spec.kind,
+                             planned_start=planned["planned_start"], started=round(t, 3),
+                             apply_seconds=round(active.applied_at - t, 4),
+                             lag=round(active.applied_at - (self.t0 + w.start), 4),
+                             detail=_safe_describe(injector))
+        log.info("fault %s %s applied on %s", w.fault_id, spec.kind,
+                 ", ".join(resolved.nodes) or "the cluster")
+        return True
+
+    @staticmethod
+    def _needs_runner(kind: str) -> bool:
+        return kind in ("network_partition", "network_delay", "network_loss", "pause", "io_delay")
+
+    def _close(self, fault_id: str, *, reason: str) -> bool:
+        """Heal one fault; True when healed (or nothing to heal)."""
+        assert self.t0 is not None
+        with self._lock:
+            active = self._active.get(fault_id)
+            if active is None:
+                return True
+            t = self.timeline.now()
+            try:
+                active.injector.heal()
+            except Exception as exc:  # noqa: BLE001 - stays active, retried by stop()
+                msg = redact(f"{type(exc).__name__}: {exc}")
+                self.errors.append(f"{fault_id} heal: {msg}")
+                record(self.timeline, "fault.error", fault_id=fault_id, kind=active.window.spec.kind,
+                                     phase="heal", error=msg, reason=reason)
+                log.error("fault %s heal failed: %s", fault_id, msg)
+                return False
+            healed = self.timeline.now()
+            del self._active[fault_id]
+        roles_after: dict[str, object] = {}
+        if active.need and reason != "atexit":
+            try:
+                roles_after = self._lookup(active.need).as_event()
+            except Exception as exc:  # noqa: BLE001
+                roles_after = {"error": str(exc)}
+        w = active.window
+        record(self.timeline,
+            "fault.healed", fault_id=fault_id, kind=w.spec.kind,
+            planned_end=round(self.t0 + w.end, 3), started=round(t, 3),
+            heal_seconds=round(healed - t, 4), lag=round(healed - (self.t0 + w.end), 4),
+            reason=reason, roles_after=roles_after,
+        )
+        log.info("fault %s %s healed (%s)", fault_id, w.spec.kind, reason)
+        return True
+
+    def heal_all(self, *, reason: str) -> list[str]:
+        """Heal every applied fault, newest first; returns the ids that would not heal."""
+        with self._lock:
+            ids = sorted(self._active, key=lambda f: self._active[f].applied_at or 0.0, reverse=True)
+        failed = [f for f in ids if not self._close(f, reason=reason)]
+        for f in list(failed):  # one more try: a heal may fail while another is still applied
+            if self._close(f, reason=reason):
+                failed.remove(f)
+        return failed
+
+
+class _NoRunner:
+    method = "api"
+
+    def run(self, container: Any, script: str, *, timeout: float = 0) -> Any:
+        raise UnsupportedFault("this fault does not run commands in containers")
+
+    def close(self) -> None:
+        return None
+
+
+def _safe_describe(injector: Injector) -> dict[str, object]:
+    try:
+        return injector.describe()
+    except Exception as exc:  # noqa: BLE001
+        return {"error": str(exc)}

@@ -1,0 +1,194 @@
+"""The nemesis schedule with fake injectors: order of events, timing, healing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pytest
+
+from pytest_tidb_ha.faults.api import Roles, static_roles
+from pytest_tidb_ha.faults.context import FaultContext
+from pytest_tidb_ha.faults.nemesis import THREAD_NAME, Nemesis, plan_windows
+from pytest_tidb_ha.faults.resolve import Resolved
+from pytest_tidb_ha.scenario.model import Duration, FaultSpec, Schedule
+from pytest_tidb_ha.scenario.selectors import parse_selector
+from pytest_tidb_ha.timeline import Timeline
+
+
+@dataclass(frozen=True)
+class FakeNode:
+    name: str
+    component: str
+    container_id: str | None = "c"
+    ip: str | None = None
+
+
+class FakeCluster:
+    def __init__(self, control: bool = True) -> None:
+        self.nodes = [FakeNode(n, n.split("-")[0]) for n in
+                      ("pd-0", "pd-1", "pd-2", "tikv-0", "tikv-1", "tidb-0")]
+        self.docker = None
+        self.network_name = None
+        self.can_control_nodes = control
+        self.labels = {"org.pytest-tidb-ha.run": "unit"}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []  # (action, fault kind, thread)
+        self.fail_apply: set[str] = set()
+        self.fail_heal_once: set[str] = set()
+        self.lock = threading.Lock()
+
+    def factory(self, kind: str, ctx: FaultContext, resolved: Resolved,
+                params: Mapping[str, object]) -> FakeInjector:
+        return FakeInjector(self, kind, resolved)
+
+
+class FakeInjector:
+    def __init__(self, rec: Recorder, kind: str, resolved: Resolved) -> None:
+        self.rec, self.kind, self.resolved = rec, kind, resolved
+
+    def apply(self) -> None:
+        self.rec.calls.append(("apply", self.kind, threading.current_thread().name))
+        if self.kind in self.rec.fail_apply:
+            raise RuntimeError("boom on apply")
+
+    def heal(self) -> None:
+        self.rec.calls.append(("heal", self.kind, threading.current_thread().name))
+        if self.kind in self.rec.fail_heal_once:
+            self.rec.fail_heal_once.discard(self.kind)
+            raise RuntimeError("boom on heal")
+
+    def describe(self) -> dict[str, object]:
+        return {"fake": True}
+
+
+def spec(kind: str, selector: str, warmup: float, duration: float,
+         period: float | None = None, total: float | None = None) -> FaultSpec:
+    return FaultSpec(
+        kind=kind,
+        selector=parse_selector(selector),
+        schedule=Schedule(Duration(warmup), Duration(duration),
+                          Duration(period) if period is not None else None,
+                          Duration(total) if total is not None else None),
+    )
+
+
+ROLES = static_roles(Roles(pd_leader="pd-1", pd_members=("pd-0", "pd-1", "pd-2")))
+
+
+def nemesis(specs: list[FaultSpec], rec: Recorder, tl: Timeline, scale: float = 0.01,
+            cluster: FakeCluster | None = None) -> Nemesis:
+    return Nemesis(cluster or FakeCluster(), specs, tl, scale, seed=1, roles=ROLES,
+                   factory=rec.factory)
+
+
+def kinds(tl: Timeline, prefix: str = "fault.") -> list[tuple[str, str]]:
+    return [(e.kind, str(e.data.get("fault_id"))) for e in tl.events(prefix)]
+
+
+def test_plan_windows_scaled_and_ordered() -> None:
+    specs = [spec("kill", "tikv(one)", 60, 180, 300, 900), spec("pause", "tidb-0", 30, 10)]
+    windows = plan_windows(specs, 0.01)
+    assert [(w.fault_id, round(w.start, 3), round(w.end, 3)) for w in windows] == [
+        ("f1.0", 0.3, 0.4), ("f0.0", 0.6, 2.4), ("f0.1", 3.6, 5.4), ("f0.2", 6.6, 8.4)]
+
+
+def test_periodic_windows_record_inject_before_apply_and_heal_on_time() -> None:
+    rec, tl = Recorder(), Timeline()
+    n = nemesis([spec("network_partition", "pdleader_to_pdfollower(all)", 5, 10, 20, 40)], rec, tl)
+    with n:
+        assert n.wait(10)
+    assert kinds(tl) == [("fault.inject", "f0.0"), ("fault.applied", "f0.0"), ("fault.healed", "f0.0"),
+                         ("fault.inject", "f0.1"), ("fault.applied", "f0.1"), ("fault.healed", "f0.1")]
+    inject = tl.events("fault.inject")[0].data
+    assert inject["sources"] == ["pd-1"] and inject["targets"] == ["pd-0", "pd-2"]
+    assert inject["roles"] == {"pd_leader": "pd-1"}
+    assert inject["fault_kind" if "fault_kind" in inject else "kind"] == "network_partition"
+    start = tl.events("nemesis.start")[0].t
+    assert inject["planned_start"] == pytest.approx(start + 0.05, abs=0.01)
+    assert inject["planned_end"] == pytest.approx(start + 0.15, abs=0.01)
+    for ev in tl.events("fault.applied") + tl.events("fault.healed"):
+        assert 0 <= ev.data["lag"] < 0.5, ev
+    healed = tl.events("fault.healed")[0]
+    assert healed.data["roles_after"] == {"pd_leader": "pd-1"}
+    assert healed.t >= inject["planned_end"] - 0.001
+    assert {c[2] for c in rec.calls} == {THREAD_NAME}
+    assert [w.end for w in tl.fault_windows()] == [e.t for e in tl.events("fault.healed")]
+
+
+def test_concurrent_schedules_overlap() -> None:
+    rec, tl = Recorder(), Timeline()
+    n = nemesis([spec("kill", "tikv(one)", 0, 30), spec("pause", "tidb-0", 10, 10)], rec, tl)
+    with n:
+        assert n.wait(10)
+    assert [c[:2] for c in rec.calls] == [("apply", "kill"), ("apply", "pause"), ("heal", "pause"),
+                                          ("heal", "kill")]
+    windows = tl.fault_windows()
+    assert windows[0].start < windows[1].start < windows[1].end < windows[0].end  # type: ignore[operator]
+
+
+def test_stop_heals_mid_window() -> None:
+    rec, tl = Recorder(), Timeline()
+    n = nemesis([spec("kill", "tikv-1", 0, 3600)], rec, tl)
+    n.start()
+    deadline = time.monotonic() + 5
+    while not n.active and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert n.active == ["f0.0"]
+    n.stop()
+    assert n.active == []
+    assert [c[:2] for c in rec.calls] == [("apply", "kill"), ("heal", "kill")]
+    assert tl.events("fault.healed")[0].data["reason"] == "stop"
+    assert not any(t.name == THREAD_NAME and t.is_alive() for t in threading.enumerate())
+
+
+def test_apply_error_is_recorded_and_healed_at_once() -> None:
+    rec, tl = Recorder(), Timeline()
+    rec.fail_apply.add("kill")
+    with nemesis([spec("kill", "tikv-1", 0, 3600)], rec, tl) as n:
+        assert n.wait(5)
+    assert [e.kind for e in tl.events("fault.")] == ["fault.inject", "fault.error", "fault.healed"]
+    assert tl.events("fault.error")[0].data["phase"] == "apply"
+    assert "boom on apply" in n.errors[0]
+
+
+def test_heal_error_is_retried_by_stop() -> None:
+    rec, tl = Recorder(), Timeline()
+    rec.fail_heal_once.add("pause")
+    with nemesis([spec("pause", "tikv-1", 0, 1)], rec, tl) as n:
+        assert n.wait(5)
+    assert [c[0] for c in rec.calls] == ["apply", "heal", "heal"]
+    assert [e.kind for e in tl.events("fault.")][-2:] == ["fault.error", "fault.healed"]
+    assert n.active == []
+
+
+def test_resolve_error_is_recorded_without_inject() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("kill", "tikv(5)", 0, 1)], rec, tl) as n:
+        assert n.wait(5)
+    assert kinds(tl) == [("fault.error", "f0.0")]
+    assert tl.events("fault.error")[0].data["phase"] == "resolve"
+    assert rec.calls == []
+
+
+def test_attach_mode_skips_node_faults_but_not_resigns() -> None:
+    rec, tl = Recorder(), Timeline()
+    specs = [spec("kill", "tikv-1", 0, 1), spec("pd_leader_resign", "pdleader", 0, 0)]
+    with nemesis(specs, rec, tl, cluster=FakeCluster(control=False)) as n:
+        assert n.wait(5)
+    assert [s.kind for s, _ in n.skipped] == ["kill"]
+    assert "attached" in n.skipped[0][1]
+    assert [c[:2] for c in rec.calls] == [("apply", "pd_leader_resign"), ("heal", "pd_leader_resign")]
+    assert tl.events("nemesis.skip")
+
+
+def test_instant_fault_opens_and_closes() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("restart", "tidb-0", 0, 0, 10, 30)], rec, tl) as n:
+        assert n.wait(5)
+    assert [c[0] for c in rec.calls] == ["apply", "heal"] * 3
