@@ -5,3 +5,5 @@ this module only re-exports them so pytest sees them on the plugin module.
 """
 
 from __future__ import annotations
+
+from .workload.fixtures import ha_workload, ha_workload_scale  # noqa: F401

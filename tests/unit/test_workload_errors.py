@@ -56,3 +56,15 @@ def test_classify_connection_errors_reconnect(exc: BaseException) -> None:
 def test_classify_bug_has_no_code() -> None:
     c = classify(TypeError("oops"))
     assert c.code is None and "TypeError" in c.message
+
+
+def test_classify_errors_that_carry_a_code_attribute() -> None:
+    class SQLError(Exception):  # like cluster.client.SQLError(code, message, node)
+        def __init__(self, code: int, message: str) -> None:
+            super().__init__(f"[{code}] {message}")
+            self.code = code
+
+    lost = classify(SQLError(2003, "no TiDB answered"))
+    assert (lost.code, lost.connection_lost) == (2003, True)
+    server = classify(SQLError(9005, "Region is unavailable"))
+    assert (server.code, server.connection_lost) == (9005, False)

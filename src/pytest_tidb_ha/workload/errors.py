@@ -59,6 +59,10 @@ def classify(exc: BaseException) -> Classified:
             # pymysql's "(0, '')": the connection was already closed
             code = CR_SERVER_GONE_ERROR
         return Classified(code, message, code in CONNECTION_ERRORS)
+    attr = getattr(exc, "code", None)
+    if isinstance(attr, int) and not isinstance(attr, bool):
+        # e.g. cluster.client.SQLError / TiDBUnavailable from TiDBClient.connect()
+        return Classified(attr, str(exc), attr in CONNECTION_ERRORS)
     if isinstance(exc, (OSError, EOFError)):  # timeouts, resets, refused connects
         return Classified(CR_SERVER_LOST, f"{type(exc).__name__}: {exc}", True)
     return Classified(None, f"{type(exc).__name__}: {exc}", True)

@@ -1,0 +1,174 @@
+"""The workload against a real MySQL-protocol server (MariaDB from Debian).
+
+Acceptance of issue 7: ``prepare`` + 10 s of ``run`` complete with zero
+errors, which proves the SQL we send is valid MySQL. No Docker: MariaDB runs
+as a private process on loopback (see ``mariadb.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pymysql
+import pytest
+from mariadb import MariaDB, Unavailable, mariadb_server
+
+from pytest_tidb_ha.scenario.model import Workload
+from pytest_tidb_ha.timeline import Timeline
+from pytest_tidb_ha.workload.sysbench import Sysbench
+
+RUN_SECONDS = 10.0
+
+
+@pytest.fixture(scope="module")
+def mariadb() -> Iterator[MariaDB]:
+    try:
+        with mariadb_server() as db:
+            yield db
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def scalar(db: MariaDB, query: str) -> object:
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+            return row[0] if row else None
+    finally:
+        conn.close()
+
+
+def test_prepare_and_ten_seconds_of_run_have_zero_errors(mariadb: MariaDB) -> None:
+    timeline = Timeline()
+    spec = Workload(db="sbtest_accept", tables=2, table_size=10_000, threads=4,
+                    ignore_errors=())  # strict: any error at all stops the run
+    sb = Sysbench(lambda: mariadb.connect(read_timeout=10, write_timeout=10), spec, timeline)
+    sb.prepare()
+    try:
+        for n in (1, 2):
+            assert scalar(mariadb, f"SELECT COUNT(*) FROM sbtest_accept.sbtest{n}") == 10_000
+        assert scalar(mariadb, "SELECT COUNT(*) FROM information_schema.statistics WHERE "
+                               "table_schema = 'sbtest_accept' AND table_name = 'sbtest1' "
+                               "AND index_name = 'k_1'") == 1
+        sb.start()
+        deadline = time.monotonic() + RUN_SECONDS
+        while time.monotonic() < deadline and sb.error is None:
+            time.sleep(0.1)
+        totals = sb.stop()  # raises WorkloadError on any error
+        assert totals.error_count == 0, totals.errors
+        assert totals.transactions > 50, totals
+        assert totals.queries == 20 * totals.transactions  # 18 statements + BEGIN/COMMIT
+        metrics = [e.data for e in timeline.events("workload.metrics")]
+        assert len(metrics) >= RUN_SECONDS - 1
+        full = [m for m in metrics if m["interval"] == 1.0]
+        assert all(m["tps"] > 0 and m["errors"] == {} and m["p99"] >= m["p50"] > 0
+                   for m in full), full
+        # delete + insert of the same id keeps every table at its size
+        for n in (1, 2):
+            assert scalar(mariadb, f"SELECT COUNT(*) FROM sbtest_accept.sbtest{n}") == 10_000
+    finally:
+        sb.cleanup()
+    assert scalar(mariadb, "SELECT COUNT(*) FROM information_schema.tables WHERE "
+                           "table_schema = 'sbtest_accept'") == 0
+
+
+def test_ha_workload_fixture_runs_the_marker(mariadb: MariaDB, pytester: pytest.Pytester) -> None:
+    """The fixture end to end, with tidb_cluster/tidb_client pointed at MariaDB."""
+    pytester.makeconftest(textwrap.dedent(f"""
+        import pymysql, pytest
+
+        PORT = {mariadb.port}
+
+        def connect(database=None):
+            return pymysql.connect(host="127.0.0.1", port=PORT, user="root", database=database,
+                                   connect_timeout=3, read_timeout=10, write_timeout=10,
+                                   autocommit=True)
+
+        class Client:
+            endpoints = {{"tidb-0": ("127.0.0.1", PORT), "tidb-1": ("127.0.0.1", PORT)}}
+            def connect(self, node=None, database=None, read_timeout=None):
+                return connect(database)
+
+        class Cluster:
+            database = "wl_fixture_db"
+
+        @pytest.fixture
+        def tidb_cluster():
+            c = connect()
+            c.cursor().execute("CREATE DATABASE IF NOT EXISTS wl_fixture_db")
+            yield Cluster()
+            c.cursor().execute("DROP DATABASE IF EXISTS wl_fixture_db")
+            c.close()
+
+        @pytest.fixture
+        def tidb_client(tidb_cluster):
+            return Client()
+    """))
+    pytester.makepyfile(textwrap.dedent("""
+        import time, pytest
+        from conftest import connect
+
+        def count(q):
+            c = connect()
+            try:
+                cur = c.cursor(); cur.execute(q); return cur.fetchone()[0]
+            finally:
+                c.close()
+
+        @pytest.mark.workload("sysbench", tables=4, table_size=4000, threads=2,
+                              ignore_errors=[1213])
+        def test_own_database(ha_workload, ha_record):
+            assert ha_workload.db == "wl_fixture_db"
+            assert (ha_workload.tables, ha_workload.table_size) == (2, 2000)  # scale 0.5
+            assert count("SELECT COUNT(*) FROM wl_fixture_db.sbtest2") == 2000
+            deadline = time.monotonic() + 10
+            while len(ha_record.timeline.events("workload.metrics")) < 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            assert ha_workload.running
+            assert ha_workload.totals().error_count == 0
+
+        @pytest.mark.workload("sysbench", db="wl_named", tables=1, table_size=1000, threads=1)
+        def test_named_database_is_cleaned(ha_workload):
+            assert ha_workload.db == "wl_named" and ha_workload.running
+
+        def test_after_named():
+            assert count("SELECT COUNT(*) FROM information_schema.tables "
+                         "WHERE table_schema = 'wl_named'") == 0
+
+        def test_no_marker(ha_workload):
+            assert ha_workload is None
+    """))
+    result = pytester.runpytest_subprocess("--ha-workload-scale", "0.5", "-p", "no:randomly")
+    result.assert_outcomes(passed=4)
+
+
+def test_stop_is_prompt_while_the_server_is_frozen(mariadb: MariaDB) -> None:
+    """SIGSTOP the server (a partitioned node, for the client): stop() still returns fast."""
+    spec = Workload(db="sbtest_freeze", tables=1, table_size=1000, threads=4)
+    sb = Sysbench(lambda: mariadb.connect(connect_timeout=2, read_timeout=60, write_timeout=60),
+                  spec, Timeline(), stop_timeout=5.0)
+    sb.prepare()
+    sb.start()
+    deadline = time.monotonic() + 10
+    while sb.totals().transactions < 20:
+        assert time.monotonic() < deadline, "workload made no progress"
+        time.sleep(0.05)
+    os.kill(mariadb.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.5)  # every worker is now blocked in a read (read_timeout is 60 s)
+        t0 = time.monotonic()
+        sb.stop()
+        took = time.monotonic() - t0
+    finally:
+        os.kill(mariadb.pid, signal.SIGCONT)
+    assert took < 5.5, f"stop() took {took:.1f}s with the server frozen"
+    with contextlib.suppress(pymysql.err.MySQLError):
+        sb.cleanup()
