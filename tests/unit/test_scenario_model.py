@@ -151,3 +151,21 @@ cases:
 """)
     text = render_plan(case)
     assert "topsecret" not in text and "AKIAXXX" not in text
+
+
+def test_generated_file_names_match_the_source_glob() -> None:
+    import fnmatch
+
+    case = one_case("""\
+cases:
+  - name: g
+    importInto:
+      - {db: d, table: t, source: /import/user_data1.*.csv, timeout: 1m,
+         generate: {rows: 10, files: 3}}
+      - {db: d, table: u, source: /import/one.csv, timeout: 1m, generate: {rows: 10}}
+""")
+    many, one = case.jobs
+    assert many.generated_files() == ["user_data1.1.csv", "user_data1.2.csv",  # type: ignore[union-attr]
+                                      "user_data1.3.csv"]
+    assert all(fnmatch.fnmatch(n, "user_data1.*.csv") for n in many.generated_files())  # type: ignore[union-attr]
+    assert one.generated_files() == ["one.csv"]  # type: ignore[union-attr]

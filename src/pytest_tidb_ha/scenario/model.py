@@ -223,6 +223,20 @@ class ImportIntoJob:
 
     kind = "import_into"
 
+    def generated_files(self) -> list[str]:
+        """File names (relative to the import folder) that ``generate`` writes.
+
+        The ``*`` of ``source`` (``/import/user_data1.*.csv``) is replaced by
+        1..files, so the names match the glob IMPORT INTO is given; without a
+        ``*`` (then files == 1) the file is the source's own name.
+        """
+        if self.generate is None:
+            return []
+        rel = self.source_uri.removeprefix("/import/")
+        if "*" not in rel:
+            return [rel]
+        return [rel.replace("*", str(i), 1) for i in range(1, self.generate.files + 1)]
+
 
 JobSpec = AddIndexJob | ImportIntoJob
 

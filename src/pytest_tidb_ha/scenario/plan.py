@@ -75,9 +75,11 @@ def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
             lines.append(f"    before: {redact(job.create_table)}")
         if job.generate is not None:
             rows = job.generate.scaled_rows(workload_scale)
-            lines.append(f"    before: generate {rows} CSV rows (as written {job.generate.rows}, "
-                         f"workload scale {workload_scale:g}) in {job.generate.files} file(s) "
-                         f"with a header under /import")
+            written = (f" (as written {job.generate.rows}, workload scale {workload_scale:g})"
+                       if workload_scale != 1.0 else "")
+            files = ", ".join(job.generated_files())
+            lines.append(f"    before: generate {rows} CSV rows{written} with a header line into "
+                         f"/import: {files}")
     start = case.warmup.seconds
     timeout = job.timeout.seconds
     for run in range(1, job.times + 1):
