@@ -1,0 +1,131 @@
+"""Switches for the project's OWN test runs (not part of the shipped plugin).
+
+``--standin``            build the stand-in image (tests/standin/build.sh, a TEST DOUBLE of
+                         pingcap/pd, tikv, tidb) once per session and use it for all three
+                         components of every cluster the plugin starts.
+``--standin-bugs LIST``  bug modes (comma list: 48303,48546,46735) for every stand-in
+                         container of the run (env ``STANDIN_BUGS``).
+
+Every stand-in container also gets ``STANDIN_TIME_SCALE`` = the run's ``--ha-time-scale``
+so lease TTLs and heartbeats shrink with the case's schedule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import subprocess
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+log = logging.getLogger("pytest_tidb_ha.standin")
+
+BUILD_SCRIPT = Path(__file__).parent / "tests" / "standin" / "build.sh"
+COMPONENTS = ("pd", "tikv", "tidb")
+KNOWN_BUGS = ("48303", "48546", "46735")
+STANDIN_IMAGE_KEY = pytest.StashKey[str]()
+BUILD_TIMEOUT = 900.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("standin", "stand-in cluster (this repository's own tests only)")
+    group.addoption("--standin", action="store_true", default=False,
+                    help="build the stand-in image (tests/standin/build.sh) and use it for "
+                         "pd, tikv and tidb (default: off, the real pingcap images)")
+    group.addoption("--standin-bugs", default="", metavar="LIST",
+                    help="stand-in bug modes for every stand-in container, comma list of "
+                         f"{','.join(KNOWN_BUGS)} (default: none)")
+
+
+def parse_bugs(text: str) -> tuple[str, ...]:
+    """``"48303, #46735"`` -> ("48303", "46735"); unknown ids are a usage error."""
+    bugs = tuple(part.strip().lstrip("#") for part in text.split(",") if part.strip())
+    unknown = [b for b in bugs if b not in KNOWN_BUGS]
+    if unknown:
+        raise pytest.UsageError(
+            f"--standin-bugs: unknown bug mode(s) {', '.join(unknown)} (known: {', '.join(KNOWN_BUGS)})"
+        )
+    return bugs
+
+
+def build_standin_image(timeout: float = BUILD_TIMEOUT) -> str:
+    """Run build.sh (idempotent, fast when current) and return the image ref it prints."""
+    try:
+        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from exc
+    ref = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    if done.returncode != 0 or not ref:
+        tail = "\n".join(done.stderr.strip().splitlines()[-20:])
+        raise RuntimeError(f"{BUILD_SCRIPT} failed (exit {done.returncode}):\n{tail}")
+    return ref
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """After the plugin resolved its options: point every component at the stand-in image.
+
+    Done here (not only in the settings fixture) so a case that pins a version still gets
+    the stand-in: the images go into ``image_overrides``, which win over versions.
+    """
+    bugs = parse_bugs(config.getoption("--standin-bugs") or "")
+    if bugs and not config.getoption("--standin"):
+        raise pytest.UsageError("--standin-bugs needs --standin")
+    if not config.getoption("--standin"):
+        return
+    try:
+        ref = build_standin_image()
+    except (OSError, RuntimeError) as exc:
+        raise pytest.UsageError(f"--standin: cannot build the stand-in image: {exc}") from None
+    config.stash[STANDIN_IMAGE_KEY] = ref
+    try:
+        from pytest_tidb_ha.recording import HA_OPTIONS_KEY
+    except ImportError:  # plugin not installed: nothing to point at the image
+        return
+    opts = config.stash.get(HA_OPTIONS_KEY, None)
+    if opts is not None:
+        images = MappingProxyType({c: ref for c in COMPONENTS})
+        config.stash[HA_OPTIONS_KEY] = dataclasses.replace(opts, images=images, image_overrides=images)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    ref = config.stash.get(STANDIN_IMAGE_KEY, None)
+    if ref is None:
+        return []
+    bugs = config.getoption("--standin-bugs") or "none"
+    return [f"stand-in cluster (TEST DOUBLE): image {ref}, bug modes: {bugs}"]
+
+
+def standin_env(config: pytest.Config) -> dict[str, str]:
+    """Environment of every stand-in container of this run."""
+    from pytest_tidb_ha.recording import ha_options
+
+    env = {"STANDIN_TIME_SCALE": repr(float(ha_options(config).time_scale))}
+    bugs = parse_bugs(config.getoption("--standin-bugs") or "")
+    if bugs:
+        env["STANDIN_BUGS"] = ",".join(bugs)
+    return env
+
+
+@pytest.fixture(scope="session")
+def tidb_cluster_settings(tidb_cluster_settings: Any, request: pytest.FixtureRequest) -> Any:
+    """The plugin's settings, with the stand-in image and its env when ``--standin`` is on."""
+    ref = request.config.stash.get(STANDIN_IMAGE_KEY, None)
+    if ref is None:
+        return tidb_cluster_settings
+    env = standin_env(request.config)
+    merged = {
+        component: MappingProxyType({**dict(tidb_cluster_settings.env.get(component, {})), **env})
+        for component in COMPONENTS
+    }
+    log.info("stand-in cluster: image %s, env %s", ref, env)
+    return dataclasses.replace(
+        tidb_cluster_settings,
+        images=MappingProxyType({c: ref for c in COMPONENTS}),
+        env=MappingProxyType(merged),
+        pull_missing=False,
+    )
