@@ -136,6 +136,11 @@ def _marker_case(item: pytest.Item) -> Case | None:
     )
 
 
+def _uses_cluster(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return any(n in CLUSTER_FIXTURES or n.startswith("tidb_cluster") for n in names)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
     """Build every marker test's Case; all marker errors in one UsageError, before any run."""
@@ -153,7 +158,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             continue
         if case is not None:
             item.stash[CASE_KEY] = case
-        if opts.dry_run and CLUSTER_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if opts.dry_run and _uses_cluster(item):
             if case is not None:
                 store_plan(config, item.nodeid, case)
             item.add_marker(pytest.mark.skip(reason="dry run"))

@@ -16,7 +16,7 @@ Extensions, in the same camelCase style (see docs/case-format.md):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -219,10 +219,6 @@ def _duration(minimum: str = "positive") -> Callable[[object, str], Duration]:
     def conv(value: object, field: str) -> Duration:
         return build.duration(value, field, minimum=minimum)
     return conv
-
-
-def _raw(value: object, field: str) -> object:
-    return value
 
 
 def parse_ignore_errors(value: object, field: str = "ignoreErrors") -> str | tuple[int, ...]:
@@ -518,8 +514,3 @@ def _expect(ctx: _Ctx, node: yaml.Node) -> Expectation:
         stall_window=m.get("stallWindow", _duration(), None),
         cancel_after=m.get("cancelAfter", _duration(), None),
     )
-
-
-def iter_faults(case: Case) -> Iterator[FaultSpec]:
-    """Convenience for callers that walk every fault of a case."""
-    yield from case.faults
