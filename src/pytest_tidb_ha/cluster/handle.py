@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -126,6 +127,11 @@ class Cluster:
 
     def node_of_address(self, address: str) -> str | None:
         return node_of_address(address, self.nodes)
+
+    @property
+    def import_dir(self) -> Path | None:
+        """Host folder mounted read-only at ``/import`` in every TiDB (None when attached)."""
+        return self.settings.import_dir if self.settings is not None else None
 
     def describe(self) -> str:
         """``pd=3,tikv=3,tidb=2 images=...`` for report headers."""

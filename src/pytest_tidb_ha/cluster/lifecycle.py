@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -76,6 +77,15 @@ def disable_ryuk_unless_enabled() -> None:
     testcontainers_config.ryuk_disabled = True
 
 
+def _short_reason(exc: BaseException) -> str:
+    """``FileNotFoundError: No such file or directory`` out of docker-py's nested wrapping."""
+    text = str(exc)
+    m = re.search(r"(\w+(?:Error|Exception))\((?:\d+, )?'([^']+)'\)", text)
+    if m:
+        return f"{m.group(1)}: {m.group(2)}"
+    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+
+
 def docker_client(timeout: float = 60) -> DockerClient:
     """A docker SDK client that has answered a ping, or :class:`DockerUnavailable`."""
     import docker
@@ -85,7 +95,7 @@ def docker_client(timeout: float = 60) -> DockerClient:
         client = docker.from_env(timeout=int(timeout))
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = _short_reason(exc)
         raise DockerUnavailable(
             f"no Docker engine answers at {where} ({reason[:200]}); start one "
             "(scripts/ensure-docker.sh) or attach to a running cluster with --tidb-dsn"
@@ -154,34 +164,38 @@ def wait_until(
     what: str,
     probe: Callable[[], tuple[bool, str]],
     *,
-    started: _Started,
+    name: str,
+    containers: Callable[[], list[tuple[str, Container]]],
     timeout: float,
     interval: float,
 ) -> None:
-    """Poll *probe* until it says ready; fail fast on an exited container; raise on expiry."""
+    """Poll *probe* until it says ready; fail fast on an exited container; raise on expiry.
+
+    *containers* lists the containers to watch (node, docker Container); their states and
+    log tails make up the story of the error.
+    """
     deadline = time.monotonic() + timeout
     began = time.monotonic()
     detail = "not probed yet"
     while True:
-        for node, c in started.wrapped():
+        for node, c in containers():
             state = _container_state(c)
             if state.startswith(("exited", "dead", "gone")):
                 raise ClusterStartError(
-                    f"cluster {started.settings.cluster_name}: {node} {state} while waiting for "
-                    f"{what}; last probe: {detail}\n{story(started.wrapped())}"
+                    f"cluster {name}: {node} {state} while waiting for {what}; "
+                    f"last probe: {detail}\n{story(containers())}"
                 )
         try:
             ok, detail = probe()
         except Exception as exc:  # noqa: BLE001 - a probe failure is "not ready yet"
             ok, detail = False, f"{type(exc).__name__}: {exc}"
         if ok:
-            log.info("cluster %s: %s after %.1fs", started.settings.cluster_name, what,
-                     time.monotonic() - began)
+            log.info("cluster %s: %s after %.1fs", name, what, time.monotonic() - began)
             return
         if time.monotonic() >= deadline:
             raise ClusterStartError(
-                f"cluster {started.settings.cluster_name}: timed out after {timeout:.0f}s waiting "
-                f"for {what}; last probe: {detail}\n{story(started.wrapped())}"
+                f"cluster {name}: timed out after {timeout:.0f}s waiting for {what}; "
+                f"last probe: {detail}\n{story(containers())}"
             )
         time.sleep(interval)
 
@@ -318,10 +332,13 @@ def _remove_container(dc: Any) -> None:
         inner.remove(force=True, v=True)
 
 
-def _pd_probe(started: _Started, pd_nodes: Sequence[str]) -> Callable[[], tuple[bool, str]]:
+PortOf = Callable[[str, int], str]  # (node, container port) -> host-side base URL
+
+
+def _pd_probe(url_of: PortOf, pd_nodes: Sequence[str]) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
         for node in pd_nodes:
-            base = f"http://{HOST_IP}:{started.host_ports[node][PD_CLIENT_PORT]}"
+            base = url_of(node, PD_CLIENT_PORT)
             members = get_json(base + "/pd/api/v1/members", timeout=3)
             try:
                 health = get_json(base + "/pd/api/v1/health", timeout=3)
@@ -335,30 +352,30 @@ def _pd_probe(started: _Started, pd_nodes: Sequence[str]) -> Callable[[], tuple[
     return probe
 
 
-def _stores_probe(started: _Started, pd_nodes: Sequence[str],
+def _stores_probe(url_of: PortOf, pd_nodes: Sequence[str],
                   tikv_nodes: Sequence[str]) -> Callable[[], tuple[bool, str]]:
     expected = [f"{n}:{TIKV_PORT}" for n in tikv_nodes]
 
     def probe() -> tuple[bool, str]:
         problems = []
         for node in pd_nodes:  # any PD that answers will do
-            base = f"http://{HOST_IP}:{started.host_ports[node][PD_CLIENT_PORT]}"
             try:
-                return stores_ready(get_json(base + "/pd/api/v1/stores", timeout=3), expected)
+                answer = get_json(url_of(node, PD_CLIENT_PORT) + "/pd/api/v1/stores", timeout=3)
             except HTTPProblem as exc:
                 problems.append(str(exc))
+                continue
+            return stores_ready(answer, expected)
         return False, "; ".join(problems)
 
     return probe
 
 
-def _tidb_probe(started: _Started, tidb_nodes: Sequence[str],
+def _tidb_probe(url_of: PortOf, tidb_nodes: Sequence[str],
                 client: TiDBClient) -> Callable[[], tuple[bool, str]]:
     def probe() -> tuple[bool, str]:
         for node in tidb_nodes:
-            base = f"http://{HOST_IP}:{started.host_ports[node][TIDB_STATUS_PORT]}"
             try:
-                get_json(base + "/status", timeout=3)
+                get_json(url_of(node, TIDB_STATUS_PORT) + "/status", timeout=3)
             except HTTPProblem as exc:
                 return False, f"{node} /status: {exc.detail}"
             try:
@@ -368,6 +385,10 @@ def _tidb_probe(started: _Started, tidb_nodes: Sequence[str],
         return True, "ok"
 
     return probe
+
+
+def _started_url_of(started: _Started) -> PortOf:
+    return lambda node, port: f"http://{HOST_IP}:{started.host_ports[node][port]}"
 
 
 def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None) -> Cluster:
@@ -404,18 +425,21 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         tikv_nodes = [s.node for s in by_component["tikv"]]
         tidb_nodes = [s.node for s in by_component["tidb"]]
         timeout, interval = settings.startup_timeout, settings.poll_interval
+        url_of = _started_url_of(started)
 
         for spec in by_component["pd"]:
             _start_container(started, spec)
         log.info("cluster %s: waiting for PD members %s", name, pd_nodes)
-        wait_until(f"PD members {pd_nodes} healthy", _pd_probe(started, pd_nodes),
-                   started=started, timeout=timeout, interval=interval)
+        wait_until(f"PD members {pd_nodes} healthy", _pd_probe(url_of, pd_nodes),
+                   name=name, containers=started.wrapped, timeout=timeout,
+                   interval=interval)
 
         for spec in by_component["tikv"]:
             _start_container(started, spec)
         log.info("cluster %s: waiting for TiKV stores %s to be Up", name, tikv_nodes)
-        wait_until(f"TiKV stores {tikv_nodes} Up", _stores_probe(started, pd_nodes, tikv_nodes),
-                   started=started, timeout=timeout, interval=interval)
+        wait_until(f"TiKV stores {tikv_nodes} Up", _stores_probe(url_of, pd_nodes, tikv_nodes),
+                   name=name, containers=started.wrapped, timeout=timeout,
+                   interval=interval)
 
         for spec in by_component["tidb"]:
             _start_container(started, spec)
@@ -424,8 +448,9 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
             connect_timeout=2, read_timeout=5, write_timeout=5,
         )
         log.info("cluster %s: waiting for TiDB %s (/status and SELECT 1)", name, tidb_nodes)
-        wait_until(f"TiDB {tidb_nodes} /status and SELECT 1", _tidb_probe(started, tidb_nodes, client),
-                   started=started, timeout=timeout, interval=interval)
+        wait_until(f"TiDB {tidb_nodes} /status and SELECT 1", _tidb_probe(url_of, tidb_nodes, client),
+                   name=name, containers=started.wrapped, timeout=timeout,
+                   interval=interval)
 
         cluster = _handle(started, specs)
     except BaseException:
@@ -434,6 +459,37 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         raise
     log.info("cluster %s: ready in %.1fs (%s)", name, time.monotonic() - began, cluster.describe())
     return cluster
+
+
+def wait_ready(cluster: Cluster, *, timeout: float = 60.0, interval: float = 0.5) -> None:
+    """Wait until a running cluster is whole again: PD healthy, stores Up, TiDBs answer.
+
+    Used before handing a reused cluster to the next test (a fault may have just healed).
+    Raises :class:`ClusterStartError` with the story, like start-up does.
+    """
+    pd_nodes = [n.name for n in cluster.nodes_of("pd")]
+    tikv_nodes = [n.name for n in cluster.nodes_of("tikv")]
+    tidb_nodes = [n.name for n in cluster.nodes_of("tidb")]
+
+    def url_of(node: str, port: int) -> str:
+        return cluster.node(node).url(port)
+
+    def containers() -> list[tuple[str, Container]]:
+        out = []
+        for n in cluster.nodes:
+            with contextlib.suppress(Exception):
+                out.append((n.name, cluster.container(n.name)))
+        return out
+
+    client = cluster.client(connect_timeout=2, read_timeout=5, write_timeout=5)
+    watch = containers if cluster.can_control_nodes else list
+    for what, probe in (
+        (f"PD members {pd_nodes} healthy", _pd_probe(url_of, pd_nodes)),
+        (f"TiKV stores {tikv_nodes} Up", _stores_probe(url_of, pd_nodes, tikv_nodes)),
+        (f"TiDB {tidb_nodes} answering", _tidb_probe(url_of, tidb_nodes, client)),
+    ):
+        wait_until(what, probe, name=cluster.name, containers=watch, timeout=timeout,
+                   interval=interval)
 
 
 def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:

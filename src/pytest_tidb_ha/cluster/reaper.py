@@ -1,0 +1,118 @@
+"""Remove what earlier runs left behind (crash, SIGKILL, pytest-timeout's thread method).
+
+Every resource carries ``org.pytest-tidb-ha.pid`` and ``.host``. At session start we
+remove containers, networks and volumes whose owning process is gone: same host and
+``os.kill(pid, 0)`` says no such process. Resources of live processes (other sessions,
+other xdist workers) and of ``--ha-keep-cluster`` runs are never touched; resources of
+another host are never touched either (we cannot tell whether their owner lives).
+Ryuk would not do this for us: see reference/tidb-containers.md §5.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .lifecycle import remove_network, remove_volume
+from .specs import LABEL_HOST, LABEL_KEEP, LABEL_PID, LABEL_PLUGIN, PLUGIN_NAME
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+
+log = logging.getLogger("pytest_tidb_ha.cluster")
+
+
+def pid_alive(pid: int) -> bool:
+    """True unless the process certainly does not exist (EPERM means it does)."""
+    if pid <= 0:
+        return True  # unknown: be safe
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno != errno.ESRCH
+    return True
+
+
+def is_stale(labels: Mapping[str, str], *, host: str,
+             alive: Callable[[int], bool] = pid_alive) -> bool:
+    """Pure decision: a labelled resource whose owner (pid on this host) is gone."""
+    if labels.get(LABEL_PLUGIN) != PLUGIN_NAME:
+        return False
+    if labels.get(LABEL_KEEP) == "true":
+        return False
+    if labels.get(LABEL_HOST) != host:
+        return False
+    try:
+        pid = int(labels.get(LABEL_PID, ""))
+    except ValueError:
+        return False
+    return not alive(pid)
+
+
+@dataclass
+class Reaped:
+    containers: list[str] = field(default_factory=list)
+    networks: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.containers or self.networks or self.volumes)
+
+    def __str__(self) -> str:
+        return (f"{len(self.containers)} container(s), {len(self.networks)} network(s), "
+                f"{len(self.volumes)} volume(s)")
+
+
+def _labels(obj: object) -> Mapping[str, str]:
+    attrs = getattr(obj, "attrs", {}) or {}
+    labels = attrs.get("Labels")
+    if labels is None:
+        labels = (attrs.get("Config") or {}).get("Labels")
+    return labels or {}
+
+
+def reap_stale(docker: DockerClient, *, host: str | None = None,
+               alive: Callable[[int], bool] = pid_alive) -> Reaped:
+    """Remove every stale labelled container, then networks, then volumes."""
+    host = host or socket.gethostname()
+    flt: dict[str, str | list[str] | bool] = {"label": [f"{LABEL_PLUGIN}={PLUGIN_NAME}"]}
+    reaped = Reaped()
+
+    def stale(objs: Iterable[object]) -> list[object]:
+        return [o for o in objs if is_stale(_labels(o), host=host, alive=alive)]
+
+    try:
+        containers = stale(docker.containers.list(all=True, filters=flt))
+    except Exception as exc:  # noqa: BLE001 - reaping is best effort
+        log.warning("reaper: cannot list containers: %s", exc)
+        containers = []
+    for c in containers:
+        with contextlib.suppress(Exception):
+            c.remove(force=True, v=True)  # type: ignore[attr-defined]
+            reaped.containers.append(str(c.name))  # type: ignore[attr-defined]
+    try:
+        networks = stale(docker.networks.list(filters=flt))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("reaper: cannot list networks: %s", exc)
+        networks = []
+    for n in networks:
+        remove_network(docker, str(n.name))  # type: ignore[attr-defined]
+        reaped.networks.append(str(n.name))  # type: ignore[attr-defined]
+    try:
+        volumes = stale(docker.volumes.list(filters=flt))
+    except Exception as exc:  # noqa: BLE001
+        log.warning("reaper: cannot list volumes: %s", exc)
+        volumes = []
+    for v in volumes:
+        remove_volume(docker, str(v.name))  # type: ignore[attr-defined]
+        reaped.volumes.append(str(v.name))  # type: ignore[attr-defined]
+    if reaped:
+        log.warning("reaper: removed leftovers of dead runs: %s (%s)", reaped,
+                    ", ".join(reaped.containers + reaped.networks + reaped.volumes))
+    return reaped
