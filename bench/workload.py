@@ -1,0 +1,179 @@
+"""How much client CPU our Python workload costs, next to Debian's ``sysbench``.
+
+Both clients run ``oltp_read_write`` (uniform ids, range size 100, the same
+tables and sizes, the same thread count) for the same time against one private
+MariaDB on loopback. What we compare is *transactions per second per client
+core*: transactions divided by the CPU seconds the client process used — the
+server's work is the same for both and is not counted. sysbench runs twice:
+with its default server-side prepared statements, and with ``--db-ps-mode
+=disable`` (the text protocol, as our workload uses).
+
+Usage::
+
+    python bench/workload.py [--seconds 15] [--threads 4] [--tables 2] [--table-size 10000]
+
+Prints a table and writes ``bench/results/workload.json``. Needs root (or
+pre-installed ``mariadb-server`` and ``sysbench``); installs them with apt.
+The machine is shared: treat single numbers as ±20 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
+
+from mariadb import MariaDB, Unavailable, mariadb_server  # noqa: E402
+
+from pytest_tidb_ha.scenario.model import Workload  # noqa: E402
+from pytest_tidb_ha.timeline import Timeline  # noqa: E402
+from pytest_tidb_ha.workload.sysbench import Sysbench  # noqa: E402
+
+DB = "sbtest_bench"
+log = logging.getLogger("pytest_tidb_ha.bench")
+
+
+@dataclass(frozen=True)
+class Result:
+    client: str
+    seconds: float
+    transactions: int
+    errors: int
+    cpu_seconds: float
+
+    @property
+    def tps(self) -> float:
+        return self.transactions / self.seconds
+
+    @property
+    def cores(self) -> float:
+        return self.cpu_seconds / self.seconds
+
+    @property
+    def tps_per_core(self) -> float:
+        return self.transactions / self.cpu_seconds if self.cpu_seconds > 0 else 0.0
+
+
+def ensure_sysbench() -> str | None:
+    path = shutil.which("sysbench")
+    if path or os.geteuid() != 0:
+        return path
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "--no-install-recommends", "sysbench"]
+    if subprocess.run(cmd, env=env, capture_output=True, timeout=600, check=False).returncode:
+        subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600,
+                       check=False)
+        subprocess.run(cmd, env=env, capture_output=True, timeout=600, check=False)
+    return shutil.which("sysbench")
+
+
+def run_ours(db: MariaDB, spec: Workload, seconds: float) -> Result:
+    sb = Sysbench(lambda: db.connect(read_timeout=30, write_timeout=30), spec, Timeline())
+    cpu0 = time.process_time()
+    sb.start()
+    time.sleep(seconds)
+    totals = sb.stop()
+    cpu = time.process_time() - cpu0
+    return Result("pytest-tidb-ha (pymysql, text)", totals.seconds, totals.transactions,
+                  totals.error_count, cpu)
+
+
+def run_sysbench(binary: str, db: MariaDB, spec: Workload, seconds: float,
+                 ps_mode: str) -> Result:
+    cmd = [binary, "oltp_read_write", f"--tables={spec.tables}",
+           f"--table-size={spec.table_size}", f"--threads={spec.threads}",
+           f"--time={int(seconds)}", "--rand-type=uniform", f"--db-ps-mode={ps_mode}",
+           "--mysql-host=127.0.0.1", f"--mysql-port={db.port}", "--mysql-user=root",
+           f"--mysql-db={DB}", "run"]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60,
+                          check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"sysbench failed ({proc.returncode}): {proc.stderr[-800:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    tx = re.search(r"transactions:\s+(\d+)", proc.stdout)
+    errs = re.search(r"ignored errors:\s+(\d+)", proc.stdout)
+    total = re.search(r"total time:\s+([\d.]+)s", proc.stdout)
+    if not (tx and total):
+        raise RuntimeError(f"cannot read sysbench's report:\n{proc.stdout[-1500:]}")
+    name = "sysbench 1.0 (prepared)" if ps_mode == "auto" else "sysbench 1.0 (text)"
+    return Result(name, float(total.group(1)), int(tx.group(1)),
+                  int(errs.group(1)) if errs else 0, cpu)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--threads", type=int, default=4)
+    ap.add_argument("--tables", type=int, default=2)
+    ap.add_argument("--table-size", type=int, default=10_000)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "workload.json")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    spec = Workload(db=DB, tables=args.tables, table_size=args.table_size,
+                    threads=args.threads, ignore_errors="all")
+    binary = ensure_sysbench()
+    results: list[Result] = []
+    try:
+        with mariadb_server() as db:
+            loader = Sysbench(lambda: db.connect(read_timeout=60, write_timeout=60), spec,
+                              Timeline())
+            t0 = time.monotonic()
+            loader.prepare()
+            prepare_s = time.monotonic() - t0
+            results.append(run_ours(db, spec, args.seconds))
+            if binary:
+                results.append(run_sysbench(binary, db, spec, args.seconds, "auto"))
+                results.append(run_sysbench(binary, db, spec, args.seconds, "disable"))
+            loader.cleanup()
+    except Unavailable as exc:
+        sys.stderr.write(f"bench/workload.py: {exc}\n")
+        return 2
+
+    ours = results[0]
+    print(f"oltp_read_write, {args.tables} tables x {args.table_size} rows, "
+          f"{args.threads} threads, {args.seconds:.0f}s each, MariaDB on loopback "
+          f"(prepare {prepare_s:.1f}s)")
+    print(f"{'client':34} {'tps':>9} {'errors':>7} {'client cores':>13} {'tps/core':>10} "
+          f"{'ours/this':>10}")
+    for r in results:
+        ratio = ours.tps_per_core / r.tps_per_core if r.tps_per_core else float("nan")
+        print(f"{r.client:34} {r.tps:9.1f} {r.errors:7d} {r.cores:13.2f} "
+              f"{r.tps_per_core:10.1f} {ratio:10.2f}")
+    if not binary:
+        print("sysbench not installed: no comparison (apt-get install sysbench)")
+    report = {
+        "bench": "workload",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "params": {"tables": args.tables, "table_size": args.table_size,
+                   "threads": args.threads, "seconds": args.seconds},
+        "prepare_seconds": round(prepare_s, 2),
+        "results": [asdict(r) | {"tps": round(r.tps, 1), "tps_per_core": round(r.tps_per_core, 1)}
+                    for r in results],
+        "ratio_tps_per_core_vs_sysbench": {
+            r.client: round(ours.tps_per_core / r.tps_per_core, 3)
+            for r in results[1:] if r.tps_per_core},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out.relative_to(Path.cwd()) if args.out.is_relative_to(Path.cwd()) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
