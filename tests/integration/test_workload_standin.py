@@ -1,0 +1,88 @@
+"""The workload through a TiKV partition on the stand-in cluster (real Docker).
+
+Acceptance of issue 7: errors appear in the fault window and throughput
+recovers after heal — read from the recorded ``workload.metrics`` events, the
+same data the report draws.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.faults.nemesis import Nemesis
+from pytest_tidb_ha.scenario.markers import fault_from_marker
+from pytest_tidb_ha.scenario.model import SourceRef, Topology, Workload
+from pytest_tidb_ha.timeline import Timeline
+from pytest_tidb_ha.workload.fixtures import round_robin_factory
+from pytest_tidb_ha.workload.sysbench import Sysbench
+
+pytestmark = pytest.mark.docker
+
+WARMUP = 8.0  # seconds of healthy load before the partition
+PARTITION = 10.0
+RECOVERY = 20.0  # how long after heal throughput may take to come back
+
+
+def metrics(timeline: Timeline) -> list[dict[str, Any]]:
+    return [e.data for e in timeline.events("workload.metrics")]
+
+
+def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
+        docker_engine: Any, standin_image: str) -> None:
+    settings = ClusterSettings(run_id="wl" + uuid.uuid4().hex[:6], topology=Topology(1, 1, 1),
+                               images={c: standin_image for c in ("pd", "tikv", "tidb")},
+                               pull_missing=False, startup_timeout=120)
+    cluster = start_cluster(settings, docker_engine)
+    timeline = Timeline()
+    try:
+        client = cluster.client(connect_timeout=2, read_timeout=5, write_timeout=5)
+        sb = Sysbench(round_robin_factory(client),
+                      Workload(db="sbtest", tables=1, table_size=1000, threads=2,
+                               ignore_errors="all"),
+                      timeline, stop_timeout=8.0)
+        sb.prepare()
+        fault = fault_from_marker(("network_partition",),
+                                  {"selector": "tikv(random)_to_all",
+                                   "duration": f"{PARTITION}s", "warmup": f"{WARMUP}s"},
+                                  SourceRef(nodeid="test_workload_standin"))
+        sb.start()
+        try:
+            with Nemesis(cluster, [fault], timeline, 1.0, seed=7) as nemesis:
+                assert nemesis.wait(WARMUP + PARTITION + 60), "nemesis did not finish"
+            healed = [e.t for e in timeline.events("fault.healed")]
+            assert healed, [e.kind for e in timeline.events("fault.")]
+            deadline = healed[0] + RECOVERY
+            # poll: recovered once two whole seconds after heal commit transactions
+            while timeline.now() < deadline:
+                after = [m for m in metrics(timeline) if m["second"] >= healed[0]]
+                if sum(1 for m in after if m["transactions"] > 0) >= 2:
+                    break
+                time.sleep(0.2)
+        finally:
+            sb.stop()
+        windows = timeline.fault_windows()
+        assert len(windows) == 1 and windows[0].end is not None, windows
+        start, end = windows[0].start, windows[0].end
+        samples = metrics(timeline)
+        before = [m for m in samples if m["second"] + 1 <= start and m["interval"] == 1.0]
+        inside = [m for m in samples if start <= m["second"] and m["second"] + 1 <= end]
+        after = [m for m in samples if m["second"] >= end]
+        story = (f"window {start:.1f}-{end:.1f}s; samples: "
+                 + ", ".join(f"{m['second']:.0f}:{m['tps']}/{m['errors']}" for m in samples))
+        assert before and statistics.median(m["tps"] for m in before) > 0, story
+        assert sum(sum(m["errors"].values()) for m in before) == 0, story
+        # errors appear in the fault window, and throughput drops there
+        assert sum(sum(m["errors"].values()) for m in inside) > 0, story
+        healthy = statistics.median(m["tps"] for m in before)
+        assert min(m["tps"] for m in inside) < 0.5 * healthy, story
+        # and comes back after heal
+        assert any(m["tps"] >= 0.3 * healthy for m in after), story
+    finally:
+        stop_cluster(cluster)
