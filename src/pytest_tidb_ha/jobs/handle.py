@@ -81,6 +81,8 @@ class JobHandle:
         self.cancel_settled = threading.Event()
         self.blocked_by: str | None = None
         self.extra: dict[str, Any] = {}
+        self.watcher: Any = None  # the Watcher polling this handle (set by Watcher.add)
+        self.timeline: Any = None  # its Timeline, for operator logs
 
     def __repr__(self) -> str:
         return (f"JobHandle({self.job_key!r}, job_id={self.job_id}, state={self.state!r}, "

@@ -205,6 +205,7 @@ def submit_add_index(
     table: str | None = None,
     index: str | None = None,
     dist_task: bool | None = None,
+    job_key: str | None = None,
 ) -> JobHandle:
     """Start run *run* (1-based) of an ADD INDEX job; returns at once.
 
@@ -219,7 +220,7 @@ def submit_add_index(
               timeline=timeline)
     known = ddl_job_ids(client, db, table)
     sql = add_index_sql(db, table, index, spec.index_col_name)
-    job_key = f"add_index#{run}"
+    job_key = job_key or f"add_index#{run}"
     stmt = StatementThread(lambda: client.connect(read_timeout=policy.timeout + STATEMENT_SLACK),
                            sql, name=f"tidb-ha-job-{job_key}")
     handle = JobHandle(job_key, JobTarget(ADD_INDEX, db, table, index, spec.index_col_name,
@@ -369,6 +370,7 @@ def submit_import(
     db: str | None = None,
     table: str | None = None,
     prepare: bool = True,
+    job_key: str | None = None,
 ) -> JobHandle:
     """Start run *run* of an IMPORT INTO job; returns at once.
 
@@ -385,7 +387,7 @@ def submit_import(
     known = import_job_ids(client, db, table)
     opts = dict(spec.options if options is None else options)
     sql = import_sql(db, table, source or spec.source_uri, spec.format, opts, detached)
-    job_key = f"import_into#{run}"
+    job_key = job_key or f"import_into#{run}"
     stmt = StatementThread(lambda: client.connect(read_timeout=policy.timeout + STATEMENT_SLACK),
                            sql, name=f"tidb-ha-job-{job_key}")
     handle = JobHandle(job_key, JobTarget(IMPORT_INTO, db, table, known_ids=known), policy,

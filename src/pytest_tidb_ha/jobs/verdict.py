@@ -98,6 +98,10 @@ class Verdict:
 #    timeout passed -> ``stuck``;
 # 6. otherwise undecided (``None``): keep watching.
 
+#: ``CancelProbe.reason`` of the probe the runner issues after ``stuck``: its
+#: outcome is a separate verdict (:func:`cancel_ineffective`), not the job's.
+PROBE_AFTER_STUCK = "probe after stuck"
+
 #: How many recent distinct observations the evidence keeps.
 EVIDENCE_STATES = 6
 
@@ -186,7 +190,8 @@ def judge(
     jid = job_id if job_id is not None else next(
         (o.job_id for o in reversed(observations) if o.job_id is not None), None)
     label = _label(kind, jid, last)
-    cancelled_by_test = cancel is not None and cancel.reason == "cancelAfter"
+    # any cancel the test issued (cancelAfter, assert_cancellable, the probe) excuses 8214
+    cancelled_by_test = cancel is not None
     lp = last_progress(observations, started_at)
     evidence: dict[str, Any] = {
         "last_states": distinct_states(observations),
@@ -252,7 +257,7 @@ def judge(
         return verdict(name, f"{label} ended {last.state}: {err} ({cls.rule})", ok,
                        error=str(err), rule=cls.rule)
     # -- not terminal ------------------------------------------------------------
-    if (cancel is not None and cancel.reason == "cancelAfter"
+    if (cancel is not None and cancel.reason != PROBE_AFTER_STUCK
             and cancel_outcome(observations, kind, cancel, now) == "ineffective"):
         return verdict(CANCEL_INEFFECTIVE,
                        f"{label} still {last.state if last else 'unseen'} "

@@ -24,7 +24,7 @@ from ..timeline import Timeline, fault_free_seconds
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
 from .submit import SQLClient, as_int, col, find_ddl_job, find_import_job, text
-from .verdict import STUCK, Verdict, cancel_ineffective, judge, last_progress
+from .verdict import PROBE_AFTER_STUCK, STUCK, Verdict, cancel_ineffective, judge, last_progress
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -181,7 +181,7 @@ def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, re
     timeline.record("job.cancel", job_key=handle.job_key, job_id=jid, accepted=probe.accepted,
                     result=probe.result, reason=reason)
     handle.cancel = probe
-    if reason != "cancelAfter":
+    if reason == PROBE_AFTER_STUCK:
         handle.cancel_settled.clear()  # the watcher settles the probe
     return probe
 
@@ -220,6 +220,8 @@ class Watcher:
 
     # -- lifecycle ---------------------------------------------------------------
     def add(self, handle: JobHandle) -> JobHandle:
+        handle.watcher = self
+        handle.timeline = self.timeline
         with self._lock:
             self._handles.append(handle)
         self._wake.set()
@@ -371,7 +373,7 @@ class Watcher:
         self.timeline.record("job.verdict", job_key=v.job_key, job_id=v.job_id,
                              verdict=v.verdict, reason=v.reason, ok=v.ok)
         (log.info if v.ok else log.warning)("%s: %s -- %s", v.job_key, v.verdict, v.reason)
-        if h.cancel is None or h.cancel.reason == "cancelAfter":
+        if h.cancel is None or h.cancel.reason != PROBE_AFTER_STUCK:
             h.cancel_settled.set()
         if self.on_verdict is not None:
             with contextlib.suppress(Exception):
@@ -398,7 +400,7 @@ class Watcher:
 
     def probe_cancel(self, h: JobHandle, window: float) -> CancelProbe:
         """Cancel a job judged stuck; the watcher settles the probe (``h.cancel_settled``)."""
-        probe = issue_cancel(self.client, h, self.timeline, reason="probe after stuck",
+        probe = issue_cancel(self.client, h, self.timeline, reason=PROBE_AFTER_STUCK,
                              window=window)
         self._wake.set()
         return probe

@@ -1,0 +1,267 @@
+"""The case runner: one YAML (or marker-built) case end to end.
+
+    database -> workload (prepare, start: t0) -> nemesis (starts at t0)
+    -> at warmUpTime the jobs, each of ``times`` runs one after another
+    -> verdicts (cancel probe after ``stuck``) -> diagnostics
+    -> stop nemesis and workload (always) -> record -> pass/fail
+
+Every duration is multiplied by ``--ha-time-scale``, table sizes and
+generated import rows by ``--ha-workload-scale``. The other layers are used
+only through their contract interfaces (docs/contracts.md).
+
+When a job is ``stuck`` the runner issues ``ADMIN CANCEL DDL JOBS`` /
+``CANCEL IMPORT JOB`` as a probe (an ignored cancel is its own
+``cancel-ineffective`` verdict). The next run then shows whether the table is
+blocked: a job ``queueing`` behind the stuck one is ``stuck`` too (#48303), and
+the runner stops iterating on that table -- further runs would only queue.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .jobs import timing
+from .jobs.assertions import operator_log
+from .jobs.diagnostics import collect
+from .jobs.handle import JobHandle, JobPolicy
+from .jobs.submit import (
+    configure,
+    drop_index,
+    quote,
+    submit_add_index,
+    submit_import,
+    write_import_data,
+)
+from .jobs.verdict import CONVERGED, STUCK, Verdict
+from .jobs.watch import Watcher, verdicts_of
+from .options import HAOptions
+from .record import HARecord
+from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
+
+log = logging.getLogger("pytest_tidb_ha.jobs")
+
+#: Wall seconds added to a job's own timeout before the runner gives up waiting.
+WAIT_SLACK = 30.0
+
+
+def policy_for(spec: JobSpec, case: Case, scale: float) -> JobPolicy:
+    """Scaled timeout/stall/cancel settings of one job of *case* (pure)."""
+    exp = case.expect
+    return JobPolicy(
+        timeout=spec.timeout.scaled(scale),
+        stall_window=timing.stall_window(case, scale),
+        expectation=exp,
+        cancel_after=exp.cancel_after.scaled(scale) if exp.cancel_after else None,
+        cancel_window=timing.cancel_window(scale),
+        terminal_grace=timing.terminal_grace(scale),
+    )
+
+
+def summary(verdicts: list[Verdict]) -> str:
+    bad = [v for v in verdicts if not v.ok]
+    return "; ".join(f"{v.job_key}: {v.verdict} -- {v.reason}" for v in bad)
+
+
+class CaseRun:
+    """The state of one case run (kept on an object so ``finally`` can clean up)."""
+
+    def __init__(self, case: Case, cluster: Any, record: HARecord, options: HAOptions) -> None:
+        self.case = case
+        self.cluster = cluster
+        self.record = record
+        self.options = options
+        self.scale = options.time_scale
+        self.timeline = record.timeline
+        self.client = cluster.client(connect_timeout=3, read_timeout=30, write_timeout=30)
+        watch_client = cluster.client(connect_timeout=2, read_timeout=5, write_timeout=5)
+        self.watcher = Watcher(watch_client, self.timeline,
+                               poll_interval=timing.poll_interval(self.scale), call_timeout=5.0,
+                               heartbeat=max(5.0, 60.0 * self.scale))
+        self.workloads: Any = None
+        self.nemesis: Any = None
+        self.t0: float | None = None
+        self._stop = threading.Event()
+        self.blocked: set[tuple[str, str]] = set()
+
+    # -- phases ------------------------------------------------------------------
+    def databases(self) -> None:
+        for db in sorted({j.db for j in self.case.jobs}):
+            self.client.execute(f"CREATE DATABASE IF NOT EXISTS {quote(db)}", timeout=30,
+                                idempotent=True)
+
+    def start_workload(self) -> None:
+        if not self.case.workloads:
+            return
+        from .workload.fixtures import round_robin_factory
+        from .workload.group import WorkloadGroup
+
+        self.workloads = WorkloadGroup(self.case.workloads, round_robin_factory(self.client),
+                                       self.timeline, size_scale=self.options.workload_scale,
+                                       cleanup=not self.options.keep_cluster)
+        self.workloads.start()
+
+    def start_nemesis(self) -> None:
+        if not self.case.faults:
+            return
+        from .faults.nemesis import Nemesis
+
+        self.nemesis = Nemesis(self.cluster, self.case.faults, self.timeline, self.scale,
+                               helper_image=self.options.fault_helper_image)
+        self.nemesis.start()
+
+    def wait_warmup(self) -> None:
+        assert self.t0 is not None
+        until = self.t0 + self.case.warmup.scaled(self.scale)
+        remaining = until - self.timeline.now()
+        if remaining > 0:
+            log.info("%s: warming up %.1fs before the jobs", self.case.id, remaining)
+            self._stop.wait(remaining)
+
+    def run_jobs(self) -> None:
+        if self.case.dist_task is not None:
+            configure(self.client, dist_task=self.case.dist_task, timeline=self.timeline)
+        for spec in self.case.jobs:
+            if isinstance(spec, AddIndexJob):
+                self.add_index_runs(spec)
+            elif isinstance(spec, ImportIntoJob):
+                self.import_runs(spec)
+
+    def _key(self, spec: JobSpec, run: int) -> str:
+        """``add_index#2``; prefixed by the table when the case has several job specs."""
+        key = f"{spec.kind}#{run}"
+        return f"{spec.table}.{key}" if len(self.case.jobs) > 1 else key
+
+    def _wait(self, h: JobHandle) -> Verdict | None:
+        v = h.wait(h.policy.timeout + h.policy.stall_window + WAIT_SLACK)
+        if v is None:
+            self.record.notes.append(f"{h.job_key}: no verdict within its timeout + stall "
+                                     "window (watcher failure?)")
+        return v
+
+    def _after(self, h: JobHandle, v: Verdict | None, key: tuple[str, str]) -> bool:
+        """Handle a run's verdict; False when the table is blocked (stop iterating)."""
+        if v is None:
+            return False
+        if v.verdict != STUCK:
+            return True
+        if v.evidence.get("rule") == "queued behind stuck job":
+            log.warning("%s.%s is blocked by a stuck job: no further runs", *key)
+            self.blocked.add(key)
+            return False
+        if h.job_id is not None and not h.terminal:
+            self.watcher.probe_cancel(h, window=h.policy.cancel_window)
+            h.cancel_settled.wait(h.policy.cancel_window + WAIT_SLACK)
+        return True
+
+    def add_index_runs(self, spec: AddIndexJob) -> None:
+        key = (spec.db, spec.table)
+        prev: JobHandle | None = None
+        for run in range(1, spec.times + 1):
+            if key in self.blocked:
+                break
+            if prev is not None and prev.verdict is not None and \
+                    prev.verdict.verdict == CONVERGED and prev.target.index_name:
+                drop_index(self.client, spec.db, spec.table, prev.target.index_name)
+            h = submit_add_index(self.client, spec, run, self.timeline,
+                                 policy=policy_for(spec, self.case, self.scale),
+                                 dist_task=self.case.dist_task,
+                                 job_key=self._key(spec, run))
+            self.watcher.add(h)
+            self.watcher.start()
+            v = self._wait(h)
+            prev = h
+            if not self._after(h, v, key):
+                break
+
+    def import_runs(self, spec: ImportIntoJob) -> None:
+        key = (spec.db, spec.table)
+        source, expected = spec.source_uri, None
+        opts = dict(spec.options)
+        if spec.generate is not None:
+            folder = getattr(self.cluster, "import_dir", None)
+            if folder is None:
+                raise RuntimeError(f"{spec.source}: importInto.generate needs the cluster's "
+                                   "import folder (not available in attach mode)")
+            source, expected = write_import_data(Path(folder), spec, self.options.workload_scale)
+            opts.setdefault("skip_rows", 1)
+        for run in range(1, spec.times + 1):
+            if key in self.blocked:
+                break
+            h = submit_import(self.client, spec, run, self.timeline,
+                              policy=policy_for(spec, self.case, self.scale), source=source,
+                              expected_rows=expected, options=opts,
+                              dist_task=self.case.dist_task, job_key=self._key(spec, run))
+            self.watcher.add(h)
+            self.watcher.start()
+            if not self._after(h, self._wait(h), key):
+                break
+
+    def diagnostics(self, verdicts: list[Verdict]) -> None:
+        if all(v.verdict == CONVERGED for v in verdicts):
+            return
+        try:
+            collect(self.cluster, self.watcher.client, self.timeline,
+                    self.record.artifacts_dir / "diagnostics", handles=self.watcher.handles,
+                    notes=self.record.notes)
+        except Exception as exc:  # noqa: BLE001 - never fatal
+            self.record.notes.append(f"diagnostics failed: {exc}")
+
+    def stop(self) -> None:
+        """Stop everything this run started; each step independent of the others."""
+        self._stop.set()
+        self.watcher.stop()
+        if self.nemesis is not None:
+            try:
+                self.nemesis.stop()
+                self.record.notes.extend(f"nemesis: {e}" for e in
+                                         getattr(self.nemesis, "errors", []) or [])
+            except Exception as exc:  # noqa: BLE001
+                self.record.notes.append(f"nemesis stop failed: {exc}")
+        if self.workloads is not None:
+            try:
+                self.workloads.stop()
+            except Exception as exc:  # noqa: BLE001 - reported, the verdicts decide
+                self.record.notes.append(f"workload: {exc}")
+
+
+def run_case(case: Case, *, cluster: Any, record: HARecord,
+             options: HAOptions | None = None) -> list[Verdict]:
+    """Run *case* on *cluster*; verdicts go to ``record``; fails the test unless all ok."""
+    __tracebackhide__ = True
+    options = options or HAOptions()
+    record.case_id = case.id
+    run = CaseRun(case, cluster, record, options)
+    verdicts: list[Verdict] = []
+    try:
+        run.databases()
+        run.start_workload()
+        run.t0 = run.timeline.now()
+        run.start_nemesis()
+        run.wait_warmup()
+        run.run_jobs()
+        # let jobs found queued behind ours settle briefly before judging the run
+        for h in run.watcher.handles:
+            if not h.decided and h.discovered:
+                h.wait(h.policy.stall_window)
+        verdicts = verdicts_of(run.watcher.handles)
+        run.diagnostics(verdicts)
+    finally:
+        with contextlib.suppress(Exception):
+            verdicts = verdicts or verdicts_of(run.watcher.handles)
+        run.stop()
+        record.verdicts.extend(verdicts)
+    if not verdicts and case.jobs:
+        pytest.fail(f"{case.id}: no job verdict was reached", pytrace=False)
+    bad = [v for v in verdicts if not v.ok]
+    if bad:
+        stories = [operator_log(h, h.verdict) for h in run.watcher.handles
+                   if h.verdict is not None and not h.verdict.ok]
+        pytest.fail(f"{case.id}: {len(bad)} of {len(verdicts)} verdicts not ok: "
+                    f"{summary(verdicts)}\n\n" + "\n\n".join(stories), pytrace=False)
+    return verdicts

@@ -1,0 +1,311 @@
+"""The case runner and the facade against a simulated TiDB (no Docker).
+
+The simulation answers the jobs layer's SQL shapes (docs/sql-contract.md) and
+moves jobs along in time: ``ok`` jobs backfill then reach ``synced``; in
+``stuck`` mode the first job stays ``running`` forever, ignores cancels and
+every later ADD INDEX on the table sits ``queueing`` (issue #48303).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha import assert_cancellable, assert_job_converges
+from pytest_tidb_ha.facade import TiDB
+from pytest_tidb_ha.jobs import timing
+from pytest_tidb_ha.options import HAOptions
+from pytest_tidb_ha.record import HARecord
+from pytest_tidb_ha.runner import run_case
+from pytest_tidb_ha.scenario.model import (
+    AddIndexJob,
+    Case,
+    Duration,
+    Expectation,
+    GenerateSpec,
+    ImportIntoJob,
+)
+from pytest_tidb_ha.timeline import Timeline
+
+
+class Sim:
+    def __init__(self, mode: str = "ok", run_for: float = 0.3) -> None:
+        self.mode = mode
+        self.run_for = run_for
+        self.lock = threading.Lock()
+        self.ddl: dict[int, dict[str, Any]] = {}
+        self.imports: dict[int, dict[str, Any]] = {}
+        self.next_id = 100
+        self.sql: list[str] = []
+        self.table_rows = 0
+
+    # -- job engine -------------------------------------------------------------
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for j in self.ddl.values():
+            if j["STATE"] in ("synced", "rollback done", "cancelled"):
+                continue
+            if j.get("queued"):
+                continue
+            if j.get("cancel") and self.mode != "stuck":
+                j.update(STATE="rollback done", SCHEMA_STATE="none")
+                continue
+            age = now - j["t"]
+            if self.mode == "stuck":
+                j.update(STATE="running", SCHEMA_STATE="write reorganization", ROW_COUNT=42)
+            elif age > self.run_for:
+                j.update(STATE="synced", SCHEMA_STATE="public")
+            else:
+                j.update(STATE="running", SCHEMA_STATE="write reorganization",
+                         ROW_COUNT=int(age * 1000))
+        for imp in self.imports.values():
+            if imp["Status"] in ("finished", "failed", "cancelled"):
+                continue
+            if now - imp["t"] > self.run_for:
+                imp.update(Status="finished", Phase="", Imported_Rows=imp["rows"])
+                self.table_rows = imp["rows"]
+            else:
+                imp.update(Status="running", Phase="importing")
+
+    def create_ddl(self, sql: str) -> int:
+        m = re.search(r"`([^`]+)`\.`([^`]+)` ADD INDEX `([^`]+)`", sql)
+        assert m, sql
+        with self.lock:
+            self.next_id += 1
+            jid = self.next_id
+            queued = self.mode == "stuck" and any(
+                j["STATE"] not in ("synced", "rollback done") for j in self.ddl.values())
+            self.ddl[jid] = {"JOB_ID": jid, "DB_NAME": m.group(1), "TABLE_NAME": m.group(2),
+                             "JOB_TYPE": "add index /* ingest */", "SCHEMA_STATE": "none",
+                             "ROW_COUNT": 0, "STATE": "queueing" if queued else "none",
+                             "QUERY": sql.encode(), "t": time.monotonic(), "queued": queued}
+        return jid
+
+    def create_import(self, sql: str, rows: int) -> int:
+        with self.lock:
+            self.next_id += 1
+            jid = self.next_id
+            self.imports[jid] = {"Job_ID": jid, "Status": "pending", "Phase": "",
+                                 "Imported_Rows": None, "Result_Message": "",
+                                 "t": time.monotonic(), "rows": rows}
+        return jid
+
+    def terminal(self, jid: int) -> bool:
+        with self.lock:
+            self._tick()
+            if jid in self.ddl:
+                return self.ddl[jid]["STATE"] in ("synced", "rollback done")
+            return self.imports[jid]["Status"] in ("finished", "failed", "cancelled")
+
+    # -- client API -----------------------------------------------------------------
+    def query(self, sql: str, args: Any = None, **kw: Any) -> list[dict[str, Any]]:
+        self.sql.append(sql)
+        args = tuple(args or ())
+        with self.lock:
+            self._tick()
+            pub = lambda r: {k: v for k, v in r.items() if k not in ("t", "queued", "cancel",  # noqa: E731
+                                                                       "rows")}
+            if "FROM information_schema.ddl_jobs WHERE JOB_ID" in sql:
+                return [pub(self.ddl[args[0]])] if args[0] in self.ddl else []
+            if "FROM information_schema.ddl_jobs" in sql:
+                return [pub(r) for r in self.ddl.values()
+                        if (r["DB_NAME"], r["TABLE_NAME"]) == args[:2]]
+            if "tidb_global_task" in sql or "tidb_background_subtask" in sql:
+                return []
+            if sql.startswith("SELECT id FROM mysql.tidb_import_jobs"):
+                return [{"id": i} for i in self.imports]
+            m = re.match(r"SHOW IMPORT JOB (\d+)", sql)
+            if m:
+                return [pub(self.imports[int(m.group(1))])]
+            m = re.match(r"ADMIN CANCEL DDL JOBS (\d+)", sql)
+            if m:
+                self.ddl[int(m.group(1))]["cancel"] = True
+                return [{"JOB_ID": int(m.group(1)), "RESULT": "successful"}]
+            if sql.startswith("SELECT COUNT(*)"):
+                return [{"COUNT(*)": self.table_rows}]
+            if sql.startswith(("ADMIN SHOW", "SHOW IMPORT JOBS", "SELECT * FROM mysql")):
+                return []
+        raise AssertionError(f"unexpected query {sql}")
+
+    def execute(self, sql: str, args: Any = None, **kw: Any) -> int:
+        self.sql.append(sql)
+        assert re.match(r"(SET GLOBAL|CREATE DATABASE|CREATE TABLE|DROP TABLE|ALTER TABLE .* "
+                        r"DROP INDEX)", sql), sql
+        return 0
+
+    def connect(self, **kw: Any) -> Conn:
+        return Conn(self)
+
+
+class Conn:
+    def __init__(self, sim: Sim) -> None:
+        self.sim = sim
+        self._sock, self._peer = socket.socketpair()
+        self.closed = threading.Event()
+
+    def cursor(self) -> Cursor:
+        return Cursor(self)
+
+    def close(self) -> None:
+        self.closed.set()
+
+
+class Cursor:
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.description: Any = None
+        self.rows: list[tuple[Any, ...]] = []
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *a: object) -> None:
+        pass
+
+    def execute(self, sql: str, args: Any = None) -> int:
+        sim = self.conn.sim
+        sim.sql.append(sql)
+        if " ADD INDEX " in sql:
+            jid = sim.create_ddl(sql)
+        elif sql.startswith("IMPORT INTO"):
+            jid = sim.create_import(sql, sim.expected_rows)  # type: ignore[attr-defined]
+        else:
+            raise AssertionError(sql)
+        while not sim.terminal(jid):
+            if self.conn.closed.is_set():
+                raise ConnectionError("(2013, 'Lost connection to MySQL server during query')")
+            time.sleep(0.02)
+        return 0
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+
+class Node:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class FakeCluster:
+    docker = None
+    nodes = [Node("tidb-0")]
+
+    def __init__(self, sim: Sim, import_dir: Path | None = None) -> None:
+        self.sim = sim
+        self.import_dir = import_dir
+
+    def client(self, **kw: Any) -> Sim:
+        return self.sim
+
+    def pd_urls(self) -> list[str]:
+        return []
+
+    def status_urls(self, component: str) -> dict[str, str]:
+        return {}
+
+
+@pytest.fixture(autouse=True)
+def fast_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timing, "MIN_CANCEL_WALL", 0.6)
+    monkeypatch.setattr(timing, "MIN_TERMINAL_GRACE", 0.1)
+    monkeypatch.setattr(timing, "MIN_POLL", 0.05)
+
+
+def record(tmp_path: Path) -> HARecord:
+    return HARecord(nodeid="t::x", timeline=Timeline(), artifacts_dir=tmp_path / "art")
+
+
+def add_index_case(times: int) -> Case:
+    return Case(name="c", warmup=Duration(0),
+                jobs=(AddIndexJob(db="d", table="t", index_col_name="c", timeout=Duration(600),
+                                  times=times),),
+                expect=Expectation(stall_window=Duration(600)))
+
+
+OPTS = HAOptions(time_scale=0.001)
+
+
+def test_runner_converges_every_run(tmp_path: Path) -> None:
+    sim = Sim("ok")
+    rec = record(tmp_path)
+    verdicts = run_case(add_index_case(2), cluster=FakeCluster(sim), record=rec, options=OPTS)
+    assert [v.verdict for v in verdicts] == ["converged", "converged"]
+    assert [v.job_id for v in verdicts] == [101, 102]
+    assert rec.verdicts == verdicts and rec.case_id == "c"
+    assert any("DROP INDEX" in s for s in sim.sql)  # run 2 dropped run 1's index
+    assert "SET GLOBAL tidb_ddl_enable_fast_reorg = ON" in sim.sql
+    assert not (tmp_path / "art" / "diagnostics").exists()
+    kinds = [e.kind for e in rec.timeline.events("job.")]
+    assert kinds.count("job.verdict") == 2
+
+
+def test_runner_48303_stuck_queueing_cancel_ineffective(tmp_path: Path) -> None:
+    sim = Sim("stuck")
+    rec = record(tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(pytest.fail.Exception) as info:
+        run_case(add_index_case(5), cluster=FakeCluster(sim), record=rec, options=OPTS)
+    assert time.monotonic() - t0 < 15
+    got = [(v.job_key, v.verdict) for v in rec.verdicts]
+    assert got == [("add_index#1", "stuck"), ("add_index#1/cancel", "cancel-ineffective"),
+                   ("add_index#2", "stuck")]
+    assert "queueing behind job 101" in rec.verdicts[2].reason
+    assert sum(" ADD INDEX " in s for s in sim.sql) == 2  # stopped: the table is blocked
+    msg = str(info.value)
+    assert "3 of 3 verdicts not ok" in msg and "operatorLogs:" in msg
+    assert "jobId: 101" in msg and "state: running" in msg
+    assert (tmp_path / "art" / "diagnostics" / "index.md").exists()
+
+
+def test_runner_import_with_generated_data(tmp_path: Path) -> None:
+    sim = Sim("ok")
+    case = Case(name="imp", warmup=Duration(0), jobs=(ImportIntoJob(
+        db="importtest", table="user_data1", source_uri="/import/user_data1.*.csv",
+        timeout=Duration(600), options={"skip_rows": 1}, generate=GenerateSpec(1000, 4)),),
+        expect=Expectation(stall_window=Duration(600)))
+    sim.expected_rows = 100  # type: ignore[attr-defined]
+    rec = record(tmp_path)
+    verdicts = run_case(case, cluster=FakeCluster(sim, tmp_path / "import"), record=rec,
+                        options=HAOptions(time_scale=0.001, workload_scale=0.1))
+    assert [v.verdict for v in verdicts] == ["converged"]
+    files = sorted(p.name for p in (tmp_path / "import").iterdir())
+    assert files == [f"user_data1.{i}.csv" for i in range(1, 5)]
+    lines = sum(len(p.read_text().splitlines()) - 1 for p in (tmp_path / "import").iterdir())
+    assert lines == 100
+    imp = next(s for s in sim.sql if s.startswith("IMPORT INTO"))
+    assert imp == ("IMPORT INTO `importtest`.`user_data1` FROM '/import/user_data1.*.csv' "
+                   "FORMAT 'csv' WITH skip_rows=1")
+    assert "row_count" in verdicts[0].reason
+
+
+def test_facade_and_assertions(tmp_path: Path) -> None:
+    sim = Sim("ok")
+    rec = record(tmp_path)
+    facade = TiDB(FakeCluster(sim), sim, rec, OPTS)
+    job = facade.add_index("t", "c", db="d")
+    v = assert_job_converges(job, timeout=30)
+    assert v.verdict == "converged"
+    assert facade.close() == [v] and rec.verdicts == [v]
+
+
+def test_facade_assertion_message_reads_like_operator_log(tmp_path: Path) -> None:
+    sim = Sim("stuck")
+    rec = record(tmp_path)
+    facade = TiDB(FakeCluster(sim), sim, rec, OPTS)
+    job = facade.add_index("t", "c", db="d", stall=300)  # 0.3 s at this scale
+    with pytest.raises(AssertionError) as info:
+        assert_job_converges(job, timeout=30)
+    msg = str(info.value)
+    assert msg.startswith("add_index#1: stuck -- job 101 (add index /* ingest */)")
+    assert "###### start adding index" in msg and "ALTER TABLE `d`.`t` ADD INDEX" in msg
+    with pytest.raises(AssertionError, match="cancel-ineffective"):
+        assert_cancellable(job)
+    facade.close()
+    assert [v.verdict for v in rec.verdicts] == ["stuck", "cancel-ineffective"]
+    assert (tmp_path / "art" / "diagnostics" / "index.md").exists()
