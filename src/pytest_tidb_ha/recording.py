@@ -2,10 +2,22 @@
 
 Every layer writes into ``ha_record.timeline``; the report hooks read the
 record from ``item.stash[HA_RECORD_KEY]`` after the test.
+
+The fixture also
+
+* follows the timeline with :class:`~pytest_tidb_ha.report.progress.TimelineProgress`,
+  so faults, job state changes and a per-minute heartbeat reach the
+  ``pytest_tidb_ha`` logger (live with ``log_cli``) without each layer logging;
+* writes the artifacts (``timeline.json``, ``verdicts.json``, ``timeline.svg``,
+  ``report.html``) at the end of its teardown — other fixtures that depend on
+  it (cluster, jobs, diagnostics) are torn down first, so everything is in the
+  record by then. The keep policy is applied later by the report hooks, once
+  the teardown outcome is known.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 
@@ -13,13 +25,21 @@ import pytest
 
 from .options import HAOptions
 from .record import HARecord
+from .report.artifacts import TestOutcome, clear_stale, overall_outcome, write_artifacts
+from .report.progress import TimelineProgress
 from .scenario.model import Case
 from .timeline import Timeline
+
+LOG = logging.getLogger("pytest_tidb_ha.report")
 
 HA_RECORD_KEY = pytest.StashKey[HARecord]()
 HA_OPTIONS_KEY = pytest.StashKey[HAOptions]()
 #: The Case of an item (YAML case or built from its markers), set at collection.
 CASE_KEY = pytest.StashKey[Case]()
+#: phase ("setup" | "call" | "teardown") → report outcome; kept by the report hooks.
+OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
+#: phase → one-line failure text (the exception, redacted); kept by the report hooks.
+FAILURES_KEY = pytest.StashKey[dict[str, str]]()
 
 
 def ha_options(config: pytest.Config) -> HAOptions:
@@ -37,10 +57,26 @@ def sanitise_nodeid(nodeid: str) -> str:
 def ha_record(request: pytest.FixtureRequest) -> Iterator[HARecord]:
     """The shared history and artifacts folder of this test."""
     opts = ha_options(request.config)
+    node = request.node
     record = HARecord(
-        nodeid=request.node.nodeid,
+        nodeid=node.nodeid,
         timeline=Timeline(),
-        artifacts_dir=opts.artifacts / sanitise_nodeid(request.node.nodeid),
+        artifacts_dir=opts.artifacts / sanitise_nodeid(node.nodeid),
     )
-    request.node.stash[HA_RECORD_KEY] = record
+    case = node.stash.get(CASE_KEY, None)
+    if case is not None:
+        record.case_id = case.id
+    clear_stale(record.artifacts_dir, opts.artifacts)
+    record.timeline.subscribe(TimelineProgress(time_scale=opts.time_scale))
+    node.stash[HA_RECORD_KEY] = record
     yield record
+
+    outcomes = node.stash.get(OUTCOMES_KEY, {})
+    failures = node.stash.get(FAILURES_KEY, {})
+    outcome = TestOutcome(overall_outcome(outcomes),
+                          failures.get("call") or failures.get("setup") or "")
+    try:
+        write_artifacts(record, outcome, time_scale=opts.time_scale)
+    except Exception as exc:  # the test's own result matters more than its report
+        LOG.warning("could not write the artifacts of %s: %s", node.nodeid, exc, exc_info=True)
+        record.notes.append(f"artifacts not written: {type(exc).__name__}: {exc}")
