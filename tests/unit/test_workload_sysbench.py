@@ -331,3 +331,24 @@ def test_spec_validation() -> None:
         Sysbench(FakeServer().connect, Workload(subtype="bulk_insert"), Timeline())
     with pytest.raises(ValueError, match="threads"):
         Sysbench(FakeServer().connect, Workload(threads=0), Timeline())
+
+
+def test_stop_mid_transaction_rolls_back_without_counting_errors(
+        running: list[Sysbench]) -> None:
+    """A slow cluster: stop() does not wait for whole transactions to finish."""
+
+    def handler(c: FakeConn, q: str) -> Any:
+        time.sleep(0.02)  # ~0.4 s per transaction
+        return None
+
+    server = FakeServer(handler)
+    tl = Timeline()
+    sb = Sysbench(server.connect, spec(threads=2), tl)
+    running.append(sb)
+    sb.start()
+    wait_for(lambda: server.count("SELECT") > 4, what="transactions under way")
+    t0 = time.monotonic()
+    totals = sb.stop()
+    assert time.monotonic() - t0 < 0.5
+    assert server.count("ROLLBACK") == 2
+    assert totals.error_count == 0

@@ -48,6 +48,10 @@ PROGRESS_EVERY = 5.0
 PREPARE_ATTEMPTS = 5
 
 
+class _Stopping(Exception):
+    """Raised inside a worker's transaction when stop() was asked for."""
+
+
 class Cursor(Protocol):
     def execute(self, query: str, args: Any = ...) -> Any: ...
     def fetchall(self) -> Any: ...
@@ -395,6 +399,8 @@ class Sysbench:
                     cur.execute("BEGIN")
                     done += 1
                     for text in stmts:
+                        if stop.is_set():
+                            raise _Stopping
                         cur.execute(text)
                         cur.fetchall()
                         done += 1
@@ -402,6 +408,11 @@ class Sysbench:
                     done += 1
                     agg.add_transaction(timeline.now(), time.perf_counter() - began, done)
                     backoff = RECONNECT_BACKOFF[0]
+                except _Stopping:
+                    agg.add_queries(timeline.now(), done)
+                    with contextlib.suppress(Exception):
+                        cur.execute("ROLLBACK")
+                    break
                 except Exception as exc:
                     agg.add_queries(timeline.now(), done)
                     if stop.is_set():
