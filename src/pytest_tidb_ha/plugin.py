@@ -26,6 +26,7 @@ from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
 from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
+from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
 from .scenario.loader import load_text, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
@@ -36,6 +37,7 @@ from .scenario.needs import check_case_topology, required_topology
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
                               "ha_workload"})
 CASE_MARKERS = ("fault", "workload", "tidb_cluster")
+REPORT_PLUGIN = "tidb-ha-report"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -70,18 +72,9 @@ def pytest_configure(config: pytest.Config) -> None:
     for line in MARKER_HELP.values():
         config.addinivalue_line("markers", line)
     config.stash[HA_OPTIONS_KEY] = options_from_config(config)
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    opts = ha_options(config)
-    where = f"existing cluster {opts.dsn}" if opts.dsn else "Docker " + ", ".join(
-        f"{c}={i}" for c, i in opts.images.items())
-    line = f"tidb-ha: {where}; time scale {opts.time_scale:g}"
-    if opts.topology is not None:
-        line += f"; topology >= {opts.topology}"
-    if opts.dry_run:
-        line += "; DRY RUN (nothing starts)"
-    return [line]
+    # header, JUnit properties, artifacts policy, verdict summary (report layer)
+    if not config.pluginmanager.has_plugin(REPORT_PLUGIN):
+        config.pluginmanager.register(ReportHooks(config), REPORT_PLUGIN)
 
 
 # ---- YAML case files ---------------------------------------------------------------------
