@@ -1,0 +1,119 @@
+"""The jobs layer on the stand-in cluster (real Docker, fixed stand-in).
+
+* an ADD INDEX and an IMPORT INTO through the ``tidb`` facade converge, with
+  the real SQL shapes (docs/sql-contract.md);
+* killing or pausing the TiDB the watcher reads through does not hang it: the
+  watcher keeps polling through the other TiDB and still reaches a verdict.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha import assert_job_converges
+from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.facade import TiDB
+from pytest_tidb_ha.options import HAOptions
+from pytest_tidb_ha.record import HARecord
+from pytest_tidb_ha.scenario.model import Topology
+from pytest_tidb_ha.timeline import Timeline
+
+pytestmark = pytest.mark.docker
+
+SCALE = 0.05
+ROWS = 300
+
+
+@pytest.fixture(scope="module")
+def cluster(docker_engine: Any, standin_image: str,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    settings = ClusterSettings(
+        run_id="jobs" + uuid.uuid4().hex[:6], topology=Topology(1, 1, 2),
+        images={c: standin_image for c in ("pd", "tikv", "tidb")},
+        env={c: {"STANDIN_TIME_SCALE": str(SCALE)} for c in ("pd", "tikv", "tidb")},
+        import_dir=tmp_path_factory.mktemp("import"), pull_missing=False, startup_timeout=120)
+    c = start_cluster(settings, docker_engine)
+    try:
+        yield c
+    finally:
+        stop_cluster(c)
+
+
+def fresh_table(client: Any, db: str, rows: int = ROWS) -> None:
+    client.execute(f"CREATE DATABASE IF NOT EXISTS {db}", timeout=30)
+    client.execute(f"CREATE TABLE IF NOT EXISTS {db}.sbtest1 (id INT NOT NULL AUTO_INCREMENT, "
+                   "k INT NOT NULL DEFAULT 0, c CHAR(120) NOT NULL DEFAULT '', "
+                   "pad CHAR(60) NOT NULL DEFAULT '', PRIMARY KEY (id), KEY k_1 (k))",
+                   timeout=30)
+    values = ", ".join(f"({i}, {i % 7}, 'c-{i}', 'p')" for i in range(1, rows + 1))
+    client.execute(f"INSERT INTO {db}.sbtest1 (id, k, c, pad) VALUES {values}", timeout=60)
+
+
+def facade(cluster: Any, tmp_path: Path) -> TiDB:
+    record = HARecord(nodeid="jobs", timeline=Timeline(), artifacts_dir=tmp_path / "art")
+    return TiDB(cluster, cluster.client(), record, HAOptions(time_scale=SCALE))
+
+
+def test_add_index_and_import_converge(cluster: Any, tmp_path: Path) -> None:
+    db = "jobs_" + uuid.uuid4().hex[:6]
+    tidb = facade(cluster, tmp_path)
+    fresh_table(tidb.client, db)
+    try:
+        job = tidb.add_index("sbtest1", "c", db=db, admin_check=True, count_check=True,
+                             timeout=600)
+        v = assert_job_converges(job, timeout=120)
+        assert v.job_id is not None and "admin_check" in v.reason and "count_check" in v.reason
+        states = [e.data["state"] for e in tidb.record.timeline.events("job.state")]
+        assert states[-1] == "synced", states
+        imp = tidb.import_into("user_data", db=db, generate_rows=500, files=2, timeout=600)
+        v2 = assert_job_converges(imp, timeout=120)
+        assert "row_count" in v2.reason, v2
+    finally:
+        verdicts = tidb.close()
+        tidb.client.execute(f"DROP DATABASE IF EXISTS {db}", timeout=60)
+    assert [v.verdict for v in verdicts] == ["converged", "converged"]
+
+
+@pytest.mark.parametrize("how", ["kill", "pause"])
+def test_watcher_survives_losing_its_tidb(cluster: Any, tmp_path: Path, how: str) -> None:
+    db = "jobs_" + uuid.uuid4().hex[:6]
+    tidb = facade(cluster, tmp_path)
+    fresh_table(tidb.client, db, rows=2000)
+    watcher = tidb.watcher
+    job = tidb.add_index("sbtest1", "c", db=db, timeout=600)
+    # the node the watcher's client prefers right now is the one it is "connected to"
+    deadline = time.monotonic() + 30
+    while job.job_id is None and time.monotonic() < deadline:
+        job.wait(0.2)
+    victim = getattr(watcher.client, "_preferred", None) or "tidb-0"
+    container = cluster.container(victim)
+    rounds_before = watcher._rounds
+    t0 = time.monotonic()
+    try:
+        if how == "kill":
+            cluster.kill_node(victim)
+        else:
+            container.pause()
+        # the watcher keeps polling: rounds advance although its node is gone/frozen
+        deadline = time.monotonic() + 40
+        while watcher._rounds < rounds_before + 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert watcher._rounds >= rounds_before + 3, (
+            f"watcher stalled after {how} of {victim}: {watcher.errors[-5:]}")
+        assert time.monotonic() - t0 < 40
+    finally:
+        if how == "kill":
+            cluster.start_node(victim)
+        else:
+            container.unpause()
+    v = job.wait(120)
+    tidb.close()
+    tidb.client.execute(f"DROP DATABASE IF EXISTS {db}", timeout=60)
+    assert v is not None, "no verdict after the node came back"
