@@ -112,7 +112,7 @@ def tidb_cluster(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterS
         case: Case | None = request.node.stash.get(CASE_KEY, None)
         topology = requested_topology(request.node, opts.topology)
         settings = dataclasses.replace(tidb_cluster_settings, topology=topology)
-        if case is not None and case.version is not None:
+        if case is not None and case.version not in (None, settings.version):
             settings = dataclasses.replace(settings, version=case.version,
                                            images=opts.images_for(case.version))
         log.info("%s: needs a cluster %s", request.node.nodeid, topology)
