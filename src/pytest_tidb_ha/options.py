@@ -214,24 +214,33 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
-_PARSERS = {
-    "tidb_version": lambda t: t.strip() or _raise("empty version"),
+def _non_empty(what: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not text.strip():
+            raise ValueError(f"empty {what}")
+        return text.strip()
+    return parse
+
+
+def _path(text: str) -> Path:
+    return Path(_non_empty("path")(text))
+
+
+#: dest -> parser of the option's text (bool flags given on the CLI skip this).
+_PARSERS: dict[str, Callable[[str], object]] = {
+    "tidb_version": _non_empty("version"),
     "tidb_topology": parse_topology,
     "tidb_dsn": _parse_dsn,
     "tidb_pd_url": _parse_url,
     "ha_time_scale": _parse_scale,
     "ha_dry_run": _parse_bool,
-    "ha_artifacts": lambda t: Path(t) if t.strip() else _raise("empty path"),
+    "ha_artifacts": _path,
     "ha_artifacts_keep": _choice("failed", "all"),
     "ha_keep_cluster": _parse_bool,
     "ha_workload_scale": _parse_scale,
-    "ha_fault_helper_image": lambda t: t.strip() or _raise("empty image"),
+    "ha_fault_helper_image": _non_empty("image"),
     "ha_no_docker": _choice("fail", "skip"),
 }
-
-
-def _raise(message: str) -> object:
-    raise ValueError(message)
 
 
 def resolve_options(
@@ -243,7 +252,8 @@ def resolve_options(
 
     ``cli`` maps dest -> value (None/empty list when not given; booleans
     True when the flag was given); ``env`` is ``os.environ``; ``ini`` maps
-    dest -> raw ini value (None/empty when unset). Every bad value raises
+    dest -> raw ini value. Empty strings count as unset in every layer.
+    ``--tidb-image`` entries merge per component (ini, then env, then CLI). Every bad value raises
     :class:`OptionError` naming its source, e.g.
     ``env PYTEST_TIDB_HA_TIME_SCALE='x': not a number``.
     """
@@ -257,10 +267,8 @@ def resolve_options(
             (f"ini {spec.dest}", ini.get(spec.dest)),
         ]
         for source, raw in candidates:
-            if raw is None:
-                continue
-            if isinstance(raw, str) and raw == "" and not source.startswith("env"):
-                continue
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                continue  # not set here (an empty env/ini value counts as unset)
             if raw is True:
                 values[spec.dest] = True
                 break

@@ -107,3 +107,9 @@ def test_a_bad_lower_layer_is_not_read_when_a_higher_one_wins() -> None:
 
 def test_parse_topology_partial() -> None:
     assert parse_topology("tikv=3") == Topology(1, 3, 1)
+
+
+def test_empty_values_count_as_unset() -> None:
+    opts = resolve_options({"ha_time_scale": ""}, {"PYTEST_TIDB_HA_TIME_SCALE": " "},
+                           {"ha_time_scale": "0.25"})
+    assert opts.time_scale == 0.25
