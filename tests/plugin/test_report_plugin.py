@@ -199,6 +199,59 @@ def test_github_step_summary(pytester: pytest.Pytester, monkeypatch: pytest.Monk
     assert "| test_fake.py::test_two_jobs_one_stuck | import_into#2 (job 8) | ⏳ stuck |" in md
 
 
+FAKE_HTML_CONFTEST = CONFTEST + '''
+
+import json
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.pluginmanager.register(object(), "html")  # pretend pytest-html is active
+
+
+def pytest_runtest_logreport(report):
+    extras = getattr(report, "extras", None)
+    if extras:
+        with open("extras.jsonl", "a") as fh:
+            fh.write(json.dumps({"nodeid": report.nodeid, "when": report.when,
+                                 "extras": extras}) + "\\n")
+'''
+
+FAKE_HTML_EXTRAS = '''
+def html(content):
+    return {"format_type": "html", "content": content}
+
+
+def text(content, name="Text"):
+    return {"format_type": "text", "content": content, "name": name}
+
+
+def url(content, name="URL"):
+    return {"format_type": "url", "content": content, "name": name}
+'''
+
+
+def test_pytest_html_extras_when_that_plugin_is_active(pytester: pytest.Pytester) -> None:
+    pytester.mkpydir("pytest_html")
+    (pytester.path / "pytest_html" / "extras.py").write_text(FAKE_HTML_EXTRAS)
+    pytester.makeconftest(FAKE_HTML_CONFTEST)
+    pytester.makepyfile(test_fake=FAKE_TESTS)
+    arts = pytester.path / "arts"
+    result = pytester.runpytest_subprocess(f"--ha-artifacts={arts}", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    rows = [json.loads(ln) for ln in (pytester.path / "extras.jsonl").read_text().splitlines()]
+    by_test = {r["nodeid"].split("::")[1]: r for r in rows}
+    stuck = by_test["test_two_jobs_one_stuck"]
+    assert stuck["when"] == "teardown"
+    kinds = [e["format_type"] for e in stuck["extras"]]
+    assert kinds == ["text", "html", "url"]
+    assert "import_into#2: stuck" in stuck["extras"][0]["content"]
+    assert "<svg" in stuck["extras"][1]["content"]
+    assert "SECRETEXAMPLE" not in json.dumps(rows)
+    # a passed test's folder is gone: reasons only, no picture to link
+    assert [e["format_type"] for e in by_test["test_converges"]["extras"]] == ["text"]
+
+
 def test_progress_lines_are_logged(pytester: pytest.Pytester) -> None:
     result, _ = _run(pytester, "-o", "log_cli=true", "--log-cli-level=INFO")
     out = result.stdout.str()

@@ -143,3 +143,18 @@ def test_github_markdown_and_append(tmp_path: Path) -> None:
     assert target.read_text().startswith("before\n## tidb-ha verdicts")
     assert github.append_step_summary(md, {}) is None
     assert github.markdown_summary([]) == ""
+
+
+def test_summary_from_junit_properties_roundtrip() -> None:
+    """Under pytest-xdist the controller only sees the report's properties."""
+    from pytest_tidb_ha.report.summary import summary_from_properties
+
+    tl, verdicts = bug_48303(0.01)
+    props = junit.properties(verdicts, tl.events(), Path("arts/x"))
+    s = summary_from_properties("t.py::x", props, "failed")
+    assert s is not None
+    assert [(v.job_key, v.job_id, v.verdict, v.ok) for v in s.verdicts] == [
+        ("add_index#1", 475, "stuck", False), ("add_index#2", 476, "stuck", False)]
+    assert s.artifacts == Path("arts/x") and s.outcome == "failed"
+    assert format_duration(s.verdicts[0].duration) == format_duration(verdicts[0].duration)
+    assert summary_from_properties("t.py::y", [("other", "1")], "passed") is None

@@ -32,7 +32,13 @@ from ..recording import FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from ..redact import redact
 from . import github, junit
 from .artifacts import REPORT_HTML, TIMELINE_SVG, apply_keep_policy, overall_outcome
-from .summary import SECTION_TITLE, CaseSummary, header_lines, summary_lines
+from .summary import (
+    SECTION_TITLE,
+    CaseSummary,
+    header_lines,
+    summary_from_properties,
+    summary_lines,
+)
 
 LOG = logging.getLogger("pytest_tidb_ha.report")
 
@@ -48,7 +54,9 @@ class ReportHooks:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.tests: list[CaseSummary] = []
+        self.tests: list[CaseSummary] = []  # in report order, for the terminal summary
+        self._local: dict[str, CaseSummary] = {}  # built in this process (full detail)
+        self._phases: dict[str, dict[str, str]] = {}
 
     # -- header ----------------------------------------------------------------
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
@@ -85,15 +93,31 @@ class ReportHooks:
         # other reporters that look there.
         report.user_properties.extend(props)
         item.user_properties.extend(props)
-        self.tests.append(CaseSummary(
+        self._local[report.nodeid] = CaseSummary(
             nodeid=record.nodeid, case_id=record.case_id, verdicts=tuple(record.verdicts),
-            outcome=outcome, artifacts=kept, notes=tuple(record.notes)))
+            outcome=outcome, artifacts=kept, notes=tuple(record.notes))
         if item.config.pluginmanager.getplugin("html") is not None:
             self._html_extras(report, record, kept)
 
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Collect the summary where the terminal is: locally the record's own data,
+        under pytest-xdist (reports from workers) the JUnit properties they carry."""
+        self._phases.setdefault(report.nodeid, {})[report.when] = report.outcome
+        if report.when != "teardown":
+            return
+        outcomes = self._phases.pop(report.nodeid, {})
+        local = self._local.pop(report.nodeid, None)
+        if local is not None:
+            self.tests.append(local)
+            return
+        remote = summary_from_properties(report.nodeid, report.user_properties,
+                                         overall_outcome(outcomes))
+        if remote is not None:
+            self.tests.append(remote)
+
     @staticmethod
     def _html_extras(report: pytest.TestReport, record: HARecord, kept: Path | None) -> None:
-        """pytest-html (v4 ``extras``, older ``extra``): the picture and the reasons."""
+        """pytest-html (v4 reads ``report.extras``): the picture and the reasons."""
         try:
             from pytest_html import extras
         except ImportError:
@@ -107,7 +131,6 @@ class ReportHooks:
             items.append(extras.html(f'<div style="overflow-x:auto">{redact(svg)}</div>'))
             items.append(extras.url(str(kept / REPORT_HTML), name="tidb-ha report"))
         report.extras = items  # type: ignore[attr-defined]
-        report.extra = items  # type: ignore[attr-defined]
 
     # -- end of session ---------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,

@@ -10,6 +10,7 @@ ini, which a colleague re-running the command would not have).
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,29 @@ class CaseSummary:
     @property
     def name(self) -> str:
         return self.case_id or self.nodeid
+
+
+def summary_from_properties(nodeid: str, props: Iterable[tuple[str, object]],
+                            outcome: str) -> CaseSummary | None:
+    """Rebuild a test's summary from its JUnit properties (reports sent by pytest-xdist
+    workers carry ``user_properties`` but not the record). ``None`` without ``ha_jobs``."""
+    values = {k: str(v) for k, v in props}
+    if "ha_jobs" not in values:
+        return None
+    try:
+        jobs = json.loads(values["ha_jobs"])
+    except ValueError:
+        return None
+    verdicts = []
+    for j in jobs if isinstance(jobs, list) else []:
+        duration = j.get("duration_s")
+        verdicts.append(Verdict(
+            job_key=str(j.get("key", "")), kind=str(j.get("kind", "")), job_id=j.get("id"),
+            verdict=j.get("verdict", ""), reason=str(j.get("reason", "")),
+            ok=bool(j.get("ok")), started_at=0.0 if duration is not None else None,
+            decided_at=duration))
+    art = values.get("ha_artifacts")
+    return CaseSummary(nodeid, None, tuple(verdicts), outcome, Path(art) if art else None)
 
 
 def format_duration(seconds: float | None) -> str:
