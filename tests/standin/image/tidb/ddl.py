@@ -1,0 +1,485 @@
+"""The DDL job engine (reference §1–§2): queue, owner worker, ADD/DROP INDEX state machines.
+
+Jobs live in etcd (``ddl/jobs/<id>`` while unfinished, ``ddl/history/<id>`` after),
+so any TiDB that becomes owner continues them from their persisted state and the
+backfill checkpoint. Every write of a job by the owner is fenced by its election
+key, so a deposed owner cannot move a job any more. The session that issued the
+ALTER polls the job until it is terminal, like TiDB's ``doDDLJob``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from common.env import scaled
+from common.etcd import EtcdError, Op
+from common.log import get_logger
+
+from . import backfill, codec
+from .catalog import Index, Table, commit_schema, table_key
+from .executor import Result
+from .sql import IndexDef, SQLError
+
+if TYPE_CHECKING:
+    from .executor import Session
+    from .server import Node
+
+log = get_logger("tidb.ddl")
+
+TERMINAL = ("synced", "rollback done", "cancelled")
+ACTIVE_PREFIX = "ddl/jobs/"
+HISTORY_PREFIX = "ddl/history/"
+
+
+def _jk(job_id: int) -> str:
+    return f"{job_id:020d}"
+
+
+def fmt_time(ts: float | None) -> _dt.datetime | None:
+    return None if not ts else _dt.datetime.fromtimestamp(ts)
+
+
+def job_type_text(job: dict[str, Any]) -> str:
+    """``add index /* ingest */`` once the reorg type is picked (§2.3)."""
+    t = job["type"]
+    if t == "add index" and job.get("reorg_tp"):
+        return f"{t} /* {job['reorg_tp']} */"
+    return t
+
+
+class JobLost(Exception):
+    """The job record moved under us (ownership lost or another writer)."""
+
+
+class DDL:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self._running: dict[int, threading.Thread] = {}
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------
+    # storage
+    def active_jobs(self) -> list[tuple[dict[str, Any], int]]:
+        return sorted(
+            ((obj, rev) for _k, obj, rev in self.node.meta.list(ACTIVE_PREFIX)),
+            key=lambda x: x[0]["id"],
+        )
+
+    def history_jobs(self) -> list[dict[str, Any]]:
+        return sorted(
+            (obj for _k, obj, _r in self.node.meta.list(HISTORY_PREFIX)), key=lambda j: j["id"]
+        )
+
+    def find(self, job_id: int) -> tuple[dict[str, Any] | None, int, bool]:
+        job, rev = self.node.meta.get(ACTIVE_PREFIX + _jk(job_id))
+        if job is not None:
+            return job, rev, False
+        job, rev = self.node.meta.get(HISTORY_PREFIX + _jk(job_id))
+        return job, rev, job is not None
+
+    def record_simple_job(
+        self,
+        job_id: int,
+        jtype: str,
+        db: str,
+        table: str,
+        schema_id: int,
+        table_id: int,
+        query: str,
+    ) -> None:
+        """Schema-only jobs (create/drop) go straight to history as ``synced``."""
+        now = time.time()
+        job = {
+            "id": job_id,
+            "type": jtype,
+            "db": db,
+            "table": table,
+            "schema_id": schema_id,
+            "table_id": table_id,
+            "query": query,
+            "state": "synced",
+            "schema_state": "none" if jtype.startswith("drop") else "public",
+            "row_count": 0,
+            "create_time": now,
+            "start_time": now,
+            "end_time": now,
+        }
+        with contextlib.suppress(EtcdError):
+            self.node.meta.put(HISTORY_PREFIX + _jk(job_id), job)
+
+    # ---------------------------------------------------------------------------------------
+    # submission (any TiDB)
+    def add_index(
+        self, db: str, table_name: str, idef: IndexDef, query: str, session: Session
+    ) -> None:
+        node = self.node
+        t = node.schema.reload(force=True).table(db, table_name)
+        if t is None:
+            raise SQLError(1146, f"Table '{db}.{table_name}' doesn't exist", "42S02")
+        names = [c.name.lower() for c in t.columns]
+        for c in idef.columns:
+            if c.lower() not in names:
+                raise SQLError(1072, f"Key column '{c}' doesn't exist in table", "42000")
+        name = idef.name or idef.columns[0]
+        if not idef.name:
+            n = 2
+            while t.index(name) is not None:
+                name = f"{idef.columns[0]}_{n}"
+                n += 1
+        if t.index(name) is not None or any(
+            j["table_id"] == t.id and j.get("index", {}).get("name", "").lower() == name.lower()
+            for j, _ in self.active_jobs()
+            if j["type"] == "add index"
+        ):
+            raise SQLError(1061, f"Duplicate key name '{name}'", "42000")
+        fast = node.sysvar_on("tidb_ddl_enable_fast_reorg")
+        dist = node.sysvar_on("tidb_enable_dist_task") and fast
+        job_id = node.meta.next_id()
+        index_id = max([i.id for i in t.indexes] + [0]) + 1 + (job_id % 1000) * 0
+        job = {
+            "id": job_id,
+            "type": "add index",
+            "db": t.db,
+            "table": t.name,
+            "schema_id": t.db_id,
+            "table_id": t.id,
+            "query": query,
+            "state": "none",
+            "schema_state": "none",
+            "row_count": 0,
+            "create_time": time.time(),
+            "start_time": None,
+            "end_time": None,
+            "reorg_tp": None,
+            "want_reorg": "ingest" if fast else "txn",
+            "dist": dist,
+            "index": {
+                "id": index_id,
+                "name": name,
+                "columns": list(idef.columns),
+                "unique": idef.unique,
+            },
+            "error": None,
+            "error_code": 0,
+        }
+        node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
+        log.info("add DDL job", category="ddl", job_id=job_id, query=query, type="add index")
+        self._wait(job_id)
+
+    def drop_index(self, db: str, table_name: str, name: str, query: str, session: Session) -> None:
+        node = self.node
+        t = node.schema.reload(force=True).table(db, table_name)
+        if t is None:
+            raise SQLError(1146, f"Table '{db}.{table_name}' doesn't exist", "42S02")
+        idx = t.index(name)
+        if idx is None or idx.primary:
+            raise SQLError(1091, f"Can't DROP '{name}'; check that column/key exists", "42000")
+        job_id = node.meta.next_id()
+        job = {
+            "id": job_id,
+            "type": "drop index",
+            "db": t.db,
+            "table": t.name,
+            "schema_id": t.db_id,
+            "table_id": t.id,
+            "query": query,
+            "state": "none",
+            "schema_state": "public",
+            "row_count": 0,
+            "create_time": time.time(),
+            "start_time": None,
+            "end_time": None,
+            "index": {"id": idx.id, "name": idx.name},
+            "error": None,
+            "error_code": 0,
+        }
+        node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
+        self._wait(job_id)
+
+    def _wait(self, job_id: int) -> None:
+        """Block the session until the job is terminal (TiDB's ALTER has no timeout)."""
+        tick = scaled(0.2, 0.05)
+        while True:
+            try:
+                job, _rev = self.node.meta.get(HISTORY_PREFIX + _jk(job_id))
+            except EtcdError:
+                job = None
+            if job is not None:
+                if job["state"] == "synced":
+                    return
+                if job["state"] in ("rollback done", "cancelled"):
+                    raise SQLError(
+                        int(job.get("error_code") or 1105), job.get("error") or "Cancelled DDL job"
+                    )
+            time.sleep(tick)
+
+    # ---------------------------------------------------------------------------------------
+    # ADMIN statements
+    def cancel_jobs(self, ids: list[int]) -> Result:
+        rows = []
+        for job_id in ids:
+            job, _rev, finished = self.find(job_id)
+            if job is None:
+                rows.append([job_id, f"error: [ddl:8224]DDL Job:{job_id} not found"])
+            elif finished or job["state"] in ("done", "rollback done", "cancelled", "synced"):
+                rows.append(
+                    [
+                        job_id,
+                        f"error: [ddl:8225]This job:{job_id} is finished, so can't be cancelled",
+                    ]
+                )
+            elif job.get("schema_state") == "public" and job["type"] == "add index":
+                rows.append(
+                    [
+                        job_id,
+                        f"error: [ddl:8226]This job:{job_id} is almost finished, can't be cancelled now",
+                    ]
+                )
+            else:
+                self.node.meta.put(f"ddl/cancel/{_jk(job_id)}", {"at": time.time()})
+                rows.append([job_id, "successful"])
+        return Result([("JOB_ID", "int"), ("RESULT", "str")], rows)
+
+    def check_table(self, t: Table) -> None:
+        for idx in t.secondary():
+            if idx.state != "public":
+                continue
+            rows, entries = backfill.count_rows_and_entries(self.node, t, idx.id)
+            if rows != entries:
+                raise SQLError(
+                    8133,
+                    f"data inconsistency in table: {t.name}, index: {idx.name}, "
+                    f"index-count:{entries} != record-count:{rows}",
+                )
+
+    def ddl_job_rows(self) -> list[list[Any]]:
+        """information_schema.ddl_jobs rows (13 columns): running first, then history newest first."""
+        out = []
+        for job, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"]):
+            out.append(self._row(job))
+        for job in reversed(self.history_jobs()):
+            out.append(self._row(job))
+        return out
+
+    @staticmethod
+    def _row(job: dict[str, Any]) -> list[Any]:
+        return [
+            job["id"],
+            job["db"],
+            job["table"],
+            job_type_text(job),
+            job.get("schema_state", "none"),
+            job["schema_id"],
+            job["table_id"],
+            int(job.get("row_count", 0)),
+            fmt_time(job.get("create_time")),
+            fmt_time(job.get("start_time")),
+            fmt_time(job.get("end_time")),
+            job["state"],
+            job.get("query", ""),
+        ]
+
+    def admin_show_ddl_jobs(self, n: int) -> Result:
+        cols = [
+            ("JOB_ID", "int"),
+            ("DB_NAME", "str"),
+            ("TABLE_NAME", "str"),
+            ("JOB_TYPE", "str"),
+            ("SCHEMA_STATE", "str"),
+            ("SCHEMA_ID", "int"),
+            ("TABLE_ID", "int"),
+            ("ROW_COUNT", "int"),
+            ("CREATE_TIME", "datetime"),
+            ("START_TIME", "datetime"),
+            ("END_TIME", "datetime"),
+            ("STATE", "str"),
+        ]
+        active = [
+            self._row(j)[:12] for j, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"])
+        ]
+        hist = [self._row(j)[:12] for j in reversed(self.history_jobs())][:n]
+        return Result(cols, active + hist)
+
+    def admin_show_ddl(self) -> Result:
+        node = self.node
+        owner_id = node.owner.owner_id()
+        servers = node.owner.servers()
+        info = servers.get(owner_id, {})
+        addr = f"{info.get('ip', '')}:{info.get('listening_port', '')}" if info else ""
+        running = ", ".join(
+            f"ID:{j['id']}, Type:{j['type']}, State:{j['state']}, SchemaState:{j['schema_state']}"
+            for j, _ in self.active_jobs()
+            if j["state"] == "running"
+        )
+        cols = [
+            ("SCHEMA_VER", "int"),
+            ("OWNER_ID", "str"),
+            ("OWNER_ADDRESS", "str"),
+            ("RUNNING_JOBS", "str"),
+            ("SELF_ID", "str"),
+            ("QUERY", "str"),
+        ]
+        query = next((j["query"] for j, _ in self.active_jobs() if j["state"] == "running"), "")
+        return Result(
+            cols, [[node.schema.current.version, owner_id, addr, running, node.ddl_id, query]]
+        )
+
+    # ---------------------------------------------------------------------------------------
+    # owner side
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="ddl-worker", daemon=True).start()
+
+    def _loop(self) -> None:
+        tick = scaled(0.3, 0.05)
+        while True:
+            time.sleep(tick)
+            if not self.node.is_owner():
+                continue
+            try:
+                self._dispatch()
+            except EtcdError as exc:
+                log.warn("ddl worker step failed", category="ddl", error=str(exc)[:200])
+            except Exception as exc:  # noqa: BLE001 - the worker must survive
+                log.error("ddl worker crashed a step", category="ddl", error=repr(exc)[:300])
+
+    def cancel_requested(self, job_id: int) -> bool:
+        obj, _ = self.node.meta.get(f"ddl/cancel/{_jk(job_id)}")
+        return obj is not None
+
+    def _dispatch(self) -> None:
+        busy_tables: set[int] = set()
+        for job, rev in self.active_jobs():
+            tid = job["table_id"]
+            if tid in busy_tables:
+                if job["state"] == "none":
+                    job["state"] = "queueing"
+                    self.update(job, rev)
+                elif job["state"] == "queueing" and self.cancel_requested(job["id"]):
+                    job["state"] = "cancelled"
+                    job["error"], job["error_code"] = "Cancelled DDL job", 8214
+                    self.finish(job, self.node.meta.get(ACTIVE_PREFIX + _jk(job["id"]))[1])
+                continue
+            busy_tables.add(tid)
+            with self._lock:
+                th = self._running.get(job["id"])
+                if th is not None and th.is_alive():
+                    continue
+                th = threading.Thread(
+                    target=self._run_job,
+                    args=(job["id"],),
+                    name=f"ddl-job-{job['id']}",
+                    daemon=True,
+                )
+                self._running[job["id"]] = th
+            th.start()
+
+    def update(self, job: dict[str, Any], rev: int) -> int:
+        """Persist ``job`` fenced by ownership; returns the new revision or raises JobLost."""
+        key = ACTIVE_PREFIX + _jk(job["id"])
+        if not self.node.meta.cas(key, job, rev, guards=self.node.owner.guard()):
+            raise JobLost(job["id"])
+        _obj, new_rev = self.node.meta.get(key)
+        return new_rev
+
+    def finish(self, job: dict[str, Any], rev: int) -> None:
+        job["end_time"] = job.get("end_time") or time.time()
+        meta = self.node.meta
+        ok = meta.cas(
+            ACTIVE_PREFIX + _jk(job["id"]),
+            None,
+            rev,
+            guards=self.node.owner.guard(),
+            extra=[
+                Op.put(meta.key(HISTORY_PREFIX + _jk(job["id"])), json.dumps(job)),
+                Op.delete(meta.key(f"ddl/cancel/{_jk(job['id'])}")),
+            ],
+        )
+        if not ok:
+            raise JobLost(job["id"])
+        log.info("finish DDL job", category="ddl", job_id=job["id"], state=job["state"])
+
+    def wait_synced(self, version: int, stop: Any = None) -> None:
+        """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2*lease)."""
+        deadline = time.monotonic() + scaled(20.0, 2.0)
+        while time.monotonic() < deadline:
+            try:
+                servers = self.node.owner.servers()
+            except EtcdError:
+                servers = {}
+            if servers and all(
+                int(s.get("schema_version", 0)) >= version for s in servers.values()
+            ):
+                return
+            time.sleep(scaled(0.1, 0.02))
+
+    def _run_job(self, job_id: int) -> None:
+        from .jobrun import JobRunner
+
+        try:
+            JobRunner(self, job_id).run()
+        except JobLost:
+            log.info("ddl job handed over (ownership lost)", category="ddl", job_id=job_id)
+        except EtcdError as exc:
+            log.warn(
+                "ddl job step failed, will retry",
+                category="ddl",
+                job_id=job_id,
+                error=str(exc)[:200],
+            )
+        except Exception as exc:  # noqa: BLE001
+            log.error(
+                "ddl job runner crashed", category="ddl", job_id=job_id, error=repr(exc)[:300]
+            )
+
+    # schema helpers used by the runner
+    def set_index_state(self, job: dict[str, Any], state: str | None) -> int:
+        """Put the job's index into ``state`` (None removes it) and bump the schema version."""
+        node = self.node
+        for _ in range(100):
+            schema = node.schema.reload(force=True)
+            t = schema.table_by_id(job["table_id"])
+            if t is None:
+                raise backfill.BackfillError(f"table {job['table']} was dropped", 1146)
+            spec = job["index"]
+            t.indexes = [i for i in t.indexes if i.id != spec["id"]]
+            if state is not None:
+                existing = Index(
+                    spec["id"],
+                    spec["name"],
+                    list(spec.get("columns", [])),
+                    spec.get("unique", False),
+                    False,
+                    state,
+                )
+                if job["type"] == "drop index":
+                    old = schema.table_by_id(job["table_id"])
+                    assert old is not None
+                    prev = next((i for i in old.indexes if i.id == spec["id"]), None)
+                    if prev is not None:
+                        existing = Index(
+                            prev.id, prev.name, prev.columns, prev.unique, prev.primary, state
+                        )
+                t.indexes.append(existing)
+                t.indexes.sort(key=lambda i: i.id)
+            version = commit_schema(
+                node.meta, {table_key(t.db, t.name): t.to_json()}, guards=node.owner.guard()
+            )
+            if version is not None:
+                node.schema.reload(force=True)
+                node.loaded_version = node.schema.current.version
+                return version
+            if not node.is_owner():
+                raise JobLost(job["id"])
+            time.sleep(0.02)
+        raise JobLost(job["id"])
+
+    def delete_index_entries(self, table_id: int, index_id: int) -> None:
+        prefix = codec.index_prefix(table_id, index_id)
+        keys = [k for k, _ in self.node.kv.scan(prefix, codec.prefix_end(prefix))]
+        for i in range(0, len(keys), 2000):
+            self.node.kv.batch_delete(keys[i : i + 2000])

@@ -1,0 +1,363 @@
+"""Row and index storage in the TiKV role, replicated like TiKV's raft groups.
+
+Every key lives on ``R = min(3, stores)`` stores picked by a stable hash over the
+store list PD reports (sorted by store id, as max-replicas=3 places peers). A
+write succeeds once a majority of the key's replicas acknowledged it and a read
+asks a majority and keeps the newest version, so one partitioned TiKV out of
+three slows nothing down for long, while losing the majority makes statements
+fail with ``9002 TiKV server timeout`` — the same physics as raft.
+
+Values carry a version (``time.time_ns()`` of the writer) and deletes are
+tombstones, so a replica that missed writes while cut off never wins a merge.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import zlib
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from common import httpclient
+from common.env import scaled
+from common.log import get_logger
+
+log = get_logger("tidb.kv")
+
+_REPLICAS = 3
+
+
+class TiKVTimeout(Exception):
+    """A majority of a key's replicas did not answer in time (TiDB error 9002)."""
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__("TiKV server timeout")
+        self.detail = detail
+
+
+@dataclass
+class WriteReport:
+    """What a write observed: stores that timed out even if a quorum acked."""
+
+    timed_out: set[str] = field(default_factory=set)
+
+
+def _now_version() -> int:
+    return time.time_ns()
+
+
+def encode_value(data: Any, version: int | None = None) -> str:
+    return json.dumps({"v": version or _now_version(), "d": data}, separators=(",", ":"))
+
+
+def decode_value(raw: str | None) -> tuple[int, Any]:
+    if raw is None:
+        return (0, None)
+    try:
+        obj = json.loads(raw)
+        return int(obj.get("v", 0)), obj.get("d")
+    except (ValueError, AttributeError):
+        return (0, None)
+
+
+class StoreList:
+    """The TiKV stores PD knows (addresses sorted by store id), refreshed lazily."""
+
+    def __init__(self, pd_endpoints: Sequence[str]) -> None:
+        self._pd = [httpclient.normalize_url(e) for e in pd_endpoints]
+        self._stores: list[str] = []
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> list[str]:
+        with self._lock:
+            fresh = time.monotonic() - self._at < scaled(5.0, 1.0)
+            if self._stores and fresh:
+                return list(self._stores)
+        stores = self._fetch()
+        with self._lock:
+            if stores:
+                self._stores, self._at = stores, time.monotonic()
+            return list(self._stores)
+
+    def _fetch(self) -> list[str]:
+        for base in self._pd:
+            try:
+                status, data = httpclient.get_json(
+                    f"{base}/pd/api/v1/stores", timeout=scaled(2.0, 0.5)
+                )
+            except httpclient.Unreachable:
+                continue
+            if status != 200 or not isinstance(data, dict):
+                continue
+            found = []
+            for item in data.get("stores") or []:
+                store = item.get("store", {})
+                if store.get("state_name") == "Tombstone":
+                    continue
+                found.append((int(store.get("id", 0)), str(store.get("address", ""))))
+            if found:
+                return [addr for _id, addr in sorted(found)]
+        return []
+
+
+def replicas_of(key: str, stores: Sequence[str]) -> list[str]:
+    """The stores holding ``key``: R consecutive stores from a stable hash (pure)."""
+    n = len(stores)
+    if n == 0:
+        return []
+    r = min(_REPLICAS, n)
+    start = zlib.crc32(key.encode()) % n
+    return [stores[(start + i) % n] for i in range(r)]
+
+
+def quorum(n: int) -> int:
+    return n // 2 + 1
+
+
+class KVBackend:
+    """Transport to one store; implemented over HTTP JSON or in memory."""
+
+    def call(self, store: str, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class HTTPBackend(KVBackend):
+    def call(self, store: str, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        try:
+            result = httpclient.request("POST", f"http://{store}/kv/{op}", body, timeout=timeout)
+        except httpclient.Unreachable as exc:
+            raise TiKVTimeout(str(exc)) from exc
+        if not result.ok:
+            raise TiKVTimeout(f"{store} answered HTTP {result.status}")
+        data = result.json()
+        return data if isinstance(data, dict) else {}
+
+
+class MemoryBackend(KVBackend):
+    """``--store=mocktikv``: an in-process store, like TiDB's own mocktikv."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def call(self, store: str, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+        with self._lock:
+            if op == "batch_put":
+                for k, v in body["kvs"]:
+                    self._data[k] = v
+                return {}
+            if op == "batch_get":
+                return {"kvs": [[k, self._data[k]] for k in body["keys"] if k in self._data]}
+            if op == "batch_delete":
+                for k in body["keys"]:
+                    self._data.pop(k, None)
+                return {}
+            if op == "scan":
+                start, end = body["start"], body.get("end") or "\U0010ffff"
+                keys = sorted(k for k in self._data if start <= k < end)
+                limit = int(body.get("limit") or 0)
+                if limit:
+                    keys = keys[:limit]
+                return {"kvs": [[k, self._data[k]] for k in keys]}
+        raise ValueError(op)
+
+
+def _pairs(data: dict[str, Any]) -> Iterable[tuple[str, str]]:
+    kvs = data.get("kvs", data.get("pairs", []))
+    if isinstance(kvs, dict):
+        yield from kvs.items()
+        return
+    for item in kvs or []:
+        if isinstance(item, dict):
+            yield str(item.get("key")), item.get("value")
+        else:
+            yield str(item[0]), item[1]
+
+
+class KVClient:
+    """Quorum reads/writes over the stores; every call bounded by ``timeout``."""
+
+    def __init__(self, stores: StoreList | None, backend: KVBackend) -> None:
+        self._stores = stores
+        self._backend = backend
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tikv-client")
+
+    @property
+    def timeout(self) -> float:
+        return scaled(2.0, 0.3)
+
+    def stores(self) -> list[str]:
+        if self._stores is None:
+            return ["mocktikv"]
+        found = self._stores.get()
+        if not found:
+            raise TiKVTimeout("no TiKV store registered in PD")
+        return found
+
+    def _fanout(
+        self,
+        per_store: dict[str, dict[str, Any]],
+        op: str,
+        need: dict[str, int] | None,
+        wait_all: bool,
+        report: WriteReport | None,
+    ) -> dict[str, dict[str, Any]]:
+        """Send one request per store; return the answers that arrived in time."""
+        timeout = self.timeout
+        futures: dict[Future[dict[str, Any]], str] = {
+            self._pool.submit(self._backend.call, store, op, body, timeout): store
+            for store, body in per_store.items()
+        }
+        answers: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout + 0.2
+        pending = set(futures)
+        while pending:
+            done, pending = wait(
+                pending,
+                timeout=max(0.0, deadline - time.monotonic()),
+                return_when=ALL_COMPLETED if wait_all else FIRST_COMPLETED,
+            )
+            for fut in done:
+                store = futures[fut]
+                try:
+                    answers[store] = fut.result()
+                except Exception as exc:  # noqa: BLE001 - every failure of a store means "no answer"
+                    if report is not None:
+                        report.timed_out.add(store)
+                    log.warn("tikv request failed", store=store, op=op, error=str(exc)[:200])
+            if time.monotonic() >= deadline:
+                break
+            if (
+                not wait_all
+                and need is not None
+                and all(
+                    sum(1 for s in stores_ if s in answers) >= q
+                    for stores_, q in _need_groups(need, per_store)
+                )
+            ):
+                break
+        if report is not None:
+            for fut in pending:
+                report.timed_out.add(futures[fut])
+        return answers
+
+    def batch_put(
+        self,
+        items: Sequence[tuple[str, Any]],
+        *,
+        wait_all: bool = False,
+        report: WriteReport | None = None,
+        version: int | None = None,
+    ) -> None:
+        """Write ``(key, data)`` pairs (``data=None`` is a tombstone)."""
+        if not items:
+            return
+        stores = self.stores()
+        ver = version or _now_version()
+        per_store: dict[str, dict[str, Any]] = {}
+        owners: dict[str, list[str]] = {}
+        for key, data in items:
+            reps = replicas_of(key, stores)
+            owners[key] = reps
+            value = encode_value(data, ver)
+            for s in reps:
+                per_store.setdefault(s, {"kvs": []})["kvs"].append([key, value])
+        answers = self._fanout(per_store, "batch_put", _need_map(owners), wait_all, report)
+        for key, reps in owners.items():
+            if sum(1 for s in reps if s in answers) < quorum(len(reps)):
+                raise TiKVTimeout(
+                    f"write of {key!r} reached {sorted(set(reps) & set(answers))} of {reps}"
+                )
+
+    def batch_get(self, keys: Sequence[str]) -> dict[str, Any]:
+        """Newest live value per key (missing and tombstoned keys are absent)."""
+        if not keys:
+            return {}
+        stores = self.stores()
+        per_store: dict[str, dict[str, Any]] = {}
+        owners: dict[str, list[str]] = {}
+        for key in keys:
+            reps = replicas_of(key, stores)
+            owners[key] = reps
+            for s in reps:
+                per_store.setdefault(s, {"keys": []})["keys"].append(key)
+        answers = self._fanout(per_store, "batch_get", _need_map(owners), False, None)
+        best: dict[str, tuple[int, Any]] = {}
+        for key, reps in owners.items():
+            if sum(1 for s in reps if s in answers) < quorum(len(reps)):
+                raise TiKVTimeout(
+                    f"read of {key!r} reached {sorted(set(reps) & set(answers))} of {reps}"
+                )
+        for _store, data in answers.items():
+            for k, raw in _pairs(data):
+                ver, d = decode_value(raw)
+                if k not in best or ver > best[k][0]:
+                    best[k] = (ver, d)
+        return {k: d for k, (v, d) in best.items() if d is not None}
+
+    def scan(self, start: str, end: str) -> list[tuple[str, Any]]:
+        """All live ``(key, data)`` in ``[start, end)`` in key order, merged over replicas."""
+        stores = self.stores()
+        r = min(_REPLICAS, len(stores))
+        per_store = {s: {"start": start, "end": end, "limit": 0} for s in stores}
+        need = {s: [s] for s in stores}
+        answers = self._fanout(per_store, "scan", None, True, None)
+        # Every key has r replicas; losing more than r - quorum(r) stores loses some majority.
+        if len(stores) - len(answers) > r - quorum(r):
+            raise TiKVTimeout(f"scan reached {sorted(answers)} of {stores}")
+        del need
+        best: dict[str, tuple[int, Any]] = {}
+        for data in answers.values():
+            for k, raw in _pairs(data):
+                ver, d = decode_value(raw)
+                if k not in best or ver > best[k][0]:
+                    best[k] = (ver, d)
+        return [(k, best[k][1]) for k in sorted(best) if best[k][1] is not None]
+
+    def scan_limited(
+        self, start: str, end: str, limit: int
+    ) -> tuple[list[tuple[str, Any]], str | None]:
+        """Up to ``limit`` live pairs from ``start``; also the last key examined (None = range done)."""
+        stores = self.stores()
+        r = min(_REPLICAS, len(stores))
+        per_store = {s: {"start": start, "end": end, "limit": limit} for s in stores}
+        answers = self._fanout(per_store, "scan", None, True, None)
+        if len(stores) - len(answers) > r - quorum(r):
+            raise TiKVTimeout(f"scan reached {sorted(answers)} of {stores}")
+        bound: str | None = None
+        best: dict[str, tuple[int, Any]] = {}
+        for data in answers.values():
+            pairs = list(_pairs(data))
+            if len(pairs) >= limit and pairs:
+                last = max(k for k, _ in pairs)
+                bound = last if bound is None or last < bound else bound
+            for k, raw in pairs:
+                ver, d = decode_value(raw)
+                if k not in best or ver > best[k][0]:
+                    best[k] = (ver, d)
+        keys = sorted(k for k in best if bound is None or k <= bound)
+        live = [(k, best[k][1]) for k in keys if best[k][1] is not None]
+        return live, (bound if bound is not None else None)
+
+    def batch_delete(self, keys: Sequence[str]) -> None:
+        """Delete by writing tombstones (a lagging replica must not resurrect rows)."""
+        self.batch_put([(k, None) for k in keys])
+
+
+def _need_map(owners: dict[str, list[str]]) -> dict[str, int]:
+    groups: dict[str, int] = {}
+    for reps in owners.values():
+        groups[",".join(reps)] = quorum(len(reps))
+    return groups
+
+
+def _need_groups(
+    need: dict[str, int], per_store: dict[str, Any]
+) -> Iterable[tuple[list[str], int]]:
+    for joined, q in need.items():
+        yield joined.split(","), q

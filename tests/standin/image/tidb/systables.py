@@ -1,0 +1,222 @@
+"""Rows of the system tables the plugin reads (reference §2.1, §3.5, §4.1, §4.2).
+
+Returns ``(columns, rows)`` with TiDB's column names and order; the generic
+SELECT in the executor filters, groups, orders and limits them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import TYPE_CHECKING, Any
+
+from .sql import SQLError
+
+if TYPE_CHECKING:
+    from .executor import Session
+    from .server import Node
+
+DDL_JOBS_COLUMNS = [
+    ("JOB_ID", "int"),
+    ("DB_NAME", "str"),
+    ("TABLE_NAME", "str"),
+    ("JOB_TYPE", "str"),
+    ("SCHEMA_STATE", "str"),
+    ("SCHEMA_ID", "int"),
+    ("TABLE_ID", "int"),
+    ("ROW_COUNT", "int"),
+    ("CREATE_TIME", "datetime"),
+    ("START_TIME", "datetime"),
+    ("END_TIME", "datetime"),
+    ("STATE", "str"),
+    ("QUERY", "str"),
+]
+IMPORT_JOBS_COLUMNS = [
+    ("id", "int"),
+    ("create_time", "datetime"),
+    ("start_time", "datetime"),
+    ("update_time", "datetime"),
+    ("end_time", "datetime"),
+    ("table_schema", "str"),
+    ("table_name", "str"),
+    ("table_id", "int"),
+    ("created_by", "str"),
+    ("parameters", "str"),
+    ("source_file_size", "int"),
+    ("status", "str"),
+    ("step", "str"),
+    ("summary", "str"),
+    ("error_message", "str"),
+]
+GLOBAL_TASK_COLUMNS = [
+    ("id", "int"),
+    ("task_key", "str"),
+    ("type", "str"),
+    ("dispatcher_id", "str"),
+    ("state", "str"),
+    ("priority", "int"),
+    ("create_time", "datetime"),
+    ("start_time", "datetime"),
+    ("state_update_time", "datetime"),
+    ("end_time", "datetime"),
+    ("meta", "blob"),
+    ("concurrency", "int"),
+    ("step", "int"),
+    ("target_scope", "str"),
+    ("error", "blob"),
+]
+SUBTASK_COLUMNS = [
+    ("id", "int"),
+    ("step", "int"),
+    ("namespace", "str"),
+    ("task_key", "str"),
+    ("ddl_physical_tid", "int"),
+    ("type", "int"),
+    ("exec_id", "str"),
+    ("exec_expired", "datetime"),
+    ("state", "str"),
+    ("checkpoint", "blob"),
+    ("concurrency", "int"),
+    ("create_time", "datetime"),
+    ("start_time", "int"),
+    ("state_update_time", "int"),
+    ("end_time", "datetime"),
+    ("meta", "blob"),
+    ("ordinal", "int"),
+    ("error", "blob"),
+    ("summary", "str"),
+]
+
+
+def _t(ts: float | None) -> _dt.datetime | None:
+    return None if not ts else _dt.datetime.fromtimestamp(ts).replace(microsecond=0)
+
+
+def _blob(v: Any) -> bytes | None:
+    if v is None:
+        return None
+    return (v if isinstance(v, str) else json.dumps(v)).encode()
+
+
+def _task_row(t: dict[str, Any]) -> list[Any]:
+    return [
+        t["id"],
+        t["task_key"],
+        t["type"],
+        t.get("dispatcher_id", ""),
+        t["state"],
+        t.get("priority", 1),
+        _t(t.get("create_time")),
+        _t(t.get("start_time")),
+        _t(t.get("state_update_time")),
+        _t(t.get("end_time")),
+        _blob(t.get("meta")),
+        t.get("concurrency", 4),
+        t.get("step", -1),
+        t.get("target_scope", ""),
+        _blob(t.get("error")),
+    ]
+
+
+def _subtask_row(s: dict[str, Any]) -> list[Any]:
+    return [
+        s["id"],
+        s["step"],
+        s.get("namespace", ""),
+        s["task_key"],
+        s.get("ddl_physical_tid", 0),
+        s.get("type", 0),
+        s.get("exec_id"),
+        _t(s.get("exec_expired")),
+        s["state"],
+        _blob(s.get("checkpoint")),
+        s.get("concurrency", 4),
+        _t(s.get("create_time")),
+        int(s["start_time"]) if s.get("start_time") else 0,
+        int(s["state_update_time"]) if s.get("state_update_time") else 0,
+        _t(s.get("end_time")),
+        _blob(s.get("meta")),
+        s.get("ordinal", 0),
+        _blob(s.get("error")),
+        json.dumps(s.get("summary") or {}),
+    ]
+
+
+def render(
+    node: Node, db: str, name: str, session: Session
+) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    if db == "information_schema" and name == "ddl_jobs":
+        return DDL_JOBS_COLUMNS, node.ddl.ddl_job_rows()
+    if db == "mysql" and name == "tidb_import_jobs":
+        return IMPORT_JOBS_COLUMNS, node.importer.table_rows()
+    if db == "mysql" and name in ("tidb_global_task", "tidb_global_task_history"):
+        return GLOBAL_TASK_COLUMNS, [
+            _task_row(t) for t in node.dxf.tasks(history=name.endswith("history"))
+        ]
+    if db == "mysql" and name in ("tidb_background_subtask", "tidb_background_subtask_history"):
+        return SUBTASK_COLUMNS, [
+            _subtask_row(s) for s in node.dxf.subtasks(history=name.endswith("history"))
+        ]
+    if db == "information_schema" and name == "schemata":
+        schema = node.schema.reload()
+        rows = [
+            ["def", d["name"], "utf8mb4", "utf8mb4_bin", None, None] for d in schema.dbs.values()
+        ]
+        return [
+            ("CATALOG_NAME", "str"),
+            ("SCHEMA_NAME", "str"),
+            ("DEFAULT_CHARACTER_SET_NAME", "str"),
+            ("DEFAULT_COLLATION_NAME", "str"),
+            ("SQL_PATH", "str"),
+            ("TIDB_PLACEMENT_POLICY_NAME", "str"),
+        ], rows
+    if db == "information_schema" and name == "tables":
+        schema = node.schema.reload()
+        rows = [["def", t.db, t.name, "BASE TABLE", "InnoDB", t.id] for t in schema.tables.values()]
+        return [
+            ("TABLE_CATALOG", "str"),
+            ("TABLE_SCHEMA", "str"),
+            ("TABLE_NAME", "str"),
+            ("TABLE_TYPE", "str"),
+            ("ENGINE", "str"),
+            ("TIDB_TABLE_ID", "int"),
+        ], rows
+    if db == "information_schema" and name == "tidb_indexes":
+        schema = node.schema.reload()
+        rows = []
+        for t in schema.tables.values():
+            for idx in t.indexes:
+                if idx.state != "public":
+                    continue
+                for seq, col in enumerate(idx.columns, start=1):
+                    rows.append(
+                        [
+                            t.db,
+                            t.name,
+                            0 if idx.unique else 1,
+                            idx.name,
+                            seq,
+                            col,
+                            None,
+                            "",
+                            idx.id,
+                            "YES",
+                            None,
+                            1 if idx.primary else 0,
+                        ]
+                    )
+        return [
+            ("TABLE_SCHEMA", "str"),
+            ("TABLE_NAME", "str"),
+            ("NON_UNIQUE", "int"),
+            ("KEY_NAME", "str"),
+            ("SEQ_IN_INDEX", "int"),
+            ("COLUMN_NAME", "str"),
+            ("SUB_PART", "int"),
+            ("INDEX_COMMENT", "str"),
+            ("INDEX_ID", "int"),
+            ("IS_VISIBLE", "str"),
+            ("EXPRESSION", "str"),
+            ("CLUSTERED", "int"),
+        ], rows
+    raise SQLError(1146, f"Table '{db}.{name}' doesn't exist", "42S02")
