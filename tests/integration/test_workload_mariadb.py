@@ -64,7 +64,9 @@ def test_prepare_and_ten_seconds_of_run_have_zero_errors(mariadb: MariaDB) -> No
         totals = sb.stop()  # raises WorkloadError on any error
         assert totals.error_count == 0, totals.errors
         assert totals.transactions > 50, totals
-        assert totals.queries == 20 * totals.transactions  # 18 statements + BEGIN/COMMIT
+        # 18 statements + BEGIN/COMMIT per transaction, plus those of the transactions
+        # that stop() cut short (one per thread at most)
+        assert 0 <= totals.queries - 20 * totals.transactions < 20 * spec.threads
         metrics = [e.data for e in timeline.events("workload.metrics")]
         assert len(metrics) >= RUN_SECONDS - 1
         full = [m for m in metrics if m["interval"] == 1.0]
