@@ -308,3 +308,13 @@ def test_default_stall_window_rule() -> None:
     assert default_stall_window(_case(10), 0.001) == 5.0  # wall floor
     assert stall_window(_case(180, stall=100), 1.0) == 100.0
     assert poll_interval(1.0) == 2.0 and poll_interval(0.001) == 0.25
+
+
+def test_terminal_failure_waits_for_the_statement_error() -> None:
+    seq = [obs(0, "running"), obs(5, "rollback done")]
+    assert run(seq, 5.5, statement_pending=True, terminal_grace=2.0) is None
+    v = run(seq, 7.5, statement_pending=True, terminal_grace=2.0)
+    assert v is not None and v.verdict == FAILED_UNEXPECTED  # no error ever came
+    v = run(seq, 5.5, statement_pending=False, terminal_grace=2.0,
+            client_error=ErrorInfo(1105, "mutex: session is expired"))
+    assert v is not None and "mutex: session is expired" in v.reason

@@ -177,12 +177,16 @@ def judge(
     blocked_by: str | None = None,
     terminal_grace: float = 0.0,
     job_id: int | None = None,
+    statement_pending: bool = False,
 ) -> Verdict | None:
     """The verdict for one job from what was recorded so far, or ``None`` (undecided).
 
     Pure: the watcher calls it after every poll, tests call it on recorded
     sequences. ``now``/``started_at`` and the observations' ``t`` are Timeline
     seconds; ``stall_window``/``timeout`` are already scaled seconds.
+    ``statement_pending``: the submitting statement has not returned yet; a
+    terminal failure then waits up to ``terminal_grace`` for its error (the
+    ALTER's ``Error 1105: ...`` names the cause; the job row does not).
     """
     exp = expectation or Expectation()
     allow = tuple(exp.allow_errors) + tuple(allow_errors)
@@ -247,6 +251,8 @@ def judge(
                            + (" and " + ", ".join(c.name for c in checks) + " passed"
                               if checks else ""),
                            True, checks=[c.__dict__ for c in checks])
+        if statement_pending and client_error is None and now - first_term < terminal_grace:
+            return None  # the statement's error is on its way
         err = client_error if client_error is not None and not client_error.is_connection_error \
             else parse_error(last.error)
         if err is None:

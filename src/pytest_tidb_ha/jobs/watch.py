@@ -364,7 +364,8 @@ class Watcher:
                   expectation=p.expectation, allow_errors=p.allow_errors,
                   client_error=h.client_error, checks=h.checks, cancel=h.cancel,
                   blocked_by=self._blocker(h), terminal_grace=p.terminal_grace,
-                  job_id=h.job_id)
+                  job_id=h.job_id,
+                  statement_pending=h.statement is not None and not h.statement.done)
         if v is not None:
             self._decide(h, v)
 
