@@ -205,3 +205,14 @@ def test_derive_last_state_and_fault_kind_aliases() -> None:
     assert job.kind == "import_into"
     assert [b.label for b in job.bands] == ["submitted", "importing"]
     assert job.rows == ((1.0, 10),)
+
+
+def test_lanes_for_every_node_of_the_topology() -> None:
+    events = [ev(0.0, "cluster.ready", cluster="c1",
+                 topology="pd=1,tikv=3,tidb=2 images=tidb-standin:latest"),
+              ev(1.0, "fault.inject", fault_id="a", fault_kind="kill", targets=["tikv-1"]),
+              ev(2.0, "fault.healed", fault_id="a")]
+    root = parse(render(events, cluster="pd=1,tikv=3,tidb=2 images=tidb-standin:latest"))
+    assert [g.get("data-node") for g in lanes(root, "node")] == [
+        "pd-0", "tikv-0", "tikv-1", "tikv-2", "tidb-0", "tidb-1"]
+    assert any("pd=1,tikv=3,tidb=2" in t for t in texts(root))

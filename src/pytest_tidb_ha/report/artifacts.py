@@ -79,7 +79,7 @@ def write_artifacts(record: HARecord, outcome: TestOutcome, *, time_scale: float
         })),
     ]
     svg = render(events, verdicts=record.verdicts, title=title, time_scale=time_scale,
-                 end=end)
+                 end=end, cluster=record.cluster or "")
     written.append(_write(folder / TIMELINE_SVG, svg))
     others = sorted(p.name for p in folder.iterdir()
                     if p.name not in (REPORT_HTML,))

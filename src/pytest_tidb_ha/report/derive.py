@@ -301,13 +301,29 @@ def node_faults(windows: Sequence[FaultWindow]) -> dict[str, list[NodeFault]]:
     return out
 
 
+_TOPOLOGY_RE = re.compile(r"\b(pd|tikv|tidb)=(\d+)\b")
+
+
+def nodes_from_topology(text: str) -> list[str]:
+    """``pd=3,tikv=3,tidb=2 images=…`` (``Cluster.describe()``) → ``pd-0 … tidb-1``."""
+    out = []
+    for comp, count in _TOPOLOGY_RE.findall(text or ""):
+        out += [f"{comp}-{i}" for i in range(min(int(count), 64))]
+    return out
+
+
 def known_nodes(events: Sequence[Event]) -> list[str]:
-    """Every node named anywhere in the history, in topology order."""
+    """Every node named anywhere in the history (or in a ``topology`` text, as
+    ``cluster.ready`` carries it), in topology order — so a lane exists for every
+    node even when no fault touched it."""
     seen: set[str] = set()
     for e in events:
         for key in ("targets", "sources", "nodes", "node", "roles"):
             if key in e.data:
                 seen.update(n for n in _names(e.data[key]) if _NODE_RE.match(n))
+        topo = e.data.get("topology")
+        if isinstance(topo, str):
+            seen.update(nodes_from_topology(topo))
     return sorted(seen, key=node_sort_key)
 
 

@@ -173,7 +173,7 @@ def _window_tooltip(nf: NodeFault, label: str) -> str:
 
 
 def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: str = "",
-           time_scale: float = 1.0, end: float | None = None) -> str:
+           time_scale: float = 1.0, end: float | None = None, cluster: str = "") -> str:
     """The SVG document for one test's history (deterministic for equal input)."""
     h = history(events, end)
     verdict_by_key = {v.job_key: v for v in verdicts}
@@ -191,7 +191,7 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
                'patternTransform="rotate(45)"><rect width="3" height="6" fill="#cb181d" '
                'fill-opacity="0.55"/></pattern>')
     backdrop = svg.mark()
-    _header(svg, h, jobs, verdict_by_key, title, time_scale)
+    _header(svg, h, jobs, verdict_by_key, title, time_scale, cluster)
     behind = svg.mark()
 
     plot_top = float(TOP)
@@ -231,9 +231,11 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
 
 
 def _header(svg: Svg, h: History, jobs: Sequence[JobTrack],
-            verdicts: Mapping[str, Verdict], title: str, time_scale: float) -> None:
+            verdicts: Mapping[str, Verdict], title: str, time_scale: float,
+            cluster: str) -> None:
     svg.text(10, 20, redact(title or "tidb-ha timeline"), font_size="14", font_weight="bold")
-    parts = [f"{len(h.windows)} fault window(s)", f"{len(jobs)} job(s)"]
+    parts = [redact(cluster)] if cluster else []
+    parts += [f"{len(h.windows)} fault window(s)", f"{len(jobs)} job(s)"]
     names = [verdicts[j.job_key].verdict if j.job_key in verdicts else (j.verdict or "?")
              for j in jobs]
     if names:
