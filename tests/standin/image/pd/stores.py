@@ -30,9 +30,14 @@ class StoreThresholds:
 
     @classmethod
     def from_config(cls, max_store_down_time: float) -> StoreThresholds:
-        """PD: disconnected after 20s without heartbeat, down after max-store-down-time (30m)."""
+        """PD: disconnected after 20s without heartbeat, down after max-store-down-time (30m).
+
+        The 3 s floor outlasts one PD leader re-election (etcd election timeout floor 1 s)
+        plus one timed-out heartbeat, so a PD failover alone never disconnects a store —
+        as in a real cluster, where 20 s is far above PD's failover time.
+        """
         interval = store_heartbeat_interval()
-        disconnected = max(1.0, 3 * interval, scaled(20.0, 0.0))
+        disconnected = max(3.0, 3 * interval, scaled(20.0, 0.0))
         down = max(2 * disconnected, scaled(max_store_down_time, 0.0))
         return cls(disconnected, down)
 
