@@ -112,6 +112,8 @@ def _minutes(t: float) -> str:
     m, s = divmod(rem, 60)
     if h:
         return f"{h}h{m:02d}m" if not s else f"{h}h{m:02d}m{s:02d}s"
+    if not m:
+        return f"{s}s"
     return f"{m}m" if not s else f"{m}m{s:02d}s"
 
 
@@ -330,8 +332,9 @@ def _jobs(svg: Svg, frame: _Frame, h: History, jobs: Sequence[JobTrack],
                      tooltip=f"{b.label}: {b.start:.1f}s → {b.end:.1f}s")
             fitted = _fit(b.label, x1 - x0)
             if fitted:
-                svg.text(x0 + 3, y + 13, fitted, font_size="10", fill="#08306b",
-                         class_="band-label")
+                dark = b.category in ("failed", "rollback")
+                svg.text(x0 + 3, y + 13, fitted, font_size="10",
+                         fill="#ffffff" if dark else "#08306b", class_="band-label")
         if verdict == "stuck" and job.bands:
             since = job.last_progress if job.last_progress is not None else job.bands[-1].start
             x0 = frame.x(since)

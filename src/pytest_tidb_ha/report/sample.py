@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     scale = float(args[1]) if len(args) > 1 else 1.0
     tl, verdicts = bug_48303(scale)
     title = "seed-48303::ha_tikv(random)_to_all_network_partition (stand-in bug mode 48303)"
+    cluster = "pd=3,tikv=3,tidb=2 images=tidb-standin:latest"
     out.write_text(render(tl.events(), verdicts=verdicts, title=title, time_scale=scale,
-                          end=tl.now()), encoding="utf-8")
+                          end=tl.now(), cluster=cluster), encoding="utf-8")
     return 0
 
 
