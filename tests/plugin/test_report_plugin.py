@@ -17,17 +17,10 @@ import pytest
 
 SECRETS = ("AKIAEXAMPLE", "SECRETEXAMPLE")
 
-CONFTEST = '''
+#: plugin.py registers ReportHooks as "tidb-ha-report"; the fake tests need no conftest.
+CONFTEST = """
 import pytest
-from pytest_tidb_ha.report.hooks import ReportHooks
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config):
-    # plugin.py registers the report hooks; register them here too until it does.
-    if not config.pluginmanager.has_plugin("tidb-ha-report"):
-        config.pluginmanager.register(ReportHooks(config), "tidb-ha-report")
-'''
+"""
 
 FAKE_TESTS = '''
 import pytest
