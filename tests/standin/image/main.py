@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -22,13 +23,20 @@ def main(argv: list[str]) -> int:
     """Run the named role with the remaining arguments; returns the process exit code."""
     if not argv:
         return _usage()
-    component, args = argv[0], argv[1:]
+    component, args = argv[0], list(argv[1:])
+    run: Callable[[list[str]], int]
     if component == "pd":
-        from pd.server import main as run
+        from pd.server import main as run_pd
+
+        run = run_pd
     elif component == "tikv":
-        from tikv.server import main as run
+        from tikv.server import main as run_tikv
+
+        run = run_tikv
     elif component == "tidb":
-        from tidb.server import main as run
+        from tidb.server import main as run_tidb
+
+        run = run_tidb
     else:
         return _usage()
     return int(run(args) or 0)

@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
 
 from common import flags
 from common.env import bugs, scaled, time_scale
@@ -91,7 +90,7 @@ class PDServer:
         self.etcd.stop()
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: list[str]) -> int:
     cfg: flags.PdConfig = flags.parse_or_exit(
         lambda a: flags.parse_pd(a, os.environ.get("HOSTNAME")), argv
     )

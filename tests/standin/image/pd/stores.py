@@ -161,7 +161,7 @@ class StoreRegistry:
 
 
 def _beat_fields(beat: dict[str, Any]) -> dict[str, Any]:
-    fields = {}
+    fields: dict[str, Any] = {}
     for name in ("status_address", "version", "git_hash", "start_timestamp", "deploy_path",
                  "capacity", "available", "used_size", "labels"):
         if name in beat and beat[name] is not None:

@@ -13,7 +13,6 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 from common import flags, httpclient
@@ -197,7 +196,7 @@ def _list(body: dict[str, Any], name: str) -> list[Any]:
     return value
 
 
-def main(argv: Sequence[str]) -> int:
+def main(argv: list[str]) -> int:
     cfg: flags.TikvConfig = flags.parse_or_exit(flags.parse_tikv, argv)
     setup(cfg.log_level, cfg.log_file or None)
     log.info("Welcome to TiKV stand-in (test double)", release_version=release_version(),
