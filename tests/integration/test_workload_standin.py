@@ -7,7 +7,6 @@ same data the report draws.
 
 from __future__ import annotations
 
-import statistics
 import time
 import uuid
 from typing import Any
@@ -76,13 +75,18 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         after = [m for m in samples if m["second"] >= end]
         story = (f"window {start:.1f}-{end:.1f}s; samples: "
                  + ", ".join(f"{m['second']:.0f}:{m['tps']}/{m['errors']}" for m in samples))
-        assert before and statistics.median(m["tps"] for m in before) > 0, story
+        assert before and inside and after, story
+
+        def rate(ms: list[dict[str, Any]]) -> float:
+            return sum(m["transactions"] for m in ms) / len(ms)
+
+        healthy = rate(before)
+        assert healthy > 0, story
         assert sum(sum(m["errors"].values()) for m in before) == 0, story
         # errors appear in the fault window, and throughput drops there
         assert sum(sum(m["errors"].values()) for m in inside) > 0, story
-        healthy = statistics.median(m["tps"] for m in before)
-        assert min(m["tps"] for m in inside) < 0.5 * healthy, story
+        assert rate(inside) < 0.5 * healthy, story
         # and comes back after heal
-        assert any(m["tps"] >= 0.3 * healthy for m in after), story
+        assert max(m["tps"] for m in after) >= 0.3 * healthy, story
     finally:
         stop_cluster(cluster)
