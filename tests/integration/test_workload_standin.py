@@ -90,3 +90,29 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         assert max(m["tps"] for m in after) >= 0.3 * healthy, story
     finally:
         stop_cluster(cluster)
+
+
+def test_ha_workload_fixture_on_the_standin_cluster(pytester: pytest.Pytester,
+                                                     standin_image: str,
+                                                     docker_engine: Any) -> None:
+    """Marker -> Case -> tidb_cluster -> ha_workload, in a pytest subprocess."""
+    images = [a for c in ("pd", "tikv", "tidb") for a in ("--tidb-image", f"{c}={standin_image}")]
+    pytester.makepyfile("""
+        import time
+        import pytest
+
+        @pytest.mark.workload("sysbench", tables=4, table_size=20_000, threads=2)
+        def test_runs(ha_workload, ha_record, tidb_cluster, tidb_client):
+            assert ha_workload.db == tidb_cluster.database  # no db=: the test's own
+            assert (ha_workload.tables, ha_workload.table_size) == (1, 1000)  # scale 0.01
+            rows = tidb_client.query("SELECT COUNT(*) AS n FROM sbtest1")
+            assert int(rows[0]["n"]) == 1000
+            deadline = time.monotonic() + 60
+            while sum(e.data["transactions"]
+                      for e in ha_record.timeline.events("workload.metrics")) < 3:
+                assert time.monotonic() < deadline, "no transactions within 60 s"
+                time.sleep(0.2)
+    """)
+    result = pytester.runpytest_subprocess(*images, "--ha-workload-scale", "0.01",
+                                           "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)
