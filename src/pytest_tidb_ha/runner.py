@@ -33,6 +33,7 @@ from .jobs.handle import JobHandle, JobPolicy
 from .jobs.submit import (
     configure,
     drop_index,
+    execute_retrying,
     quote,
     submit_add_index,
     submit_import,
@@ -92,8 +93,7 @@ class CaseRun:
     # -- phases ------------------------------------------------------------------
     def databases(self) -> None:
         for db in sorted({j.db for j in self.case.jobs}):
-            self.client.execute(f"CREATE DATABASE IF NOT EXISTS {quote(db)}", timeout=30,
-                                idempotent=True)
+            execute_retrying(self.client, f"CREATE DATABASE IF NOT EXISTS {quote(db)}")
 
     def start_workload(self) -> None:
         if not self.case.workloads:

@@ -309,3 +309,32 @@ def test_facade_assertion_message_reads_like_operator_log(tmp_path: Path) -> Non
     facade.close()
     assert [v.verdict for v in rec.verdicts] == ["stuck", "cancel-ineffective"]
     assert (tmp_path / "art" / "diagnostics" / "index.md").exists()
+
+
+def test_retry_transient_retries_only_transient_errors() -> None:
+    from pytest_tidb_ha.jobs.submit import retry_transient
+
+    class Err(Exception):
+        def __init__(self, code: int) -> None:
+            super().__init__(f"({code})")
+            self.code = code
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise Err(9001)
+        return "ok"
+
+    assert retry_transient(flaky, "x", deadline=5) == "ok" and len(calls) == 3
+
+    def broken() -> str:
+        raise Err(1146)
+
+    with pytest.raises(Err):
+        retry_transient(broken, "x", deadline=5)
+    t0 = time.monotonic()
+    with pytest.raises(Err):
+        retry_transient(lambda: (_ for _ in ()).throw(Err(2013)), "x", deadline=0.5)
+    assert time.monotonic() - t0 < 2

@@ -20,13 +20,14 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from ..redact import redact
 from ..scenario.model import AddIndexJob, ImportIntoJob
 from ..timeline import Timeline
+from .catalog import CONNECTION_ERROR_CODES, SENSIBLE_CODES
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CheckResult
 from .statement import StatementThread
@@ -54,6 +55,42 @@ class SQLClient(Protocol):
 
     def connect(self, node: str | None = None, database: str | None = None,
                 read_timeout: float | None = None) -> Any: ...
+
+
+#: Wall seconds a bookkeeping statement is retried through transient errors.
+RETRY_DEADLINE = 60.0
+#: Codes worth retrying: no TiDB answered / connection lost, PD/TiKV timeouts.
+TRANSIENT_CODES = CONNECTION_ERROR_CODES | SENSIBLE_CODES | {2002}
+T = TypeVar("T")
+
+
+def retry_transient(fn: Callable[[], T], what: str, *, deadline: float = RETRY_DEADLINE) -> T:
+    """Run a bookkeeping statement (SET GLOBAL, lookups, CREATE/DROP) through faults.
+
+    A partition may be open when a run starts; the case is about the *job*,
+    so transient errors (no TiDB answered, PD/TiKV timeouts) are retried with
+    backoff until *deadline* seconds; anything else, or the deadline, raises.
+    """
+    end = time.monotonic() + deadline
+    pause = 0.2
+    wait = threading.Event()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if code not in TRANSIENT_CODES or time.monotonic() + pause > end:
+                raise
+            log.info("%s: transient error %s, retrying", what, redact(str(exc)))
+            wait.wait(pause)
+            pause = min(pause * 2, 2.0)
+
+
+def execute_retrying(client: SQLClient, sql: str, *, timeout: float = SHORT_TIMEOUT * 3,
+                     idempotent: bool = True) -> int:
+    """``client.execute`` through transient errors (see :func:`retry_transient`)."""
+    return retry_transient(
+        lambda: client.execute(sql, timeout=timeout, idempotent=idempotent), redact(sql))
 
 
 # -- naming / quoting ----------------------------------------------------------------
@@ -117,17 +154,16 @@ def configure(client: SQLClient, *, fast_reorg: bool | None = None,
                       ("tidb_enable_dist_task", dist_task)):
         if flag is None:
             continue
-        client.execute(f"SET GLOBAL {var} = {on_off(flag)}", timeout=SHORT_TIMEOUT,
-                       idempotent=True)
+        execute_retrying(client, f"SET GLOBAL {var} = {on_off(flag)}", timeout=SHORT_TIMEOUT)
         if timeline is not None:
             timeline.record("jobs.setting", variable=var, value=on_off(flag))
 
 
 # -- ADD INDEX ------------------------------------------------------------------------
 def ddl_job_ids(client: SQLClient, db: str, table: str) -> frozenset[int]:
-    rows = client.query("SELECT JOB_ID FROM information_schema.ddl_jobs "
-                        "WHERE DB_NAME = %s AND TABLE_NAME = %s", (db, table),
-                        timeout=SHORT_TIMEOUT)
+    rows = retry_transient(lambda: client.query(
+        "SELECT JOB_ID FROM information_schema.ddl_jobs WHERE DB_NAME = %s AND TABLE_NAME = %s",
+        (db, table), timeout=SHORT_TIMEOUT), f"job ids of {db}.{table}")
     return frozenset(i for i in (as_int(col(r, "JOB_ID")) for r in rows) if i is not None)
 
 
@@ -138,9 +174,9 @@ def add_index_sql(db: str, table: str, index: str, column: str) -> str:
 def drop_index(client: SQLClient, db: str, table: str, index: str,
                timeout: float = SHORT_TIMEOUT * 3) -> None:
     """Drop a previous run's index; a missing index (rolled back) is fine."""
+    sql = f"ALTER TABLE {qualified(db, table)} DROP INDEX {quote(index)}"
     try:
-        client.execute(f"ALTER TABLE {qualified(db, table)} DROP INDEX {quote(index)}",
-                       timeout=timeout, idempotent=False)
+        retry_transient(lambda: client.execute(sql, timeout=timeout, idempotent=False), sql)
     except Exception as exc:  # noqa: BLE001 - 1091: it was never created
         if getattr(exc, "code", None) != 1091:
             log.warning("drop index %s on %s.%s failed: %s", index, db, table, exc)
@@ -253,9 +289,9 @@ def find_ddl_job(client: SQLClient, handle: JobHandle) -> int | None:
 
 # -- IMPORT INTO ---------------------------------------------------------------------
 def import_job_ids(client: SQLClient, db: str, table: str) -> frozenset[int]:
-    rows = client.query("SELECT id FROM mysql.tidb_import_jobs "
-                        "WHERE table_schema = %s AND table_name = %s", (db, table),
-                        timeout=SHORT_TIMEOUT)
+    rows = retry_transient(lambda: client.query(
+        "SELECT id FROM mysql.tidb_import_jobs WHERE table_schema = %s AND table_name = %s",
+        (db, table), timeout=SHORT_TIMEOUT), f"import job ids of {db}.{table}")
     return frozenset(i for i in (as_int(col(r, "id")) for r in rows) if i is not None)
 
 
@@ -346,13 +382,12 @@ def import_checks(client: SQLClient, expected_rows: int | None) -> Any:
 def prepare_import_table(client: SQLClient, spec: ImportIntoJob, run: int,
                          db: str, table: str) -> None:
     """Create the database and the (empty) target table; recreate it for later runs."""
-    client.execute(f"CREATE DATABASE IF NOT EXISTS {quote(db)}", timeout=SHORT_TIMEOUT * 3,
-                   idempotent=True)
+    stmts = [f"CREATE DATABASE IF NOT EXISTS {quote(db)}"]
     if run > 1:
-        client.execute(f"DROP TABLE IF EXISTS {qualified(db, table)}",
-                       timeout=SHORT_TIMEOUT * 3, idempotent=True)
-    ddl = spec.create_table or DEFAULT_IMPORT_TABLE.format(table=qualified(db, table))
-    client.execute(ddl, timeout=SHORT_TIMEOUT * 3, idempotent=True)
+        stmts.append(f"DROP TABLE IF EXISTS {qualified(db, table)}")
+    stmts.append(spec.create_table or DEFAULT_IMPORT_TABLE.format(table=qualified(db, table)))
+    for sql in stmts:
+        execute_retrying(client, sql)
 
 
 def submit_import(
