@@ -31,6 +31,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from ..redact import redact
 from ..scenario.model import Workload
 from ..timeline import Timeline
 from . import statements as sql
@@ -182,6 +183,9 @@ class Sysbench:
         started = time.monotonic()
         log.info("workload prepare: %s (scale %s of %d x %d)", self, self.size_scale,
                  self.spec.tables, self.spec.table_size)
+        if self.spec.storage:
+            log.info("workload prepare: storage %s is not restored; the rows are generated",
+                     redact(self.spec.storage))
         conn = self._factory()
         try:
             cur = conn.cursor()
