@@ -194,3 +194,40 @@ def test_pd_survives_an_etcd_crash_and_keeps_its_data(standin: StandinNet) -> No
                      lambda: (etcd.get("/t/persist") or None), timeout=30, story=standin.story)
     assert value.text == "yes"
     assert standin.pd_get(names[0], "/health")[0] == 200
+
+
+def test_join_adds_a_member_and_delete_removes_it(standin: StandinNet) -> None:
+    """tiup playground adds PDs with --join (client URLs of the running cluster)."""
+    names = start_pds(standin, 1)
+    standin.run("pd-1", "pd", [
+        "--name=pd-1", "--data-dir=/data/pd", "--client-urls=http://0.0.0.0:2379",
+        "--advertise-client-urls=http://pd-1:2379", "--peer-urls=http://0.0.0.0:2380",
+        "--advertise-peer-urls=http://pd-1:2380", f"--join=http://{names[0]}:2379",
+    ], env=ENV)
+
+    def two_healthy() -> bool:
+        status, body = standin.pd_get("pd-1", "/health", timeout=3)
+        return status == 200 and sorted(h["name"] for h in body if h["health"]) == ["pd-0", "pd-1"]
+
+    wait_for("pd-1 joined and healthy", two_healthy, timeout=60, story=standin.story)
+    assert agreed_leader(standin, ["pd-0", "pd-1"]) is not None
+
+    # etcd refuses to remove a member it has heard from for less than 5 s ("unhealthy
+    # cluster"), exactly as under real PD: retry until it accepts.
+    answer = wait_for(
+        "pd-1 removed",
+        lambda: _delete_ok(standin, "pd-0", "pd-1"),
+        timeout=30, story=standin.story,
+    )
+    assert answer == (200, "removed, pd: pd-1")
+    status, members = standin.pd_get("pd-0", "/members")
+    assert [m["name"] for m in members["members"]] == ["pd-0"]
+    status, body = standin.http("pd-0", 2379, "/pd/api/v1/members/name/pd-7", method="DELETE")
+    assert (status, body) == (404, "not found, pd: pd-7")
+
+
+def _delete_ok(net: StandinNet, via: str, name: str) -> tuple[int, object] | None:
+    answer = net.http(via, 2379, f"/pd/api/v1/members/name/{name}", method="DELETE", timeout=10)
+    if answer[0] == 503 and "unhealthy cluster" in str(answer[1]):
+        return None
+    return answer

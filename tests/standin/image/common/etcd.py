@@ -459,6 +459,20 @@ class Etcd:
         ]
         return int(data.get("header", {}).get("cluster_id", 0)), members
 
+    def add_member(self, peer_urls: Sequence[str], *, timeout: float | None = None) -> tuple[int, list[Member]]:
+        """Add a member (needs quorum); returns (new member id, the members after the add)."""
+        data = self.call("cluster/member/add", {"peerURLs": list(peer_urls)}, timeout=timeout)
+        members = [
+            Member(int(m.get("ID", 0)), str(m.get("name", "")), list(m.get("peerURLs", [])),
+                   list(m.get("clientURLs", [])))
+            for m in data.get("members", [])
+        ]
+        return int(data.get("member", {}).get("ID", 0)), members
+
+    def remove_member(self, member_id: int, *, timeout: float | None = None) -> None:
+        """Remove a member from the cluster (needs quorum)."""
+        self.call("cluster/member/remove", {"ID": str(member_id)}, timeout=timeout)
+
     def move_leader(self, target_id: int, *, timeout: float | None = None) -> None:
         """Hand raft leadership to `target_id`; must be sent to the current leader."""
         self.call("maintenance/transfer-leadership", {"targetID": str(target_id)}, timeout=timeout)

@@ -35,6 +35,7 @@ def build_router(pd: PDServer) -> Router:
     router.add("GET", f"{API}/ping|/ping", api.ping)
     router.add("GET", f"{API}/health|/health", api.health)
     router.add("GET", f"{API}/members", api.members)
+    router.add("DELETE", f"{API}/members/name/(?P<name>[^/]+)", api.delete_member)
     router.add("GET", f"{API}/leader", api.leader)
     router.add("POST", f"{API}/leader/resign", api.resign)
     router.add("POST", f"{API}/leader/transfer/(?P<name>[^/]+)", api.transfer)
@@ -103,6 +104,22 @@ class _Api:
             body["leader"] = view.leader
             body["etcd_leader"] = view.leader
         return json_response(body)
+
+    def delete_member(self, req: Request) -> Response:
+        """Remove a member by name (etcd member remove; needs quorum)."""
+        name = req.params["name"]
+        try:
+            view = self.pd.membership.view()
+            member = view.by_name(name)
+            if member is None:
+                return _error(404, f"not found, pd: {name}")
+            self.pd.local_etcd.remove_member(member["member_id"], timeout=self.pd.op_timeout * 2)
+        except EtcdUnavailable as exc:
+            return _error(503, str(exc))
+        except EtcdError as exc:
+            return _error(500, str(exc))
+        log.info("removed PD member", name=name)
+        return json_response(f"removed, pd: {name}")
 
     def leader(self, req: Request) -> Response:
         try:

@@ -37,6 +37,7 @@ class EtcdSettings:
     heartbeat_ms: int
     election_ms: int
     force_new_cluster: bool = False
+    initial_cluster_state: str = "new"  # "existing" for a member that joined with --join
     binary: str = "etcd"
 
     def argv(self, existing_data: bool) -> list[str]:
@@ -61,7 +62,7 @@ class EtcdSettings:
         if not existing_data:
             args += [
                 f"--initial-cluster={self.initial_cluster}",
-                "--initial-cluster-state=new",
+                f"--initial-cluster-state={self.initial_cluster_state}",
                 "--initial-cluster-token=pd-cluster",
             ]
         if self.force_new_cluster:

@@ -20,6 +20,7 @@ from common.log import get_logger, setup
 
 from pd.api import build_router
 from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
+from pd.join import JoinError, join_cluster
 from pd.members import Membership
 from pd.stores import StoreRegistry, StoreThresholds
 
@@ -29,7 +30,8 @@ log = get_logger("pd")
 class PDServer:
     """Shared state of one PD role process (handlers read it; one watcher thread updates it)."""
 
-    def __init__(self, cfg: flags.PdConfig) -> None:
+    def __init__(self, cfg: flags.PdConfig, *, initial_cluster: str | None = None,
+                 initial_cluster_state: str = "new") -> None:
         self.cfg = cfg
         self.started_at = time.time()
         # Local etcd calls: short, so an etcd without quorum yields 503 instead of a hang.
@@ -49,10 +51,11 @@ class PDServer:
                 data_dir=os.path.join(cfg.data_dir, "etcd"),
                 listen_peer_urls=cfg.peer_urls,
                 advertise_peer_urls=cfg.advertise_peer_urls,
-                initial_cluster=cfg.initial_cluster,
+                initial_cluster=initial_cluster or cfg.initial_cluster,
                 heartbeat_ms=heartbeat_ms,
                 election_ms=election_ms,
                 force_new_cluster=cfg.force_new_cluster,
+                initial_cluster_state=initial_cluster_state,
             )
         )
         self._ready = threading.Event()
@@ -99,15 +102,21 @@ def main(argv: list[str]) -> int:
              time_scale=time_scale(), bugs=",".join(sorted(bugs())))
     for warning in cfg.warnings:
         log.warn(warning)
-    pd = PDServer(cfg)
+    initial, state = None, "new"
+    has_data = os.path.isdir(os.path.join(cfg.data_dir, "etcd", "member"))
+    if cfg.join and not has_data:
+        try:
+            initial = join_cluster(cfg.name, [u for u in cfg.join.split(",") if u.strip()],
+                                   list(cfg.advertise_peer_urls))
+        except JoinError as exc:
+            log.fatal("join meet error", error=str(exc))
+            return 1
+        state = "existing"
+    pd = PDServer(cfg, initial_cluster=initial, initial_cluster_state=state)
     log.info("PD config", client_urls=",".join(cfg.client_urls), peer_urls=",".join(cfg.peer_urls),
-             initial_cluster=cfg.initial_cluster, data_dir=cfg.data_dir,
+             initial_cluster=initial or cfg.initial_cluster, join=cfg.join, data_dir=cfg.data_dir,
              store_disconnected_after=pd.thresholds.disconnected_after,
              store_down_after=pd.thresholds.down_after)
-    if cfg.join and not os.path.isdir(os.path.join(cfg.data_dir, "etcd", "member")):
-        log.fatal("--join of a new member is not supported by the stand-in; use --initial-cluster",
-                  join=cfg.join)
-        return 1
     done = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
