@@ -27,8 +27,10 @@ def test_no_engine_fails_with_one_line(no_engine: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines([LINE])
     text = result.stdout.str()
     assert "Traceback" not in text
-    section = text.split("ERROR at setup of test_needs_cluster", 1)[1].split("short test summary")[0]
-    lines = [line for line in section.splitlines() if line.strip(" _=")]
+    section = text.split("ERROR at setup of test_needs_cluster", 1)[1].splitlines()[1:]
+    # The error section runs to the next "=== ... ===" header.
+    end = next((i for i, line in enumerate(section) if line.startswith("=")), len(section))
+    lines = [line for line in section[:end] if line.strip()]
     assert len(lines) == 1 and "no Docker engine answers" in lines[0], section
 
 
