@@ -146,3 +146,20 @@ def test_io_throttle_plan() -> None:
     assert [v for _, v in t.heal_writes()] == ["254:0 0", "254:0 0"]
     t2 = Throttle(path, 2, "254:0", 3)
     assert [v for _, v in t2.apply_writes()] == ["254:0 riops=3 wiops=3"]
+
+
+def test_reaper_undo_script_undoes_each_marker_kind() -> None:
+    from pytest_tidb_ha.faults.reaper import undo_script
+
+    text = (
+        f"-A OUTPUT -d 10.0.0.2/32 -m comment --comment \"{TAG}\" -j NFQUEUE --queue-num 1234 --queue-bypass\n"
+        f"-A {LEDGER_CHAIN} -m comment --comment \"{TAG} backend=iptables dev=eth0 dpid=777 "
+        f"kind=network_delay queue=1234\" -j RETURN\n"
+        f"-A {LEDGER_CHAIN} -m comment --comment \"{TAG} dev=eth0 kind=network_loss qdisc=7e57\" -j RETURN\n"
+    )
+    script = undo_script(parse_rules(text))
+    assert "tc qdisc del dev eth0 root" in script
+    assert "kill 777" in script and "' 1234 '" in script
+    first_rule = script.index("-D OUTPUT")
+    assert first_rule < script.index(f"-D {LEDGER_CHAIN}")  # markers go last
+    assert script.endswith("true")

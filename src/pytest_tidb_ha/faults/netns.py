@@ -20,7 +20,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +70,7 @@ class NsenterRunner:
     """``nsenter -t <pid> -n sh -c <script>`` on this host (root, local engine)."""
 
     method = "nsenter"
+    python = sys.executable  # the delayer runs with the host's python in the target netns
 
     def run(self, container: Any, script: str, *, timeout: float = COMMAND_TIMEOUT) -> Result:
         pid = container_pid(container)
@@ -103,6 +106,7 @@ class HelperRunner:
     """A helper container per target sharing its network namespace (any Docker engine)."""
 
     method = "helper"
+    python = "python3"
 
     def __init__(self, docker: Any, image: str = DEFAULT_HELPER_IMAGE, *, run: str = "run") -> None:
         self._docker = docker
@@ -130,7 +134,7 @@ class HelperRunner:
                 network_mode=f"container:{container.id}",
                 cap_add=["NET_ADMIN"],
                 labels=helper_labels(container.id, self._run),
-                name=f"tidb-ha-helper-{container.id[:12]}-{os.getpid()}",
+                name=f"tidb-ha-helper-{container.id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
                 auto_remove=False,
             )
             self._helpers[container.id] = helper
@@ -161,7 +165,9 @@ def engine_is_local(docker: Any) -> bool:
         base = str(docker.api.base_url)
     except Exception:  # noqa: BLE001
         return False
-    return base.startswith(("http+unix://", "unix://"))
+    # docker-py names a unix-socket engine ``http+docker://localhost`` (ssh: ``.../ssh``).
+    return base in ("http+docker://localhost", "http+docker://localunixsocket") or base.startswith(
+        ("http+unix://", "unix://"))
 
 
 def can_nsenter(docker: Any) -> bool:

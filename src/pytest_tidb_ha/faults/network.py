@@ -87,9 +87,11 @@ def partition_apply_script(side: Side, tag: Tag) -> str:
 
 def tagged_rules_delete_script(tag: Tag) -> str:
     """Delete every rule in INPUT/OUTPUT whose comment is exactly ``tag`` (idempotent)."""
-    needle = shlex.quote(f"--comment {tag} ")
+    # iptables-nft quotes every comment, iptables-legacy only those with spaces.
+    quoted = shlex.quote(f'--comment "{tag}"')
+    bare = shlex.quote(f"--comment {tag} ")
     return (
-        f"for c in INPUT OUTPUT; do {IPT} -S $c | grep -F -- {needle} | sed 's/^-A /-D /' "
+        f"for c in INPUT OUTPUT; do {IPT} -S $c | grep -F -e {quoted} -e {bare} | sed 's/^-A /-D /' "
         f"| while read -r rule; do eval {IPT} $rule; done; done; true"
     )
 
@@ -225,14 +227,77 @@ class PartitionFault(NetworkFault):
                           missing_ok=True)
 
 
+NETEM_MISSING = "qdisc kind is unknown"
+
+
+def shaping_rule_specs(kind: str, params: Mapping[str, object], peers: Sequence[str], dev: str,
+                       tag: Tag, queue: int | None = None) -> list[list[str]]:
+    """OUTPUT rule specs of the iptables backend (kernels without ``sch_netem``).
+
+    Loss: ``-m statistic --mode random --probability p -j DROP``; delay:
+    ``-j NFQUEUE --queue-num q --queue-bypass`` towards :mod:`.delayer`. Without peers
+    the rule matches everything leaving the cluster interface ``dev``.
+    """
+    matches = [["-d", f"{ip}/32"] for ip in peers] or [["-o", dev]]
+    comment = ["-m", "comment", "--comment", str(tag)]
+    if kind == "network_loss":
+        p = float(str(params["loss"]).rstrip("%")) / 100
+        action = ["-m", "statistic", "--mode", "random", "--probability", f"{p:.4f}", *comment,
+                  "-j", "DROP"]
+    else:
+        assert queue is not None
+        action = [*comment, "-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"]
+    return [[*m, *action] for m in matches]
+
+
+def insert_rules_script(chain: str, specs: Sequence[Sequence[str]]) -> str:
+    parts = [f"{{ {IPT} -C {chain} {shlex.join(sp)} 2>/dev/null || {IPT} -I {chain} 1 {shlex.join(sp)}; }}"
+             for sp in specs]
+    return " && ".join(parts) or "true"
+
+
+def delayer_start_script(python: str, queue: int, latency_ms: float, jitter_ms: float, tag: Tag) -> str:
+    """Start the NFQUEUE delayer in the background; print its pid, then wait for ``ready``."""
+    from .delayer import SOURCE
+
+    out = f"/tmp/tidb-ha-delayer-{queue}.out"
+    return (
+        f"{shlex.quote(python)} -c {shlex.quote(SOURCE)} {queue} {latency_ms:g} {jitter_ms:g} "
+        f"{shlex.quote(str(tag))} >{out} 2>&1 </dev/null & pid=$!; "
+        f"i=0; while [ $i -lt 100 ]; do grep -q ready {out} 2>/dev/null && {{ echo pid=$pid; exit 0; }}; "
+        f"kill -0 $pid 2>/dev/null || {{ cat {out}; exit 6; }}; sleep 0.05; i=$((i+1)); done; "
+        f"kill $pid; cat {out}; exit 7"
+    )
+
+
+def delayer_stop_script(pid: int | None, queue: int) -> str:
+    """Stop our delayer (by pid, only when its command line names our queue)."""
+    if not pid:
+        return "true"
+    return (
+        f"if tr '\\0' ' ' </proc/{pid}/cmdline 2>/dev/null | grep -q 'ready' && "
+        f"tr '\\0' ' ' </proc/{pid}/cmdline | grep -q ' {queue} '; then kill {pid}; fi; "
+        f"rm -f /tmp/tidb-ha-delayer-{queue}.out; true"
+    )
+
+
 class NetemFault(NetworkFault):
-    """``network_delay`` / ``network_loss``."""
+    """``network_delay`` / ``network_loss``: tc netem, or iptables where netem is missing.
+
+    The backend is decided per node at apply: ``tc qdisc ... netem`` first; a kernel
+    without ``sch_netem`` answers "Specified qdisc kind is unknown", and then loss
+    becomes an iptables ``statistic`` DROP and delay an NFQUEUE through
+    :mod:`.delayer`. Both act on egress towards the same peers; ``describe()`` says
+    which backend ran.
+    """
 
     def __init__(self, kind: str, ctx: Any, sources: Sequence[str], targets: Sequence[str],
                  params: Mapping[str, object]) -> None:
         super().__init__(ctx, sources, targets, params)
         self.kind = kind
         self.netem = netem_args(kind, self.params)
+        self.backends: dict[str, str] = {}
+        self._delayers: dict[str, int] = {}
 
     def _egress(self) -> list[tuple[str, tuple[str, ...]]]:
         if not self.sources:  # whole node: all egress, no filter
@@ -244,16 +309,76 @@ class NetemFault(NetworkFault):
         for node, peers in self._egress():
             dev = self.ctx.iface(node, self._ips[node])
             assert dev is not None
-            script = netem_apply_script(dev, peers, self.netem, self.ctx.tag, self.kind)
-            self.ctx.exec(node, script, f"tc netem {' '.join(self.netem)}")
+            if self.backends.get(node) != "iptables":
+                script = netem_apply_script(dev, peers, self.netem, self.ctx.tag, self.kind)
+                result = self.ctx.exec(node, script, f"tc netem {' '.join(self.netem)}", check=False)
+                if result.code == 0:
+                    self.backends[node] = "netem"
+                    continue
+                if NETEM_MISSING not in result.output:
+                    self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind), "tc qdisc del",
+                                  missing_ok=True)
+                    raise_exec(result, f"tc netem {' '.join(self.netem)}", node)
+            self.backends[node] = "iptables"
+            self._apply_iptables(node, peers, dev)
+
+    def _apply_iptables(self, node: str, peers: tuple[str, ...], dev: str) -> None:
+        from .delayer import queue_number
+
+        tag = self.ctx.tag
+        queue: int | None = None
+        if self.kind == "network_delay":
+            queue = queue_number(f"{tag}:{node}")
+            if node not in self._delayers:
+                latency = seconds_of(self.params["latency"]) * 1000
+                jitter = seconds_of(self.params.get("jitter") or 0) * 1000
+                python = getattr(self.ctx.runner, "python", "python3")
+                out = self.ctx.exec(node, delayer_start_script(python, queue, latency, jitter, tag),
+                                    "start NFQUEUE delayer").output
+                pids = [ln[4:] for ln in out.splitlines() if ln.startswith("pid=")]
+                self._delayers[node] = int(pids[-1]) if pids else 0
+        marker: dict[str, object] = {"kind": self.kind, "backend": "iptables", "dev": dev}
+        if queue is not None:
+            marker.update(queue=queue, dpid=self._delayers.get(node, 0))
+        specs = shaping_rule_specs(self.kind, self.params, peers, dev, tag, queue)
+        script = ledger_add_script(tag, marker) + " && " + insert_rules_script("OUTPUT", specs)
+        self.ctx.exec(node, script, f"iptables {self.kind}")
 
     def heal(self) -> None:
+        from .delayer import queue_number
+
         for node, _ in self._egress():
+            if self.backends.get(node) == "iptables":
+                queue = queue_number(f"{self.ctx.tag}:{node}")
+                script = (tagged_rules_delete_script(self.ctx.tag) + "; "
+                          + delayer_stop_script(self._delayers.get(node), queue) + "; "
+                          + ledger_tag_remove_script(self.ctx.tag))
+                self.ctx.exec(node, script, "iptables -D", missing_ok=True)
+                self._delayers.pop(node, None)
+                continue
             dev = self.ctx.iface(node, self._ips[node], missing_ok=True)
             if dev is None:
                 continue  # container gone or stopped: its qdisc went with its namespace
             self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
                           "tc qdisc del", missing_ok=True)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "backends": dict(self.backends), "netem": self.netem}
+
+
+def ledger_tag_remove_script(tag: Tag) -> str:
+    """Remove every ledger marker of ``tag`` whatever its attributes (idempotent)."""
+    quoted = shlex.quote(f'--comment "{tag} ')
+    return (
+        f"{IPT} -S {LEDGER_CHAIN} 2>/dev/null | grep -F -- {quoted} | sed 's/^-A /-D /' "
+        f"| while read -r rule; do eval {IPT} $rule; done; true"
+    )
+
+
+def raise_exec(result: Any, what: str, node: str) -> None:
+    from .netns import FaultExecError
+
+    raise FaultExecError(f"{what} in {node} failed (exit {result.code}): {result.output.strip()[-2000:]}")
 
 
 __all__ = [

@@ -1,0 +1,67 @@
+"""The ``nemesis`` fixture: runs the test's fault schedule for the test's duration.
+
+The faults come from the item's :class:`~..scenario.model.Case` (built at collection
+from ``@pytest.mark.fault`` markers or a YAML case). When the test has a
+``workload`` marker the workload is started first, so the nemesis' t0 is the
+workload start, as the schedules mean it. Teardown stops the nemesis, which heals
+every fault still applied -- also after failures, timeouts and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from ..record import HARecord
+from ..recording import CASE_KEY, ha_options
+from .nemesis import Nemesis
+from .reaper import heal_leftovers
+
+log = logging.getLogger("pytest_tidb_ha.faults")
+
+_reaped_lock = threading.Lock()
+_reaped: set[int] = set()  # id() of docker clients already swept in this process
+
+
+def _heal_leftovers_once(docker: object, record: HARecord) -> None:
+    """The first nemesis of a process heals what dead runs left (cheap afterwards)."""
+    with _reaped_lock:
+        if id(docker) in _reaped:
+            return
+        _reaped.add(id(docker))
+    try:
+        healed = heal_leftovers(docker)
+    except Exception as exc:  # noqa: BLE001 - a failed sweep must not fail the test
+        log.warning("fault reaper failed: %s", exc)
+        return
+    if healed:
+        record.notes.append(f"fault reaper healed leftovers of dead runs: {healed}")
+
+
+@pytest.fixture
+def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nemesis]:
+    """The test's fault schedule, running; every fault healed at teardown."""
+    case = request.node.stash.get(CASE_KEY, None)
+    specs = case.faults if case is not None else ()
+    if request.node.get_closest_marker("workload") is not None:
+        request.getfixturevalue("ha_workload")  # t0 = workload start
+    cluster = request.getfixturevalue("tidb_cluster")
+    opts = ha_options(request.config)
+    if getattr(cluster, "docker", None) is not None:
+        _heal_leftovers_once(cluster.docker, ha_record)
+    nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale,
+                  helper_image=opts.fault_helper_image)
+    if nem.skipped and not nem.specs:
+        pytest.skip("; ".join(sorted({reason for _, reason in nem.skipped})))
+    for spec, reason in nem.skipped:
+        ha_record.notes.append(f"fault {spec.kind} {spec.selector} skipped: {reason}")
+    nem.start()
+    try:
+        yield nem
+    finally:
+        nem.stop()
+        if nem.errors:
+            ha_record.notes.extend(f"nemesis: {e}" for e in nem.errors)
