@@ -279,3 +279,42 @@ def test_background_thread_stops_promptly() -> None:
     w.stop()
     assert time.monotonic() - t0 < 1.0
     assert not any(t.name == "tidb-ha-watcher" and t.is_alive() for t in threading.enumerate())
+
+
+def test_refused_before_any_job_is_sent_again(env: Any) -> None:
+    db, tl, clock, w = env
+    h = handle(tl)
+    started: list[str] = []
+
+    class Stmt:
+        done = True
+        error: ErrorInfo | None = ErrorInfo(9001, "PD server timeout")
+        rows: list[dict[str, Any]] = []
+
+        def __init__(self, name: str = "s") -> None:
+            self.name = name
+
+        def again(self, suffix: str) -> Stmt:
+            nxt = Stmt(f"{self.name}-{suffix}")
+            nxt.done, nxt.error = False, None
+            return nxt
+
+        def start(self) -> None:
+            started.append(self.name)
+
+        def abandon(self) -> None:
+            pass
+
+    h.statement = Stmt()  # type: ignore[assignment]
+    w.add(h)
+    step(w, clock)
+    assert started == ["s-r1"] and not h.decided
+    db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
+    step(w, clock)
+    db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
+    step(w, clock)
+    v = h.wait(0)
+    assert v is not None and v.verdict == "converged"
+    assert v.evidence["resubmitted_after"] == ["Error 9001: PD server timeout"]
+    attempts = [e.data.get("attempt") for e in tl.events("job.submit")]
+    assert attempts == [2, None]

@@ -53,6 +53,10 @@ class StatementThread:
         self.node: str | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
+    def again(self, suffix: str) -> StatementThread:
+        """A fresh, unstarted copy (same connection factory and SQL) for a resubmission."""
+        return StatementThread(self._connect, self.sql, name=f"{self.name}-{suffix}")
+
     def start(self) -> StatementThread:
         self._thread.start()
         return self

@@ -13,17 +13,19 @@ per row count), one heartbeat line per scaled minute, never a flood.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
-from .submit import SQLClient, as_int, col, find_ddl_job, find_import_job, text
+from .submit import TRANSIENT_CODES, SQLClient, as_int, col, find_ddl_job, find_import_job, text
 from .verdict import PROBE_AFTER_STUCK, STUCK, Verdict, cancel_ineffective, judge, last_progress
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
@@ -33,6 +35,8 @@ OPEN_DDL_STATES = ("none", "queueing", "running", "rollingback", "cancelling", "
                    "paused", "done")
 #: Polls between scans for jobs queued behind ours.
 DISCOVER_EVERY = 3
+#: How often a statement TiDB refused before creating a job is sent again.
+MAX_RESUBMITS = 3
 #: Polls after which a statement that returned OK but whose job row never showed
 #: up is taken at its word.
 TRUST_STATEMENT_AFTER = 3
@@ -297,6 +301,8 @@ class Watcher:
                     self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind,
                                          job_id=jid, query=h.query)
                     log.info("%s: job id %s", h.job_key, jid)
+                elif self._resubmit(h):
+                    return
             obs = self.reader.observe(h, self.timeline.now)
             if obs is None:
                 obs = self._trust_statement(h)
@@ -311,6 +317,31 @@ class Watcher:
             self._judge(h)
         elif h.cancel is not None and not h.cancel_settled.is_set():
             self._judge_cancel(h)
+
+    def _resubmit(self, h: JobHandle) -> bool:
+        """Send the statement again when TiDB refused it before creating any job.
+
+        Only for a *server* answer in the transient class (PD/TiKV timeout, not
+        owner, ...) and only after the lookup found no job for it, so no job is
+        ever submitted twice. The errors are kept in the verdict's evidence.
+        """
+        stmt = h.statement
+        if stmt is None or not stmt.done or stmt.error is None:
+            return False
+        code = stmt.error.code
+        if code is None or 2000 <= code < 3000 or code not in TRANSIENT_CODES:
+            return False
+        errors: list[str] = h.extra.setdefault("resubmitted_after", [])
+        if len(errors) >= MAX_RESUBMITS or self.timeline.now() - h.submitted_at >= h.policy.timeout:
+            return False
+        errors.append(str(stmt.error))
+        h.statement = stmt.again(f"r{len(errors)}")
+        self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind, job_id=None,
+                             query=h.query, attempt=len(errors) + 1, after_error=str(stmt.error))
+        log.info("%s: TiDB refused the statement before creating a job (%s); sending it again "
+                 "(attempt %d)", h.job_key, stmt.error, len(errors) + 1)
+        h.statement.start()
+        return True
 
     def _trust_statement(self, h: JobHandle) -> Observation | None:
         """Statement returned OK but the job row never showed up: take it at its word."""
@@ -367,6 +398,9 @@ class Watcher:
                   job_id=h.job_id,
                   statement_pending=h.statement is not None and not h.statement.done)
         if v is not None:
+            if h.extra.get("resubmitted_after"):
+                v = dataclasses.replace(v, evidence=MappingProxyType(
+                    {**v.evidence, "resubmitted_after": list(h.extra["resubmitted_after"])}))
             self._decide(h, v)
 
     def _decide(self, h: JobHandle, v: Verdict) -> None:
