@@ -192,3 +192,29 @@ def test_attach_mode_starts_nothing(pytester: pytest.Pytester, standin_image: st
         assert leftovers(f"{LABEL_PID}={pid_file.read_text()}") == []
     finally:
         stop_cluster(cluster)
+
+
+def test_reused_cluster_is_whole_again_for_the_next_test(
+    pytester: pytest.Pytester, standin_image: str, docker_engine: Any, leftovers: Leftovers
+) -> None:
+    out = pytester.path / "seen.txt"
+    pytester.makepyfile(f"""
+        def test_breaks_it(tidb_cluster):
+            open({str(out)!r}, "a").write(tidb_cluster.name + "\\n")
+            tidb_cluster.kill_node("tidb-0")      # a test that failed before healing its faults
+            tidb_cluster.container("pd-0").pause()
+
+        def test_gets_it_whole(tidb_cluster, tidb_client):
+            open({str(out)!r}, "a").write(tidb_cluster.name + "\\n")
+            assert tidb_cluster.state("tidb-0") == "running"
+            assert tidb_cluster.state("pd-0") == "running"
+            assert tidb_client.answering() == ["tidb-0"]
+    """)
+    try:
+        result = pytester.runpytest_subprocess(*image_args(standin_image), timeout=300)
+        result.assert_outcomes(passed=2)
+        names = out.read_text().split()
+        assert len(names) == 2 and names[0] == names[1]  # revived, not replaced
+    finally:
+        for name in set(out.read_text().split()) if out.exists() else ():
+            remove_labelled(docker_engine, f"{LABEL_CLUSTER}={name}")

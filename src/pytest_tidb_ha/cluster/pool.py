@@ -112,14 +112,18 @@ class ClusterPool:
     def _revive(self, cluster: Cluster) -> None:
         """Start stopped/paused containers (a test may have failed mid-fault), then wait."""
         for node in cluster.nodes:
-            container = cluster.container(node.name)
-            status = container.status
-            if status == "paused":
-                log.warning("cluster %s: %s was left paused; unpausing", cluster.name, node.name)
-                container.unpause()
-            elif status != "running":
-                log.warning("cluster %s: %s was left %s; starting it", cluster.name, node.name, status)
-                cluster.start_node(node.name)
+            try:
+                container = cluster.container(node.name)
+                status = container.status
+                if status == "paused":
+                    log.warning("cluster %s: %s was left paused; unpausing", cluster.name, node.name)
+                    container.unpause()
+                elif status != "running":
+                    log.warning("cluster %s: %s was left %s; starting it", cluster.name, node.name,
+                                status)
+                    cluster.start_node(node.name)
+            except Exception as exc:  # noqa: BLE001 - e.g. removed by hand: replace the cluster
+                raise ClusterStartError(f"cluster {cluster.name}: cannot revive {node.name}: {exc}") from exc
         wait_ready(cluster, timeout=self.reuse_timeout, interval=self.base.poll_interval)
 
     @property
