@@ -377,7 +377,7 @@ class ImportTaskHandler:
         done_lines = int(ck.get("line", 0))
         rows_done = int(ck.get("rows", 0))
         skip = int(meta.get("skip_rows") or 0)
-        pace = scaled(0.05, 0.005)
+        pace = scaled(0.2, 0.01)
         batch: list[tuple[int, list[Any]]] = []
         names = [c.name for c in table.columns]
 

@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,11 +185,13 @@ class KVClient:
     def __init__(self, stores: StoreList | None, backend: KVBackend) -> None:
         self._stores = stores
         self._backend = backend
-        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="tikv-client")
+        self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tikv-client")
+        self._suspect: dict[str, float] = {}
+        self._suspect_lock = threading.Lock()
 
     @property
     def timeout(self) -> float:
-        return scaled(2.0, 0.3)
+        return scaled(4.0, 1.5)
 
     def stores(self) -> list[str]:
         if self._stores is None:
@@ -207,20 +209,27 @@ class KVClient:
         wait_all: bool,
         report: WriteReport | None,
     ) -> dict[str, dict[str, Any]]:
-        """Send one request per store; return the answers that arrived in time."""
+        """Send one request per store; return the answers that arrived in time.
+
+        ``wait_all`` waits for every store except those that recently timed out
+        (TiKV's client likewise stops waiting on a store it marked unreachable);
+        the request to a suspect store still goes out and clears it on success.
+        """
         timeout = self.timeout
-        futures: dict[Future[dict[str, Any]], str] = {
-            self._pool.submit(self._backend.call, store, op, body, timeout): store
-            for store, body in per_store.items()
-        }
+        now = time.monotonic()
+        with self._suspect_lock:
+            suspects = {s for s, until in self._suspect.items() if until > now}
+        futures: dict[Future[dict[str, Any]], str] = {}
+        for store, body in per_store.items():
+            fut = self._pool.submit(self._backend.call, store, op, body, timeout)
+            fut.add_done_callback(lambda f, s=store: self._observe(s, f))
+            futures[fut] = store
         answers: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + timeout + 0.2
+        deadline = now + timeout + 0.2
         pending = set(futures)
         while pending:
             done, pending = wait(
-                pending,
-                timeout=max(0.0, deadline - time.monotonic()),
-                return_when=ALL_COMPLETED if wait_all else FIRST_COMPLETED,
+                pending, timeout=max(0.0, deadline - time.monotonic()), return_when=FIRST_COMPLETED
             )
             for fut in done:
                 store = futures[fut]
@@ -232,19 +241,27 @@ class KVClient:
                     log.warn("tikv request failed", store=store, op=op, error=str(exc)[:200])
             if time.monotonic() >= deadline:
                 break
-            if (
-                not wait_all
-                and need is not None
-                and all(
-                    sum(1 for s in stores_ if s in answers) >= q
-                    for stores_, q in _need_groups(need, per_store)
-                )
+            if wait_all:
+                if not any(futures[f] not in suspects for f in pending):
+                    break
+            elif need is not None and all(
+                sum(1 for s in stores_ if s in answers) >= q
+                for stores_, q in _need_groups(need, per_store)
             ):
                 break
         if report is not None:
             for fut in pending:
-                report.timed_out.add(futures[fut])
+                if futures[fut] not in suspects:
+                    report.timed_out.add(futures[fut])
         return answers
+
+    def _observe(self, store: str, fut: Future[dict[str, Any]]) -> None:
+        failed = fut.exception() is not None
+        with self._suspect_lock:
+            if failed:
+                self._suspect[store] = time.monotonic() + scaled(5.0, 1.0)
+            else:
+                self._suspect.pop(store, None)
 
     def batch_put(
         self,
