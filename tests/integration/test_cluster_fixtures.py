@@ -218,3 +218,40 @@ def test_reused_cluster_is_whole_again_for_the_next_test(
     finally:
         for name in set(out.read_text().split()) if out.exists() else ():
             remove_labelled(docker_engine, f"{LABEL_CLUSTER}={name}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupted_session_removes_its_cluster(
+    pytester: pytest.Pytester, standin_image: str, docker_engine: Any, leftovers: Leftovers,
+    signum: int,
+) -> None:
+    ready = pytester.path / "ready.txt"
+    pytester.makepyfile(test_victim=f"""
+        import os, time
+
+        def test_hangs(tidb_cluster):
+            open({str(ready)!r}, "w").write(str(os.getpid()))
+            time.sleep(600)
+    """)
+    cmd = [sys.executable, "-m", "pytest", "test_victim.py", "-p", "no:cacheprovider",
+           *image_args(standin_image)]
+    proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not ready.exists():
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the victim's cluster did not come up"
+            time.sleep(0.5)
+        time.sleep(0.2)
+        pid = ready.read_text()
+        assert leftovers(f"{LABEL_PID}={pid}")
+        os.kill(proc.pid, signum)
+        output, _ = proc.communicate(timeout=120)
+        assert leftovers(f"{LABEL_PID}={pid}") == [], output[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if ready.exists():
+            remove_labelled(docker_engine, f"{LABEL_PID}={ready.read_text()}")

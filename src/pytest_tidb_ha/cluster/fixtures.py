@@ -12,11 +12,14 @@ worker has its own pool, and cluster names carry the worker id (``gw0``...).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import re
+import signal
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import NoReturn
@@ -78,14 +81,38 @@ def tidb_cluster_settings(request: pytest.FixtureRequest,
     )
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Let SIGTERM (CI cancelling a job) unwind like Ctrl-C, so teardown still runs.
+
+    Only when nobody else handles SIGTERM and we are in the main thread; the previous
+    handler is restored afterwards. SIGKILL cannot be caught: the next session's reaper
+    removes what such a run leaves.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum} (SIGTERM): tearing clusters down")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="session")
 def tidb_cluster_pool(tidb_cluster_settings: ClusterSettings) -> Iterator[ClusterPool]:
     """Clusters of this session (one per topology/images/env), stopped at session end."""
     pool = ClusterPool(tidb_cluster_settings)
-    try:
-        yield pool
-    finally:
-        pool.close()
+    with _sigterm_as_interrupt():
+        try:
+            yield pool
+        finally:
+            pool.close()
 
 
 def _no_docker(request: pytest.FixtureRequest, exc: DockerUnavailable) -> NoReturn:
