@@ -169,7 +169,8 @@ def test_ignored_errors_are_counted_and_rolled_back(running: list[Sysbench]) -> 
     totals = sb.stop()
     assert totals.transactions > 0
     assert set(totals.errors) == {1213} and totals.errors[1213] > 0
-    assert server.count("ROLLBACK") == totals.errors[1213]
+    # one ROLLBACK per error, plus one per transaction that stop() cut short
+    assert 0 <= server.count("ROLLBACK") - totals.errors[1213] <= 3
     assert server.connects == 3  # a deadlock does not cost the connection
     assert not tl.events("workload.error")
     metrics = tl.events("workload.metrics")
@@ -264,7 +265,7 @@ def test_stop_is_prompt_when_workers_block_in_a_read(running: list[Sysbench]) ->
     t0 = time.monotonic()
     totals = sb.stop()
     took = time.monotonic() - t0
-    assert took < 2.0, f"stop took {took:.2f}s"
+    assert took < 3.5, f"stop took {took:.2f}s"
     assert not any(t.is_alive() for t in sb._workers)
     assert tl.events("workload.stop")[0].data["abandoned_threads"] == []
     assert totals.error_count == 0  # our own abort is not the cluster's error
@@ -288,7 +289,7 @@ def test_stop_is_bounded_even_when_nothing_unblocks(running: list[Sysbench]) -> 
     sb.stop()
     took = time.monotonic() - t0
     release.set()
-    assert took < 1.5, f"stop took {took:.2f}s"
+    assert took < 2.0, f"stop took {took:.2f}s"
     assert len(tl.events("workload.stop")[0].data["abandoned_threads"]) == 2
 
 
@@ -338,7 +339,7 @@ def test_stop_mid_transaction_rolls_back_without_counting_errors(
     """A slow cluster: stop() does not wait for whole transactions to finish."""
 
     def handler(c: FakeConn, q: str) -> Any:
-        time.sleep(0.02)  # ~0.4 s per transaction
+        time.sleep(0.1)  # ~2 s per transaction
         return None
 
     server = FakeServer(handler)
@@ -346,9 +347,9 @@ def test_stop_mid_transaction_rolls_back_without_counting_errors(
     sb = Sysbench(server.connect, spec(threads=2), tl)
     running.append(sb)
     sb.start()
-    wait_for(lambda: server.count("SELECT") > 4, what="transactions under way")
+    wait_for(lambda: server.count("SELECT") >= 2, what="transactions under way")
     t0 = time.monotonic()
     totals = sb.stop()
-    assert time.monotonic() - t0 < 0.5
+    assert time.monotonic() - t0 < 0.7  # not the 1 s grace, nor the 2 s transaction
     assert server.count("ROLLBACK") == 2
     assert totals.error_count == 0
