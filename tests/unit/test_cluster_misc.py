@@ -60,6 +60,8 @@ def test_parse_dsn_and_attach() -> None:
     assert cluster.pd_urls() == ["http://10.1.2.4:2379"]
     assert cluster.dsn() == "mysql://u:pw@10.1.2.3:4001/app"
     assert cluster.logs("tidb-0") == ""
+    odd = attach_cluster("mysql://u%40x:p%2Fw%3A@h:1/d")
+    assert parse_dsn(odd.dsn())[2:] == ("u@x", "p/w:", "d")  # round trip keeps odd characters
     with pytest.raises(RuntimeError, match="attached"):
         cluster.container("tidb-0")
 

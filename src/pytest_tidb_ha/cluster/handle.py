@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .client import TiDBClient
 from .specs import (
@@ -173,7 +173,7 @@ class Cluster:
         endpoints = self.sql_endpoints()
         name = node or sorted(endpoints)[0]
         host, port = endpoints[name]
-        auth = self.user + (f":{self.password}" if self.password else "")
+        auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
         db = database if database is not None else (self.database or "")
         return f"mysql://{auth}@{host}:{port}/{db}"
 
