@@ -56,6 +56,16 @@ def _wait_status(container: Any, wanted: tuple[str, ...], timeout: float) -> str
         time.sleep(0.1)
 
 
+def _refresh(cluster: Any, node: str) -> None:
+    """Let the cluster handle re-read IP and ports of a restarted node (when it can)."""
+    refresh = getattr(cluster, "refresh", None)
+    if refresh is not None:
+        try:
+            refresh([node])
+        except Exception as exc:  # noqa: BLE001 - informative only
+            log.debug("refresh of %s failed: %s", node, exc)
+
+
 class KillFault:
     """SIGKILL for the window, then ``docker start`` (same container, same volumes)."""
 
@@ -85,6 +95,7 @@ class KillFault:
             if c.status not in ("running", "restarting"):
                 c.start()
             _wait_status(c, ("running",), START_TIMEOUT)
+            _refresh(self.ctx.cluster, node)
 
     def describe(self) -> dict[str, object]:
         return {"killed": list(self.killed)}
@@ -103,6 +114,7 @@ class RestartFault:
         for node in self.targets:
             c = self.ctx.container(node)
             c.restart(timeout=10)
+            _refresh(self.ctx.cluster, node)
 
     def heal(self) -> None:
         for node in self.targets:

@@ -22,6 +22,7 @@ import itertools
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,8 @@ from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 log = logging.getLogger("pytest_tidb_ha.faults")
 
 THREAD_NAME = "tidb-ha-nemesis"
+#: How long a heal waits for a role (PD leader, DDL owner) that is briefly unknown.
+ROLES_SETTLE = 5.0
 LABEL_RUN = "org.pytest-tidb-ha.run"
 _SEQ = itertools.count(1)
 _PROCESS_RUN = uuid.uuid4().hex[:8]
@@ -317,10 +320,7 @@ class Nemesis:
             del self._active[fault_id]
         roles_after: dict[str, object] = {}
         if active.need and reason != "atexit":
-            try:
-                roles_after = self._lookup(active.need).as_event()
-            except Exception as exc:  # noqa: BLE001
-                roles_after = {"error": str(exc)}
+            roles_after = self._roles_after(active.need)
         w = active.window
         record(self.timeline,
             "fault.healed", fault_id=fault_id, kind=w.spec.kind,
@@ -330,6 +330,20 @@ class Nemesis:
         )
         log.info("fault %s %s healed (%s)", fault_id, w.spec.kind, reason)
         return True
+
+    def _roles_after(self, need: frozenset[str], settle: float = ROLES_SETTLE) -> dict[str, object]:
+        """Roles right after a heal; polls briefly while an election leaves one unknown."""
+        deadline = self.timeline.now() + settle
+        while True:
+            try:
+                roles = self._lookup(need)
+            except Exception as exc:  # noqa: BLE001
+                return {"error": str(exc)}
+            complete = ("pd_leader" not in need or roles.pd_leader) and (
+                "ddl_owner" not in need or roles.ddl_owner)
+            if complete or self.timeline.now() >= deadline:
+                return roles.as_event()
+            time.sleep(0.2)
 
     def heal_all(self, *, reason: str) -> list[str]:
         """Heal every applied fault, newest first; returns the ids that would not heal."""
