@@ -136,3 +136,24 @@ def test_client_reports_every_node_when_none_answers() -> None:
 def test_sql_error_redacts_secrets() -> None:
     err = SQLError(8156, "bad url s3://b/p?access-key=AKIA&secret-access-key=shh", "tidb-0")
     assert "AKIA" not in str(err) and "shh" not in str(err) and "tidb-0" in str(err)
+
+
+def test_ryuk_is_switched_off_unless_the_user_configured_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from testcontainers.core.config import testcontainers_config
+
+    from pytest_tidb_ha.cluster.lifecycle import disable_ryuk_unless_enabled
+
+    monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", None)
+    monkeypatch.setattr(testcontainers_config, "tc_properties", {})
+    monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
+    disable_ryuk_unless_enabled()
+    import os
+
+    assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "true"
+    assert testcontainers_config.ryuk_disabled is True
+
+    monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", None)
+    monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "false")  # the user wants Ryuk
+    disable_ryuk_unless_enabled()
+    assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "false"
+    assert testcontainers_config.ryuk_disabled is False

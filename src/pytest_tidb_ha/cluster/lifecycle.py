@@ -34,6 +34,7 @@ from .specs import (
     LABEL_CLUSTER,
     LABEL_COMPONENT,
     PD_CLIENT_PORT,
+    TIDB_PORT,
     TIDB_STATUS_PORT,
     TIKV_PORT,
     ClusterSettings,
@@ -444,7 +445,7 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         for spec in by_component["tidb"]:
             _start_container(started, spec)
         client = TiDBClient(
-            {n: (HOST_IP, started.host_ports[n][4000]) for n in tidb_nodes},
+            {n: (HOST_IP, started.host_ports[n][TIDB_PORT]) for n in tidb_nodes},
             connect_timeout=2, read_timeout=5, write_timeout=5,
         )
         log.info("cluster %s: waiting for TiDB %s (/status and SELECT 1)", name, tidb_nodes)
