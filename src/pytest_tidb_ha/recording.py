@@ -5,9 +5,9 @@ record from ``item.stash[HA_RECORD_KEY]`` after the test.
 
 The fixture also
 
-* follows the timeline with :class:`~pytest_tidb_ha.report.progress.TimelineProgress`,
-  so faults, job state changes and a per-minute heartbeat reach the
-  ``pytest_tidb_ha`` logger (live with ``log_cli``) without each layer logging;
+* follows the timeline with :class:`~pytest_tidb_ha.report.progress.TimelineProgress`:
+  the workload heartbeat (once per case minute) at INFO, an echo of fault and
+  job events at DEBUG (the nemesis and the job watcher log those at INFO);
 * writes the artifacts (``timeline.json``, ``verdicts.json``, ``timeline.svg``,
   ``report.html``) at the end of its teardown — other fixtures that depend on
   it (cluster, jobs, diagnostics) are torn down first, so everything is in the
@@ -67,7 +67,9 @@ def ha_record(request: pytest.FixtureRequest) -> Iterator[HARecord]:
     if case is not None:
         record.case_id = case.id
     clear_stale(record.artifacts_dir, opts.artifacts)
-    record.timeline.subscribe(TimelineProgress(time_scale=opts.time_scale))
+    # faults and jobs log their own lines at INFO; echo them at DEBUG only
+    record.timeline.subscribe(TimelineProgress(time_scale=opts.time_scale,
+                                               layer_level=logging.DEBUG))
     node.stash[HA_RECORD_KEY] = record
     yield record
 

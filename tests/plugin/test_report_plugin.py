@@ -248,6 +248,11 @@ def test_pytest_html_extras_when_that_plugin_is_active(pytester: pytest.Pytester
 def test_progress_lines_are_logged(pytester: pytest.Pytester) -> None:
     result, _ = _run(pytester, "-o", "log_cli=true", "--log-cli-level=INFO")
     out = result.stdout.str()
+    assert "INFO     pytest_tidb_ha.progress" in out
+    assert "workload: running — tps 120.0, errors 2/s, p99 3.0 ms" in out
+    assert "fault f1: kill at" not in out  # the nemesis says that itself, at INFO
+    result, _ = _run(pytester, "-o", "log_cli=true", "--log-cli-level=DEBUG")
+    out = result.stdout.str()
     assert "fault f1: kill at" in out
     assert "import_into#2: running / importing — imported rows 10" in out
     assert "import_into#2: verdict stuck" in out

@@ -36,7 +36,7 @@ def test_write_artifacts_files_and_content(tmp_path: Path) -> None:
     assert len(data["events"]) == len(rec.timeline.events())
     assert data["case_id"] == "seed_48303::ha_tikv"
     v = json.loads((rec.artifacts_dir / "verdicts.json").read_text())
-    assert [x["verdict"] for x in v["verdicts"]] == ["stuck", "stuck"]
+    assert [x["verdict"] for x in v["verdicts"]] == ["stuck", "cancel-ineffective", "stuck"]
     assert v["outcome"] == "failed" and v["ok"] is False
     root = ET.parse(rec.artifacts_dir / "timeline.svg").getroot()
     assert root.tag.endswith("svg")
@@ -81,3 +81,16 @@ def test_never_removes_outside_the_root(tmp_path: Path) -> None:
     stale.mkdir()
     clear_stale(stale, root)
     assert not stale.exists()
+
+
+def test_rerender_reproduces_the_written_picture(tmp_path: Path) -> None:
+    from pytest_tidb_ha.report.rerender import main, rerender
+
+    rec = _record(tmp_path)
+    rec.cluster = "pd=3,tikv=3,tidb=2 images=tidb-standin:latest"
+    write_artifacts(rec, TestOutcome("failed"), time_scale=0.01)
+    written = (rec.artifacts_dir / "timeline.svg").read_text()
+    assert rerender(rec.artifacts_dir) == written
+    out = tmp_path / "again.svg"
+    assert main([str(rec.artifacts_dir), str(out)]) == 0
+    assert out.read_text() == written

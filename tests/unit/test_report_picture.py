@@ -186,10 +186,12 @@ def test_sample_bug_run_shows_stalled_job_under_fault_windows() -> None:
     tl, verdicts = bug_48303(0.01)
     root = parse(render(tl.events(), verdicts=verdicts, time_scale=0.01))
     jobs = lanes(root, "job")
-    assert [j.get("data-verdict") for j in jobs] == ["stuck", "stuck"]
+    assert [j.get("data-verdict") for j in jobs] == ["stuck", "stuck"]  # no lane for /cancel
+    assert "cancel-ineffective" in texts(jobs[0])
+    assert [ln for ln in jobs[0].iter(SVG + "line") if ln.get("class") == "cancel-marker"]
     assert len([g for g in lanes(root, "node")]) == 8
     assert len({r.get("data-fault-id") for r in rects(root, "fault primary")}) == 5
-    assert "3m20s" in texts(root)  # case-time row under the real-time ticks
+    assert "4m" in texts(root) and "2.4s" in texts(root)  # case time, then timeline t
 
 
 def test_derive_last_state_and_fault_kind_aliases() -> None:
@@ -216,3 +218,41 @@ def test_lanes_for_every_node_of_the_topology() -> None:
     assert [g.get("data-node") for g in lanes(root, "node")] == [
         "pd-0", "tikv-0", "tikv-1", "tikv-2", "tidb-0", "tidb-1"]
     assert any("pd=1,tikv=3,tidb=2" in t for t in texts(root))
+
+
+def test_setup_is_cropped_and_ticks_follow_case_time() -> None:
+    """A 60 s cluster start-up must not squeeze the case; ticks are round case times."""
+    events = [ev(0.0, "cluster.ready", topology="pd=1,tikv=1,tidb=1"),
+              ev(60.0, "workload.start"), ev(62.0, "nemesis.start", scale=0.02),
+              ev(63.2, "fault.inject", fault_id="a", fault_kind="kill", targets=["tikv-0"]),
+              ev(66.8, "fault.healed", fault_id="a"), ev(80.0, "workload.stop")]
+    root = parse(render(events, time_scale=0.02))
+    ticks_ = [t.text for t in root.iter(SVG + "text") if t.get("class") == "tick"]
+    assert ticks_[:3] == ["0s", "2m", "4m"]  # case time from t0 = nemesis start
+    below = [t.text for t in root.iter(SVG + "text") if t.get("class") == "timeline-tick"]
+    assert below[0] == "62.0s"
+    assert any("set-up 0-60s not drawn" in t for t in texts(root))
+    (kill,) = rects(root, "fault primary")
+    assert float(kill.get("x", 0)) > 150 + 100  # not squeezed into the left corner
+
+
+def test_stuck_hatch_starts_where_progress_stopped() -> None:
+    events = [ev(1.0, "job.submit", job_key="add_index#1", job_kind="add_index"),
+              ev(2.0, "job.state", job_key="add_index#1", state="running",
+                 schema_state="write reorganization", row_count=5),
+              ev(4.0, "job.state", job_key="add_index#1", state="running",
+                 schema_state="write reorganization", row_count=9),
+              ev(10.0, "job.verdict", job_key="add_index#1", verdict="stuck", reason="x"),
+              ev(11.0, "job.cancel", job_key="add_index#1"),
+              ev(12.0, "job.state", job_key="add_index#1", state="rollingback",
+                 schema_state="write reorganization", row_count=9),
+              ev(20.0, "job.verdict", job_key="add_index#1/cancel",
+                 verdict="cancel-ineffective", reason="y")]
+    root = parse(render(events))
+    (job,) = lanes(root, "job")
+    (hatch,) = rects(job, "stuck")
+    (band,) = [r for r in rects(job, "band running")]
+    # hatch from t=4 (last change before the verdict), not from the rollback at t=12
+    x_band, w_band = float(band.get("x", 0)), float(band.get("width", 0))
+    assert float(hatch.get("x", 0)) == pytest.approx(x_band + w_band * (4 - 2) / (12 - 2), abs=1)
+    assert "cancel-ineffective" in texts(job)

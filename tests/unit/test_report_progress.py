@@ -25,7 +25,7 @@ def ev(t: float, kind: str, /, **data: object) -> Event:
 def test_interval_scales_with_floor() -> None:
     assert heartbeat_interval(1.0) == 60.0
     assert heartbeat_interval(0.1) == pytest.approx(6.0)
-    assert heartbeat_interval(0.01) == 2.0  # never more often than every 2 s
+    assert heartbeat_interval(0.01) == 5.0  # never more often than every 5 s
 
 
 def test_heartbeat_state_changes_and_rate(caplog: pytest.LogCaptureFixture) -> None:
@@ -71,3 +71,18 @@ def test_timeline_progress(caplog: pytest.LogCaptureFixture) -> None:
     assert len(lines) < 15, "no flood"
     assert "fault f1: healed after 3m19s" in lines
     assert [r.levelno for r in caplog.records][-1] == logging.WARNING
+
+
+def test_fixture_mode_echoes_layers_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    """The nemesis and the watcher log faults/jobs themselves: no INFO duplicates."""
+    follow = TimelineProgress(time_scale=1.0, clock=Clock(), layer_level=logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="pytest_tidb_ha")
+    follow(ev(1, "fault.inject", fault_id="f1", fault_kind="kill", targets=["tidb-0"]))
+    follow(ev(2, "job.state", job_key="add_index#1", state="running"))
+    follow(ev(3, "job.verdict", job_key="add_index#1", verdict="stuck", reason="r"))
+    follow(ev(4, "workload.metrics", tps=5.0, errors={}, p99=None))
+    levels = {r.getMessage(): r.levelno for r in caplog.records}
+    assert levels == {"fault f1: kill at 1.0s": logging.DEBUG,
+                      "add_index#1: running": logging.DEBUG,
+                      "add_index#1: verdict stuck — r": logging.DEBUG,
+                      "workload: running — tps 5.0, errors 0/s": logging.INFO}

@@ -109,14 +109,14 @@ def _events(*specs: tuple[float, str, dict[str, object]]) -> list[Event]:
 def test_junit_properties() -> None:
     tl, verdicts = bug_48303(0.01)
     props = dict(junit.properties(verdicts, tl.events(), Path("ha-artifacts/x")))
-    assert props["ha_verdict"] == "stuck,stuck"
+    assert props["ha_verdict"] == "stuck,cancel-ineffective,stuck"
     assert props["ha_faults"] == "5"
     assert props["ha_artifacts"] == "ha-artifacts/x"
     jobs = json.loads(props["ha_jobs"])
-    assert [j["key"] for j in jobs] == ["add_index#1", "add_index#2"]
+    assert [j["key"] for j in jobs] == ["add_index#1", "add_index#1/cancel", "add_index#2"]
     assert jobs[0]["id"] == 475 and jobs[0]["ok"] is False
     assert jobs[0]["last"]["schema_state"] == "write reorganization"
-    assert jobs[1]["last"]["state"] == "queueing"
+    assert jobs[2]["last"]["state"] == "queueing"
     assert " " not in props["ha_jobs"].split('"reason"')[0]  # compact separators
     assert "ha_artifacts" not in dict(junit.properties(verdicts, [], None))
 
@@ -154,7 +154,9 @@ def test_summary_from_junit_properties_roundtrip() -> None:
     s = summary_from_properties("t.py::x", props, "failed")
     assert s is not None
     assert [(v.job_key, v.job_id, v.verdict, v.ok) for v in s.verdicts] == [
-        ("add_index#1", 475, "stuck", False), ("add_index#2", 476, "stuck", False)]
+        ("add_index#1", 475, "stuck", False),
+        ("add_index#1/cancel", 475, "cancel-ineffective", False),
+        ("add_index#2", 476, "stuck", False)]
     assert s.artifacts == Path("arts/x") and s.outcome == "failed"
     assert format_duration(s.verdicts[0].duration) == format_duration(verdicts[0].duration)
     assert summary_from_properties("t.py::y", [("other", "1")], "passed") is None

@@ -70,6 +70,7 @@ def write_artifacts(record: HARecord, outcome: TestOutcome, *, time_scale: float
         _write(folder / TIMELINE_JSON, _dump({
             "nodeid": record.nodeid, "case_id": record.case_id, "cluster": record.cluster,
             "t0_wall": events[0].wall - events[0].t if events else None,
+            "t_end": round(end, 3), "time_scale": time_scale,
             "events": record.timeline.to_json(),
         })),
         _write(folder / VERDICTS_JSON, _dump({

@@ -72,6 +72,16 @@ class JobTrack:
     reason: str = ""
     last_progress: float | None = None  # t of the last observed change
     last_state: Mapping[str, Any] = field(default_factory=dict)
+    changes: tuple[float, ...] = ()  # t of every job.state event (recorded on change)
+    cancels: tuple[float, ...] = ()  # t of every job.cancel
+    extra_verdicts: tuple[tuple[str, str, float | None], ...] = ()  # (key, verdict, t)
+
+    def progress_before(self, t: float | None) -> float | None:
+        """The last observed change at or before *t* (the start of a stall)."""
+        times = [x for x in (self.submitted, *self.changes) if x is not None]
+        if t is not None:
+            times = [x for x in times if x <= t]
+        return max(times, default=None)
 
     @property
     def stuck(self) -> bool:
@@ -130,13 +140,18 @@ def job_tracks(events: Sequence[Event], end: float | None = None) -> list[JobTra
             order.append(key)
             info[key] = {"kind": "", "job_id": None, "submitted": None, "states": [],
                          "rows": [], "verdict": None, "verdict_t": None, "reason": "",
-                         "last_progress": None, "last": {}}
+                         "last_progress": None, "last": {}, "changes": [], "cancels": [],
+                         "extra": []}
         return info[key]
 
     for e in events:
         if not e.kind.startswith("job."):
             continue
         key = str(e.data.get("job_key") or e.data.get("job_id") or "job")
+        base, _, probe = key.partition("/")
+        if probe and e.kind == "job.verdict":  # e.g. "add_index#1/cancel": the cancel probe
+            slot(base)["extra"].append((key, str(e.data.get("verdict") or ""), e.t))
+            continue
         s = slot(key)
         if data_kind(e.data):
             s["kind"] = data_kind(e.data)
@@ -163,7 +178,10 @@ def job_tracks(events: Sequence[Event], end: float | None = None) -> list[JobTra
             if s["submitted"] is None:
                 s["submitted"] = e.t
             s["last_progress"] = e.t
+            s["changes"].append(e.t)
             s["last"] = {k: v for k, v in e.data.items() if k != "job_key"}
+        elif e.kind == "job.cancel":
+            s["cancels"].append(e.t)
         elif e.kind == "job.verdict":
             s["verdict"] = str(e.data.get("verdict") or "") or None
             s["verdict_t"] = e.t
@@ -184,7 +202,8 @@ def job_tracks(events: Sequence[Event], end: float | None = None) -> list[JobTra
             job_key=key, kind=s["kind"], job_id=s["job_id"], submitted=s["submitted"],
             bands=tuple(bands), rows=tuple(s["rows"]), verdict=s["verdict"],
             verdict_t=s["verdict_t"], reason=s["reason"], last_progress=s["last_progress"],
-            last_state=s["last"],
+            last_state=s["last"], changes=tuple(s["changes"]), cancels=tuple(s["cancels"]),
+            extra_verdicts=tuple(s["extra"]),
         ))
     return tracks
 
@@ -392,9 +411,33 @@ def workload_series(events: Sequence[Event]) -> list[WorkloadPoint]:
     return out
 
 
+#: Events that mark the case under way (before them: cluster set-up, data loading).
+ACTIVITY_KINDS = ("nemesis.start", "workload.start", "workload.metrics", "fault.inject",
+                  "job.submit")
+
+
+def case_t0(events: Sequence[Event]) -> float | None:
+    """t0 of the case's schedule: the nemesis start (fault windows are planned from
+    it), else the workload start, else the first fault or job; ``None`` if none."""
+    for kinds in (("nemesis.start",), ("workload.start",), ("fault.inject", "job.submit")):
+        ts = [e.t for e in events if e.kind in kinds]
+        if ts:
+            return min(ts)
+    return None
+
+
+def first_activity(events: Sequence[Event]) -> float | None:
+    return min((e.t for e in events if e.kind in ACTIVITY_KINDS), default=None)
+
+
 @dataclass(frozen=True)
 class History:
-    """All derived views of one timeline, computed once."""
+    """All derived views of one timeline, computed once.
+
+    ``start`` is where the picture begins: the first sign of the case (workload,
+    nemesis, fault, job) — the cluster start-up before it is not drawn, so a
+    60-second set-up does not squeeze an 18-second case into a corner.
+    """
 
     start: float
     end: float
@@ -405,6 +448,7 @@ class History:
     jobs: tuple[JobTrack, ...]
     workload: tuple[WorkloadPoint, ...]
     errors: tuple[FaultError, ...]
+    t0: float | None = None  # case time zero (see case_t0)
 
 
 def history(events: Sequence[Event], end: float | None = None) -> History:
@@ -415,8 +459,12 @@ def history(events: Sequence[Event], end: float | None = None) -> History:
                for w in fault_windows(events)]
     per_node = node_faults(windows)
     nodes = sorted(set(known_nodes(events)) | set(per_node), key=node_sort_key)
+    first = first_activity(events)
+    start = 0.0
+    if first is not None and first > 0:
+        start = max(0.0, first - 0.02 * max(end - first, 1.0))
     return History(
-        start=0.0, end=end, windows=tuple(windows), nodes=tuple(nodes), per_node=per_node,
+        start=start, end=end, t0=case_t0(events), windows=tuple(windows), nodes=tuple(nodes), per_node=per_node,
         roles=role_notes(events), jobs=tuple(job_tracks(events, end)),
         workload=tuple(workload_series(events)), errors=tuple(fault_errors(events)),
     )

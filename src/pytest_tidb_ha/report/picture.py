@@ -145,16 +145,23 @@ class _Frame:
         return self.x0 + (t - self.start) / span * (self.x1 - self.x0)
 
 
+def _candidates(label: str) -> list[str]:
+    """Shorter and shorter forms of a label, most informative first."""
+    out = [label]
+    head, sep, tail = label.partition(" ⟂ ")
+    words = head.split(" ")
+    if sep:
+        out += [f"{words[0]} ⟂ {tail}" if tail == "all" else head, words[0], "⟂"]
+    else:
+        out += [words[0]]
+    return out
+
+
 def _fit(label: str, width: float, font: float = 10.0) -> str:
     """The longest readable form of *label* that fits in *width* px ('' if none)."""
-    if text_width(label, font) <= width - 4:
-        return label
-    short = label.split(" ⟂ ")[0]
-    if text_width(short, font) <= width - 4:
-        return short
-    word = label.split(" ")[0]
-    if text_width(word, font) <= width - 4:
-        return word
+    for cand in _candidates(label):
+        if cand and text_width(cand, font) <= width - 4:
+            return cand
     return ""
 
 
@@ -182,7 +189,8 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
     jobs = list(h.jobs)
     known = {j.job_key for j in jobs}
     jobs += [JobTrack(v.job_key, v.kind, v.job_id, v.started_at, (), (), v.verdict,
-                      v.decided_at, v.reason) for v in verdicts if v.job_key not in known]
+                      v.decided_at, v.reason) for v in verdicts
+             if v.job_key not in known and v.job_key.partition("/")[0] not in known]
     frame = _Frame(h.start, max(h.end, h.start + 1.0))
 
     node_rows = {n: 1 + max((nf.row for nf in h.per_node.get(n, [])), default=0)
@@ -193,7 +201,7 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
                'patternTransform="rotate(45)"><rect width="3" height="6" fill="#cb181d" '
                'fill-opacity="0.55"/></pattern>')
     backdrop = svg.mark()
-    _header(svg, h, jobs, verdict_by_key, title, time_scale, cluster)
+    _header(svg, h, jobs, verdicts, title, time_scale, cluster)
     behind = svg.mark()
 
     plot_top = float(TOP)
@@ -208,8 +216,8 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
         svg.text(frame.x0, y + 24, "no events recorded", fill="#636363")
         y += 40
     plot_bottom = y
-    _axis(svg, frame, plot_bottom, time_scale)
-    scaled = time_scale not in (0.0, 1.0)
+    _axis(svg, frame, plot_bottom, time_scale, h.t0)
+    scaled = case_row(time_scale, h.t0)
     _legend(svg, h, jobs, plot_bottom + (60 if scaled else 48))
     height = plot_bottom + (74 if scaled else 62)
     svg.resize(height)
@@ -224,7 +232,7 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
         back.rect(x0, plot_top, max(x1 - x0, 1.0), plot_bottom - plot_top,
                   fill=fault_colour(w.kind), fill_opacity="0.08", data_fault_id=w.fault_id)
     back.close("g")
-    _grid(back, frame, plot_top, plot_bottom)
+    _grid(back, frame, plot_top, plot_bottom, time_scale, h.t0)
     svg.insert(behind, back)
     page = Svg(WIDTH, height)
     page.rect(0, 0, WIDTH, height, fill="#ffffff")
@@ -232,25 +240,26 @@ def render(events: Sequence[Event], *, verdicts: Sequence[Verdict] = (), title: 
     return str(svg)
 
 
-def _header(svg: Svg, h: History, jobs: Sequence[JobTrack],
-            verdicts: Mapping[str, Verdict], title: str, time_scale: float,
-            cluster: str) -> None:
+def _header(svg: Svg, h: History, jobs: Sequence[JobTrack], verdicts: Sequence[Verdict],
+            title: str, time_scale: float, cluster: str) -> None:
     svg.text(10, 20, redact(title or "tidb-ha timeline"), font_size="14", font_weight="bold")
     parts = [redact(cluster)] if cluster else []
     parts += [f"{len(h.windows)} fault window(s)", f"{len(jobs)} job(s)"]
-    names = [verdicts[j.job_key].verdict if j.job_key in verdicts else (j.verdict or "?")
-             for j in jobs]
+    names = [str(v.verdict) for v in verdicts] or [
+        n for j in jobs for n in [j.verdict or "?", *(x[1] for x in j.extra_verdicts)]]
     if names:
         parts.append("verdicts: " + ", ".join(names))
+    if h.start >= 1.0:
+        parts.append(f"set-up 0-{h.start:.0f}s not drawn")
     if time_scale != 1.0:
-        parts.append(f"time scale {time_scale:g} (axis = real seconds; "
-                     f"case time = axis ÷ {time_scale:g})")
+        parts.append(f"time scale {time_scale:g}")
     svg.text(10, 38, " · ".join(parts), fill="#404040")
 
 
-def _grid(svg: Svg, frame: _Frame, top: float, bottom: float) -> None:
+def _grid(svg: Svg, frame: _Frame, top: float, bottom: float, time_scale: float,
+          t0: float | None) -> None:
     svg.open("g", class_="grid")
-    for t, _ in ticks(frame.start, frame.end):
+    for t, _, _ in axis_ticks(frame.start, frame.end, time_scale, t0):
         x = frame.x(t)
         svg.line(x, top, x, bottom, stroke="#e5e5e5", stroke_width="1")
     svg.close("g")
@@ -336,7 +345,8 @@ def _jobs(svg: Svg, frame: _Frame, h: History, jobs: Sequence[JobTrack],
                 svg.text(x0 + 3, y + 13, fitted, font_size="10",
                          fill="#ffffff" if dark else "#08306b", class_="band-label")
         if verdict == "stuck" and job.bands:
-            since = job.last_progress if job.last_progress is not None else job.bands[-1].start
+            since = job.progress_before(decided)
+            since = job.bands[-1].start if since is None else since
             x0 = frame.x(since)
             svg.rect(x0, y + 2, max(frame.x1 - x0, 1.0), JOB_LANE - 4, fill="url(#stuck-hatch)",
                      class_="stuck", tooltip=f"no progress since {since:.1f}s")
@@ -350,10 +360,25 @@ def _jobs(svg: Svg, frame: _Frame, h: History, jobs: Sequence[JobTrack],
                      text_anchor="start" if right else "end", class_="stuck-label",
                      tooltip=f"verdict stuck decided at {decided:.1f}s")
         _rows_line(svg, frame, job, y)
+        for t in job.cancels:
+            x = frame.x(t)
+            svg.line(x, y + 1, x, y + JOB_LANE - 1, stroke="#252525", stroke_width="1.5",
+                     class_="cancel-marker")
+            svg.text(x + 2, y + 9, "cancel", font_size="8", fill="#252525",
+                     tooltip=f"ADMIN CANCEL at {t:.1f}s")
         colour = VERDICT_COLOURS.get(verdict or "", "#525252")
         svg.text(frame.x1 + 8, y + 13, verdict or "(no verdict)", font_weight="bold",
                  fill=colour, class_="verdict", tooltip=redact(reason or ""))
-        if job.rows:
+        extra = [x for x in job.extra_verdicts]
+        extra += [(k, str(v.verdict), v.decided_at) for k, v in verdicts.items()
+                  if k.partition("/")[0] == job.job_key and k != job.job_key
+                  and all(k != e[0] for e in job.extra_verdicts)]
+        if extra:
+            text = ", ".join(vd if vd.startswith(k.partition("/")[2]) else
+                             f"{k.partition('/')[2]}: {vd}" for k, vd, _ in extra)
+            svg.text(frame.x1 + 8, y + 25, text, font_size="9", font_weight="bold",
+                     fill=VERDICT_COLOURS.get(extra[0][1], "#525252"), class_="verdict-extra")
+        elif job.rows:
             svg.text(frame.x1 + 8, y + 25, f"rows {max(r for _, r in job.rows):,}",
                      font_size="9", fill="#525252")
         svg.close("g")
@@ -435,24 +460,59 @@ def _workload(svg: Svg, frame: _Frame, h: History, y: float) -> float:
     return bottom + 4
 
 
-def _axis(svg: Svg, frame: _Frame, y: float, time_scale: float) -> None:
+def case_row(time_scale: float, t0: float | None) -> bool:
+    """Whether the axis gets a second row in case time (scaled, or t0 not at 0)."""
+    return time_scale not in (0.0, 1.0) or (t0 is not None and t0 > 0.5)
+
+
+def axis_ticks(start: float, end: float, time_scale: float,
+               t0: float | None) -> list[tuple[float, str, str]]:
+    """``(t, first row, second row)`` per tick.
+
+    With a case row (scaled run, or t0 after the test start) the ticks sit on
+    round *case* times from t0 — what a QA engineer thinks in ("the window at
+    6m") — and the second row gives the timeline second (``t`` in
+    timeline.json and the log lines). Otherwise round timeline seconds.
+    """
+    if not case_row(time_scale, t0):
+        return [(t, label, "") for t, label in ticks(start, end)]
+    zero = t0 if t0 is not None else 0.0
+    scale = time_scale or 1.0
+    c_start, c_end = max(0.0, (start - zero) / scale), (end - zero) / scale
+    if c_end <= c_start:
+        return [(t, label, "") for t, label in ticks(start, end)]
+    out = []
+    for c, label in ticks(c_start, c_end):
+        t = zero + c * scale
+        out.append((t, label, f"{t:.1f}s" if t < 100 else f"{t:.0f}s"))
+    return out
+
+
+def _axis(svg: Svg, frame: _Frame, y: float, time_scale: float, t0: float | None) -> None:
     svg.open("g", class_="axis")
     svg.line(frame.x0, y, frame.x1, y, stroke="#525252")
-    for t, label in ticks(frame.start, frame.end):
+    second = case_row(time_scale, t0)
+    for t, first, below in axis_ticks(frame.start, frame.end, time_scale, t0):
         x = frame.x(t)
         svg.line(x, y, x, y + 4, stroke="#525252")
-        svg.text(x, y + 16, label, text_anchor="middle", font_size="10", class_="tick")
-        if time_scale not in (0.0, 1.0):
-            svg.text(x, y + 28, _minutes(t / time_scale), text_anchor="middle", font_size="9",
-                     fill="#969696", class_="case-tick")
-    unit = "time since test start"
-    if time_scale not in (0.0, 1.0):
-        svg.text(frame.x0 - 18, y + 16, "real", text_anchor="end", font_size="9", fill="#525252")
-        svg.text(frame.x0 - 18, y + 28, "case time", text_anchor="end", font_size="9",
+        svg.text(x, y + 16, first, text_anchor="middle", font_size="10", class_="tick")
+        if below:
+            svg.text(x, y + 28, below, text_anchor="middle", font_size="9", fill="#969696",
+                     class_="timeline-tick")
+    if second:
+        if t0 is not None and frame.start <= t0 <= frame.end:
+            x = frame.x(t0)
+            svg.line(x, y - 6, x, y + 6, stroke="#252525", stroke_width="2", class_="t0")
+        svg.text(frame.x0 - 18, y + 16, "case time", text_anchor="end", font_size="9",
+                 fill="#252525")
+        svg.text(frame.x0 - 18, y + 28, "timeline t", text_anchor="end", font_size="9",
                  fill="#969696")
-        unit += f" (time scale {time_scale:g})"
-    svg.text(frame.x1, y + (42 if time_scale not in (0.0, 1.0) else 30), unit,
-             text_anchor="end", font_size="10", fill="#525252")
+        unit = (f"case time from t0 (nemesis/workload start) at time scale {time_scale:g}; "
+                "timeline t as in timeline.json and the log")
+    else:
+        unit = "seconds since the test started (t in timeline.json)"
+    svg.text(frame.x1, y + (42 if second else 30), unit, text_anchor="end", font_size="10",
+             fill="#525252")
     svg.close("g")
 
 

@@ -7,13 +7,15 @@ terminal. The policy, for every subject (a job, the workload):
   a fault injected or healed, a verdict);
 * otherwise at most one "still …" line per minute of *case* time — every
   ``60 s × --ha-time-scale`` of real time, but never more often than every
-  ``min_interval`` real seconds (2 s), so scaled runs stay readable.
+  ``min_interval`` real seconds (5 s), so scaled runs stay readable.
 
 Users see these lines live with ``log_cli`` (``-o log_cli=true``). The
-``ha_record`` fixture follows its timeline with :class:`TimelineProgress`, so
-layers that record events get progress for free; a polling loop that sees no
-change can call :meth:`Heartbeat.update` with its unchanged state to produce
-the per-minute line.
+``ha_record`` fixture follows its timeline with :class:`TimelineProgress`. The
+job watcher and the nemesis already log their own state changes and heartbeat
+at INFO, so the fixture echoes fault and job events at DEBUG (``layer_level``)
+and adds at INFO only what nobody else says: the workload heartbeat (tps,
+errors, p99 once per case minute). Code without its own logging can use
+:class:`Heartbeat` directly.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from .summary import format_duration
 
 LOG = logging.getLogger("pytest_tidb_ha.progress")
 EVERY_CASE_SECONDS = 60.0
-MIN_INTERVAL = 2.0
+MIN_INTERVAL = 5.0
 
 
 def heartbeat_interval(time_scale: float, every: float = EVERY_CASE_SECONDS,
@@ -52,8 +54,10 @@ class Heartbeat:
     def __init__(self, subject: str, *, time_scale: float = 1.0,
                  every: float = EVERY_CASE_SECONDS, min_interval: float = MIN_INTERVAL,
                  logger: logging.Logger = LOG,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 level: int = logging.INFO) -> None:
         self.subject = subject
+        self.level = level
         self.interval = heartbeat_interval(time_scale, every, min_interval)
         self.time_scale = time_scale
         self._log = logger
@@ -63,7 +67,7 @@ class Heartbeat:
         self._last_line = 0.0
         self._lock = threading.Lock()
 
-    def update(self, state: str, detail: str = "", *, level: int = logging.INFO) -> bool:
+    def update(self, state: str, detail: str = "", *, level: int | None = None) -> bool:
         now = self._clock()
         with self._lock:
             if state != self._state:
@@ -77,7 +81,7 @@ class Heartbeat:
                 return False
         if detail:
             msg += f" — {detail}"
-        self._log.log(level, "%s", redact(msg))
+        self._log.log(self.level if level is None else level, "%s", redact(msg))
         return True
 
     def beat(self, detail: str = "") -> bool:
@@ -115,21 +119,24 @@ class TimelineProgress:
 
     def __init__(self, *, time_scale: float = 1.0, logger: logging.Logger = LOG,
                  clock: Callable[[], float] = time.monotonic,
-                 min_interval: float = MIN_INTERVAL) -> None:
+                 min_interval: float = MIN_INTERVAL,
+                 layer_level: int = logging.INFO) -> None:
         self.time_scale = time_scale
+        self.layer_level = layer_level
         self._log = logger
         self._clock = clock
         self._min = min_interval
         self._jobs: dict[str, Heartbeat] = {}
         self._details: dict[str, str] = {}
         self._done: set[str] = set()
-        self._workload = self._heartbeat("workload")
+        self._workload = self._heartbeat("workload", logging.INFO)
         self._faults: dict[str, Event] = {}
         self._lock = threading.Lock()
 
-    def _heartbeat(self, subject: str) -> Heartbeat:
+    def _heartbeat(self, subject: str, level: int | None = None) -> Heartbeat:
         return Heartbeat(subject, time_scale=self.time_scale, logger=self._log,
-                         clock=self._clock, min_interval=self._min)
+                         clock=self._clock, min_interval=self._min,
+                         level=self.layer_level if level is None else level)
 
     def __call__(self, ev: Event) -> None:
         d = ev.data
@@ -138,18 +145,21 @@ class TimelineProgress:
                 self._faults[str(d.get("fault_id", ""))] = ev
             windows = fault_windows([ev])
             label = fault_label(windows[0]) if windows else data_kind(d)
-            self._log.info("%s", redact(f"fault {d.get('fault_id', '')}: {label} at {ev.t:.1f}s"))
+            self._log.log(self.layer_level, "%s",
+                          redact(f"fault {d.get('fault_id', '')}: {label} at {ev.t:.1f}s"))
         elif ev.kind == "fault.healed":
             with self._lock:
                 start = self._faults.pop(str(d.get("fault_id", "")), None)
             took = f" after {format_duration(ev.t - start.t)}" if start else ""
-            self._log.info("fault %s: healed%s", d.get("fault_id", ""), took)
+            self._log.log(self.layer_level, "fault %s: healed%s", d.get("fault_id", ""), took)
         elif ev.kind == "fault.error":
-            self._log.warning("%s", redact(f"fault {d.get('fault_id', '')}: {d.get('phase', '')} "
-                                           f"failed: {d.get('error', '')}"))
+            self._log.log(max(self.layer_level, logging.DEBUG), "%s",
+                          redact(f"fault {d.get('fault_id', '')}: {d.get('phase', '')} "
+                                 f"failed: {d.get('error', '')}"))
         elif ev.kind == "job.submit":
             key = str(d.get("job_key", "job"))
-            self._log.info("%s", redact(f"{key}: submitted {d.get('query', '')}".rstrip()))
+            self._log.log(self.layer_level, "%s",
+                          redact(f"{key}: submitted {d.get('query', '')}".rstrip()))
         elif ev.kind == "job.state":
             key = str(d.get("job_key", "job"))
             with self._lock:
@@ -160,14 +170,18 @@ class TimelineProgress:
             key = str(d.get("job_key", "job"))
             with self._lock:
                 self._done.add(key)
-            level = logging.INFO if d.get("verdict") == "converged" else logging.WARNING
+            level = self.layer_level
+            if level >= logging.INFO and d.get("verdict") != "converged":
+                level = logging.WARNING
             self._log.log(level, "%s", redact(f"{key}: verdict {d.get('verdict')} — "
                                               f"{d.get('reason', '')}"))
         elif ev.kind == "workload.metrics":
             errs = d.get("errors")
             n = sum(int(v) for v in errs.values()) if isinstance(errs, Mapping) else 0
-            self._workload.update("running", f"tps {d.get('tps')}, errors {n}/s, "
-                                             f"p99 {d.get('p99')} ms")
+            detail = f"tps {d.get('tps')}, errors {n}/s"
+            if d.get("p99") is not None:
+                detail += f", p99 {d.get('p99')} ms"
+            self._workload.update("running", detail)
         # every event is a chance for the per-minute line of waiting jobs
         with self._lock:
             waiting = [(k, hb) for k, hb in self._jobs.items() if k not in self._done]

@@ -49,6 +49,8 @@ def bug_48303(scale: float = 1.0) -> tuple[Timeline, list[Verdict]]:
     rng = random.Random(48303)
     nodes = ["pd-0", "pd-1", "pd-2", "tikv-0", "tikv-1", "tikv-2", "tidb-0", "tidb-1"]
     tl.record("cluster.ready", nodes=nodes, topology="pd=3,tikv=3,tidb=2")
+    tl.record("workload.start", db="sbtest", tables=4, threads=8)
+    tl.record("nemesis.start", seed=48303, scale=scale)
 
     end = 22 * 60.0
     windows = [(60.0 + 300.0 * i, 60.0 + 300.0 * i + 180.0) for i in range(5)]
@@ -89,7 +91,12 @@ def bug_48303(scale: float = 1.0) -> tuple[Timeline, list[Verdict]]:
               f"reorganization, ROW_COUNT {min(rows, total_rows):,} since "
               f"{int(last // 60)}m{int(last % 60):02d}s)")
     script.append((decided, "job.verdict", {**j1, "verdict": "stuck", "reason": reason}))
-    script.append((decided + 1, "job.cancel", {**j1, "accepted": True}))
+    script.append((decided + 1, "job.cancel", {**j1, "accepted": True, "result": "successful",
+                                               "reason": "probe after stuck"}))
+    cancel_reason = "job 475 still running 5m00s after cancel (result: successful)"
+    script.append((decided + 16, "job.verdict", {"job_key": "add_index#1/cancel", "job_id": 475,
+                                                 "verdict": "cancel-ineffective",
+                                                 "reason": cancel_reason}))
 
     j2 = {"job_key": "add_index#2", "job_id": 476, "kind": "add_index"}
     script.append((decided + 20, "job.submit", {**j2, "query": "ALTER TABLE sbtest1 ADD INDEX idx_c_2 (c)"}))
@@ -120,6 +127,9 @@ def bug_48303(scale: float = 1.0) -> tuple[Timeline, list[Verdict]]:
         Verdict("add_index#1", "add_index", 475, "stuck", reason, False,
                 {"state": "running", "schema_state": "write reorganization"},
                 started_at=60.0 * scale, decided_at=decided * scale),
+        Verdict("add_index#1/cancel", "add_index", 475, "cancel-ineffective", cancel_reason,
+                False, {"state": "running"}, started_at=(decided + 1) * scale,
+                decided_at=(decided + 16) * scale),
         Verdict("add_index#2", "add_index", 476, "stuck", reason2, False,
                 {"state": "queueing"}, started_at=(decided + 20) * scale,
                 decided_at=(decided + 81) * scale),
