@@ -14,6 +14,7 @@ import pytest
 
 from pytest_tidb_ha.scenario.model import Workload
 from pytest_tidb_ha.timeline import Timeline
+from pytest_tidb_ha.workload import sysbench as sysbench_module
 from pytest_tidb_ha.workload.errors import WorkloadError
 from pytest_tidb_ha.workload.sysbench import Sysbench, _abort
 
@@ -353,3 +354,23 @@ def test_stop_mid_transaction_rolls_back_without_counting_errors(
     assert time.monotonic() - t0 < 0.7  # not the 1 s grace, nor the 2 s transaction
     assert server.count("ROLLBACK") == 2
     assert totals.error_count == 0
+
+
+def test_a_failing_table_stops_the_other_loaders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sysbench_module, "PREPARE_BACKOFF", (0.01, 0.01))
+
+    def handler(c: FakeConn, q: str) -> Any:
+        if q.startswith("SELECT COUNT"):
+            return [(0,)]
+        if q.startswith("INSERT INTO sbtest1 "):
+            raise pymysql.err.OperationalError(1105, "disk full")
+        if q.startswith("INSERT"):
+            time.sleep(0.01)
+        return None
+
+    server = FakeServer(handler)
+    sb = Sysbench(server.connect, spec(tables=2, table_size=100_000, threads=2), Timeline())
+    with pytest.raises(WorkloadError, match="disk full"):
+        sb.prepare()
+    assert server.count("INSERT INTO sbtest1 ") == sysbench_module.PREPARE_ATTEMPTS
+    assert server.count("INSERT INTO sbtest2 ") < 100  # abandoned, not loaded to the end

@@ -47,6 +47,8 @@ RECONNECT_BACKOFF = (0.05, 1.0)
 PROGRESS_EVERY = 5.0
 #: Attempts per bulk INSERT batch during prepare (the cluster may blip).
 PREPARE_ATTEMPTS = 5
+#: Wait before a batch's retry: doubles from the first to the last value (seconds).
+PREPARE_BACKOFF = (0.2, 2.0)
 
 
 class _Stopping(Exception):
@@ -132,6 +134,7 @@ class Sysbench:
         self._factory = client_factory
         self._seed = random.randrange(2**32) if seed is None else seed
         self._stop = threading.Event()
+        self._prepare_abort = threading.Event()
         self._workers: list[threading.Thread] = []
         self._reporter: threading.Thread | None = None
         self._conns: dict[int, Connection | None] = {}
@@ -193,10 +196,16 @@ class Sysbench:
             cur.execute(sql.create_database(self.db))
         finally:
             _close_quietly(conn)
-        tables = list(range(1, self.tables + 1))
-        with ThreadPoolExecutor(self.loaders, thread_name_prefix="tidb-ha-load") as pool:
-            for _ in pool.map(self._prepare_table, tables):
-                pass
+        # One failing table (or Ctrl-C) stops the others at their next batch.
+        self._prepare_abort.clear()
+        pool = ThreadPoolExecutor(self.loaders, thread_name_prefix="tidb-ha-load")
+        try:
+            futures = [pool.submit(self._prepare_table, n) for n in range(1, self.tables + 1)]
+            for f in futures:
+                f.result()
+        finally:
+            self._prepare_abort.set()
+            pool.shutdown(wait=True, cancel_futures=True)
         seconds = time.monotonic() - started
         log.info("workload prepare: %d tables x %d rows ready in %.1fs", self.tables,
                  self.table_size, seconds)
@@ -308,6 +317,9 @@ class Sysbench:
             rng = random.Random(self._seed * 1000 + n)
             loaded, last_log = 0, time.monotonic()
             for first, count in sql.batches(self.table_size, self.batch_rows):
+                if self._prepare_abort.is_set():
+                    raise WorkloadError(f"prepare of {sql.table_name(n)} abandoned: another "
+                                        "table failed")
                 text = sql.bulk_insert(n, first, count, self.table_size, rng)
                 conn, cur = self._insert_batch(conn, cur, text)
                 loaded += count
@@ -338,9 +350,11 @@ class Sysbench:
                                         f"[{c.code}] {c.message}", c.code) from exc
                 log.warning("workload prepare: batch failed ([%s] %s), retrying", c.code,
                             c.message)
+                first, cap = PREPARE_BACKOFF
+                if self._prepare_abort.wait(min(cap, first * 2 ** (attempt - 1))):
+                    raise WorkloadError("prepare abandoned: another table failed") from exc
                 if c.connection_lost:
                     _close_quietly(conn)
-                    time.sleep(min(2.0, 0.2 * 2**attempt))
                     conn, cur = self._connect()
         raise AssertionError("unreachable")
 
