@@ -62,6 +62,27 @@ def _binary(*names: str) -> str | None:
     return None
 
 
+POLICY_RC_D = Path("/usr/sbin/policy-rc.d")
+
+
+@contextlib.contextmanager
+def _no_service_start() -> Iterator[None]:
+    """Keep the package's post-install from starting a system MariaDB on port 3306.
+
+    Debian asks ``policy-rc.d`` whether a package may start its service; exit
+    code 101 means no. An existing policy is left alone; ours is removed after.
+    """
+    if POLICY_RC_D.exists():
+        yield
+        return
+    POLICY_RC_D.write_text("#!/bin/sh\n# pytest-tidb-ha: no services during apt-get\nexit 101\n")
+    POLICY_RC_D.chmod(0o755)
+    try:
+        yield
+    finally:
+        POLICY_RC_D.unlink(missing_ok=True)
+
+
 def ensure_installed() -> tuple[str, str]:
     """Paths of ``mariadbd`` and ``mariadb-install-db``; apt-installs when root."""
     server, installer = _binary("mariadbd", "mysqld"), _binary("mariadb-install-db",
@@ -76,13 +97,14 @@ def ensure_installed() -> tuple[str, str]:
     log.info("installing mariadb-server with apt-get (once per machine)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     cmd = ["apt-get", "install", "-y", "--no-install-recommends", "mariadb-server"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
-                          timeout=INSTALL_TIMEOUT, check=False)
-    if proc.returncode != 0:  # the package lists may be missing on a fresh machine
-        subprocess.run(["apt-get", "update"], env=env, capture_output=True,
-                       timeout=INSTALL_TIMEOUT, check=False)
+    with _no_service_start():
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                               timeout=INSTALL_TIMEOUT, check=False)
+        if proc.returncode != 0:  # the package lists may be missing on a fresh machine
+            subprocess.run(["apt-get", "update"], env=env, capture_output=True,
+                           timeout=INSTALL_TIMEOUT, check=False)
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                                  timeout=INSTALL_TIMEOUT, check=False)
     if proc.returncode != 0:
         raise Unavailable(f"apt-get install mariadb-server failed ({proc.returncode}): "
                           f"{proc.stderr.strip()[-800:]}")
