@@ -219,6 +219,8 @@ class KVClient:
         now = time.monotonic()
         with self._suspect_lock:
             suspects = {s for s, until in self._suspect.items() if until > now}
+        if op == "batch_put":
+            suspects = set()  # ingest writes need every replica (Lightning writes SSTs to all peers)
         futures: dict[Future[dict[str, Any]], str] = {}
         for store, body in per_store.items():
             fut = self._pool.submit(self._backend.call, store, op, body, timeout)

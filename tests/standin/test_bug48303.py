@@ -1,0 +1,99 @@
+"""Bug mode 48303: a TiKV partition during ingest backfill deadlocks the owner's backfill.
+
+Seed: add index stays ``running`` forever, ``ADMIN CANCEL DDL JOBS`` answers ``successful``
+but changes nothing, the next ADD INDEX on the table stays ``queueing``, and the goroutine
+dump shows the two blocked lock waits. The same fault without the bug mode ends ``synced``
+with a consistent index. The trigger is physical: an ingest write to the partitioned TiKV
+times out.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from standin_helpers import StandinNet, wait_for
+from test_tidb_owner import _alter_in_background, _row_count, _state
+from test_tidb_support import latest_job_id, load_sbtest, query, session, start_cluster
+
+pytestmark = pytest.mark.docker
+
+ROWS = 6000
+
+
+def _ingest_lock_waits(net: StandinNet, tidb: str) -> list[str]:
+    _status, dump = net.http(tidb, 10080, "/debug/pprof/goroutine?debug=2")
+    blocks = str(dump).split("\n\n")
+    return [b for b in blocks if "[semacquire" in b.splitlines()[0] and "ingest." in b]
+
+
+@pytest.mark.parametrize("bug", [True, False], ids=["bug-48303", "fixed"])
+def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -> None:
+    env = {"STANDIN_BUGS": "48303"} if bug else {}
+    (tidb,) = start_cluster(standin, tikvs=3, env=env)
+    load_sbtest(standin, tidb, "sb", "sbtest1", ROWS)
+    with session(standin, tidb) as cur:
+        cur.execute("SET GLOBAL tidb_enable_dist_task = ON")
+        cur.execute("SET GLOBAL tidb_ddl_enable_fast_reorg = ON")
+        cur.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 64")
+    th, outcome = _alter_in_background(standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)")
+    job_id = wait_for("the job", lambda: latest_job_id(standin, tidb, "sbtest1", "sb"), timeout=30)
+    wait_for(
+        "backfill under way",
+        lambda: _row_count(standin, tidb, job_id) > 0,
+        timeout=60,
+        story=standin.story,
+    )
+    assert query(
+        standin, tidb, f"SELECT JOB_TYPE FROM information_schema.ddl_jobs WHERE JOB_ID={job_id}"
+    ) == [{"JOB_TYPE": "add index /* ingest */"}]
+    others = [n for n in standin.containers if n != "tikv-1"]
+    standin.isolate("tikv-1", others)
+    try:
+        if bug:
+            waits = wait_for(
+                "two blocked ingest lock waits in the goroutine dump",
+                lambda: (lambda w: w if len(w) >= 2 else None)(_ingest_lock_waits(standin, tidb)),
+                timeout=60,
+                story=lambda: standin.story(tidb),
+            )
+            assert any("ingest.engine" in w for w in waits) and any(
+                "ingest.flush" in w for w in waits
+            )
+        else:
+            time.sleep(5)
+    finally:
+        standin.heal("tikv-1")
+    if not bug:
+        th.join(240)
+        assert outcome == {"ok": True}, f"{outcome}\n{standin.story(tidb)}"
+        assert _state(standin, tidb, job_id) == "synced"
+        with session(standin, tidb) as cur:
+            cur.execute("ADMIN CHECK TABLE sb.sbtest1")
+            cur.execute("SELECT COUNT(*) FROM sb.sbtest1 USE INDEX (idx_c)")
+            assert cur.fetchone()["COUNT(*)"] == ROWS
+        return
+    # Bug: stuck running after the fault healed; cancel is "successful" and ineffective.
+    stuck_at = _row_count(standin, tidb, job_id)
+    assert query(standin, tidb, f"ADMIN CANCEL DDL JOBS {job_id}") == [
+        {"JOB_ID": job_id, "RESULT": "successful"}
+    ]
+    th2, outcome2 = _alter_in_background(
+        standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_pad (pad)"
+    )
+    second = wait_for(
+        "the second job",
+        lambda: (lambda j: j if j and j != job_id else None)(
+            latest_job_id(standin, tidb, "sbtest1", "sb")
+        ),
+        timeout=30,
+    )
+    wait_for("second job queueing", lambda: _state(standin, tidb, second) == "queueing", timeout=30)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert _state(standin, tidb, job_id) == "running"
+        assert _state(standin, tidb, second) == "queueing"
+        assert _row_count(standin, tidb, job_id) == stuck_at
+        time.sleep(1)
+    assert "ok" not in outcome and "ok" not in outcome2
+    assert len(_ingest_lock_waits(standin, tidb)) >= 2
