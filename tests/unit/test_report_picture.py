@@ -256,3 +256,16 @@ def test_stuck_hatch_starts_where_progress_stopped() -> None:
     x_band, w_band = float(band.get("x", 0)), float(band.get("width", 0))
     assert float(hatch.get("x", 0)) == pytest.approx(x_band + w_band * (4 - 2) / (12 - 2), abs=1)
     assert "cancel-ineffective" in texts(job)
+
+
+def test_job_failed_before_it_was_seen_ends_at_the_verdict() -> None:
+    events = [ev(1.0, "job.submit", job_key="import_into#1", job_kind="import_into"),
+              ev(1.5, "job.verdict", job_key="import_into#1", verdict="failed-unexpected",
+                 reason="Error 8158: No file matched"),
+              ev(9.0, "workload.stop")]
+    (job,) = derive.history(events).jobs
+    assert [(b.start, b.end, b.category) for b in job.bands] == [
+        (1.0, 1.5, "queueing"), (1.5, 9.0, "failed")]
+    root = parse(render(events))
+    (lane,) = lanes(root, "job")
+    assert [r.get("class") for r in rects(lane, "band")] == ["band queueing", "band failed"]

@@ -38,6 +38,9 @@ STATE_CATEGORY: Mapping[str, str] = {
     "failed": "failed",
 }
 TERMINAL_CATEGORIES = frozenset({"done", "failed"})
+#: Verdicts that end a job: its band closes at the verdict even without a terminal state.
+VERDICT_END: Mapping[str, str] = {"converged": "done", "failed-sensible": "failed",
+                                  "failed-unexpected": "failed"}
 
 _SHORT_SCHEMA = {
     "write reorganization": "write reorg",
@@ -198,6 +201,16 @@ def job_tracks(events: Sequence[Event], end: float | None = None) -> list[JobTra
         if s["submitted"] is not None and (not states or states[0][0] > s["submitted"]):
             first = states[0][0] if states else end
             bands.insert(0, Band(s["submitted"], first, "queueing", "submitted"))
+        ended = VERDICT_END.get(s["verdict"] or "")
+        vt = s["verdict_t"]
+        if (ended and vt is not None and bands and bands[-1].category not in TERMINAL_CATEGORIES
+                and bands[-1].start <= vt):
+            # judged terminal without a terminal state seen (e.g. the statement failed
+            # before the job showed up): the band ends at the verdict
+            last = bands.pop()
+            if vt > last.start:
+                bands.append(Band(last.start, vt, last.category, last.label))
+            bands.append(Band(vt, max(end, vt), ended, s["verdict"]))
         tracks.append(JobTrack(
             job_key=key, kind=s["kind"], job_id=s["job_id"], submitted=s["submitted"],
             bands=tuple(bands), rows=tuple(s["rows"]), verdict=s["verdict"],
