@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -23,17 +24,19 @@ from .reaper import heal_leftovers
 log = logging.getLogger("pytest_tidb_ha.faults")
 
 _reaped_lock = threading.Lock()
-_reaped: set[int] = set()  # id() of docker clients already swept in this process
+_reaped: set[str] = set()  # container ids already swept in this process
 
 
-def _heal_leftovers_once(docker: object, record: HARecord) -> None:
-    """The first nemesis of a process heals what dead runs left (cheap afterwards)."""
+def _heal_leftovers_once(cluster: Any, record: HARecord) -> None:
+    """Before the first fault on a cluster, heal what dead runs left on its containers."""
+    ids = {n.container_id for n in cluster.nodes if n.container_id}
     with _reaped_lock:
-        if id(docker) in _reaped:
-            return
-        _reaped.add(id(docker))
+        todo = ids - _reaped
+        _reaped.update(todo)
+    if not todo:
+        return
     try:
-        healed = heal_leftovers(docker)
+        healed = heal_leftovers(cluster.docker, only=todo)
     except Exception as exc:  # noqa: BLE001 - a failed sweep must not fail the test
         log.warning("fault reaper failed: %s", exc)
         return
@@ -51,7 +54,7 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
     cluster = request.getfixturevalue("tidb_cluster")
     opts = ha_options(request.config)
     if getattr(cluster, "docker", None) is not None:
-        _heal_leftovers_once(cluster.docker, ha_record)
+        _heal_leftovers_once(cluster, ha_record)
     nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale,
                   helper_image=opts.fault_helper_image)
     if nem.skipped and not nem.specs:

@@ -21,7 +21,7 @@ import logging
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,14 +149,21 @@ def _undo_outside(c: Any, rules: list[RuleLine], healed: Healed) -> None:
             healed.undone.append(f"{c.name}: {kind} {r.tag}")
 
 
-def heal_leftovers(docker: Any, *, runner: NetnsRunner | None = None,
+def heal_leftovers(docker: Any, *, only: Iterable[str] | None = None,
+                   runner: NetnsRunner | None = None,
                    dead: Callable[[Tag], bool] = tag_is_dead) -> Healed:
-    """Heal every fault left by a dead process on our labelled containers; remove dead helpers."""
+    """Heal every fault left by a dead process on our labelled containers; remove dead helpers.
+
+    ``only``: container ids to look at (the ``nemesis`` fixture sweeps just the cluster
+    it is about to fault; a session-start sweep looks at every labelled container).
+    """
     healed = Healed()
     reap_helpers(docker, healed)
     flt = {"label": [f"{LABEL_PREFIX}.plugin=pytest-tidb-ha"]}
+    wanted = set(only) if only is not None else None
     containers = [c for c in docker.containers.list(filters=flt)
-                  if _labels(c).get(f"{LABEL_PREFIX}.component") != "helper"]
+                  if _labels(c).get(f"{LABEL_PREFIX}.component") != "helper"
+                  and (wanted is None or c.id in wanted)]
     if not containers:
         return healed
     own_runner = runner is None
@@ -166,7 +173,8 @@ def heal_leftovers(docker: Any, *, runner: NetnsRunner | None = None,
             try:
                 listing = run.run(c, f"iptables -w 5 -S; iptables -w 5 -S {LEDGER_CHAIN} 2>/dev/null; true")
             except Exception as exc:  # noqa: BLE001 - one container must not stop the rest
-                healed.problems.append(f"{c.name}: {exc}")
+                if type(exc).__name__ != "NotFound" and "is not running" not in str(exc):
+                    healed.problems.append(f"{c.name}: {exc}")  # gone meanwhile: nothing to heal
                 continue
             by_tag: dict[Tag, list[RuleLine]] = defaultdict(list)
             seen: set[tuple[str, tuple[str, ...]]] = set()
