@@ -14,7 +14,9 @@ Per test, in order:
    properties to the report's ``user_properties`` (what ``junitxml`` writes,
    for every ``junit_family``; ``record_property`` would warn under xunit2),
    and the pytest-html extras when that plugin is active;
-3. ``pytest_terminal_summary`` prints the ``tidb-ha verdicts`` section and
+3. ``pytest_runtest_logreport`` collects the per-test summary where the terminal
+   is (under pytest-xdist it is rebuilt from the properties the workers sent);
+4. ``pytest_terminal_summary`` prints the ``tidb-ha verdicts`` section and
    appends the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
 """
 
@@ -42,7 +44,9 @@ from .summary import (
 
 LOG = logging.getLogger("pytest_tidb_ha.report")
 
+
 def _failure_line(report: pytest.TestReport) -> str:
+    """The first ``E`` line of a failure (the exception), redacted, for report.html."""
     text = report.longreprtext or ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip().startswith("E ")]
     line = lines[0][1:].strip() if lines else (text.strip().splitlines() or [""])[-1]
