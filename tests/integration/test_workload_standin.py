@@ -116,3 +116,40 @@ def test_ha_workload_fixture_on_the_standin_cluster(pytester: pytest.Pytester,
     result = pytester.runpytest_subprocess(*images, "--ha-workload-scale", "0.01",
                                            "-p", "no:cacheprovider", timeout=300)
     result.assert_outcomes(passed=1)
+
+
+def test_marker_story_workload_through_a_partition(pytester: pytest.Pytester,
+                                                   standin_image: str,
+                                                   docker_engine: Any) -> None:
+    """The developer's story: fault + workload markers, ``nemesis`` and ``ha_workload``.
+
+    A TiDB cut off from PD and TiKV (2 TiDBs: the case's needs): the connections the
+    workload spread onto it fail in the window (server error or the 5 s read timeout),
+    the other TiDB keeps serving, and after heal both do.
+    """
+    images = [a for c in ("pd", "tikv", "tidb") for a in ("--tidb-image", f"{c}={standin_image}")]
+    pytester.makepyfile("""
+        import time
+        import pytest
+
+        @pytest.mark.fault("network_partition", selector="tidb(random)_to_all",
+                           duration="12s", warmup="6s")
+        @pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+        def test_story(nemesis, ha_workload, ha_record):
+            tl = ha_record.timeline
+            assert tl.events("workload.start")[0].t <= tl.events("nemesis.start")[0].t
+            assert nemesis.wait(90)
+            [w] = tl.fault_windows()
+            deadline = time.monotonic() + 30
+            while not [m for m in ha_workload.samples
+                       if m.second >= w.end and m.transactions > 0]:
+                assert time.monotonic() < deadline, "no transaction after heal"
+                time.sleep(0.2)
+            inside = [m for m in ha_workload.samples
+                      if w.start <= m.second and m.second + 1 <= w.end]
+            assert sum(m.error_count for m in inside) > 0
+            before = [m for m in ha_workload.samples if m.second + 1 <= w.start]
+            assert sum(m.transactions for m in before) > 0
+    """)
+    result = pytester.runpytest_subprocess(*images, "-p", "no:cacheprovider", timeout=300)
+    result.assert_outcomes(passed=1)

@@ -45,7 +45,8 @@ class Client:
         self.down = down
         self.calls: list[str | None] = []
 
-    def connect(self, node: str | None = None) -> str:
+    def connect(self, node: str | None = None, read_timeout: float | None = None) -> str:
+        assert read_timeout == 5.0
         self.calls.append(node)
         if node in self.down:
             raise OSError("refused")
