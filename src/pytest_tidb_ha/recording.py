@@ -17,6 +17,7 @@ The fixture also
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Iterator
@@ -48,9 +49,16 @@ def ha_options(config: pytest.Config) -> HAOptions:
 
 
 def sanitise_nodeid(nodeid: str) -> str:
-    """A folder name for a node id: readable, no path separators, bounded length."""
+    """A folder name for a node id: readable, no path separators, bounded length.
+
+    Long ids (parametrized cases) are cut and get a short hash of the full id, so
+    two tests never share — and never clear — one folder.
+    """
     name = re.sub(r"[^A-Za-z0-9._()=-]+", "_", nodeid).strip("_")
-    return name[:150] or "test"
+    if len(name) > 150:
+        digest = hashlib.sha1(nodeid.encode("utf-8")).hexdigest()[:10]
+        name = f"{name[:139]}-{digest}"
+    return name or "test"
 
 
 @pytest.fixture

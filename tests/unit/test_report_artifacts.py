@@ -94,3 +94,14 @@ def test_rerender_reproduces_the_written_picture(tmp_path: Path) -> None:
     out = tmp_path / "again.svg"
     assert main([str(rec.artifacts_dir), str(out)]) == 0
     assert out.read_text() == written
+
+
+def test_sanitise_nodeid_readable_and_distinct() -> None:
+    from pytest_tidb_ha.recording import sanitise_nodeid
+
+    assert sanitise_nodeid("scenarios/seeds/48303.yaml::ha_tikv(random)_to_all") == \
+        "scenarios_seeds_48303.yaml_ha_tikv(random)_to_all"
+    a = sanitise_nodeid("t.py::test_x[" + "a" * 200 + "1]")
+    b = sanitise_nodeid("t.py::test_x[" + "a" * 200 + "2]")
+    assert a != b and len(a) == len(b) == 150
+    assert "/" not in a and sanitise_nodeid("///") == "test"

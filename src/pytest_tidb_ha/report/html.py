@@ -53,7 +53,9 @@ def render_html(*, title: str, nodeid: str, case_id: str | None, outcome: str,
     for w in h.windows:
         primary, peers = fault_nodes(w)
         end = "open" if w.end is None else f"{w.end:.1f}s"
-        roles = w.data.get("roles") or {}
+        roles_map = w.data.get("roles") or {}
+        roles = ", ".join(f"{k}={v}" for k, v in roles_map.items()) \
+            if isinstance(roles_map, dict) else str(roles_map)
         faults.append(f"<tr><td>{_e(w.fault_id)}</td><td>{_e(fault_label(w))}</td>"
                       f"<td>{_e(', '.join(primary))}</td><td>{_e(', '.join(peers))}</td>"
                       f"<td>{_e(roles)}</td><td>{w.start:.1f}s</td><td>{_e(end)}</td></tr>")
