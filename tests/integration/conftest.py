@@ -52,7 +52,8 @@ def leftovers(docker_engine: Any) -> Callable[[str], list[str]]:
     def find(label: str) -> list[str]:
         flt = {"label": [label]}
         return (
-            [f"container {c.name}" for c in docker_engine.containers.list(all=True, filters=flt)]
+            [f"container {c.attrs['Names'][0].lstrip('/')}"
+             for c in docker_engine.containers.list(all=True, filters=flt, sparse=True)]
             + [f"network {n.name}" for n in docker_engine.networks.list(filters=flt)]
             + [f"volume {v.name}" for v in docker_engine.volumes.list(filters=flt)]
         )

@@ -28,7 +28,7 @@ def image_args(image: str) -> list[str]:
 def remove_labelled(docker_engine: Any, label: str) -> None:
     """Safety net for a failing test: remove what *label* marks (ours only)."""
     flt = {"label": [label]}
-    for c in docker_engine.containers.list(all=True, filters=flt):
+    for c in docker_engine.containers.list(all=True, filters=flt, sparse=True):
         c.remove(force=True, v=True)
     for n in docker_engine.networks.list(filters=flt):
         n.remove()

@@ -162,3 +162,49 @@ def test_requested_topology_follows_the_case_needs() -> None:
                                              "duration": "1m"})])
     got = requested_topology(killing_owner, Topology(1, 3, 1))  # type: ignore[arg-type]
     assert got.tidb >= 2 and got.tikv == 3
+
+
+class _Obj:
+    def __init__(self, attrs: dict[str, Any], fail: bool = False) -> None:
+        self.attrs = attrs
+        self.id = attrs.get("Id", "x")
+        self.removed = False
+        self._fail = fail
+
+    def remove(self, **_: Any) -> None:
+        if self._fail:
+            raise RuntimeError("busy")
+        self.removed = True
+
+
+class _Collection:
+    def __init__(self, objs: list[_Obj]) -> None:
+        self.objs = objs
+
+    def list(self, **_: Any) -> list[_Obj]:
+        return self.objs
+
+    def get(self, name: str) -> _Obj:
+        return next(o for o in self.objs if o.attrs.get("Name") == name)
+
+
+def test_reap_stale_removes_only_dead_owners_and_keeps_going(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from pytest_tidb_ha.cluster import reaper
+
+    dead = {**OURS, "org.pytest-tidb-ha.pid": "1"}
+    live = {**OURS, "org.pytest-tidb-ha.pid": "2"}
+    stuck = _Obj({"Names": ["/stuck"], "Labels": dead}, fail=True)
+    gone = _Obj({"Names": ["/gone"], "Labels": dead})
+    mine = _Obj({"Names": ["/mine"], "Labels": live})
+    net = _Obj({"Name": "n1", "Labels": dead})
+    vol = _Obj({"Name": "v1", "Labels": dead})
+    docker = SimpleNamespace(containers=_Collection([stuck, gone, mine]),
+                             networks=_Collection([net]), volumes=_Collection([vol]))
+    monkeypatch.setattr(reaper, "remove_network", lambda d, name: None)
+    monkeypatch.setattr(reaper, "remove_volume", lambda d, name: None)
+    done = reaper.reap_stale(docker, host="box", alive=lambda pid: pid == 2)  # type: ignore[arg-type]
+    assert done.containers == ["gone"] and gone.removed and not mine.removed
+    assert done.networks == ["n1"] and done.volumes == ["v1"]
+    assert str(done) == "1 container(s), 1 network(s), 1 volume(s)"

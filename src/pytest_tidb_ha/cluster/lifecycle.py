@@ -595,7 +595,7 @@ def stop_cluster(cluster: Cluster, *, keep: bool = False) -> None:
     log.info("cluster %s: removing containers, network and volumes", cluster.name)
     # By label: also catches helper containers (faults) that joined this cluster.
     try:
-        containers = docker.containers.list(all=True, filters=flt)
+        containers = docker.containers.list(all=True, filters=flt, sparse=True)
     except Exception as exc:  # noqa: BLE001
         log.warning("cluster %s: cannot list containers: %s", cluster.name, exc)
         containers = []

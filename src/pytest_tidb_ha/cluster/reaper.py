@@ -10,7 +10,6 @@ Ryuk would not do this for us: see reference/tidb-containers.md §5.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -69,6 +68,14 @@ class Reaped:
                 f"{len(self.volumes)} volume(s)")
 
 
+def _name(obj: object) -> str:
+    """Name of a container/network/volume, also for sparse container listings."""
+    attrs = getattr(obj, "attrs", {}) or {}
+    if attrs.get("Names"):
+        return str(attrs["Names"][0]).lstrip("/")
+    return str(attrs.get("Name") or getattr(obj, "id", "?"))
+
+
 def _labels(obj: object) -> Mapping[str, str]:
     attrs = getattr(obj, "attrs", {}) or {}
     labels = attrs.get("Labels")
@@ -88,30 +95,35 @@ def reap_stale(docker: DockerClient, *, host: str | None = None,
         return [o for o in objs if is_stale(_labels(o), host=host, alive=alive)]
 
     try:
-        containers = stale(docker.containers.list(all=True, filters=flt))
+        # sparse: no per-container inspect, which fails when another session removes one
+        # of its containers between the list and the inspect.
+        containers = stale(docker.containers.list(all=True, filters=flt, sparse=True))
     except Exception as exc:  # noqa: BLE001 - reaping is best effort
         log.warning("reaper: cannot list containers: %s", exc)
         containers = []
     for c in containers:
-        with contextlib.suppress(Exception):
+        try:
             c.remove(force=True, v=True)  # type: ignore[attr-defined]
-            reaped.containers.append(str(c.name))  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - keep reaping the rest
+            log.warning("reaper: cannot remove container %s: %s", _name(c), exc)
+            continue
+        reaped.containers.append(_name(c))
     try:
         networks = stale(docker.networks.list(filters=flt))
     except Exception as exc:  # noqa: BLE001
         log.warning("reaper: cannot list networks: %s", exc)
         networks = []
     for n in networks:
-        remove_network(docker, str(n.name))  # type: ignore[attr-defined]
-        reaped.networks.append(str(n.name))  # type: ignore[attr-defined]
+        remove_network(docker, _name(n))
+        reaped.networks.append(_name(n))
     try:
         volumes = stale(docker.volumes.list(filters=flt))
     except Exception as exc:  # noqa: BLE001
         log.warning("reaper: cannot list volumes: %s", exc)
         volumes = []
     for v in volumes:
-        remove_volume(docker, str(v.name))  # type: ignore[attr-defined]
-        reaped.volumes.append(str(v.name))  # type: ignore[attr-defined]
+        remove_volume(docker, _name(v))
+        reaped.volumes.append(_name(v))
     if reaped:
         log.warning("reaper: removed leftovers of dead runs: %s (%s)", reaped,
                     ", ".join(reaped.containers + reaped.networks + reaped.volumes))
