@@ -263,7 +263,7 @@ def _verify_batch(
 ) -> None:
     """Re-read the batch's rows and drop entries for rows that changed meanwhile."""
     current = node.kv.batch_get([k for k, _ in rows])
-    stale = []
+    stale: list[tuple[str, Any]] = []
     for k, vals in rows:
         now = current.get(k)
         if now is None or [now[p] for p in pos] != [vals[p] for p in pos]:

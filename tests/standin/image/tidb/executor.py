@@ -525,7 +525,7 @@ class Executor:
                 raise SQLError(1054, f"Unknown column '{c}' in 'field list'", "42S22")
         rows: list[tuple[int, list[Any]]] = []
         need_auto = 0
-        prepared = []
+        prepared: list[list[Any]] = []
         for raw in stmt.rows:
             if len(raw) != len(cols):
                 raise SQLError(

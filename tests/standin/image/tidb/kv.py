@@ -13,6 +13,7 @@ tombstones, so a replica that missed writes while cut off never wins a merge.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -167,7 +168,7 @@ class MemoryBackend(KVBackend):
         raise ValueError(op)
 
 
-def _pairs(data: dict[str, Any]) -> Iterable[tuple[str, str]]:
+def _pairs(data: dict[str, Any]) -> Iterable[tuple[str, Any]]:
     kvs = data.get("kvs", data.get("pairs", []))
     if isinstance(kvs, dict):
         yield from kvs.items()
@@ -220,11 +221,13 @@ class KVClient:
         with self._suspect_lock:
             suspects = {s for s, until in self._suspect.items() if until > now}
         if op == "batch_put":
-            suspects = set()  # ingest writes need every replica (Lightning writes SSTs to all peers)
+            suspects = (
+                set()
+            )  # ingest writes need every replica (Lightning writes SSTs to all peers)
         futures: dict[Future[dict[str, Any]], str] = {}
         for store, body in per_store.items():
             fut = self._pool.submit(self._backend.call, store, op, body, timeout)
-            fut.add_done_callback(lambda f, s=store: self._observe(s, f))
+            fut.add_done_callback(functools.partial(self._observe, store))
             futures[fut] = store
         answers: dict[str, dict[str, Any]] = {}
         deadline = now + timeout + 0.2
