@@ -458,6 +458,8 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         # KeyboardInterrupt too: nothing we created may outlive a failed start.
         _teardown(started)
         raise
+    finally:
+        _close_clients(started)
     log.info("cluster %s: ready in %.1fs (%s)", name, time.monotonic() - began, cluster.describe())
     return cluster
 
@@ -522,6 +524,16 @@ def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:
 # ------------------------------------------------------------------------------------
 # Stop
 # ------------------------------------------------------------------------------------
+def _close_clients(started: _Started) -> None:
+    """testcontainers opens one API client per container/network; the handle uses ours."""
+    objs = [*started.containers.values(), started.network]
+    for obj in objs:
+        client = getattr(getattr(obj, "_docker", None), "client", None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+
+
 def _teardown(started: _Started) -> None:
     for dc in list(started.containers.values()):
         _remove_container(dc)
