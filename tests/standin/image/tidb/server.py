@@ -216,12 +216,10 @@ def _local_ip() -> str:
 
 
 def main(argv: list[str]) -> int:
-    opts = tflags.parse_or_exit(argv)
-    if opts.print_version:
-        node_release = release_version()
-        print(f"Release Version: {node_release}\nEdition: Community\nGit Commit Hash: {GIT_HASH}")
-        return 0
-    setup("info", opts.log_file or None)
+    from common.flags import parse_or_exit, parse_tidb
+
+    opts = tflags.from_config(parse_or_exit(parse_tidb, argv))
+    setup(opts.log_level, opts.log_file or None)
     node = Node(opts)
     log.info(
         "Welcome to TiDB.",
