@@ -73,7 +73,8 @@ class Timeline:
     def now(self) -> float:
         return self._clock() - self._t0
 
-    def record(self, kind: str, **data: Any) -> Event:
+    def record(self, kind: str, /, **data: Any) -> Event:
+        """Append an event; ``kind`` is positional-only so ``data`` may carry a ``kind`` key."""
         t = self.now()
         ev = Event(t=t, wall=self._wall0 + t, kind=kind, data=dict(data))
         with self._lock:
