@@ -1,8 +1,8 @@
 """Integration-test helpers: the stand-in image and a check that nothing leaked.
 
-The stand-in image (``tidb-standin:latest``, built by ``bash tests/standin/build.sh``)
-plays all three roles; ``TIDB_HA_TEST_IMAGE`` picks another image with the same entry
-points. Tests skip (with the build command) when the image is absent.
+The stand-in image plays all three roles: the one ``--standin`` built (repo conftest), else
+``TIDB_HA_TEST_IMAGE``, else ``tidb-standin:latest`` (``bash tests/standin/build.sh``).
+Tests skip (with the build command) when the image is absent.
 """
 
 from __future__ import annotations
@@ -34,10 +34,14 @@ def docker_engine() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def standin_image(docker_engine: Any) -> str:
+def standin_image(docker_engine: Any, request: pytest.FixtureRequest) -> str:
+    """The stand-in image: the one ``--standin`` built, else ``TIDB_HA_TEST_IMAGE``/latest."""
     import docker.errors
 
-    ref = standin_image_ref()
+    from pytest_tidb_ha.recording import ha_options
+
+    overrides = set(ha_options(request.config).image_overrides.values())
+    ref = overrides.pop() if len(overrides) == 1 else standin_image_ref()
     try:
         docker_engine.images.get(ref)
     except docker.errors.ImageNotFound:
