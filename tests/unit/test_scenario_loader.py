@@ -113,7 +113,9 @@ def test_seed_46735_import_into_case() -> None:
     assert fault.kind == "kill" and fault.selector is not None
     assert fault.selector.source.group == "ddlowner"
     assert fault.schedule.period is None
-    assert fault.schedule.windows() == [(120, 180)]
+    # jobs start at the case's warmUpTime (1m); the owner dies 2 minutes into the import
+    assert case.warmup.seconds == 60
+    assert fault.schedule.windows() == [(180, 240)]
     (job,) = case.jobs
     assert isinstance(job, ImportIntoJob)
     assert (job.db, job.table, job.source_uri) == ("importtest", "user_data1",
