@@ -22,7 +22,7 @@ def test_dry_run_passes_and_prints_plans(pytester: pytest.Pytester) -> None:
         "*= tidb-ha plan =*",
         "46735::ha_tidb(ddl_owner)_kill_import_into  [[]scenarios/46735.yaml:11[]]",
         "  topology: pd=1,tikv=1,tidb=2",
-        "    window 1: 2m -> 3m",
+        "    window 1: 3m -> 4m",
         "48303::ha_tikv(random)_to_all_network_partition  [[]scenarios/48303.yaml:12[]]",
         "  topology: pd=1,tikv=3,tidb=1",
         "    window 1: 1m -> 4m",
@@ -37,7 +37,7 @@ def test_time_scale_scales_the_printed_times(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines([
         "*scaled by --ha-time-scale 0.01*",
-        "    window 1: 1.2s [[]2m[]] -> 1.8s [[]3m[]]",
+        "    window 1: 1.8s [[]3m[]] -> 2.4s [[]4m[]]",
         "    window 1: 600ms [[]1m[]] -> 2.4s [[]4m[]]",
         "    window 6: 15.6s [[]26m[]] -> 17.4s [[]29m[]]",
         "    run 1: submit at 600ms [[]1m[]], deadline 36.6s [[]1h1m[]]",
