@@ -69,9 +69,11 @@ def test_prepare_and_ten_seconds_of_run_have_zero_errors(mariadb: MariaDB) -> No
         assert 0 <= totals.queries - 20 * totals.transactions < 20 * spec.threads
         metrics = [e.data for e in timeline.events("workload.metrics")]
         assert len(metrics) >= RUN_SECONDS - 1
-        full = [m for m in metrics if m["interval"] == 1.0]
-        assert all(m["tps"] > 0 and m["errors"] == {} and m["p99"] >= m["p50"] > 0
-                   for m in full), full
+        assert all(m["errors"] == {} for m in metrics), metrics
+        # every second is reported; on a shared machine a second may see no commit
+        busy = [m for m in metrics if m["interval"] == 1.0 and m["transactions"] > 0]
+        assert len(busy) >= 0.7 * (RUN_SECONDS - 1), metrics
+        assert all(m["p99"] >= m["p95"] >= m["p50"] > 0 for m in busy), busy
         # delete + insert of the same id keeps every table at its size
         for n in (1, 2):
             assert scalar(mariadb, f"SELECT COUNT(*) FROM sbtest_accept.sbtest{n}") == 10_000
