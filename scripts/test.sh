@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/ensure-test-deps.sh
 exec .venv/bin/python -m pytest tests -p no:cacheprovider -q -ra --timeout=900 "$@"
