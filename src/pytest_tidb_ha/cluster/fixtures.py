@@ -155,7 +155,7 @@ def tidb_cluster(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterS
             pytest.fail(f"pytest-tidb-ha: cluster start-up failed: {problem}", pytrace=False)
     database = database_name(request.node.nodeid)
     admin = cluster.client(connect_timeout=5, read_timeout=30, write_timeout=30, database=None)
-    admin.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    admin.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`", idempotent=True)
     view = cluster.with_database(database)
     ha_record.cluster = view.describe()
     ha_record.timeline.record("cluster.ready", cluster=cluster.name, database=database,
@@ -166,7 +166,7 @@ def tidb_cluster(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterS
     finally:
         if not opts.keep_cluster:  # kept clusters keep their data for a look afterwards
             try:
-                admin.execute(f"DROP DATABASE IF EXISTS `{database}`", timeout=30)
+                admin.execute(f"DROP DATABASE IF EXISTS `{database}`", timeout=30, idempotent=True)
             except SQLError as exc:
                 log.warning("could not drop database %s: %s", database, exc)
 
