@@ -403,6 +403,11 @@ class DDL:
             raise JobLost(job["id"])
         log.info("finish DDL job", category="ddl", job_id=job["id"], state=job["state"])
 
+    def wait_table_idle(self, table_id: int) -> None:
+        """Block while an unfinished job works on ``table_id`` (TiDB queues DDL per table)."""
+        while any(j["table_id"] == table_id for j, _ in self.active_jobs()):
+            time.sleep(scaled(0.2, 0.05))
+
     def wait_synced(self, version: int, stop: Any = None) -> None:
         """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2*lease)."""
         deadline = time.monotonic() + scaled(20.0, 2.0)
@@ -472,6 +477,7 @@ class DDL:
             if version is not None:
                 node.schema.reload(force=True)
                 node.loaded_version = node.schema.current.version
+                node.owner.publish()
                 return version
             if not node.is_owner():
                 raise JobLost(job["id"])

@@ -142,7 +142,8 @@ class Executor:
     # session statements
     def do_use(self, db: str) -> Result:
         if (
-            db.lower() not in self.node.schema.reload().dbs
+            db.lower() not in self.node.schema.current.dbs
+            and db.lower() not in self.node.schema.reload(force=True).dbs
             and db.lower() not in self.node.system_dbs
         ):
             raise SQLError(1049, f"Unknown database '{db}'", "42000")
@@ -195,14 +196,14 @@ class Executor:
                 raise SQLError(1007, f"Can't create database '{db}'; database exists")
             db_id = node.meta.next_id()
             job_id = node.meta.next_id()
-            if (
-                commit_schema(node.meta, {f"schema/dbs/{db.lower()}": {"id": db_id, "name": db}})
-                is not None
-            ):
+            version = commit_schema(
+                node.meta, {f"schema/dbs/{db.lower()}": {"id": db_id, "name": db}}
+            )
+            if version is not None:
                 node.ddl.record_simple_job(
                     job_id, "create schema", db, "", db_id, 0, self._query_text()
                 )
-                node.schema.reload(force=True)
+                self._synced(version)
                 return Result()
         raise SQLError(1105, "schema changed too often, try again")
 
@@ -218,13 +219,14 @@ class Executor:
             tables = [t for (d, _n), t in schema.tables.items() if d == db.lower()]
             deletes = [f"schema/dbs/{db.lower()}"] + [table_key(t.db, t.name) for t in tables]
             job_id = node.meta.next_id()
-            if commit_schema(node.meta, {}, deletes) is not None:
+            version = commit_schema(node.meta, {}, deletes)
+            if version is not None:
                 for t in tables:
                     self._wipe_table_data(t)
                 node.ddl.record_simple_job(
                     job_id, "drop schema", info["name"], "", info["id"], 0, self._query_text()
                 )
-                node.schema.reload(force=True)
+                self._synced(version)
                 if self.session.db and self.session.db.lower() == db.lower():
                     self.session.db = None
                 return Result()
@@ -285,10 +287,8 @@ class Executor:
                 table_id, dbinfo["name"], dbinfo["id"], stmt.table.name, cols, indexes, pk_handle
             )
             job_id = node.meta.next_id()
-            if (
-                commit_schema(node.meta, {table_key(db, stmt.table.name): table.to_json()})
-                is not None
-            ):
+            version = commit_schema(node.meta, {table_key(db, stmt.table.name): table.to_json()})
+            if version is not None:
                 node.ddl.record_simple_job(
                     job_id,
                     "create table",
@@ -298,7 +298,7 @@ class Executor:
                     table_id,
                     text,
                 )
-                node.schema.reload(force=True)
+                self._synced(version)
                 return Result()
         raise SQLError(1105, "schema changed too often, try again")
 
@@ -313,15 +313,24 @@ class Executor:
                     if if_exists:
                         break
                     raise SQLError(1051, f"Unknown table '{db}.{ref.name}'", "42S02")
+                node.ddl.wait_table_idle(t.id)  # DDL jobs on one table run one at a time
                 job_id = node.meta.next_id()
-                if commit_schema(node.meta, {}, [table_key(db, ref.name)]) is not None:
+                version = commit_schema(node.meta, {}, [table_key(db, ref.name)])
+                if version is not None:
                     self._wipe_table_data(t)
                     node.ddl.record_simple_job(
                         job_id, "drop table", t.db, t.name, t.db_id, t.id, self._query_text()
                     )
-                    node.schema.reload(force=True)
+                    self._synced(version)
                     break
         return Result()
+
+    def _synced(self, version: int) -> None:
+        """Load our own change, then wait until every live TiDB has it (TiDB's schema sync)."""
+        self.node.schema.reload(force=True)
+        self.node.loaded_version = self.node.schema.current.version
+        self.node.owner.publish()
+        self.node.ddl.wait_synced(version)
 
     def _wipe_table_data(self, t: Table) -> None:
         """Best effort delete-range of a dropped table (TiDB's GC does it later too)."""
@@ -406,7 +415,9 @@ class Executor:
     # user tables
     def _table(self, ref: q.TableRef) -> Table:
         db = self._db_of(ref)
-        t = self.node.schema.reload().table(db, ref.name)
+        t = self.node.schema.current.table(db, ref.name)
+        if t is None:
+            t = self.node.schema.reload(force=True).table(db, ref.name)
         if t is None:
             raise SQLError(1146, f"Table '{db}.{ref.name}' doesn't exist", "42S02")
         return t

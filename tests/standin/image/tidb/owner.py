@@ -179,6 +179,18 @@ class OwnerManager:
         self._set_owner(False, "")
         return True
 
+    def publish(self) -> None:
+        """Refresh this server's registry entry now (e.g. a new schema version loaded)."""
+        sess = self.session
+        if sess is None or not sess.alive:
+            return
+        info = dict(self.info())
+        try:
+            self.etcd.put(SERVERS_PREFIX + self.ddl_id, json.dumps(info), lease=sess.lease_id)
+            self._registered = info
+        except EtcdError:
+            pass
+
     def start(self) -> None:
         threading.Thread(target=self._loop, name="ddl-owner-campaign", daemon=True).start()
 

@@ -177,10 +177,12 @@ class Node:
     def schema_loop(self) -> None:
         """Reload the schema when the global version moves (TiDB's schema lease loop)."""
         while True:
-            time.sleep(scaled(0.5, 0.1))
+            time.sleep(scaled(0.3, 0.05))
             try:
                 s = self.schema.reload()
-                self.loaded_version = s.version
+                if s.version != self.loaded_version:
+                    self.loaded_version = s.version
+                    self.owner.publish()
             except EtcdError as exc:
                 log.warn("failed to reload schema", error=str(exc)[:200])
 
