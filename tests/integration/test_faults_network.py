@@ -113,11 +113,14 @@ def rtts(cluster: Cluster) -> dict[tuple[str, str], float]:
     return {p: r["rtt"] for p, r in probe(cluster, "tcp", n=5, timeout=3).items()}
 
 
-def test_delay_slows_exactly_the_selected_pairs(mini_cluster: Cluster) -> None:  # noqa: F811
+@pytest.mark.parametrize("runner", ["nsenter", "helper"])
+def test_delay_slows_exactly_the_selected_pairs(mini_cluster: Cluster, runner: str) -> None:  # noqa: F811
     before = rtts(mini_cluster)
     assert max(before.values()) < 0.05, before
     latency = 0.2
-    n = running(mini_cluster, spec("network_delay", "tikv-1_to_pd-0", latency=Duration(latency, "200ms")))
+    r = NsenterRunner() if runner == "nsenter" else HelperRunner(mini_cluster.docker)
+    n = running(mini_cluster, spec("network_delay", "tikv-1_to_pd-0", latency=Duration(latency, "200ms")),
+                runner=r)
     try:
         during = rtts(mini_cluster)
     finally:

@@ -52,9 +52,14 @@ class FaultContext:
     runner: NetnsRunner
     tag: Tag
     _ifaces: dict[str, str] = field(default_factory=dict)
+    _containers: dict[str, Any] = field(default_factory=dict)
 
     def container(self, node: str) -> Any:
-        return container_of(self.cluster, node)
+        """The node's container object (one lookup per window; callers ``reload()``)."""
+        c = self._containers.get(node)
+        if c is None:
+            c = self._containers[node] = container_of(self.cluster, node)
+        return c
 
     def ips(self) -> dict[str, str]:
         """IP of every node on the cluster network, read from Docker now (restarts move IPs)."""

@@ -291,6 +291,9 @@ class NetemFault(NetworkFault):
     which backend ran.
     """
 
+    #: Set once a kernel said it has no ``sch_netem`` (one kernel per Docker engine).
+    netem_missing = False
+
     def __init__(self, kind: str, ctx: Any, sources: Sequence[str], targets: Sequence[str],
                  params: Mapping[str, object]) -> None:
         super().__init__(ctx, sources, targets, params)
@@ -309,15 +312,17 @@ class NetemFault(NetworkFault):
         for node, peers in self._egress():
             dev = self.ctx.iface(node, self._ips[node])
             assert dev is not None
-            if self.backends.get(node) != "iptables":
+            if self.backends.get(node) != "iptables" and not NetemFault.netem_missing:
                 script = netem_apply_script(dev, peers, self.netem, self.ctx.tag, self.kind)
                 result = self.ctx.exec(node, script, f"tc netem {' '.join(self.netem)}", check=False)
                 if result.code == 0:
                     self.backends[node] = "netem"
                     continue
-                if NETEM_MISSING not in result.output:
-                    self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind), "tc qdisc del",
-                                  missing_ok=True)
+                if NETEM_MISSING in result.output:
+                    NetemFault.netem_missing = True  # same kernel for every container: ask once
+                else:
+                    self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
+                                  "tc qdisc del", missing_ok=True)
                     raise_exec(result, f"tc netem {' '.join(self.netem)}", node)
             self.backends[node] = "iptables"
             self._apply_iptables(node, peers, dev)
