@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -117,3 +118,36 @@ def test_watcher_survives_losing_its_tidb(cluster: Any, tmp_path: Path, how: str
     tidb.close()
     tidb.client.execute(f"DROP DATABASE IF EXISTS {db}", timeout=60)
     assert v is not None, "no verdict after the node came back"
+
+
+MARKER_TEST = '''
+import pytest
+from pytest_tidb_ha import assert_job_converges
+
+
+@pytest.mark.workload("sysbench", tables=1, table_size=500, threads=2)
+@pytest.mark.fault("network_partition", selector="tikv(random)_to_all", duration="2m",
+                   warmup="10s")
+def test_add_index_survives_a_tikv_partition(tidb, ha_workload, nemesis):
+    job = tidb.add_index("sbtest1", "c", count_check=True)
+    assert_job_converges(job, timeout=3600)
+'''
+
+
+def test_marker_declared_test_runs_end_to_end(pytester: pytest.Pytester) -> None:
+    """workload + fault markers, the ``tidb`` facade and an assertion helper, as a user writes it."""
+    from test_seeds_standin import CONFTEST
+
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_marker=MARKER_TEST)
+    artifacts = pytester.path / "ha-artifacts"
+    result = pytester.runpytest_subprocess(
+        "--standin", "--ha-time-scale=0.05", f"--ha-artifacts={artifacts}",
+        "--ha-artifacts-keep=all", "-p", "no:cacheprovider", "-rA", timeout=600)
+    story = "\n".join(result.outlines[-60:])
+    assert result.ret == 0, story
+    files = list(artifacts.rglob("verdicts.json"))
+    assert files, story
+    verdicts = json.loads(files[0].read_text())["verdicts"]
+    assert [v["verdict"] for v in verdicts] == ["converged"], verdicts
+    assert "count_check" in verdicts[0]["reason"]
