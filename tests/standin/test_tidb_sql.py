@@ -42,6 +42,8 @@ def import_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             f"{i},{i % 10},c{i},p{i}" for i in range(part * 400 + 1, part * 400 + 401)
         ]
         (root / f"data.{part}.csv").write_text("\n".join(lines) + "\n")
+    big = ["id,k,c,pad"] + [f"{i},{i % 10},c{i},p{i}" for i in range(1, 30001)]
+    (root / "big.csv").write_text("\n".join(big) + "\n")
     bucket = root / "bucket" / "dir"
     bucket.mkdir(parents=True)
     (bucket / "s3data.1.csv").write_text(
@@ -391,3 +393,33 @@ def test_status_api(cluster: tuple[StandinNet, str]) -> None:
         lambda: net.http(tidb, 10080, "/info")[1]["is_owner"],
         timeout=30,
     )
+
+
+def test_cancel_running_import(cluster: tuple[StandinNet, str]) -> None:
+    net, tidb = cluster
+    with session(net, tidb, read_timeout=120) as cur:
+        cur.execute("CREATE DATABASE IF NOT EXISTS imp")
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS imp.big (id BIGINT NOT NULL, k INT NOT NULL, c CHAR(120) NOT NULL, "
+            "pad CHAR(60) NOT NULL, PRIMARY KEY (id))"
+        )
+        cur.execute("IMPORT INTO imp.big FROM '/import/big.csv' WITH skip_rows=1, detached")
+        job_id = cur.fetchone()["Job_ID"]
+        wait_for(
+            "import running with rows",
+            lambda: (lambda r: r["Status"] == "running" and (r["Imported_Rows"] or 0) > 0)(
+                query(net, tidb, f"SHOW IMPORT JOB {job_id}")[0]
+            ),
+            timeout=60,
+            story=lambda: net.story(tidb),
+        )
+        cur.execute(f"CANCEL IMPORT JOB {job_id}")
+        cur.execute(
+            f"SELECT status, step, error_message FROM mysql.tidb_import_jobs WHERE id = {job_id}"
+        )
+        assert cur.fetchone()["status"] == "cancelled"
+        cur.execute(
+            f"SELECT state FROM mysql.tidb_global_task_history WHERE task_key = 'ImportInto/{job_id}'"
+        )
+        assert cur.fetchone()["state"] == "reverted"
+        assert error_of(cur, f"CANCEL IMPORT JOB {job_id}")[0] == 8171
