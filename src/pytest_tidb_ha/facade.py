@@ -98,6 +98,7 @@ class TiDB:
             terminal_grace=timing.terminal_grace(scale))
 
     def _start(self, handle: JobHandle) -> JobHandle:
+        handle.extra["time_scale"] = self.options.time_scale
         self.watcher.add(handle)
         self.watcher.start()
         return handle

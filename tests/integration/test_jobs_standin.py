@@ -67,14 +67,15 @@ def test_add_index_and_import_converge(cluster: Any, tmp_path: Path) -> None:
     tidb = facade(cluster, tmp_path)
     fresh_table(tidb.client, db)
     try:
+        # facade durations are case time: x SCALE (0.05) -> 300 s / 120 s wall
         job = tidb.add_index("sbtest1", "c", db=db, admin_check=True, count_check=True,
-                             timeout=600)
-        v = assert_job_converges(job, timeout=120)
+                             timeout=6000)
+        v = assert_job_converges(job, timeout=2400)
         assert v.job_id is not None and "admin_check" in v.reason and "count_check" in v.reason
         states = [e.data["state"] for e in tidb.record.timeline.events("job.state")]
         assert states[-1] == "synced", states
-        imp = tidb.import_into("user_data", db=db, generate_rows=500, files=2, timeout=600)
-        v2 = assert_job_converges(imp, timeout=120)
+        imp = tidb.import_into("user_data", db=db, generate_rows=500, files=2, timeout=6000)
+        v2 = assert_job_converges(imp, timeout=2400)
         assert "row_count" in v2.reason, v2
     finally:
         verdicts = tidb.close()
@@ -88,7 +89,7 @@ def test_watcher_survives_losing_its_tidb(cluster: Any, tmp_path: Path, how: str
     tidb = facade(cluster, tmp_path)
     fresh_table(tidb.client, db, rows=2000)
     watcher = tidb.watcher
-    job = tidb.add_index("sbtest1", "c", db=db, timeout=600)
+    job = tidb.add_index("sbtest1", "c", db=db, timeout=6000)
     # the node the watcher's client prefers right now is the one it is "connected to"
     deadline = time.monotonic() + 30
     while job.job_id is None and time.monotonic() < deadline:

@@ -289,7 +289,7 @@ def test_facade_and_assertions(tmp_path: Path) -> None:
     rec = record(tmp_path)
     facade = TiDB(FakeCluster(sim), sim, rec, OPTS)
     job = facade.add_index("t", "c", db="d")
-    v = assert_job_converges(job, timeout=30)
+    v = assert_job_converges(job, timeout=30_000)  # case time: 30 s at --ha-time-scale 0.001
     assert v.verdict == "converged"
     assert facade.close() == [v] and rec.verdicts == [v]
 
@@ -300,10 +300,11 @@ def test_facade_assertion_message_reads_like_operator_log(tmp_path: Path) -> Non
     facade = TiDB(FakeCluster(sim), sim, rec, OPTS)
     job = facade.add_index("t", "c", db="d", stall=300)  # 0.3 s at this scale
     with pytest.raises(AssertionError) as info:
-        assert_job_converges(job, timeout=30)
+        assert_job_converges(job, timeout=30_000)
     msg = str(info.value)
     assert msg.startswith("add_index#1: stuck -- job 101 (add index /* ingest */)")
     assert "###### start adding index" in msg and "ALTER TABLE `d`.`t` ADD INDEX" in msg
+    assert re.search(r"state: running \(since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)", msg), msg
     with pytest.raises(AssertionError, match="cancel-ineffective"):
         assert_cancellable(job)
     facade.close()

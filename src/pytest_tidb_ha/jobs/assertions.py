@@ -49,9 +49,12 @@ def operator_log(handle: JobHandle, verdict: Verdict | None = None) -> str:
     now_t = v.decided_at if v and v.decided_at is not None else (tl.now() if tl else 0.0)
     since = ""
     if latest is not None:
-        first = next((o.t for o in reversed(handle.observations)
-                      if o.state != latest.state), None)
-        since = f" (since {_wall(tl, first)})" if first is not None else ""
+        first = latest.t
+        for o in reversed(handle.observations):
+            if o.state != latest.state:
+                break
+            first = o.t
+        since = f" (since {_wall(tl, first)})"
     lines = [head,
              f"  now: {_wall(tl, now_t)}, jobId: {handle.job_id}, job type: "
              f"{latest.job_type if latest and latest.job_type else handle.kind}, "
@@ -103,6 +106,9 @@ def _await(job: JobHandle, timeout: float, allow_errors: Sequence[str],
         raise AssertionError(f"{job.job_key}: this job is not watched (use the `tidb` fixture "
                              "or add it to a Watcher)")
     p = job.policy
+    scale = float(job.extra.get("time_scale", 1.0))  # case time -> wall time (facade jobs)
+    timeout *= scale
+    stall = stall * scale if stall is not None else None
     if allow_errors:
         p.allow_errors = tuple(p.allow_errors) + tuple(allow_errors)
     if stall is not None:
@@ -127,6 +133,8 @@ def assert_job_converges(job: JobHandle, *, timeout: float, allow_errors: Sequen
     ``allow_errors``: regexes of errors that may end the job instead
     (``failed-sensible`` by one of them passes); ``stall``: the stall window in
     seconds of fault-free time (default: derived from the test's faults).
+    For jobs from the ``tidb`` fixture both are case time, multiplied by
+    ``--ha-time-scale`` like every duration of the test's markers.
     """
     __tracebackhide__ = True
     v = _await(job, timeout, allow_errors, stall)
@@ -167,7 +175,8 @@ def assert_cancellable(job: JobHandle, *, window: float | None = None) -> Verdic
     w = job.watcher
     if w is None:
         raise AssertionError(f"{job.job_key}: this job is not watched")
-    win = window if window is not None else job.policy.cancel_window
+    scale = float(job.extra.get("time_scale", 1.0))
+    win = window * scale if window is not None else job.policy.cancel_window
     if job.terminal:
         raise AssertionError(f"{job.job_key}: {job.label()} is already {job.state}; "
                              "nothing to cancel\n" + operator_log(job))
