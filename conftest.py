@@ -96,7 +96,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ref = config.stash.get(STANDIN_IMAGE_KEY, None)
     if ref is None:
         return []
-    bugs = config.getoption("--standin-bugs") or "none"
+    bugs = ",".join(parse_bugs(config.getoption("--standin-bugs") or "")) or "none"
     return [f"stand-in cluster (TEST DOUBLE): image {ref}, bug modes: {bugs}"]
 
 

@@ -78,6 +78,8 @@ class StandinNet:
     def run(self, name: str, component: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
             cap_net_admin: bool = True, volumes: Mapping[str, Mapping[str, str]] | None = None) -> Any:
         """Start container ``name`` running ``/<component>-server args`` (detached)."""
+        from docker.types import EndpointConfig
+
         container = self.client.containers.run(
             self.image,
             entrypoint=[ENTRYPOINTS[component]],
@@ -88,12 +90,12 @@ class StandinNet:
             environment=dict(env or {}),
             labels={**self.labels, f"{LABEL_PREFIX}.component": component},
             network=self.network.name,
+            # Alias = node name, set at creation: re-connecting a running container would
+            # cut its first connections (and DNS) mid-flight.
+            networking_config={self.network.name: EndpointConfig(self.client.api._version, aliases=[name])},
             cap_add=["NET_ADMIN"] if cap_net_admin else [],
             volumes=dict(volumes or {}),
         )
-        # Alias = node name (hostname alone is not resolvable by the other containers).
-        self.network.disconnect(container)
-        self.network.connect(container, aliases=[name])
         self.containers[name] = container
         return container
 

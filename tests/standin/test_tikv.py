@@ -155,3 +155,35 @@ def test_heartbeats_fail_over_across_pd_endpoints(standin: StandinNet) -> None:
         assert state_via("pd-2") == "Up"
     finally:
         standin.container("pd-0").unpause()
+
+
+def test_stores_stay_up_across_pd_leader_changes(standin: StandinNet) -> None:
+    """Store state lives with the PD leader; a new leader must not declare stores lost."""
+    names = standin.pd_cluster(3, env=ENV)
+    wait_for("3 healthy PDs", lambda: all(
+        h["health"] for h in standin.pd_get("pd-0", "/health", timeout=3)[1]), timeout=60, story=standin.story)
+    standin.tikv("tikv-0", pds=names, env=ENV)
+    wait_for("store Up", lambda: state_of(standin, "tikv-0:20160") == "Up", timeout=60, story=standin.story)
+    for _ in range(2):
+        leader = wait_for("a leader", lambda: standin.pd_get("pd-0", "/leader", timeout=3)[1].get("name"),
+                          timeout=20, story=standin.story)
+        target = next(n for n in names if n != leader)
+        status, body = standin.http("pd-0", 2379, f"/pd/api/v1/leader/transfer/{target}", method="POST")
+        assert status == 200, body
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            for pd in names:
+                status, body = standin.pd_get(pd, "/stores", timeout=5)
+                if status == 200:  # 503 while no leader is known is fine; a lost store is not
+                    states = [s["store"]["state_name"] for s in body["stores"]]
+                    assert states == ["Up"], f"{pd} says {body}\n{_heartbeats(standin)}\n{standin.story()}"
+            time.sleep(0.2)
+    assert stores(standin, "pd-2")["tikv-0:20160"]["store"]["id"] == 1
+
+
+def _heartbeats(net: StandinNet) -> str:
+    try:
+        metrics = net.http("tikv-0", 20180, "/metrics", timeout=2)[1]
+    except httpclient.Unreachable as exc:
+        return f"tikv-0 metrics unreachable: {exc}"
+    return "\n".join(line for line in str(metrics).splitlines() if "heartbeat" in line)

@@ -8,7 +8,11 @@ is returned to the caller (status + parsed body) because its meaning is the call
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +20,49 @@ from urllib.parse import urlsplit
 
 class Unreachable(Exception):
     """The endpoint did not answer in time (refused, reset, timed out, garbled)."""
+
+
+# Name resolution has no timeout in the C library (a container whose DNS is cut can block
+# for 10 s+), so lookups run in a helper thread bounded by the call's timeout, and the
+# last good answer is reused for a while and whenever a fresh lookup fails.
+_DNS_FRESH = 5.0
+_dns_cache: dict[str, tuple[str, float]] = {}
+_dns_lock = threading.Lock()
+
+
+def resolve(host: str, timeout: float) -> str:
+    """`host` -> an IPv4/IPv6 address within `timeout`; raises Unreachable."""
+    try:
+        ipaddress.ip_address(host)
+        return host
+    except ValueError:
+        pass
+    now = time.monotonic()
+    with _dns_lock:
+        cached = _dns_cache.get(host)
+    if cached and now - cached[1] < _DNS_FRESH:
+        return cached[0]
+    box: list[str] = []
+    error: list[BaseException] = []
+
+    def lookup() -> None:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+            box.append(str(infos[0][4][0]))
+        except OSError as exc:
+            error.append(exc)
+
+    worker = threading.Thread(target=lookup, name=f"dns-{host}", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if box:
+        with _dns_lock:
+            _dns_cache[host] = (box[0], time.monotonic())
+        return box[0]
+    if cached:
+        return cached[0]
+    reason = error[0] if error else f"lookup timed out after {timeout:.1f}s"
+    raise Unreachable(f"cannot resolve {host}: {reason}")
 
 
 @dataclass(frozen=True)
@@ -56,9 +103,14 @@ def request(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
-    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    host = parts.hostname or "127.0.0.1"
+    started = time.monotonic()
+    address = resolve(host, timeout)
+    remaining = max(0.05, timeout - (time.monotonic() - started))
+    conn = http.client.HTTPConnection(address, parts.port or 80, timeout=remaining)
     try:
-        send_headers = {"Content-Type": "application/json", "Connection": "close"}
+        send_headers = {"Content-Type": "application/json", "Connection": "close",
+                        "Host": f"{host}:{parts.port or 80}"}
         send_headers.update(headers or {})
         conn.request(method, path, body=payload, headers=send_headers)
         response = conn.getresponse()

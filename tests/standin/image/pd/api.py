@@ -20,7 +20,7 @@ from common.httpserver import Request, Response, Router, empty_response, json_re
 from common.log import get_logger
 
 from pd.etcdproc import ETCD_CLIENT_URL
-from pd.stores import stores_response
+from pd.stores import NotLoaded, stores_response
 
 if TYPE_CHECKING:
     from pd.server import PDServer
@@ -180,25 +180,48 @@ class _Api:
         return _error(500, last or "no valid pd to transfer leader")
 
     # -- stores ----------------------------------------------------------------------------
-    def _store_records(self) -> list[dict[str, Any]] | Response:
+    # Store state lives in the PD leader's memory (pd/stores.py StoreBook); followers
+    # redirect store requests to the leader, as real PD's API redirector does.
+    def _leader_book(self, req: Request) -> tuple[list[dict[str, Any]], float | None] | Response:
+        is_leader, urls = self.pd.leadership()
+        if not is_leader:
+            return self._redirect(req, urls)
         try:
-            return self.pd.stores.records()
-        except EtcdUnavailable as exc:
+            if not self.pd.stores.loaded:
+                self.pd.stores.load()
+            return self.pd.stores.snapshot()
+        except (NotLoaded, EtcdUnavailable) as exc:
             return _error(503, str(exc))
         except EtcdError as exc:
             return _error(500, str(exc))
 
+    def _redirect(self, req: Request, urls: list[str]) -> Response:
+        if req.headers.get("pd-redirector"):
+            return _error(503, "not leader")
+        if not urls:
+            return _error(503, "no leader")
+        for url in urls:
+            try:
+                result = httpclient.request(
+                    req.method, f"{url}{req.path}", raw=req.body or None, timeout=self.pd.op_timeout,
+                    headers={"PD-Redirector": self.pd.cfg.name},
+                )
+            except httpclient.Unreachable:
+                continue
+            return Response(status=result.status, raw=result.body)
+        return _error(503, "leader unreachable")
+
     def stores(self, req: Request) -> Response:
-        records = self._store_records()
-        if isinstance(records, Response):
-            return records
-        return json_response(stores_response(records, time.time(), self.pd.thresholds))
+        book = self._leader_book(req)
+        if isinstance(book, Response):
+            return book
+        return json_response(stores_response(book[0], time.time(), self.pd.thresholds))
 
     def store(self, req: Request) -> Response:
-        records = self._store_records()
-        if isinstance(records, Response):
-            return records
-        body = stores_response(records, time.time(), self.pd.thresholds)
+        book = self._leader_book(req)
+        if isinstance(book, Response):
+            return book
+        body = stores_response(book[0], time.time(), self.pd.thresholds)
         for info in body["stores"]:
             if str(info["store"]["id"]) == req.params["id"]:
                 return json_response(info)
@@ -211,9 +234,14 @@ class _Api:
                 raise ValueError("address is required")
         except ValueError as exc:
             return _error(400, str(exc))
+        if not self.pd.leadership()[0]:
+            # TiKV's PD client talks to the leader only; it moves on to the next endpoint.
+            return _error(503, "not leader")
         try:
+            if not self.pd.stores.loaded:
+                self.pd.stores.load()
             store_id = self.pd.stores.heartbeat(beat)
-        except EtcdUnavailable as exc:
+        except (NotLoaded, EtcdUnavailable) as exc:
             return _error(503, str(exc))
         except EtcdError as exc:
             return _error(500, str(exc))
@@ -239,13 +267,10 @@ class _Api:
         return json_response({"id": view.cluster_id, "max_peer_count": self.pd.cfg.max_replicas})
 
     def cluster_status(self, req: Request) -> Response:
-        records = self._store_records()
-        if isinstance(records, Response):
-            return records
-        try:
-            boot = self.pd.stores.bootstrap_time()
-        except EtcdError as exc:
-            return _error(503, str(exc))
+        book = self._leader_book(req)
+        if isinstance(book, Response):
+            return book
+        records, boot = book
         body = stores_response(records, time.time(), self.pd.thresholds)
         serving = [s for s in body["stores"] if s["store"]["state_name"] in ("Up", "Disconnected")]
         return json_response({

@@ -22,7 +22,7 @@ from pd.api import build_router
 from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
 from pd.join import JoinError, join_cluster
 from pd.members import Membership
-from pd.stores import StoreRegistry, StoreThresholds
+from pd.stores import StoreBook, StoreRegistry, StoreThresholds
 
 log = get_logger("pd")
 
@@ -42,8 +42,13 @@ class PDServer:
         self.membership = Membership(
             self.local_etcd, cfg.name, list(cfg.advertise_client_urls), cfg.initial_cluster, self.op_timeout
         )
-        self.stores = StoreRegistry(self.local_etcd, self.op_timeout)
         self.thresholds = StoreThresholds.from_config(cfg.max_store_down_time)
+        self.stores = StoreBook(StoreRegistry(self.local_etcd, self.op_timeout), self.thresholds)
+        # Real PD persists store meta about once a minute; scaled, at least every second.
+        self.persist_interval = scaled(60.0, 1.0)
+        self._leader_lock = threading.Lock()
+        self._is_leader = False
+        self._leader_urls: list[str] = []
         heartbeat_ms, election_ms = raft_timings(cfg.tick_interval, cfg.election_interval)
         self.etcd = EtcdProcess(
             EtcdSettings(
@@ -63,6 +68,44 @@ class PDServer:
 
     def ready(self) -> bool:
         return self._ready.is_set()
+
+    def leadership(self) -> tuple[bool, list[str]]:
+        """(this PD is the leader, the leader's client URLs) as of the last watch tick."""
+        with self._leader_lock:
+            return self._is_leader, list(self._leader_urls)
+
+    def _track_leader(self) -> None:
+        try:
+            view = self.membership.view()
+        except EtcdError:
+            is_leader, urls = False, []
+        else:
+            leader = view.leader
+            is_leader = leader is not None and leader["member_id"] == view.self_id
+            urls = list(leader["client_urls"]) if leader else []
+        with self._leader_lock:
+            changed = is_leader != self._is_leader
+            self._is_leader, self._leader_urls = is_leader, urls
+        if changed:
+            log.info("PD leadership changed", is_leader=is_leader, name=self.cfg.name)
+        if not is_leader:
+            self.stores.drop()
+        elif not self.stores.loaded:
+            try:
+                self.stores.load()
+                log.info("loaded store records as the new leader")
+            except EtcdError as exc:
+                log.warn("cannot load store records yet", error=str(exc))
+
+    def persist_loop(self) -> None:
+        """Leader only: write changed store records to etcd every `persist_interval`."""
+        while not self._stop.wait(self.persist_interval):
+            if not self.leadership()[0]:
+                continue
+            try:
+                self.stores.persist()
+            except EtcdError as exc:
+                log.warn("persist store records failed", error=str(exc))
 
     def watch(self) -> None:
         """Track local etcd readiness; publish member info once a quorum exists."""
@@ -86,6 +129,7 @@ class PDServer:
                     self.membership.publish()
                 except EtcdError as exc:
                     log.debug("publish member info failed", error=str(exc))
+            self._track_leader()
             self._stop.wait(interval)
 
     def stop(self) -> None:
@@ -136,6 +180,7 @@ def main(argv: list[str]) -> int:
             pd.stop()
             return 1
     threading.Thread(target=pd.watch, name="pd-watch", daemon=True).start()
+    threading.Thread(target=pd.persist_loop, name="pd-persist", daemon=True).start()
     done.wait()
     for server in servers:
         server.shutdown()

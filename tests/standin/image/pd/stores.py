@@ -9,6 +9,7 @@ need a PD leader), and the state shown is derived from heartbeat age exactly as 
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -107,7 +108,7 @@ def stores_response(records: list[dict[str, Any]], now: float, thresholds: Store
 
 
 class StoreRegistry:
-    """Reads and writes store records in etcd (all calls bounded by `timeout`)."""
+    """Store records in etcd (all calls bounded by `timeout`; every call needs quorum)."""
 
     def __init__(self, etcd: Etcd, timeout: float) -> None:
         self.etcd = etcd
@@ -116,25 +117,15 @@ class StoreRegistry:
     def records(self) -> list[dict[str, Any]]:
         return [kv.json() for kv in self.etcd.get_prefix(STORE_PREFIX, timeout=self.timeout)]
 
-    def heartbeat(self, beat: dict[str, Any], now: float | None = None) -> int:
-        """Record one heartbeat; registers the store (next id) on its first one."""
-        now = time.time() if now is None else now
+    def register(self, beat: dict[str, Any], now: float) -> dict[str, Any]:
+        """First heartbeat of an address: allocate the next store id (or return the record)."""
         address = str(beat["address"])
         key = STORE_PREFIX + address
         for _ in range(20):
             current = self.etcd.get(key, timeout=self.timeout)
             if current is not None:
-                record = current.json()
-                record.update(_beat_fields(beat))
-                record["last_heartbeat"] = now
-                result = self.etcd.txn(
-                    [Compare.mod_revision(key, "=", current.mod_revision)],
-                    [Op.put(key, json.dumps(record))],
-                    timeout=self.timeout,
-                )
-                if result.succeeded:
-                    return int(record["id"])
-                continue
+                record: dict[str, Any] = current.json()
+                return record
             counter = self.etcd.get(STORE_ID_KEY, timeout=self.timeout)
             next_id = (int(counter.text) if counter else 0) + 1
             guard = (
@@ -152,12 +143,108 @@ class StoreRegistry:
             )
             if result.succeeded:
                 self.etcd.create(BOOTSTRAP_KEY, str(now), timeout=self.timeout)
-                return next_id
-        raise RuntimeError(f"store heartbeat for {address} kept conflicting")
+                return record
+        raise RuntimeError(f"store registration for {address} kept conflicting")
+
+    def save(self, record: dict[str, Any]) -> None:
+        self.etcd.put(STORE_PREFIX + str(record["address"]), json.dumps(record), timeout=self.timeout)
 
     def bootstrap_time(self) -> float | None:
         kv = self.etcd.get(BOOTSTRAP_KEY, timeout=self.timeout)
         return float(kv.text) if kv else None
+
+
+class NotLoaded(Exception):
+    """This PD has not (yet) loaded the store records from etcd."""
+
+
+class StoreBook:
+    """The PD leader's in-memory view of the stores, as real PD keeps it.
+
+    Heartbeats update memory only (real PD does not write each heartbeat to its storage),
+    so a slow PD disk does not make stores look Disconnected; registration of a new store
+    and the periodic persistence of records go to etcd.  A new leader loads the records
+    and gives every store not already Down one grace period to heartbeat it.
+    """
+
+    def __init__(self, registry: StoreRegistry, thresholds: StoreThresholds) -> None:
+        self.registry = registry
+        self.thresholds = thresholds
+        self._records: dict[str, dict[str, Any]] | None = None
+        self._dirty: set[str] = set()
+        self._bootstrap: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        with self._lock:
+            return self._records is not None
+
+    def load(self, now: float | None = None) -> None:
+        """Read every record from etcd (needs quorum); raises EtcdError."""
+        now = time.time() if now is None else now
+        records = self.registry.records()
+        boot = self.registry.bootstrap_time()
+        loaded: dict[str, dict[str, Any]] = {}
+        for record in records:
+            age = now - float(record.get("last_heartbeat", 0.0))
+            if age < self.thresholds.down_after:
+                record["last_heartbeat"] = max(float(record.get("last_heartbeat", 0.0)), now)
+            loaded[str(record["address"])] = record
+        with self._lock:
+            self._records, self._bootstrap, self._dirty = loaded, boot, set()
+
+    def drop(self) -> None:
+        with self._lock:
+            self._records, self._dirty = None, set()
+
+    def heartbeat(self, beat: dict[str, Any], now: float | None = None) -> int:
+        """Record one heartbeat in memory; the first one of an address registers the store."""
+        now = time.time() if now is None else now
+        address = str(beat["address"])
+        with self._lock:
+            if self._records is None:
+                raise NotLoaded("store records not loaded")
+            record = self._records.get(address)
+            if record is not None:
+                record.update(_beat_fields(beat))
+                record["last_heartbeat"] = now
+                self._dirty.add(address)
+                return int(record["id"])
+        fresh = self.registry.register(beat, now)  # outside the lock: needs quorum
+        fresh.update(_beat_fields(beat))
+        fresh["last_heartbeat"] = now
+        with self._lock:
+            if self._records is None:
+                raise NotLoaded("lost leadership while registering")
+            self._records[address] = fresh
+            self._dirty.add(address)
+            if self._bootstrap is None:
+                self._bootstrap = now
+        return int(fresh["id"])
+
+    def snapshot(self) -> tuple[list[dict[str, Any]], float | None]:
+        """(copies of the records, bootstrap time); raises NotLoaded."""
+        with self._lock:
+            if self._records is None:
+                raise NotLoaded("store records not loaded")
+            return [dict(r) for r in self._records.values()], self._bootstrap
+
+    def persist(self) -> int:
+        """Write the records changed since the last call to etcd; returns how many."""
+        with self._lock:
+            if self._records is None:
+                return 0
+            dirty = [dict(self._records[a]) for a in sorted(self._dirty) if a in self._records]
+            self._dirty = set()
+        for index, record in enumerate(dirty):
+            try:
+                self.registry.save(record)
+            except Exception:
+                with self._lock:
+                    self._dirty.update(str(r["address"]) for r in dirty[index:])
+                raise
+        return len(dirty)
 
 
 def _beat_fields(beat: dict[str, Any]) -> dict[str, Any]:
