@@ -151,7 +151,8 @@ def test_delay_on_a_whole_node(mini_cluster: Cluster) -> None:  # noqa: F811
 
 
 def loss_rates(cluster: Cluster) -> dict[tuple[str, str], float]:
-    return {p: 1 - r["ok"] / r["n"] for p, r in probe(cluster, "udp", n=120, timeout=0.05).items()}
+    # 0.15 s per echo: a loaded machine must not look like a lossy network
+    return {p: 1 - r["ok"] / r["n"] for p, r in probe(cluster, "udp", n=100, timeout=0.15).items()}
 
 
 def test_loss_hits_exactly_the_selected_pairs(mini_cluster: Cluster) -> None:  # noqa: F811
@@ -166,7 +167,7 @@ def test_loss_hits_exactly_the_selected_pairs(mini_cluster: Cluster) -> None:  #
         if pair in lossy:  # echo crosses the lossy link twice: about 75% lost
             assert 0.5 <= rate <= 0.95, (pair, during)
         else:
-            assert rate <= 0.05, (pair, during)
+            assert rate <= 0.08, (pair, during)
     assert max(loss_rates(mini_cluster).values()) <= 0.02
 
 
