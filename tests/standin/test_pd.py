@@ -202,7 +202,8 @@ def test_pd_survives_an_etcd_crash_and_keeps_its_data(standin: StandinNet) -> No
     value = wait_for("the key after the restart",
                      lambda: (etcd.get("/t/persist") or None), timeout=30, story=standin.story)
     assert value.text == "yes"
-    assert standin.pd_get(names[0], "/health")[0] == 200
+    wait_for("PD healthy again", lambda: standin.pd_get(names[0], "/health")[0] == 200, timeout=10,
+             story=standin.story)
 
 
 def test_join_adds_a_member_and_delete_removes_it(standin: StandinNet) -> None:

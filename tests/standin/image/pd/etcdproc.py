@@ -135,8 +135,13 @@ class EtcdProcess:
             self.restarts += 1
             log.error("etcd exited, restarting", exit_code=code, restarts=self.restarts)
             time.sleep(min(1.0 * self.restarts, 5.0))
-            if not self._stopping.is_set():
-                self._spawn()
+            while not self._stopping.is_set():
+                try:
+                    self._spawn()
+                    break
+                except OSError as exc:
+                    log.error("cannot start etcd, retrying", error=str(exc))
+                    time.sleep(1.0)
 
     def running(self) -> bool:
         with self._lock:

@@ -106,31 +106,42 @@ class PDServer:
                 self.stores.persist()
             except EtcdError as exc:
                 log.warn("persist store records failed", error=str(exc))
+            except Exception:
+                log.exception("persist store records failed")
 
     def watch(self) -> None:
-        """Track local etcd readiness; publish member info once a quorum exists."""
-        interval = 0.3
-        was_ready = False
+        """Track local etcd readiness and leadership; publish member info once quorate.
+
+        A failed tick is logged and the next one tries again: this thread must outlive
+        any surprise, or the PD would keep serving a stale leadership forever.
+        """
+        state = {"ready": False}
         while not self._stop.is_set():
             try:
-                self.local_etcd.status(timeout=1.0)
-                ok = self.etcd.running()
-            except EtcdError:
-                ok = False
-            if ok:
-                self._ready.set()
-            else:
-                self._ready.clear()
-            if ok != was_ready:
-                log.info("pd serving state changed", ready=ok)
-                was_ready = ok
-            if ok:
-                try:
-                    self.membership.publish()
-                except EtcdError as exc:
-                    log.debug("publish member info failed", error=str(exc))
-            self._track_leader()
-            self._stop.wait(interval)
+                self._tick(state)
+            except Exception:
+                log.exception("pd watch tick failed")
+            self._stop.wait(0.3)
+
+    def _tick(self, state: dict[str, bool]) -> None:
+        try:
+            self.local_etcd.status(timeout=1.0)
+            ok = self.etcd.running()
+        except EtcdError:
+            ok = False
+        if ok:
+            self._ready.set()
+        else:
+            self._ready.clear()
+        if ok != state["ready"]:
+            log.info("pd serving state changed", ready=ok)
+            state["ready"] = ok
+        if ok:
+            try:
+                self.membership.publish()
+            except EtcdError as exc:
+                log.debug("publish member info failed", error=str(exc))
+        self._track_leader()
 
     def stop(self) -> None:
         self._stop.set()

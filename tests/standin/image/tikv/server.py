@@ -135,6 +135,15 @@ class TiKVServer:
 
     # -- heartbeats ------------------------------------------------------------------------
     def heartbeat_loop(self) -> None:
+        """Heartbeat PD every interval; a surprise is logged and the loop goes on."""
+        while not self._stop.is_set():
+            try:
+                self._heartbeats()
+            except Exception:
+                log.exception("store heartbeat loop failed, restarting it")
+                self._stop.wait(store_heartbeat_interval())
+
+    def _heartbeats(self) -> None:
         """Heartbeat PD every interval; fail over across `--pd-endpoints` like TiKV's PD client."""
         endpoints = [httpclient.normalize_url(e) for e in self.cfg.pd_endpoints]
         interval = store_heartbeat_interval()
