@@ -14,6 +14,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log() { echo "standin-build: $*" >&2; }
 
+# One build at a time on this machine (parallel sessions / xdist workers call this too).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${TMPDIR:-/tmp}/tidb-standin-build.lock"
+  flock -w 900 9 || { log "another build holds the lock for 15 minutes; giving up"; exit 1; }
+fi
+
 PACKAGES="etcd-server,python3,iptables,iproute2,util-linux,procps"
 SUITE=bookworm
 
