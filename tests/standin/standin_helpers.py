@@ -78,8 +78,6 @@ class StandinNet:
     def run(self, name: str, component: str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
             cap_net_admin: bool = True, volumes: Mapping[str, Mapping[str, str]] | None = None) -> Any:
         """Start container ``name`` running ``/<component>-server args`` (detached)."""
-        from docker.types import EndpointConfig
-
         container = self.client.containers.run(
             self.image,
             entrypoint=[ENTRYPOINTS[component]],
@@ -92,7 +90,7 @@ class StandinNet:
             network=self.network.name,
             # Alias = node name, set at creation: re-connecting a running container would
             # cut its first connections (and DNS) mid-flight.
-            networking_config={self.network.name: EndpointConfig(self.client.api._version, aliases=[name])},
+            networking_config={self.network.name: self.client.api.create_endpoint_config(aliases=[name])},
             cap_add=["NET_ADMIN"] if cap_net_admin else [],
             volumes=dict(volumes or {}),
         )
