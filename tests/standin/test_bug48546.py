@@ -45,7 +45,7 @@ def test_pd_leader_partition_during_backfill(standin: StandinNet, bug: bool) -> 
     th.join(240)
     if bug:
         assert outcome == {"error": (1105, "mutex: session is expired")}, (
-            f"{outcome}\n{standin.story(tidb)}"
+            f"{outcome}\n{standin.logs(tidb, 300)}"
         )
         assert _state(standin, tidb, job_id) == "rollback done"
         logs = standin.logs(tidb, 2000)

@@ -141,8 +141,13 @@ def run_backfill(
     checkpoint: dict[str, Any],
     save: Callable[[dict[str, Any]], None],
     stop: Callable[[], bool],
+    dist: bool = False,
 ) -> int:
-    """Backfill ``rng`` from ``checkpoint`` (``next``, ``rows``); returns the rows done."""
+    """Backfill ``rng`` from ``checkpoint`` (``next``, ``rows``); returns the rows done.
+
+    ``dist``: running as a DXF subtask, where an ingest flush holds the etcd
+    distributed lock ``/tidb/distributeLock/<job>`` (the non-DXF path has none).
+    """
     idx = next(i for i in table.indexes if i.id == index_id)
     pos = [table.col_pos(c) for c in idx.columns]
     next_handle = int(checkpoint.get("next", rng.start))
@@ -180,17 +185,22 @@ def run_backfill(
         ]
         try:
             if ingest and engine is not None:
-                _ingest_write(node, engine, job_id, entries, retries)
-                sess = captured if bug_enabled(48546) else current_session(node, stop)
+                lock_key = ""
+                if dist:
+                    sess = captured if bug_enabled(48546) else current_session(node, stop)
+                    try:
+                        lock_key = distributed_lock(node, job_id, sess)
+                    except BackfillError as exc:
+                        log.error("flush error", category="ddl", error=str(exc))
+                        if bug_enabled(48546):
+                            raise  # DXF treats this unknown error as non-retryable (v7.5-v8.x)
+                        continue
                 try:
-                    lock_key = distributed_lock(node, job_id, sess)
-                except BackfillError as exc:
-                    log.error("flush error", category="ddl", error=str(exc))
-                    if bug_enabled(48546):
-                        raise
-                    continue
-                with contextlib.suppress(EtcdError):
-                    node.etcd.delete(lock_key)
+                    _ingest_write(node, engine, job_id, entries, retries)
+                finally:
+                    if lock_key:
+                        with contextlib.suppress(EtcdError):
+                            node.etcd.delete(lock_key)
             else:
                 node.kv.batch_put(entries)
             _verify_batch(node, table, index_id, pos, rows)
@@ -349,6 +359,7 @@ class BackfillTaskHandler:
             ck,
             persist,
             stop,
+            dist=True,
         )
         return {"row_count": rows}
 

@@ -334,9 +334,14 @@ class DXF:
         key = f"dxf/subtasks/{sid:010d}"
         meta = self.node.meta
         sub, rev = meta.get(key)
-        if sub is None or sub.get("exec_id") != self.node.exec_id:
-            return
+        if (
+            sub is None
+            or sub.get("exec_id") != self.node.exec_id
+            or sub["state"] not in ("pending", "running")
+        ):
+            return  # finished (or moved) since the executor listed it
         handler = self.handlers[task["type"]]
+        log.info("subtask started", task_id=task["id"], subtask_id=sid, previous=sub["state"])
         sub.update(
             state="running",
             start_time=sub.get("start_time") or time.time(),
@@ -385,12 +390,21 @@ class DXF:
             try:
                 cur, rev2 = meta.get(key)
                 if cur is None or cur.get("exec_id") != self.node.exec_id:
+                    log.warn("subtask moved away before its result was saved", subtask_id=sid)
                     return
                 cur.update(final)
                 cur["state_update_time"] = time.time()
                 if meta.cas(key, cur, rev2):
+                    log.info(
+                        "subtask finished", task_id=task["id"], subtask_id=sid, state=final["state"]
+                    )
                     return
-            except EtcdError:
+            except EtcdError as exc:
+                log.warn(
+                    "saving the subtask result failed, retrying",
+                    subtask_id=sid,
+                    error=str(exc)[:200],
+                )
                 time.sleep(scaled(0.5, 0.1))
 
 

@@ -23,6 +23,7 @@ class TiDBFlags:
     log_level: str
     lease: str  # Go duration text, as /info shows it ("45s")
     run_ddl: bool
+    report_status: bool = True
 
 
 def go_duration(seconds: float) -> str:
@@ -51,4 +52,5 @@ def from_config(cfg: Any) -> TiDBFlags:
         log_level=str(cfg.log_level or "info"),
         lease=go_duration(float(cfg.lease)),
         run_ddl=bool(cfg.run_ddl),
+        report_status=bool(getattr(cfg, "report_status", True)),
     )

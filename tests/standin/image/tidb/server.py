@@ -243,7 +243,8 @@ def main(argv: list[str]) -> int:
     node.importer.start()
     from .status import serve_status
 
-    serve_status(node)
+    if opts.report_status:
+        serve_status(node)
     node.listener = Listener(opts.host, opts.port, node.version_string, lambda c: Handler(node, c))
     log.info("server is running MySQL protocol", addr=f"{opts.host}:{opts.port}")
     node.listener.serve_forever()
