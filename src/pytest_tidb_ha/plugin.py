@@ -152,11 +152,23 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if case is not None:
             item.stash[CASE_KEY] = case
         if opts.dry_run and _uses_cluster(item):
-            if case is not None:
-                store_plan(config, item.nodeid, case)
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:
         raise pytest.UsageError("pytest-tidb-ha: invalid markers:\n  " + "\n  ".join(problems))
+
+
+def _is_yaml_case(item: pytest.Item) -> bool:
+    """YAML cases render their plan when they run (``plan_ha_case``)."""
+    return isinstance(item.parent, CaseFile)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Dry run: plans of the marker tests that survived deselection (``-m``, ``-k``)."""
+    if not ha_options(session.config).dry_run:
+        return
+    for item in session.items:
+        if _uses_cluster(item) and CASE_KEY in item.stash and not _is_yaml_case(item):
+            store_plan(session.config, item.nodeid, item.stash[CASE_KEY])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -70,3 +70,18 @@ def test_marker_tests_with_cluster_fixtures_are_skipped_and_planned(
         "test_needs_cluster  [[]test_m.py::test_needs_cluster[]]",
         "  topology: pd=1,tikv=1,tidb=2",
     ])
+
+
+def test_only_selected_marker_tests_are_planned(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_sel="""
+        import pytest
+
+        @pytest.mark.fault("kill", selector="tidb(ddl_owner)", duration="1m")
+        @pytest.mark.parametrize("n", [pytest.param(1, marks=pytest.mark.smoke), 2])
+        def test_cell(tidb_cluster, n):
+            pass
+    """)
+    result = pytester.runpytest("--ha-dry-run", "-q", "-m", "smoke", "test_sel.py")
+    result.assert_outcomes(skipped=1, deselected=1)
+    plans = [line for line in result.stdout.lines if line.startswith("test_cell[")]
+    assert plans and all(line.startswith("test_cell[1]") for line in plans)
