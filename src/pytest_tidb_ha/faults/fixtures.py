@@ -4,44 +4,22 @@ The faults come from the item's :class:`~..scenario.model.Case` (built at collec
 from ``@pytest.mark.fault`` markers or a YAML case). When the test has a
 ``workload`` marker the workload is started first, so the nemesis' t0 is the
 workload start, as the schedules mean it. Teardown stops the nemesis, which heals
-every fault still applied -- also after failures, timeouts and Ctrl-C.
+every fault still applied -- also after failures, timeouts and Ctrl-C. Before the
+first fault on a cluster the nemesis heals what dead runs left on its containers.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from ..record import HARecord
 from ..recording import CASE_KEY, ha_options
 from .nemesis import Nemesis
-from .reaper import heal_leftovers
 
 log = logging.getLogger("pytest_tidb_ha.faults")
-
-_reaped_lock = threading.Lock()
-_reaped: set[str] = set()  # container ids already swept in this process
-
-
-def _heal_leftovers_once(cluster: Any, record: HARecord) -> None:
-    """Before the first fault on a cluster, heal what dead runs left on its containers."""
-    ids = {n.container_id for n in cluster.nodes if n.container_id}
-    with _reaped_lock:
-        todo = ids - _reaped
-        _reaped.update(todo)
-    if not todo:
-        return
-    try:
-        healed = heal_leftovers(cluster.docker, only=todo)
-    except Exception as exc:  # noqa: BLE001 - a failed sweep must not fail the test
-        log.warning("fault reaper failed: %s", exc)
-        return
-    if healed:
-        record.notes.append(f"fault reaper healed leftovers of dead runs: {healed}")
 
 
 @pytest.fixture
@@ -53,8 +31,6 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
         request.getfixturevalue("ha_workload")  # t0 = workload start
     cluster = request.getfixturevalue("tidb_cluster")
     opts = ha_options(request.config)
-    if getattr(cluster, "docker", None) is not None:
-        _heal_leftovers_once(cluster, ha_record)
     nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale,
                   helper_image=opts.fault_helper_image)
     if nem.skipped and not nem.specs:
@@ -66,5 +42,7 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
         yield nem
     finally:
         nem.stop()
+        for ev in ha_record.timeline.events("nemesis.reaped"):
+            ha_record.notes.append(f"fault reaper healed leftovers of dead runs: {ev.data['healed']}")
         if nem.errors:
             ha_record.notes.extend(f"nemesis: {e}" for e in nem.errors)

@@ -46,6 +46,8 @@ THREAD_NAME = "tidb-ha-nemesis"
 ROLES_SETTLE = 5.0
 LABEL_RUN = "org.pytest-tidb-ha.run"
 _SEQ = itertools.count(1)
+_SWEPT: set[str] = set()  # container ids swept for dead runs' faults in this process
+_SWEPT_LOCK = threading.Lock()
 _PROCESS_RUN = uuid.uuid4().hex[:8]
 
 
@@ -132,6 +134,7 @@ class Nemesis:
         """Start the schedule now (t0 = now on the timeline's clock)."""
         if self._thread is not None:
             raise RuntimeError("nemesis already started")
+        self._sweep()  # before t0: the sweep must not eat into the first warm-up
         self.t0 = self.timeline.now()
         for spec, reason in self.skipped:
             record(self.timeline, "nemesis.skip", kind=spec.kind, selector=str(spec.selector or ""),
@@ -145,6 +148,28 @@ class Nemesis:
         self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
         self._thread.start()
         return self
+
+    def _sweep(self) -> None:
+        """Before the first fault on a container in this process, heal dead runs' leftovers."""
+        docker = getattr(self.cluster, "docker", None)
+        if not self.windows or docker is None or not getattr(self.cluster, "can_control_nodes", True):
+            return
+        ids = {n.container_id for n in self.cluster.nodes if getattr(n, "container_id", None)}
+        with _SWEPT_LOCK:
+            todo = ids - _SWEPT
+            _SWEPT.update(todo)
+        if not todo:
+            return
+        from .reaper import heal_leftovers
+
+        try:
+            healed = heal_leftovers(docker, only=todo)
+        except Exception as exc:  # noqa: BLE001 - a failed sweep must not stop the schedule
+            log.warning("fault reaper failed: %s", exc)
+            return
+        if healed:
+            record(self.timeline, "nemesis.reaped", healed=str(healed), rules=healed.rules,
+                   undone=healed.undone, helpers=healed.helpers)
 
     def stop(self, timeout: float = 120.0) -> None:
         """Stop the schedule, heal everything still applied, join the thread."""
