@@ -33,9 +33,12 @@ SEEDS = REPO / "scenarios" / "seeds"
 #: import reaching ``importing`` takes a few wall seconds whatever the scale): 0.05 makes
 #: the PD partition 6 s and the kill come 6 s after the import started.
 TIME_SCALE = {"48303": "0.02", "48546": "0.05", "46735": "0.05"}
-#: Table sizes / generated rows x this: 70M -> 1400 rows per sysbench table; for #46735
-#: 1M CSV rows -> 20000, so the import is still ``importing`` when the owner is killed.
+#: Table sizes / generated rows x this: 70M -> 1400 rows per sysbench table; #46735's
+#: 1M CSV rows -> 20000 (fixed stand-in: the import finishes well inside its timeout).
 WORKLOAD_SCALE = {"48303": "0.00002", "48546": "0.00002", "46735": "0.02"}
+#: With bug 46735 the kill must land while the import is still ``importing`` (6 s after it
+#: started): 100000 rows (20000 were sometimes already ``validating``).
+BUG_WORKLOAD_SCALE = {"46735": "0.1"}
 #: The stand-in is a Python test double sharing 2 cores with the test run: the seeds'
 #: 64 sysbench threads would only measure its overload, so the copy runs with fewer.
 THREADS = 4
@@ -85,8 +88,9 @@ def run_seed(pytester: pytest.Pytester, seed: str, bugs: str | None) -> tuple[An
     text = seed_text(seed)
     (pytester.path / f"{seed}.yaml").write_text(text)
     artifacts = pytester.path / "ha-artifacts"
+    rows = BUG_WORKLOAD_SCALE.get(seed, WORKLOAD_SCALE[seed]) if bugs else WORKLOAD_SCALE[seed]
     args = [f"{seed}.yaml", "--standin", f"--ha-time-scale={TIME_SCALE[seed]}",
-            f"--ha-workload-scale={WORKLOAD_SCALE[seed]}", f"--ha-artifacts={artifacts}",
+            f"--ha-workload-scale={rows}", f"--ha-artifacts={artifacts}",
             "--ha-artifacts-keep=all", "-p", "no:cacheprovider", "-rA",
             "--log-level=INFO"]
     if bugs:
