@@ -96,6 +96,7 @@ def execute_retrying(client: SQLClient, sql: str, *, timeout: float = SHORT_TIME
 # -- naming / quoting ----------------------------------------------------------------
 _name_lock = threading.Lock()
 _last_ms = 0
+_issued: set[str] = set()
 _keys = itertools.count(1)
 
 
@@ -106,7 +107,15 @@ def fresh_index_name(now_ms: int | None = None) -> str:
         ms = int(time.time() * 1000) if now_ms is None else now_ms
         ms = max(ms, _last_ms + 1)
         _last_ms = ms
-    return f"index_test_{ms}"
+        name = f"index_test_{ms}"
+        _issued.add(name)
+    return name
+
+
+def issued_index_names() -> frozenset[str]:
+    """Every index name this process handed out (never mistaken for a foreign queued job)."""
+    with _name_lock:
+        return frozenset(_issued)
 
 
 def quote(ident: str) -> str:
@@ -251,6 +260,8 @@ def submit_add_index(
     db = db or spec.db
     table = table or spec.table
     index = index or fresh_index_name()
+    with _name_lock:
+        _issued.add(index)
     configure(client, fast_reorg=spec.job_type == "ingest",
               dist_task=spec.dist_task if spec.dist_task is not None else dist_task,
               timeline=timeline)

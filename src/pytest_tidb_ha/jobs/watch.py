@@ -25,7 +25,16 @@ from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
-from .submit import TRANSIENT_CODES, SQLClient, as_int, col, find_ddl_job, find_import_job, text
+from .submit import (
+    TRANSIENT_CODES,
+    SQLClient,
+    as_int,
+    col,
+    find_ddl_job,
+    find_import_job,
+    issued_index_names,
+    text,
+)
 from .verdict import PROBE_AFTER_STUCK, STUCK, Verdict, cancel_ineffective, judge, last_progress
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
@@ -444,7 +453,9 @@ class Watcher:
     def _discover(self) -> None:
         tracked = self.handles
         ours = {h.job_id for h in tracked if h.job_id is not None}
-        names = [h.target.index_name for h in tracked if h.target.index_name]
+        # our own runs, including one whose statement is in flight but not yet added here
+        names = {h.target.index_name for h in tracked if h.target.index_name}
+        names |= issued_index_names()
         seen_tables: set[tuple[str, str]] = set()
         for h in tracked:
             if h.kind != ADD_INDEX or h.job_id is None or h.terminal:
