@@ -219,3 +219,32 @@ def test_two_shaping_faults_on_one_node(mini_cluster: Cluster) -> None:  # noqa:
             assert backends == {"iptables"} and len(applied) == 2, applied
             assert sorted(n.active) == ["f0.0", "f1.0"]
     assert n.active == [] and n.errors == []
+
+
+@pytest.mark.parametrize("runner", ["nsenter", "helper"])
+def test_partition_survives_a_kill_of_one_of_its_nodes(mini_cluster: Cluster, runner: str) -> None:  # noqa: F811
+    """A killed node comes back with a fresh namespace; the open partition is re-applied."""
+    partition = spec("network_partition", "tikv-0_to_all")
+    kill = FaultSpec(kind="kill", selector=parse_selector("tikv-0"),
+                     schedule=Schedule(Duration(1), Duration(1)))
+    r = NsenterRunner() if runner == "nsenter" else HelperRunner(mini_cluster.docker)
+    n = Nemesis(mini_cluster, [partition, kill], Timeline(), 1.0, seed=1, roles=ROLES, runner=r)
+    with n:
+        deadline = time.monotonic() + 60
+        while not n.timeline.events("fault.reapplied"):
+            assert not n.errors and time.monotonic() < deadline, n.errors
+            time.sleep(0.05)
+        assert n.active == ["f0.0"]
+        mini_cluster.refresh(["tikv-0"])
+        # the restarted node enforces its side again (not only its peers' rules)
+        own = [ln for ln in leftover_faults(mini_cluster).get("tikv-0", "").splitlines() if "DROP" in ln]
+        assert len(own) == 6, own  # 3 peers x (INPUT, OUTPUT)
+        during = reachability(mini_cluster)
+    assert n.errors == []
+    assert {p for p, ok in during.items() if not ok} == cut({"tikv-0"}, {"pd-0", "tikv-1", "tidb-0"})
+    assert n.timeline.events("fault.reapplied")[0].data["cause"] == "f1.0"
+    mini_cluster.refresh(["tikv-0"])
+    deadline = time.monotonic() + 20
+    while not all(reachability(mini_cluster).values()):
+        assert time.monotonic() < deadline, reachability(mini_cluster)
+        time.sleep(0.2)

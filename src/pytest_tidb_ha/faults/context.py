@@ -61,6 +61,10 @@ class FaultContext:
             c = self._containers[node] = container_of(self.cluster, node)
         return c
 
+    def forget(self, node: str) -> None:
+        """Drop what is cached about ``node`` (it restarted: new pid, maybe new interface)."""
+        self._ifaces.pop(node, None)
+
     def ips(self) -> dict[str, str]:
         """IP of every node on the cluster network, read from Docker now (restarts move IPs)."""
         out: dict[str, str] = {}

@@ -311,6 +311,8 @@ class Nemesis:
                 self._close(w.fault_id, reason="apply failed")
                 return False
             active.applied_at = self.timeline.now()
+            if spec.kind == "restart":
+                self._after_restart(resolved.targets, w.fault_id)
         record(self.timeline, "fault.applied", fault_id=w.fault_id, kind=spec.kind,
                              planned_start=planned["planned_start"], started=round(t, 3),
                              apply_seconds=round(active.applied_at - t, 4),
@@ -343,6 +345,8 @@ class Nemesis:
                 return False
             healed = self.timeline.now()
             del self._active[fault_id]
+            if active.window.spec.kind == "kill":
+                self._after_restart(active.resolved.targets, fault_id)
         roles_after: dict[str, object] = {}
         if active.need and reason != "atexit":
             roles_after = self._roles_after(active.need)
@@ -355,6 +359,23 @@ class Nemesis:
         )
         log.info("fault %s %s healed (%s)", fault_id, w.spec.kind, reason)
         return True
+
+    def _after_restart(self, nodes: Sequence[str], cause: str) -> None:
+        """Re-apply open network faults: restarted nodes came back without their rules."""
+        with self._lock:
+            others = [a for f, a in self._active.items()
+                      if f != cause and hasattr(a.injector, "refresh")]
+        for a in others:
+            try:
+                a.injector.refresh(list(nodes))  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - recorded; the window stays open
+                msg = redact(f"{type(exc).__name__}: {exc}")
+                self.errors.append(f"{a.window.fault_id} reapply: {msg}")
+                record(self.timeline, "fault.error", fault_id=a.window.fault_id,
+                       kind=a.window.spec.kind, phase="reapply", error=msg)
+                continue
+            record(self.timeline, "fault.reapplied", fault_id=a.window.fault_id,
+                   kind=a.window.spec.kind, nodes=list(nodes), cause=cause)
 
     def _roles_after(self, need: frozenset[str], settle: float = ROLES_SETTLE) -> dict[str, object]:
         """Roles right after a heal; polls briefly while an election leaves one unknown."""

@@ -112,14 +112,23 @@ class HelperRunner:
         self._docker = docker
         self._image = image
         self._run = run
-        self._helpers: dict[str, Any] = {}
+        self._helpers: dict[str, tuple[Any, str]] = {}  # target id -> (helper, target StartedAt)
         self._lock = threading.Lock()
 
     def _helper(self, container: Any) -> Any:
         with self._lock:
-            helper = self._helpers.get(container.id)
-            if helper is not None:
-                return helper
+            container.reload()
+            started = str(container.attrs.get("State", {}).get("StartedAt", ""))
+            cached = self._helpers.get(container.id)
+            if cached is not None:
+                helper, at = cached
+                if at == started:
+                    return helper
+                # the target restarted: the helper still sits in the old namespace
+                try:
+                    helper.remove(force=True)
+                except Exception as exc:  # noqa: BLE001 - the reaper finds it by label
+                    log.warning("could not remove stale fault helper %s: %s", helper.name, exc)
             try:
                 self._docker.images.get(self._image)
             except Exception as exc:  # docker.errors.ImageNotFound; never pull
@@ -137,7 +146,7 @@ class HelperRunner:
                 name=f"tidb-ha-helper-{container.id[:12]}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
                 auto_remove=False,
             )
-            self._helpers[container.id] = helper
+            self._helpers[container.id] = (helper, started)
             log.debug("fault helper %s for %s", helper.name, container.name)
             return helper
 
@@ -151,7 +160,7 @@ class HelperRunner:
 
     def close(self) -> None:
         with self._lock:
-            helpers, self._helpers = list(self._helpers.values()), {}
+            helpers, self._helpers = [h for h, _ in self._helpers.values()], {}
         for helper in helpers:
             try:
                 helper.remove(force=True)

@@ -213,6 +213,23 @@ class NetworkFault:
         return {"method": self.ctx.runner.method,
                 "ips": {n: self._ips.get(n) for n in (*self.sources, *self.targets)}}
 
+    def apply(self) -> None:
+        raise NotImplementedError
+
+    def heal(self) -> None:
+        raise NotImplementedError
+
+    def refresh(self, restarted: Sequence[str]) -> None:
+        """Apply again after ``restarted`` nodes came back with a fresh network namespace.
+
+        A restarted container loses its rules and qdiscs (and may get a new IP), while
+        the window is still open. Heal stays correct: it deletes by tag, not by IP.
+        """
+        self._sides = None
+        for node in restarted:
+            self.ctx.forget(node)
+        self.apply()
+
 
 class PartitionFault(NetworkFault):
     kind = "network_partition"
@@ -348,6 +365,16 @@ class NetemFault(NetworkFault):
         specs = shaping_rule_specs(self.kind, self.params, peers, dev, tag, queue)
         script = ledger_add_script(tag, marker) + " && " + insert_rules_script("OUTPUT", specs)
         self.ctx.exec(node, script, f"iptables {self.kind}")
+
+    def refresh(self, restarted: Sequence[str]) -> None:
+        for node in restarted:
+            pid = self._delayers.pop(node, None)
+            if pid:  # its namespace is gone with the old container process; so must it
+                from .delayer import queue_number
+
+                self.ctx.exec(node, delayer_stop_script(pid, queue_number(f"{self.ctx.tag}:{node}")),
+                              "stop stale delayer", missing_ok=True)
+        super().refresh(restarted)
 
     def heal(self) -> None:
         from .delayer import queue_number
