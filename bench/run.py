@@ -63,8 +63,13 @@ log = logging.getLogger("pytest_tidb_ha.bench")
 
 NAMES = ("collection", "coldstart", "faults", "verdict_latency", "watcher_overhead")
 EXTRAS = ("coldstart", "verdict_latency", "workload")
-#: bench/faults.py settings: 5 windows of 0.5 s every 1.5 s per injector (~1 minute).
-FAULT_ARGS = ("--windows", "5", "--period", "1.5", "--duration", "0.5")
+#: bench/faults.py runs: (injectors, arguments). Quick injectors: 5 windows of 0.5 s every
+#: 1.5 s; kill/restart restart a container (seconds), so fewer, longer-spaced windows.
+FAULT_RUNS = (
+    ("network_partition,network_delay,network_loss,pause,io_delay",
+     ("--windows", "5", "--period", "1.5", "--duration", "0.5")),
+    ("kill,restart", ("--windows", "2", "--period", "8", "--duration", "1")),
+)
 FAULTS_EXPECTED = 120.0
 WATCHER_EXPECTED = 120.0
 WORKLOAD_EXPECTED = 60.0
@@ -72,27 +77,47 @@ WORKLOAD_EXPECTED = 60.0
 
 # -- the two benches owned by other layers (run as their own scripts) --------------------
 def faults_section(out: Path) -> Section:
-    """``bench/faults.py`` in a subprocess; its JSON becomes rows (one per injector)."""
-    done = run_command([python(), str(HERE / "faults.py"), *FAULT_ARGS, "--out", str(out)],
-                       timeout=480)
-    if not out.exists():
-        raise BenchError(f"bench/faults.py wrote no results (exit {done.returncode}):\n"
-                         f"{tail(done.stdout + done.stderr)}")
-    data = json.loads(out.read_text())
-    section = Section("faults", data=data)
-    for r in data["results"]:
+    """``bench/faults.py`` in subprocesses; its JSON becomes rows (one per injector).
+
+    Two runs: the quick injectors with short windows, then kill/restart with windows
+    long enough for a container restart, so the "after planned start/end" lags show
+    the injector, not windows queueing behind a restart slower than the period.
+    """
+    data: dict[str, Any] = {"runs": []}
+    errors: list[str] = []
+    results: list[dict[str, Any]] = []
+    for i, (kinds, fault_args) in enumerate(FAULT_RUNS):
+        path = out.with_name(f"{out.stem}-{i}{out.suffix}")
+        done = run_command([python(), str(HERE / "faults.py"), "--kinds", kinds, *fault_args,
+                            "--out", str(path)], timeout=300)
+        if not path.exists():
+            errors.append(f"bench/faults.py --kinds {kinds} wrote no results (exit "
+                          f"{done.returncode}): {tail(done.stdout + done.stderr, 5)}")
+            continue
+        run = json.loads(path.read_text())
+        data["runs"].append({k: v for k, v in run.items() if k != "results"})
+        results += run["results"]
+        if done.returncode != 0:
+            errors.append(f"bench/faults.py --kinds {kinds} exit {done.returncode} "
+                          "(injector errors in the rows)")
+    data["results"] = results
+    write_json(out, data)
+    section = Section("faults", data=data, error="; ".join(errors) or None)
+    for r in results:
         a, h = r["apply"], r["heal"]
+        run_args = next(args for kinds, args in FAULT_RUNS if r["kind"] in kinds.split(","))
         detail = (f"p95 {millis(a['p95'])} / {millis(h['p95'])}; after planned start "
                   f"{millis(r['apply_lag']['median'])}, after planned end "
-                  f"{millis(r['heal_lag']['median'])} (medians); n={a['n']}")
+                  f"{millis(r['heal_lag']['median'])} (medians); n={a['n']}, "
+                  f"window {run_args[5]} s every {run_args[3]} s")
         if r.get("backend"):
             detail += f"; {r['backend']}"
         if r.get("errors"):
             detail += f"; ERRORS: {len(r['errors'])}: {str(r['errors'][0])[:80]}"
         section.rows.append(Row(f"fault {r['kind']} apply / heal (median)",
                                 f"{millis(a['median'])} / {millis(h['median'])}", detail))
-    if done.returncode != 0:
-        section.error = f"bench/faults.py exit {done.returncode} (injector errors in the rows)"
+    if not results:
+        raise BenchError("; ".join(errors))
     return section
 
 
@@ -163,6 +188,39 @@ def table(sections: list[Section]) -> str:
     return "\n".join(lines)
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """``docs/bench.md``: the figures of one run (from its ``all.json``), with where and when."""
+    m = report["machine"]
+    lines = [
+        "# Benchmark figures",
+        "",
+        "Written by `.venv/bin/python bench/run.py --markdown docs/bench.md` from one run of the",
+        "bench; what each figure means and how to run it: [`bench/README.md`](../bench/README.md).",
+        "",
+        f"- **Date:** {m['date']}",
+        f"- **Machine:** {m['cpus']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, "
+        f"Docker {m['docker']}, Python {m['python']}",
+        f"- **Load average** (1/5/15 min) at the start {m['loadavg_at_start']}, at the end "
+        f"{m.get('loadavg_at_end')}: the machine was shared with other work; wall-clock figures "
+        "scale with it, side-by-side ratios much less.",
+        f"- **Whole bench:** {report['total_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
+        + (f"; not run for lack of time: {', '.join(report['skipped'])}" if report["skipped"] else ""),
+        f"- **Cluster image:** the stand-in (a test double of PD/TiKV/TiDB), `{report['image']}`",
+        "",
+        "| figure | value | detail |",
+        "|---|---:|---|",
+    ]
+    for section in report["sections"].values():
+        for row in section["rows"]:
+            cells = [row["figure"], row["value"], row["detail"]]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        if section["error"]:
+            lines.append(f"| {section['name']}: FAILED | - | "
+                         f"{section['error'].splitlines()[0][:300].replace('|', '/')} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--budget", type=float, default=600.0,
@@ -171,8 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--coldstart-reps", type=int, default=3,
                     help="cold-start repetitions if the budget allows (default 3; 1 always)")
     ap.add_argument("--out", type=Path, default=RESULTS / "all.json")
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="also write the figures as a Markdown page (e.g. docs/bench.md)")
+    ap.add_argument("--markdown-from", type=Path, default=None, metavar="ALL_JSON",
+                    help="only write --markdown from an earlier run's all.json, run nothing")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.markdown_from is not None:
+        if args.markdown is None:
+            ap.error("--markdown-from needs --markdown")
+        args.markdown.write_text(markdown(json.loads(args.markdown_from.read_text())))
+        return 0
     budget = Budget(args.budget)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     info = machine()
@@ -242,12 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     print(table(sections))  # noqa: T201 - the bench's one output
     if skipped:
         print(f"not run (time budget {args.budget:.0f} s): {', '.join(skipped)}")  # noqa: T201
-    write_json(args.out, {
+    report = {
         "machine": info, "image": image, "budget_seconds": args.budget,
         "total_seconds": round(total, 1), "skipped": skipped,
         "sections": {s.name: s.to_json() for s in sections},
-    })
+    }
+    write_json(args.out, report)
     print(f"wrote {args.out}")  # noqa: T201
+    if args.markdown is not None:
+        args.markdown.write_text(markdown(report))
+        print(f"wrote {args.markdown}")  # noqa: T201
     return 1 if any(s.error for s in sections) else 0
 
 

@@ -9,15 +9,16 @@ distort what it watches? On a 1 PD / 1 TiKV / 1 TiDB stand-in cluster:
 2. one real ADD INDEX job (ingest, distributed task on) runs throughout: a table
    large enough, with ``tidb_ddl_reorg_batch_size`` at its minimum, keeps it in
    its backfill for longer than the measurement (checked, not assumed);
-3. the time is cut into windows that alternate *off* (nobody polls the job) and
-   *on* (a fresh ``Watcher`` polls it every ``poll`` seconds — 0.25 s, the
+3. the time is cut into windows *off* (nobody polls the job) and *on* (a fresh
+   ``Watcher`` polls it every ``poll`` seconds — 0.25 s, the
    interval a case run at ``--ha-time-scale`` 0.125 or less uses, i.e. the worst
    case; at time scale 1 the watcher polls every 2 s).
 
 Reported: mean tps of the *on* windows over the *off* windows (1.00 = no cost),
 and how many statements per second the watcher sent (counted by a proxy client).
-Alternating windows put load drift of the shared machine on both sides; the
-first second after each switch is left out.
+The windows run in ABBA order (off, on, on, off, ...) so a steady drift of the
+shared machine's load weighs on both sides alike; the first second after each
+switch is left out.
 
 Standalone: ``python bench/watcher_overhead.py [--window 10 --pairs 2]``.
 """
@@ -113,6 +114,15 @@ class Window:
         return sum(s.transactions for s in inside) / seconds if seconds else float("nan")
 
 
+def window_modes(pairs: int) -> list[str]:
+    """off, on, on, off, off, on, ...: an ABBA order, so a steady drift of the shared
+    machine's load (or of the job's backfill) weighs on both sides alike."""
+    out: list[str] = []
+    for k in range(pairs):
+        out += ["off", "on"] if k % 2 == 0 else ["on", "off"]
+    return out
+
+
 def settings_for(image: str) -> ClusterSettings:
     env = MappingProxyType({"STANDIN_TIME_SCALE": "1.0"})
     return ClusterSettings(
@@ -163,8 +173,7 @@ def measure(cluster: Any, *, window: float, pairs: int, poll: float) -> dict[str
         log.warning("watcher overhead: job %s running; workload %s", job_id, workload)
         workload.start()
         time.sleep(1.0)  # let the workers connect before the first window
-        for i in range(pairs * 2):
-            mode = "off" if i % 2 == 0 else "on"
+        for i, mode in enumerate(window_modes(pairs)):
             start = timeline.now()
             counter = CountingClient(cluster.client(connect_timeout=2, read_timeout=5,
                                                     write_timeout=5))
