@@ -148,6 +148,25 @@ class StandinNet:
         container.reload()
         return container
 
+    def pause(self, name: str) -> None:
+        """`docker pause` with retries: the cgroup-v1 freezer sometimes reports
+        "unable to freeze" while the processes are busy; a retry freezes them."""
+        import docker.errors
+
+        for attempt in range(5):
+            try:
+                self.container(name).pause()
+                return
+            except docker.errors.APIError as exc:
+                if "unable to freeze" not in str(exc) or attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    def unpause(self, name: str) -> None:
+        container = self.container(name)
+        if container.status == "paused":
+            container.unpause()
+
     def ip(self, name: str) -> str:
         networks = self.container(name).attrs["NetworkSettings"]["Networks"]
         return str(networks[self.network.name]["IPAddress"])

@@ -142,14 +142,14 @@ def test_etcd_gateway_through_pd_fails_over_a_paused_pd(standin: StandinNet) -> 
     assert lease in etcd.leases()
 
     # First endpoint frozen: calls still succeed by failing over to the next PD.
-    standin.container(names[0]).pause()
+    standin.pause(names[0])
     try:
         started = time.monotonic()
         etcd.put("/t/c", "during-pause")
         assert etcd.get("/t/c").text == "during-pause"  # type: ignore[union-attr]
         assert time.monotonic() - started < 10
     finally:
-        standin.container(names[0]).unpause()
+        standin.unpause(names[0])
 
     etcd.revoke(lease)
     assert etcd.get("/t/leased") is None
@@ -163,7 +163,7 @@ def test_pd_without_quorum_answers_503_instead_of_hanging(standin: StandinNet) -
     wait_for("one agreed leader", lambda: agreed_leader(standin, names), timeout=30, story=standin.story)
     survivor = names[0]
     for name in names[1:]:
-        standin.container(name).pause()
+        standin.pause(name)
     try:
         # The old leader may answer from memory until CheckQuorum deposes it (like PD's
         # leader lease); then 503 — and every answer comes quickly, none hangs.
@@ -185,7 +185,7 @@ def test_pd_without_quorum_answers_503_instead_of_hanging(standin: StandinNet) -
         assert time.monotonic() - started < 9
     finally:
         for name in names[1:]:
-            standin.container(name).unpause()
+            standin.unpause(name)
     wait_for("quorum back", lambda: standin.pd_get(survivor, "/stores", timeout=5)[0] == 200,
              timeout=30, story=standin.story)
 

@@ -109,7 +109,7 @@ def test_store_state_follows_heartbeats_when_paused_and_killed(standin: StandinN
     addr = "tikv-0:20160"
     container = standin.container("tikv-0")
 
-    container.pause()
+    standin.pause("tikv-0")
     try:
         seen = [wait_for("Disconnected", lambda: state_of(standin, addr) == "Disconnected" and "Disconnected",
                          timeout=10, interval=0.1, story=standin.story)]
@@ -122,7 +122,7 @@ def test_store_state_follows_heartbeats_when_paused_and_killed(standin: StandinN
                              timeout=30, story=standin.story))
         assert state_of(standin, "tikv-1:20160") == "Up"  # the other store keeps heartbeating
     finally:
-        container.unpause()
+        standin.unpause("tikv-0")
     seen.append(wait_for("Up after unpause", lambda: state_of(standin, addr) == "Up" and "Up",
                          timeout=10, story=standin.story))
     assert seen == ["Disconnected", "Down", "Up"]
@@ -145,7 +145,7 @@ def test_heartbeats_fail_over_across_pd_endpoints(standin: StandinNet) -> None:
         return body["stores"][0]["store"]["state_name"] if status == 200 and body["stores"] else None
 
     wait_for("store Up", lambda: state_via("pd-1") == "Up", timeout=60, story=standin.story)
-    standin.container("pd-0").pause()  # the first endpoint of --pd
+    standin.pause("pd-0")  # the first endpoint of --pd
     try:
         deadline = time.monotonic() + 6
         while time.monotonic() < deadline:
@@ -154,7 +154,7 @@ def test_heartbeats_fail_over_across_pd_endpoints(standin: StandinNet) -> None:
             time.sleep(0.3)
         assert state_via("pd-2") == "Up"
     finally:
-        standin.container("pd-0").unpause()
+        standin.unpause("pd-0")
 
 
 def test_stores_stay_up_across_pd_leader_changes(standin: StandinNet) -> None:
