@@ -183,7 +183,7 @@ class _Api:
     # Store state lives in the PD leader's memory (pd/stores.py StoreBook); followers
     # redirect store requests to the leader, as real PD's API redirector does.
     def _leader_book(self, req: Request) -> tuple[list[dict[str, Any]], float | None] | Response:
-        is_leader, urls = self.pd.leadership()
+        is_leader, urls = self.pd.live_leadership()
         if not is_leader:
             return self._redirect(req, urls)
         try:
@@ -234,7 +234,7 @@ class _Api:
                 raise ValueError("address is required")
         except ValueError as exc:
             return _error(400, str(exc))
-        if not self.pd.leadership()[0]:
+        if not self.pd.live_leadership()[0]:
             # TiKV's PD client talks to the leader only; it moves on to the next endpoint.
             return _error(503, "not leader")
         try:
