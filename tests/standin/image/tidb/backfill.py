@@ -230,7 +230,15 @@ def run_backfill(
             return rows_done
         next_handle = codec.handle_of_row_key(last) + 1
         checkpoint = {"next": next_handle, "rows": rows_done}
-        save(checkpoint)
+        try:
+            save(checkpoint)
+        except EtcdError as exc:  # the next batch saves a newer checkpoint
+            log.warn(
+                "saving the backfill checkpoint failed",
+                category="ddl",
+                job_id=job_id,
+                error=str(exc)[:200],
+            )
         time.sleep(pace)
 
 

@@ -403,12 +403,15 @@ class ImportTaskHandler:
                     time.sleep(scaled(0.5, 0.1))
             rows_done += len(batch)
             batch.clear()
-            save(
-                {
-                    "checkpoint": {"line": line_no, "rows": rows_done},
-                    "summary": {"row_count": rows_done},
-                }
-            )
+            try:
+                save(
+                    {
+                        "checkpoint": {"line": line_no, "rows": rows_done},
+                        "summary": {"row_count": rows_done},
+                    }
+                )
+            except EtcdError as exc:  # the next batch saves a newer checkpoint
+                log.warn("saving the import checkpoint failed", error=str(exc)[:200])
             time.sleep(pace)
 
         auto = 0

@@ -322,24 +322,19 @@ class KVClient:
                     best[k] = (ver, d)
         return {k: d for k, (v, d) in best.items() if d is not None}
 
-    def scan(self, start: str, end: str) -> list[tuple[str, Any]]:
-        """All live ``(key, data)`` in ``[start, end)`` in key order, merged over replicas."""
-        stores = self.stores()
-        r = min(_REPLICAS, len(stores))
-        per_store = {s: {"start": start, "end": end, "limit": 0} for s in stores}
-        need = {s: [s] for s in stores}
-        answers = self._fanout(per_store, "scan", None, True, None)
-        # Every key has r replicas; losing more than r - quorum(r) stores loses some majority.
-        if len(stores) - len(answers) > r - quorum(r):
-            raise TiKVTimeout(f"scan reached {sorted(answers)} of {stores}")
-        del need
-        best: dict[str, tuple[int, Any]] = {}
-        for data in answers.values():
-            for k, raw in _pairs(data):
-                ver, d = decode_value(raw)
-                if k not in best or ver > best[k][0]:
-                    best[k] = (ver, d)
-        return [(k, best[k][1]) for k in sorted(best) if best[k][1] is not None]
+    def scan(self, start: str, end: str, page: int = 4000) -> list[tuple[str, Any]]:
+        """All live ``(key, data)`` in ``[start, end)`` in key order, merged over replicas.
+
+        Read in pages (like coprocessor paging) so every request stays small and bounded.
+        """
+        out: list[tuple[str, Any]] = []
+        cursor = start
+        while True:
+            items, last = self.scan_limited(cursor, end, page)
+            out.extend(items)
+            if last is None:
+                return out
+            cursor = last + "\0"
 
     def scan_limited(
         self, start: str, end: str, limit: int
