@@ -8,7 +8,6 @@ single Docker or HTTP call.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.error
@@ -264,6 +263,3 @@ def unsupported_reason(kind: str, cluster: Any) -> str | None:
                 f"(--tidb-dsn): only pd_leader_resign and ddl_owner_resign can run")
     return None
 
-
-def describe_json(injector: Injector) -> str:
-    return json.dumps(injector.describe(), default=str)

@@ -21,7 +21,7 @@ import os
 import re
 import shlex
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 TAG_PREFIX = "tidb-ha"
@@ -127,12 +127,6 @@ def ledger_remove_script(tag: Tag, attrs: Mapping[str, object]) -> str:
         f"while iptables -w 5 -D {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN "
         f"2>/dev/null; do :; done; true"
     )
-
-
-def delete_rules_script(rules: Iterable[RuleLine]) -> str:
-    """Shell that deletes the given rules; a rule already gone is not an error."""
-    parts = [shlex.join(r.delete_argv()) + " 2>/dev/null" for r in rules]
-    return "; ".join([*parts, "true"])
 
 
 def process_alive(pid: int) -> bool:

@@ -77,7 +77,7 @@ def _alive(pid: int) -> bool:
 
 def reap_helpers(docker: Any, healed: Healed, alive: Callable[[int], bool] = _alive) -> None:
     flt = {"label": [f"{LABEL_PREFIX}.plugin=pytest-tidb-ha", f"{LABEL_PREFIX}.component=helper"]}
-    for c in docker.containers.list(all=True, filters=flt):
+    for c in docker.containers.list(all=True, filters=flt, ignore_removed=True):
         labels = _labels(c)
         target = labels.get(f"{LABEL_PREFIX}.target")
         gone = False
@@ -160,10 +160,18 @@ def heal_leftovers(docker: Any, *, only: Iterable[str] | None = None,
     healed = Healed()
     reap_helpers(docker, healed)
     flt = {"label": [f"{LABEL_PREFIX}.plugin=pytest-tidb-ha"]}
-    wanted = set(only) if only is not None else None
-    containers = [c for c in docker.containers.list(filters=flt)
-                  if _labels(c).get(f"{LABEL_PREFIX}.component") != "helper"
-                  and (wanted is None or c.id in wanted)]
+    if only is not None:  # just these: no listing (others' containers come and go meanwhile)
+        containers = []
+        for cid in set(only):
+            try:
+                c = docker.containers.get(cid)
+            except Exception:  # noqa: BLE001 - NotFound: gone, nothing to heal
+                continue
+            if c.status in ("running", "paused"):
+                containers.append(c)
+    else:
+        containers = [c for c in docker.containers.list(filters=flt, ignore_removed=True)
+                      if _labels(c).get(f"{LABEL_PREFIX}.component") != "helper"]
     if not containers:
         return healed
     own_runner = runner is None
