@@ -217,8 +217,31 @@ def markdown(report: dict[str, Any]) -> str:
         if section["error"]:
             lines.append(f"| {section['name']}: FAILED | - | "
                          f"{section['error'].splitlines()[0][:300].replace('|', '/')} |")
-    lines.append("")
+    lines += ["", "## Reading these figures", "", *NOTES, ""]
     return "\n".join(lines)
+
+
+#: Standing caveats of the bench's set-up (facts of the code, not of one run).
+NOTES = (
+    "- The cluster is the stand-in, a Python test double: its absolute speed says nothing "
+    "about TiDB. The figures measure the plugin's own costs (start-up machinery, collection, "
+    "fault injection, polling) and how soon its verdicts come.",
+    "- `restart`'s apply time includes Docker's graceful-stop timeout (10 s): the fault "
+    "bench's mini-cluster containers run a plain Python server as PID 1, which ignores "
+    "SIGTERM, so `docker restart` waits the full timeout before SIGKILL.",
+    "- Watcher overhead: the stand-in's TiDB is one Python process, so every statement the "
+    "watcher sends competes with the workload's in that process, and at a few tps on a loaded "
+    "machine one window's tps moves by tens of percent. Expect a much smaller share against a "
+    "real TiDB; the statements/s figure is the load the watcher adds either way.",
+    "- Cold start: plugin and raw runs alternate, but on a loaded shared machine one "
+    "repetition's ratio swings with the load of the minute it ran in (Docker's own container "
+    "starts vary by 2x); the budget adds repetitions when it can. For a steadier ratio run "
+    "`bench/coldstart.py --reps 5` on a quiet machine.",
+    "- Verdict latency: the wall figure includes the time fault windows paused the stall "
+    "clock (by design); the fault-free part minus the stall window is what detection adds.",
+    "- Collection: the CPU figure (items per CPU-second) is the one to compare across "
+    "machines; the wall figure scales with the machine's load.",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
