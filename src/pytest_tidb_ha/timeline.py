@@ -19,6 +19,7 @@ Event kinds are a contract between layers (see docs/contracts.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -73,18 +74,17 @@ class Timeline:
     def now(self) -> float:
         return self._clock() - self._t0
 
-    def record(self, kind: str, /, **data: Any) -> Event:
-        """Append an event; ``kind`` is positional-only so ``data`` may carry a ``kind`` key."""
+    def record(self, kind: str, **data: Any) -> Event:
+        """Append an event. The fault/job kind travels as ``fault_kind``/``job_kind``:
+        a ``kind`` field would shadow the event kind in ``to_json``, so it is refused."""
         t = self.now()
         ev = Event(t=t, wall=self._wall0 + t, kind=kind, data=dict(data))
         with self._lock:
             self._events.append(ev)
             listeners = list(self._listeners)
         for fn in listeners:
-            try:
+            with contextlib.suppress(Exception):  # a listener must never break the recorder
                 fn(ev)
-            except Exception:  # a listener must never break the recorder
-                pass
         return ev
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:

@@ -56,30 +56,9 @@ pytest_plugins = ["tidb_ha_repo_conftest"]
 '''
 
 
-#: Issue #46735 says "import into ...; after 2mins, kill ddl owner": the kill comes two
-#: minutes *after* the import started. The seed file starts both at its warmUpTime, so
-#: the copy starts the import at once and keeps the kill at 2m (a per-fault warmUpTime).
-KILL_AFTER_IMPORT = (
-    """          warmUpTime: 2m
-          faultType: kill
-          selector: "tidb(ddl_owner)"
-          faultDuration: 1m
-""",
-    """          warmUpTime: 0s
-          faults:
-            - faultType: kill
-              selector: "tidb(ddl_owner)"
-              warmUpTime: 2m
-              faultDuration: 1m
-""",
-)
-
-
 def seed_text(seed: str) -> str:
     text = (SEEDS / f"{seed}.yaml").read_text()
     text = re.sub(r"(?m)^(\s*threads:\s*)\d+", rf"\g<1>{THREADS}", text)
-    if seed == "46735" and KILL_AFTER_IMPORT[0] in text:
-        text = text.replace(*KILL_AFTER_IMPORT)
     return text
 
 

@@ -47,7 +47,7 @@ def test_time_scale_scales_the_printed_times(pytester: pytest.Pytester) -> None:
 def test_workload_scale_scales_generated_rows(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--ha-dry-run", "-q", "--ha-workload-scale", "0.01",
                                 "scenarios/46735.yaml")
-    result.stdout.fnmatch_lines(["*generate 10000 CSV rows (as written 1000000*"])
+    result.stdout.fnmatch_lines(["*generate 100000 CSV rows (as written 1000000*"])
 
 
 def test_marker_tests_with_cluster_fixtures_are_skipped_and_planned(

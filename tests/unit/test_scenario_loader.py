@@ -122,7 +122,8 @@ def test_seed_46735_import_into_case() -> None:
                                                    "/import/user_data1.*.csv")
     assert dict(job.options) == {"skip_rows": 1}
     assert job.generate is not None and (job.generate.rows, job.generate.files) == (1_000_000, 4)
-    assert job.generate.scaled_rows(0.01) == 10_000
+    assert job.generate.scaled_rows(0.01) == 100_000  # the floor
+    assert job.generate.scaled_rows(0.5) == 500_000
     assert job.timeout.seconds == 3600
 
 

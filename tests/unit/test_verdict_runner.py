@@ -267,9 +267,10 @@ def test_runner_import_with_generated_data(tmp_path: Path) -> None:
     sim = Sim("ok")
     case = Case(name="imp", warmup=Duration(0), jobs=(ImportIntoJob(
         db="importtest", table="user_data1", source_uri="/import/user_data1.*.csv",
-        timeout=Duration(600), options={"skip_rows": 1}, generate=GenerateSpec(1000, 4)),),
+        timeout=Duration(600), options={"skip_rows": 1}, generate=GenerateSpec(400_000, 4)),),
         expect=Expectation(stall_window=Duration(600)))
-    sim.expected_rows = 100  # type: ignore[attr-defined]
+    # 400k x 0.1 = 40k rows, raised to the floor MIN_IMPORT_ROWS
+    sim.expected_rows = 100_000  # type: ignore[attr-defined]
     rec = record(tmp_path)
     verdicts = run_case(case, cluster=FakeCluster(sim, tmp_path / "import"), record=rec,
                         options=HAOptions(time_scale=0.001, workload_scale=0.1))
@@ -277,7 +278,7 @@ def test_runner_import_with_generated_data(tmp_path: Path) -> None:
     files = sorted(p.name for p in (tmp_path / "import").iterdir())
     assert files == [f"user_data1.{i}.csv" for i in range(1, 5)]
     lines = sum(len(p.read_text().splitlines()) - 1 for p in (tmp_path / "import").iterdir())
-    assert lines == 100
+    assert lines == 100_000
     imp = next(s for s in sim.sql if s.startswith("IMPORT INTO"))
     assert imp == ("IMPORT INTO `importtest`.`user_data1` FROM '/import/user_data1.*.csv' "
                    "FORMAT 'csv' WITH skip_rows=1")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tidb_ha.workload.sizing import MIN_TABLE_SIZE, Size, scaled_size
+from pytest_tidb_ha.workload.sizing import MIN_TABLE_SIZE, Size, scaled_size, scaled_threads
 
 
 @pytest.mark.parametrize(("tables", "size", "scale", "expect"), [
@@ -28,3 +28,11 @@ def test_bad_scale_is_refused(scale: float) -> None:
 def test_bad_sizes_are_refused() -> None:
     with pytest.raises(ValueError):
         scaled_size(0, 10, 1.0)
+
+
+@pytest.mark.parametrize(("threads", "scale", "expect"), [
+    (64, 1.0, 64), (64, 2.0, 64), (64, 0.5, 32), (64, 0.00002, 4), (2, 0.001, 2), (8, 0.1, 4),
+])
+def test_threads_shrink_below_scale_one_with_a_floor(threads: int, scale: float,
+                                                    expect: int) -> None:
+    assert scaled_threads(threads, scale) == expect

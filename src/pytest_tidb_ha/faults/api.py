@@ -127,17 +127,11 @@ def params_for_event(params: Mapping[str, object]) -> dict[str, object]:
 
 
 def record(timeline: Any, event: str, **data: object) -> Any:
-    """``timeline.record(event, **data)`` where ``data`` may hold the fault's ``kind``.
+    """``timeline.record(event, **data)`` with the fault's ``kind`` sent as ``fault_kind``.
 
-    The contract puts the fault kind in ``fault.*`` events as ``kind``, but
-    ``Timeline.record(kind, **data)`` cannot take a ``kind`` keyword unless its first
-    parameter is positional-only; until then the field travels as ``fault_kind``
-    (what the report layer reads as well).
+    An event's own kind is ``fault.inject`` etc.; the fault kind rides beside it under
+    another name so neither shadows the other (see ``Timeline.record``).
     """
-    import inspect
-
-    params = inspect.signature(timeline.record).parameters
-    first = next(iter(params.values()), None)
-    if "kind" in data and (first is None or first.kind is not inspect.Parameter.POSITIONAL_ONLY):
+    if "kind" in data:
         data["fault_kind"] = data.pop("kind")
     return timeline.record(event, **data)

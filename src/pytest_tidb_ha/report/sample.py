@@ -12,7 +12,6 @@ the 30-minute and the 18-second pictures come from the same story.
 
 from __future__ import annotations
 
-import inspect
 import random
 import sys
 from pathlib import Path
@@ -32,11 +31,8 @@ class ManualClock:
 
 
 def _record(tl: Timeline, kind: str, data: dict[str, object]) -> None:
-    """``Timeline.record(kind, **data)`` cannot take a ``kind`` field while its first
-    parameter is not positional-only; then the field travels as ``fault_kind`` /
-    ``job_kind``, which :mod:`.derive` reads as well."""
-    params = inspect.signature(Timeline.record).parameters
-    if "kind" in data and params["kind"].kind is not inspect.Parameter.POSITIONAL_ONLY:
+    """Record with the fault/job kind as ``fault_kind``/``job_kind`` (the timeline's rule)."""
+    if "kind" in data:
         data = dict(data)
         data[kind.split(".")[0] + "_kind"] = data.pop("kind")
     tl.record(kind, **data)

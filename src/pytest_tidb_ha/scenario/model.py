@@ -191,6 +191,10 @@ class AddIndexJob:
     kind = "add_index"
 
 
+#: Floor of generated import rows under ``--ha-workload-scale`` (see ``scaled_rows``).
+MIN_IMPORT_ROWS = 100_000
+
+
 @dataclass(frozen=True)
 class GenerateSpec:
     """Test data the runner writes before an IMPORT INTO job.
@@ -204,7 +208,13 @@ class GenerateSpec:
     files: int = 1
 
     def scaled_rows(self, workload_scale: float) -> int:
-        return max(1, round(self.rows * workload_scale))
+        """Rows to write at ``--ha-workload-scale``; never below ``MIN_IMPORT_ROWS``.
+
+        An import that ends before its first fault window tests nothing: the floor
+        (or the rows as written, if fewer) keeps a shrunk import long enough to meet
+        a kill or partition a few seconds in.
+        """
+        return max(min(self.rows, MIN_IMPORT_ROWS), round(self.rows * workload_scale))
 
 
 @dataclass(frozen=True)

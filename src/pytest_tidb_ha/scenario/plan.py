@@ -9,6 +9,7 @@ deadline. Secrets in IMPORT INTO sources are redacted.
 from __future__ import annotations
 
 from ..redact import redact
+from ..workload.sizing import scaled_size, scaled_threads
 from .durations import format_seconds
 from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
 from .needs import plan_topology
@@ -114,11 +115,14 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
     if not case.workloads:
         lines.append("  workload: none")
     for w in case.workloads:
-        size = max(1, round(w.table_size * workload_scale))
-        scaled = f" (as written {w.table_size})" if workload_scale != 1.0 else ""
+        size = scaled_size(w.tables, w.table_size, workload_scale)
+        threads = scaled_threads(w.threads, workload_scale)
+        scaled = (f" (as written {w.tables} x {w.table_size}, {w.threads} threads)"
+                  if workload_scale != 1.0 else "")
         ignore = w.ignore_errors if w.ignore_errors == "all" else ",".join(map(str, w.ignore_errors))
-        lines.append(f"  workload: {w.kind} {w.subtype} db={w.db} tables={w.tables} "
-                     f"table_size={size}{scaled} threads={w.threads} ignore_errors={ignore}")
+        lines.append(f"  workload: {w.kind} {w.subtype} db={w.db} tables={size.tables} "
+                     f"table_size={size.table_size} threads={threads}{scaled} "
+                     f"ignore_errors={ignore}")
     if not case.faults:
         lines.append("  faults: none")
     for i, fault in enumerate(case.faults, 1):

@@ -12,6 +12,11 @@ CI wants the *total* data small. Floors keep a scaled workload meaningful:
 * at least one table.
 
 Scales above 1 grow the rows per table only; the table count stays as given.
+
+Below 1 the worker threads shrink too (:func:`scaled_threads`), never below
+:data:`MIN_THREADS` (or the unscaled count if smaller): the seeds' 64 threads are
+sized for a production cluster, and on a CI box they only measure the box's
+overload — a scaled-down cluster gets a scaled-down client.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import math
 from dataclasses import dataclass
 
 MIN_TABLE_SIZE = 1000
+MIN_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -44,3 +50,12 @@ def scaled_size(tables: int, table_size: int, scale: float) -> Size:
     rows = max(min(table_size, MIN_TABLE_SIZE), round(table_size * scale))
     n = tables if scale > 1 else max(1, math.ceil(tables * scale))
     return Size(n, rows)
+
+
+def scaled_threads(threads: int, scale: float) -> int:
+    """Worker threads for ``scale``: fewer below 1, never below ``MIN_THREADS``."""
+    if threads < 1:
+        raise ValueError(f"workload needs threads >= 1, got threads={threads}")
+    if scale >= 1:
+        return threads
+    return max(min(threads, MIN_THREADS), math.ceil(threads * scale))

@@ -37,7 +37,7 @@ from ..timeline import Timeline
 from . import statements as sql
 from .errors import IgnorePolicy, WorkloadError, classify
 from .metrics import Aggregator, Sample, Totals
-from .sizing import scaled_size
+from .sizing import scaled_size, scaled_threads
 
 log = logging.getLogger("pytest_tidb_ha.workload")
 
@@ -127,7 +127,7 @@ class Sysbench:
         self.mix = sql.Mix.for_subtype(spec.subtype)
         self.policy = IgnorePolicy.of(spec.ignore_errors)
         self.db = spec.db
-        self.threads = spec.threads
+        self.threads = scaled_threads(spec.threads, size_scale)
         self.stop_timeout = stop_timeout
         self.batch_rows = max(1, min(batch_rows, sql.MAX_BATCH_ROWS))
         self.loaders = loaders or max(1, min(self.threads, self.size.tables, 4))
