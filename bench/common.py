@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -144,17 +145,44 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
+class CommandTimeout(BenchError):
+    """A command outlived its deadline; it was interrupted (then killed). ``pid`` was its id."""
+
+    def __init__(self, message: str, pid: int) -> None:
+        super().__init__(message)
+        self.pid = pid
+
+
 def run_command(cmd: Sequence[str], *, timeout: float, cwd: Path | None = None,
-                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run a command with a deadline; on expiry raise :class:`BenchError` with its tail."""
+                env: dict[str, str] | None = None,
+                grace: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run a command with a deadline.
+
+    On expiry the command gets SIGINT first (pytest and the bench scripts clean up their
+    containers on KeyboardInterrupt), *grace* seconds later SIGKILL; then
+    :class:`CommandTimeout` is raised with its last output lines.
+    """
     log.info("running %s", " ".join(cmd))
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=cwd, env=env)
     try:
-        return subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout,
-                              cwd=cwd, env=env, check=False)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        raise BenchError(f"{cmd[0]} {' '.join(cmd[1:3])}... did not finish within "
-                         f"{timeout:.0f}s; last output:\n{tail(out)}") from None
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, err = proc.communicate(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        raise CommandTimeout(f"{cmd[0]} {' '.join(cmd[1:3])}... did not finish within "
+                             f"{timeout:.0f}s; last output:\n{tail(out + err)}", proc.pid) from None
+    except BaseException:  # Ctrl-C of the bench: the child got it too; wait for its clean-up
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+        if proc.poll() is None:
+            proc.kill()
+        raise
+    return subprocess.CompletedProcess(list(cmd), proc.returncode, out, err)
 
 
 def tail(text: str, lines: int = 20) -> str:
@@ -226,6 +254,32 @@ def remove_run(docker: Any, run_id: str) -> list[str]:
                     removed.append(f"{kind} {obj.name}")
             if attempt:
                 time.sleep(0.3)
+    return removed
+
+
+def remove_owned_by(docker: Any, pid: int) -> list[str]:
+    """Remove what a killed child process (a pytest run we started) left: label ``pid``.
+
+    Only resources whose ``org.pytest-tidb-ha.pid`` is that child's id on this host — never
+    anyone else's.
+    """
+    import socket
+
+    flt = {"label": [f"{LABEL_PREFIX}.pid={pid}", f"{LABEL_PREFIX}.host={socket.gethostname()}"]}
+    removed: list[str] = []
+    with contextlib.suppress(Exception):
+        for c in docker.containers.list(all=True, filters=flt, sparse=True):
+            with contextlib.suppress(Exception):
+                c.remove(force=True, v=True)
+                removed.append(f"container {c.id[:12]}")
+        for n in docker.networks.list(filters=flt):
+            with contextlib.suppress(Exception):
+                n.remove()
+                removed.append(f"network {n.name}")
+        for v in docker.volumes.list(filters=flt):
+            with contextlib.suppress(Exception):
+                v.remove(force=True)
+                removed.append(f"volume {v.name}")
     return removed
 
 

@@ -44,9 +44,11 @@ from common import (  # noqa: E402 - bench scripts run as files
     REPO,
     RESULTS,
     BenchError,
+    CommandTimeout,
     Row,
     Section,
     python,
+    remove_owned_by,
     run_command,
     secs,
     tail,
@@ -112,6 +114,19 @@ def stall_figures(verdict: dict[str, Any], events: list[dict[str, Any]]) -> dict
     }
 
 
+def cleanup_after(pid: int) -> None:
+    """A pytest run that had to be killed may leave its cluster: remove it (its pid label)."""
+    from pytest_tidb_ha.cluster.lifecycle import docker_client
+
+    docker = docker_client()
+    try:
+        removed = remove_owned_by(docker, pid)
+        if removed:
+            log.warning("removed what the killed pytest run left: %s", ", ".join(removed))
+    finally:
+        docker.close()
+
+
 def run_seed(seed: str, *, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
     """Run one seed in its bug mode; return its verdicts and latency figures."""
     with tempfile.TemporaryDirectory(prefix=f"tidb-ha-bench-{seed}-") as tmp:
@@ -124,7 +139,11 @@ def run_seed(seed: str, *, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
                f"--ha-artifacts={artifacts}", "--ha-artifacts-keep=all",
                "-p", "no:cacheprovider", "-q", "--rootdir", str(root)]
         began = time.monotonic()
-        done = run_command(cmd, timeout=timeout, cwd=root)
+        try:
+            done = run_command(cmd, timeout=timeout, cwd=root)
+        except CommandTimeout as exc:
+            cleanup_after(exc.pid)
+            raise
         wall = time.monotonic() - began
         found = sorted(artifacts.rglob("verdicts.json"))
         if not found:
@@ -137,7 +156,8 @@ def run_seed(seed: str, *, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
     return {
         "seed": seed, "time_scale": float(TIME_SCALE[seed]), "exit_code": done.returncode,
         "wall_seconds": round(wall, 1),
-        "verdicts": [{"job_key": v["job_key"], "verdict": v["verdict"]} for v in verdicts],
+        "verdicts": [{"job_key": v["job_key"], "verdict": v["verdict"], "reason": v["reason"]}
+                     for v in verdicts],
         "stalls": stalls,
     }
 
