@@ -93,7 +93,7 @@ def test_add_index_under_sysbench_dml_stays_consistent(standin: StandinNet) -> N
     assert not errors, errors[:5]
     with session(standin, tidb) as cur:
         cur.execute("ADMIN CHECK TABLE sb.sbtest1")
-        counts = set()
+        counts = {}
         for hint in (
             "USE INDEX (idx_c)",
             "USE INDEX (idx_kc)",
@@ -101,5 +101,6 @@ def test_add_index_under_sysbench_dml_stays_consistent(standin: StandinNet) -> N
             "IGNORE INDEX (idx_c)",
         ):
             cur.execute(f"SELECT COUNT(*) FROM sb.sbtest1 {hint}")
-            counts.add(cur.fetchone()["COUNT(*)"])
-        assert counts == {ROWS}, counts
+            counts[hint] = cur.fetchone()["COUNT(*)"]
+        # DELETE+INSERT of ids just past the end can add rows; every index must count them all.
+        assert len(set(counts.values())) == 1 and counts["IGNORE INDEX (idx_c)"] >= ROWS, counts

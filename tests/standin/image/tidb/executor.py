@@ -7,7 +7,9 @@ other statement ends in a MySQL error, never in a hang.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -170,7 +172,7 @@ class Executor:
         self.session.buffer = {}
         self.session.in_txn = False
         if buf:
-            self.node.kv.batch_put(list(buf.items()))
+            self._apply(list(buf.items()))
 
     def do_set(self, assigns: list[tuple[str, str, Any]]) -> Result:
         for scope, name, value in assigns:
@@ -503,10 +505,36 @@ class Executor:
         return out
 
     def _write(self, items: list[tuple[str, Any]]) -> None:
+        """Row changes (``row key -> new values | None``): buffered in a txn, else applied."""
         if self.session.txn_open:
             self.session.buffer.update(items)
         else:
-            self.node.kv.batch_put(items)
+            self._apply(items)
+
+    def _apply(self, items: list[tuple[str, Any]]) -> None:
+        """Write rows and derive index entries from the row each change really replaces.
+
+        Index deltas are computed at commit against the committed row (under this
+        TiDB's row locks), so concurrent transactions on one row can lose an update
+        but never leave a stale or missing index entry.
+        """
+        if not items:
+            return
+        node = self.node
+        stripes = sorted({zlib.crc32(k.encode()) % len(node.row_locks) for k, _ in items})
+        with contextlib.ExitStack() as held:
+            for n in stripes:  # ascending order: no lock-order deadlock between commits
+                held.enter_context(node.row_locks[n])
+            current = node.kv.batch_get([k for k, _ in items])
+            writes: list[tuple[str, Any]] = []
+            schema = node.schema.current
+            for key, new in items:
+                writes.append((key, new))
+                t = schema.table_by_id(int(key[1:11]))
+                if t is not None:
+                    h = codec.handle_of_row_key(key)
+                    writes.extend(self._index_writes(t, h, current.get(key), new))
+            node.kv.batch_put(writes)
 
     def _index_writes(
         self, t: Table, handle: int, old: list[Any] | None, new: list[Any] | None
@@ -603,7 +631,6 @@ class Executor:
                     continue
                 raise SQLError(1062, f"Duplicate entry '{h}' for key '{t.name}.PRIMARY'", "23000")
             writes.append((k, vals))
-            writes.extend(self._index_writes(t, h, None, vals))
             affected += 1
         self._write(writes)
         if last_id:
@@ -648,7 +675,6 @@ class Executor:
                 continue
             changed += 1
             writes.append((codec.row_key(t.id, h), new))
-            writes.extend(self._index_writes(t, h, vals, new))
         self._write(writes)
         return Result(affected=changed)
 
@@ -656,9 +682,8 @@ class Executor:
         t = self._table(stmt.table)
         writes: list[tuple[str, Any]] = []
         rows = self._rows(t, stmt.where)
-        for h, vals in rows:
+        for h, _vals in rows:
             writes.append((codec.row_key(t.id, h), None))
-            writes.extend(self._index_writes(t, h, vals, None))
         self._write(writes)
         return Result(affected=len(rows))
 

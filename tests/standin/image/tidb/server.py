@@ -72,6 +72,8 @@ class Node:
             self.etcd, endpoints, self.ddl_id, self.server_info, campaign=opts.run_ddl
         )
         self.listener: Listener | None = None
+        # Striped row locks: commits touching the same rows on this TiDB apply one at a time.
+        self.row_locks = [threading.Lock() for _ in range(64)]
         self._sysvar_cache: dict[str, tuple[float, Any]] = {}
         from .ddl import DDL
         from .dxf import DXF
