@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .venv/bin/python -m pytest scenarios/seeds --standin \
-  --ha-time-scale "${HA_TIME_SCALE:-0.05}" \
-  --ha-workload-scale "${HA_WORKLOAD_SCALE:-0.00003}" \
+  --ha-time-scale "${HA_TIME_SCALE:-0.1}" \
+  --ha-workload-scale "${HA_WORKLOAD_SCALE:-0.00002}" \
   --ha-artifacts "${HA_ARTIFACTS:-ha-artifacts}" \
   -p no:cacheprovider -q -rA "$@"
