@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from loopback import closed_port
 
 from pytest_tidb_ha.cluster.client import SQLError, TiDBClient, TiDBUnavailable
 
@@ -107,14 +108,6 @@ class FakeTiDB:
                                  + _packet(4, _lenenc(self.name.encode())) + _packet(5, _EOF))
                 else:
                     conn.sendall(_packet(1, _OK))
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 import pytest
+from loopback import closed_port
 
 from pytest_tidb_ha.cluster.client import SQLError, TiDBClient, TiDBUnavailable, is_read_only
 from pytest_tidb_ha.cluster.handle import Cluster, Node, host_ports_from_attrs, node_of_address
@@ -110,19 +111,9 @@ def test_only_reads_are_resent_after_a_timeout(sql: str, read_only: bool) -> Non
     assert is_read_only(sql) is read_only
 
 
-def _closed_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
-
-
 def test_client_reports_every_node_when_none_answers() -> None:
-    client = TiDBClient({"tidb-0": ("127.0.0.1", _closed_port()),
-                         "tidb-1": ("127.0.0.1", _closed_port())}, connect_timeout=1)
+    client = TiDBClient({"tidb-0": ("127.0.0.1", closed_port()),
+                         "tidb-1": ("127.0.0.1", closed_port())}, connect_timeout=1)
     with pytest.raises(TiDBUnavailable) as info:
         client.query("SELECT 1")
     assert info.value.code == 2003

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from loopback import closed_port
 
 from pytest_tidb_ha.cluster import roles
 from pytest_tidb_ha.cluster.handle import Cluster, Node
@@ -38,14 +38,6 @@ def serve(answers: dict[str, Any], delay: float = 0.0) -> ThreadingHTTPServer:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
-
-
-def closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = int(s.getsockname()[1])
-    s.close()
-    return port
 
 
 PD_ANSWERS = {
