@@ -32,6 +32,18 @@ def _e(text: object) -> str:
     return escape(redact(str(text)), quote=True)
 
 
+def _table(headers: Sequence[str], rows: Sequence[str], empty: str) -> str:
+    """A header row over pre-rendered ``<tr>`` rows, or a note saying there is nothing.
+
+    One place decides how every table of the page looks, and that an empty section says so
+    in words instead of showing a bare header.
+    """
+    if not rows:
+        return f"<p class=\"meta\">{_e(empty)}</p>"
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>" + "".join(rows) + "</table>"
+
+
 def render_html(*, title: str, nodeid: str, case_id: str | None, outcome: str,
                 verdicts: Sequence[Verdict], events: Sequence[Event], svg: str,
                 failure: str = "", notes: Sequence[str] = (),
@@ -45,10 +57,8 @@ def render_html(*, title: str, nodeid: str, case_id: str | None, outcome: str,
         rows.append(f"<tr><td>{_e(v.job_key)}</td><td>{_e(v.kind)}</td><td>{_e(jid)}</td>"
                     f"<td class=\"{cls}\">{_e(v.verdict)}</td>"
                     f"<td>{_e(format_duration(v.duration))}</td><td>{_e(v.reason)}</td></tr>")
-    verdict_table = (
-        "<table><tr><th>job</th><th>kind</th><th>id</th><th>verdict</th><th>duration</th>"
-        "<th>reason</th></tr>" + "".join(rows) + "</table>"
-        if rows else "<p class=\"meta\">No job verdicts were recorded.</p>")
+    verdict_table = _table(("job", "kind", "id", "verdict", "duration", "reason"), rows,
+                           "No job verdicts were recorded.")
     faults = []
     for w in h.windows:
         primary, peers = fault_nodes(w)
@@ -59,10 +69,8 @@ def render_html(*, title: str, nodeid: str, case_id: str | None, outcome: str,
         faults.append(f"<tr><td>{_e(w.fault_id)}</td><td>{_e(fault_label(w))}</td>"
                       f"<td>{_e(', '.join(primary))}</td><td>{_e(', '.join(peers))}</td>"
                       f"<td>{_e(roles)}</td><td>{w.start:.1f}s</td><td>{_e(end)}</td></tr>")
-    fault_table = (
-        "<table><tr><th>id</th><th>fault</th><th>nodes</th><th>far side</th><th>roles</th>"
-        "<th>start</th><th>end</th></tr>" + "".join(faults) + "</table>"
-        if faults else "<p class=\"meta\">No fault windows.</p>")
+    fault_table = _table(("id", "fault", "nodes", "far side", "roles", "start", "end"), faults,
+                         "No fault windows.")
     outcome_cls = "ok" if outcome == "passed" else "bad"
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
