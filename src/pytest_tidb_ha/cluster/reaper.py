@@ -91,37 +91,30 @@ def reap_stale(docker: DockerClient, *, host: str | None = None,
     flt: dict[str, str | list[str] | bool] = {"label": [f"{LABEL_PLUGIN}={PLUGIN_NAME}"]}
     reaped = Reaped()
 
-    def stale(objs: Iterable[object]) -> list[object]:
-        return [o for o in objs if is_stale(_labels(o), host=host, alive=alive)]
+    def stale(what: str, list_them: Callable[[], Iterable[object]]) -> list[object]:
+        """The stale ones of *what*; none (with a warning) when the engine cannot list them."""
+        try:
+            return [o for o in list_them() if is_stale(_labels(o), host=host, alive=alive)]
+        except Exception as exc:  # noqa: BLE001 - reaping is best effort
+            log.warning("reaper: cannot list %s: %s", what, exc)
+            return []
 
-    try:
-        # sparse: no per-container inspect, which fails when another session removes one
-        # of its containers between the list and the inspect.
-        containers = stale(docker.containers.list(all=True, filters=flt, sparse=True))
-    except Exception as exc:  # noqa: BLE001 - reaping is best effort
-        log.warning("reaper: cannot list containers: %s", exc)
-        containers = []
-    for c in containers:
+    # sparse: no per-container inspect, which fails when another session removes one
+    # of its containers between the list and the inspect.
+    for c in stale("containers",
+                   lambda: docker.containers.list(all=True, filters=flt, sparse=True)):
         try:
             c.remove(force=True, v=True)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - keep reaping the rest
             log.warning("reaper: cannot remove container %s: %s", _name(c), exc)
             continue
         reaped.containers.append(_name(c))
-    try:
-        networks = stale(docker.networks.list(filters=flt))
-    except Exception as exc:  # noqa: BLE001
-        log.warning("reaper: cannot list networks: %s", exc)
-        networks = []
-    for n in networks:
+    # Networks and volumes only after the containers that hold them; the removers retry
+    # "in use" and log instead of raising.
+    for n in stale("networks", lambda: docker.networks.list(filters=flt)):
         remove_network(docker, _name(n))
         reaped.networks.append(_name(n))
-    try:
-        volumes = stale(docker.volumes.list(filters=flt))
-    except Exception as exc:  # noqa: BLE001
-        log.warning("reaper: cannot list volumes: %s", exc)
-        volumes = []
-    for v in volumes:
+    for v in stale("volumes", lambda: docker.volumes.list(filters=flt)):
         remove_volume(docker, _name(v))
         reaped.volumes.append(_name(v))
     if reaped:
