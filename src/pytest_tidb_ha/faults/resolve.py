@@ -58,6 +58,20 @@ def roles_needed(selector: Selector | None) -> frozenset[str]:
     return frozenset(need)
 
 
+def _role_holder(side: NodeSelector, holder: str | None, role: str, names: Sequence[str],
+                 nobody: str) -> list[str]:
+    """The node holding a live role (PD leader, DDL owner), as a one-node group.
+
+    Both roles fail the same two ways: nobody holds the role right now (*nobody* says how
+    that showed), or the holder is not one of this cluster's nodes.
+    """
+    if holder is None:
+        raise ResolveError(f"{side}: {nobody}")
+    if holder not in names:
+        raise ResolveError(f"{side}: {role} {holder!r} is not a node of this cluster")
+    return [holder]
+
+
 def _group(side: NodeSelector, names: Sequence[str], roles: Roles) -> list[str]:
     pd = [n for n in names if component_of(n) == "pd"]
     group = side.group
@@ -72,22 +86,16 @@ def _group(side: NodeSelector, names: Sequence[str], roles: Roles) -> list[str]:
             raise ResolveError(f"{side}: no node named {side.name!r} (nodes: {', '.join(names)})")
         return [side.name]
     if group == "pdleader":
-        if roles.pd_leader is None:
-            raise ResolveError(f"{side}: PD has no leader right now (no PD answered with one)")
-        if roles.pd_leader not in names:
-            raise ResolveError(f"{side}: PD leader {roles.pd_leader!r} is not a node of this cluster")
-        return [roles.pd_leader]
+        return _role_holder(side, roles.pd_leader, "PD leader", names,
+                            "PD has no leader right now (no PD answered with one)")
     if group == "pdfollower":
         if roles.pd_leader is None:
             raise ResolveError(f"{side}: no PD leader, so no PD follower either")
         members = [m for m in roles.pd_members if m in pd] or pd
         return [n for n in members if n != roles.pd_leader]
     if group == "ddlowner":
-        if roles.ddl_owner is None:
-            raise ResolveError(f"{side}: no TiDB reports being the DDL owner right now")
-        if roles.ddl_owner not in names:
-            raise ResolveError(f"{side}: DDL owner {roles.ddl_owner!r} is not a node of this cluster")
-        return [roles.ddl_owner]
+        return _role_holder(side, roles.ddl_owner, "DDL owner", names,
+                            "no TiDB reports being the DDL owner right now")
     raise ResolveError(f"{side}: unknown selector group {group!r}")
 
 
