@@ -40,6 +40,43 @@ def _jk(job_id: int) -> str:
     return f"{job_id:020d}"
 
 
+def _job_record(
+    job_id: int,
+    jtype: str,
+    *,
+    db: str,
+    table: str,
+    schema_id: int,
+    table_id: int,
+    query: str,
+    state: str,
+    schema_state: str,
+    create_time: float,
+    start_time: float | None = None,
+    end_time: float | None = None,
+) -> dict[str, Any]:
+    """The fields every DDL job record carries, in one place.
+
+    ``_row`` (``information_schema.ddl_jobs`` / ``ADMIN SHOW DDL JOBS``) reads these keys from
+    every job, whichever path wrote it; type-specific fields are appended by the caller.
+    """
+    return {
+        "id": job_id,
+        "type": jtype,
+        "db": db,
+        "table": table,
+        "schema_id": schema_id,
+        "table_id": table_id,
+        "query": query,
+        "state": state,
+        "schema_state": schema_state,
+        "row_count": 0,
+        "create_time": create_time,
+        "start_time": start_time,
+        "end_time": end_time,
+    }
+
+
 def fmt_time(ts: float | None) -> _dt.datetime | None:
     return None if not ts else _dt.datetime.fromtimestamp(ts)
 
@@ -94,21 +131,20 @@ class DDL:
     ) -> None:
         """Schema-only jobs (create/drop) go straight to history as ``synced``."""
         now = time.time()
-        job = {
-            "id": job_id,
-            "type": jtype,
-            "db": db,
-            "table": table,
-            "schema_id": schema_id,
-            "table_id": table_id,
-            "query": query,
-            "state": "synced",
-            "schema_state": "none" if jtype.startswith("drop") else "public",
-            "row_count": 0,
-            "create_time": now,
-            "start_time": now,
-            "end_time": now,
-        }
+        job = _job_record(
+            job_id,
+            jtype,
+            db=db,
+            table=table,
+            schema_id=schema_id,
+            table_id=table_id,
+            query=query,
+            state="synced",
+            schema_state="none" if jtype.startswith("drop") else "public",
+            create_time=now,
+            start_time=now,
+            end_time=now,
+        )
         with contextlib.suppress(EtcdError):
             self.node.meta.put(HISTORY_PREFIX + _jk(job_id), job)
 
@@ -142,19 +178,18 @@ class DDL:
         job_id = node.meta.next_id()
         index_id = max([i.id for i in t.indexes] + [0]) + 1 + (job_id % 1000) * 0
         job = {
-            "id": job_id,
-            "type": "add index",
-            "db": t.db,
-            "table": t.name,
-            "schema_id": t.db_id,
-            "table_id": t.id,
-            "query": query,
-            "state": "none",
-            "schema_state": "none",
-            "row_count": 0,
-            "create_time": time.time(),
-            "start_time": None,
-            "end_time": None,
+            **_job_record(
+                job_id,
+                "add index",
+                db=t.db,
+                table=t.name,
+                schema_id=t.db_id,
+                table_id=t.id,
+                query=query,
+                state="none",
+                schema_state="none",
+                create_time=time.time(),
+            ),
             "reorg_tp": None,
             "want_reorg": "ingest" if fast else "txn",
             "dist": dist,
@@ -181,19 +216,18 @@ class DDL:
             raise SQLError(1091, f"Can't DROP '{name}'; check that column/key exists", "42000")
         job_id = node.meta.next_id()
         job = {
-            "id": job_id,
-            "type": "drop index",
-            "db": t.db,
-            "table": t.name,
-            "schema_id": t.db_id,
-            "table_id": t.id,
-            "query": query,
-            "state": "none",
-            "schema_state": "public",
-            "row_count": 0,
-            "create_time": time.time(),
-            "start_time": None,
-            "end_time": None,
+            **_job_record(
+                job_id,
+                "drop index",
+                db=t.db,
+                table=t.name,
+                schema_id=t.db_id,
+                table_id=t.id,
+                query=query,
+                state="none",
+                schema_state="public",
+                create_time=time.time(),
+            ),
             "index": {"id": idx.id, "name": idx.name},
             "error": None,
             "error_code": 0,
