@@ -24,6 +24,7 @@ from . import backfill, codec
 from .catalog import Index, Table, commit_schema, table_key
 from .executor import Result
 from .sql import IndexDef, SQLError
+from .systables import DDL_JOBS_COLUMNS
 
 if TYPE_CHECKING:
     from .executor import Session
@@ -319,24 +320,13 @@ class DDL:
         ]
 
     def admin_show_ddl_jobs(self, n: int) -> Result:
-        cols = [
-            ("JOB_ID", "int"),
-            ("DB_NAME", "str"),
-            ("TABLE_NAME", "str"),
-            ("JOB_TYPE", "str"),
-            ("SCHEMA_STATE", "str"),
-            ("SCHEMA_ID", "int"),
-            ("TABLE_ID", "int"),
-            ("ROW_COUNT", "int"),
-            ("CREATE_TIME", "datetime"),
-            ("START_TIME", "datetime"),
-            ("END_TIME", "datetime"),
-            ("STATE", "str"),
-        ]
+        # ADMIN SHOW DDL JOBS = information_schema.ddl_jobs without its last column, QUERY.
+        cols = DDL_JOBS_COLUMNS[:-1]
+        width = len(cols)
         active = [
-            self._row(j)[:12] for j, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"])
+            self._row(j)[:width] for j, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"])
         ]
-        hist = [self._row(j)[:12] for j in reversed(self.history_jobs())][:n]
+        hist = [self._row(j)[:width] for j in reversed(self.history_jobs())][:n]
         return Result(cols, active + hist)
 
     def admin_show_ddl(self) -> Result:
