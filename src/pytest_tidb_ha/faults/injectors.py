@@ -55,6 +55,15 @@ def _wait_status(container: Any, wanted: tuple[str, ...], timeout: float) -> str
         time.sleep(0.1)
 
 
+def _start_and_wait(container: Any) -> None:
+    """Bring a stopped node back: ``docker start`` unless it runs or Docker is already
+    restarting it, then wait until it runs. *container* must be freshly reloaded.
+    """
+    if container.status not in ("running", "restarting"):
+        container.start()
+    _wait_status(container, ("running",), START_TIMEOUT)
+
+
 def _refresh(cluster: Any, node: str) -> None:
     """Let the cluster handle re-read IP and ports of a restarted node (when it can)."""
     refresh = getattr(cluster, "refresh", None)
@@ -91,9 +100,7 @@ class KillFault:
         for node in self.targets:
             c = self.ctx.container(node)
             c.reload()
-            if c.status not in ("running", "restarting"):
-                c.start()
-            _wait_status(c, ("running",), START_TIMEOUT)
+            _start_and_wait(c)
             _refresh(self.ctx.cluster, node)
 
     def describe(self) -> dict[str, object]:
@@ -121,9 +128,7 @@ class RestartFault:
             c.reload()
             if c.status == "paused":
                 continue  # someone else's pause window; not ours to end
-            if c.status not in ("running", "restarting"):
-                c.start()
-            _wait_status(c, ("running",), START_TIMEOUT)
+            _start_and_wait(c)
 
     def describe(self) -> dict[str, object]:
         return {}
