@@ -229,11 +229,31 @@ def run_labels(run_id: str, cluster: str, component: str | None = None) -> dict[
 def remove_run(docker: Any, run_id: str) -> list[str]:
     """Remove containers, networks and volumes labelled with *run_id* (only those).
 
-    Returns what was removed, for the log. Containers first (they hold the network
-    and the volumes), then networks, then volumes; each retried briefly because an
-    engine answers "in use" while a killed container is still being torn down.
+    Returns what was removed, for the log. Networks and volumes are retried briefly
+    because an engine answers "in use" while a killed container is still being torn down.
     """
-    flt = {"label": [f"{LABEL_PREFIX}.run={run_id}"]}
+    return _remove_labelled(docker, {"label": [f"{LABEL_PREFIX}.run={run_id}"]}, attempts=10)
+
+
+def remove_owned_by(docker: Any, pid: int) -> list[str]:
+    """Remove what a killed child process (a pytest run we started) left: label ``pid``.
+
+    Only resources whose ``org.pytest-tidb-ha.pid`` is that child's id on this host — never
+    anyone else's.
+    """
+    import socket
+
+    flt = {"label": [f"{LABEL_PREFIX}.pid={pid}", f"{LABEL_PREFIX}.host={socket.gethostname()}"]}
+    return _remove_labelled(docker, flt, attempts=1)
+
+
+def _remove_labelled(docker: Any, flt: dict[str, list[str]], *, attempts: int) -> list[str]:
+    """Remove every container, then network, then volume matching the label filter *flt*.
+
+    Containers first (they hold the network and the volumes). Networks and volumes are
+    listed and removed up to *attempts* times, pausing between rounds, until none is left.
+    Best effort: an engine error skips that resource and goes on. Returns what was removed.
+    """
     removed: list[str] = []
     with contextlib.suppress(Exception):
         for c in docker.containers.list(all=True, filters=flt, sparse=True):
@@ -241,7 +261,7 @@ def remove_run(docker: Any, run_id: str) -> list[str]:
                 c.remove(force=True, v=True)
                 removed.append(f"container {c.id[:12]}")
     for kind, lister in (("network", docker.networks), ("volume", docker.volumes)):
-        for attempt in range(10):
+        for attempt in range(attempts):
             try:
                 left = lister.list(filters=flt)
             except Exception:  # noqa: BLE001 - engine gone: nothing more we can do
@@ -254,32 +274,6 @@ def remove_run(docker: Any, run_id: str) -> list[str]:
                     removed.append(f"{kind} {obj.name}")
             if attempt:
                 time.sleep(0.3)
-    return removed
-
-
-def remove_owned_by(docker: Any, pid: int) -> list[str]:
-    """Remove what a killed child process (a pytest run we started) left: label ``pid``.
-
-    Only resources whose ``org.pytest-tidb-ha.pid`` is that child's id on this host — never
-    anyone else's.
-    """
-    import socket
-
-    flt = {"label": [f"{LABEL_PREFIX}.pid={pid}", f"{LABEL_PREFIX}.host={socket.gethostname()}"]}
-    removed: list[str] = []
-    with contextlib.suppress(Exception):
-        for c in docker.containers.list(all=True, filters=flt, sparse=True):
-            with contextlib.suppress(Exception):
-                c.remove(force=True, v=True)
-                removed.append(f"container {c.id[:12]}")
-        for n in docker.networks.list(filters=flt):
-            with contextlib.suppress(Exception):
-                n.remove()
-                removed.append(f"network {n.name}")
-        for v in docker.volumes.list(filters=flt):
-            with contextlib.suppress(Exception):
-                v.remove(force=True)
-                removed.append(f"volume {v.name}")
     return removed
 
 
