@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,46 @@ def remove_labelled(docker_engine: Any, label: str) -> None:
         n.remove()
     for v in docker_engine.volumes.list(filters=flt):
         v.remove(force=True)
+
+
+@contextlib.contextmanager
+def victim_session(pytester: pytest.Pytester, image: str, docker_engine: Any, ready: Path, *,
+                   capture: bool) -> Iterator[subprocess.Popen[str]]:
+    """Run ``test_victim.py`` as a separate pytest process the test can kill.
+
+    The victim writes its pid (first word) to *ready* once its cluster is up. Whatever
+    happens, the process is gone afterwards and anything labelled with its pid is removed.
+    *capture* keeps its output (for the assertion messages) instead of discarding it.
+    """
+    cmd = [sys.executable, "-m", "pytest", "test_victim.py", "-p", "no:cacheprovider",
+           *image_args(image)]
+    if capture:
+        proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+    else:
+        proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, text=True)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if ready.exists():
+            remove_labelled(docker_engine, f"{LABEL_PID}={ready.read_text().split()[0]}")
+
+
+def wait_until_up(proc: subprocess.Popen[str], ready: Path, timeout: float = 240) -> None:
+    """Poll until the victim wrote *ready*; fail at once if it died, or after *timeout*."""
+    deadline = time.monotonic() + timeout
+    while not ready.exists():
+        if proc.poll() is not None:
+            output = proc.communicate()[0] if proc.stdout is not None else None
+            raise AssertionError(output[-3000:] if output is not None
+                                 else "the victim session ended before its cluster was up")
+        assert time.monotonic() < deadline, "the victim's cluster did not come up"
+        time.sleep(0.5)
+    time.sleep(0.2)  # the file exists: let the victim finish writing it
 
 
 def test_tests_share_one_cluster_with_their_own_databases(
@@ -104,17 +146,8 @@ def test_sigkilled_session_leaves_resources_the_next_session_reaps(
             open({str(ready)!r}, "w").write(f"{{os.getpid()}} {{tidb_cluster.name}}")
             time.sleep(600)
     """)
-    cmd = [sys.executable, "-m", "pytest", "test_victim.py", "-p", "no:cacheprovider",
-           *image_args(standin_image)]
-    proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 240
-        while not ready.exists():
-            assert proc.poll() is None, "the victim session ended before its cluster was up"
-            assert time.monotonic() < deadline, "the victim's cluster did not come up"
-            time.sleep(0.5)
-        time.sleep(0.2)
+    with victim_session(pytester, standin_image, docker_engine, ready, capture=False) as proc:
+        wait_until_up(proc, ready)
         pid, name = ready.read_text().split()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
@@ -130,12 +163,6 @@ def test_sigkilled_session_leaves_resources_the_next_session_reaps(
         result = pytester.runpytest_subprocess("test_next.py", timeout=120)
         result.assert_outcomes(passed=1)
         assert leftovers(f"{LABEL_PID}={pid}") == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-        if ready.exists():
-            remove_labelled(docker_engine, f"{LABEL_PID}={ready.read_text().split()[0]}")
 
 
 def test_keep_cluster_keeps_it_and_says_how_to_reach_and_remove_it(
@@ -233,25 +260,10 @@ def test_interrupted_session_removes_its_cluster(
             open({str(ready)!r}, "w").write(str(os.getpid()))
             time.sleep(600)
     """)
-    cmd = [sys.executable, "-m", "pytest", "test_victim.py", "-p", "no:cacheprovider",
-           *image_args(standin_image)]
-    proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()[0][-3000:]
-            assert time.monotonic() < deadline, "the victim's cluster did not come up"
-            time.sleep(0.5)
-        time.sleep(0.2)
+    with victim_session(pytester, standin_image, docker_engine, ready, capture=True) as proc:
+        wait_until_up(proc, ready)
         pid = ready.read_text()
         assert leftovers(f"{LABEL_PID}={pid}")
         os.kill(proc.pid, signum)
         output, _ = proc.communicate(timeout=120)
         assert leftovers(f"{LABEL_PID}={pid}") == [], output[-3000:]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=30)
-        if ready.exists():
-            remove_labelled(docker_engine, f"{LABEL_PID}={ready.read_text()}")
