@@ -8,7 +8,6 @@ client URLs once there is a quorum, and keep going until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 import time
 
@@ -17,6 +16,7 @@ from common.env import bugs, scaled, time_scale
 from common.etcd import Etcd, EtcdError
 from common.httpserver import serve, split_host_port
 from common.log import get_logger, setup
+from common.signals import exit_on_signals
 
 from pd.api import build_router
 from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
@@ -187,14 +187,7 @@ def main(argv: list[str]) -> int:
              initial_cluster=initial or cfg.initial_cluster, join=cfg.join, data_dir=cfg.data_dir,
              store_disconnected_after=pd.thresholds.disconnected_after,
              store_down_after=pd.thresholds.down_after)
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("got signal to exit", signal=signal.Signals(signum).name)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = exit_on_signals(lambda name: log.info("got signal to exit", signal=name))
     pd.etcd.start()
     servers = []
     for url in cfg.client_urls:

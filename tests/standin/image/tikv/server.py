@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import threading
 import time
 from collections import Counter
@@ -28,6 +27,7 @@ from common.httpserver import (
     text_response,
 )
 from common.log import get_logger, setup
+from common.signals import exit_on_signals
 
 from tikv.store import KVStore
 
@@ -220,14 +220,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         log.fatal("failed to open the store", data_dir=cfg.data_dir, error=str(exc))
         return 1
-    done = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("receive signal, exiting", signal=signal.Signals(signum).name)
-        done.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    done = exit_on_signals(lambda name: log.info("receive signal, exiting", signal=name))
     servers = []
     try:
         host, port = split_host_port(cfg.addr, 20160)
