@@ -18,6 +18,9 @@ from pytest_tidb_ha.workload import sysbench as sysbench_module
 from pytest_tidb_ha.workload.errors import WorkloadError
 from pytest_tidb_ha.workload.sysbench import Sysbench, _abort
 
+#: The ``start`` fixture: ``start(connect, workload, **Sysbench kwargs) -> (sysbench, timeline)``.
+Start = Callable[..., tuple[Sysbench, Timeline]]
+
 Handler = Callable[["FakeConn", str], Any]
 
 
@@ -85,10 +88,22 @@ def spec(**kw: Any) -> Workload:
 
 
 @pytest.fixture
-def running() -> Iterator[list[Sysbench]]:
-    """Stops every workload a test left running (tests must not leak threads)."""
+def start() -> Iterator[Start]:
+    """Starts a workload on a fresh timeline; stops every one a test left running.
+
+    Tests must not leak threads: every test that runs the workload starts it through this.
+    """
     started: list[Sysbench] = []
-    yield started
+
+    def launch(connect: Callable[[], Any], workload: Workload,
+               **kwargs: Any) -> tuple[Sysbench, Timeline]:
+        tl = Timeline()
+        sb = Sysbench(connect, workload, tl, **kwargs)
+        started.append(sb)
+        sb.start()
+        return sb, tl
+
+    yield launch
     for sb in started:
         with contextlib.suppress(WorkloadError):
             sb.stop()
@@ -151,7 +166,7 @@ def test_scale_shrinks_what_prepare_loads() -> None:
     assert server.count("CREATE TABLE IF NOT EXISTS sbtest2 ") == 0
 
 
-def test_ignored_errors_are_counted_and_rolled_back(running: list[Sysbench]) -> None:
+def test_ignored_errors_are_counted_and_rolled_back(start: Start) -> None:
     n = {"updates": 0}
 
     def handler(c: FakeConn, q: str) -> Any:
@@ -162,10 +177,7 @@ def test_ignored_errors_are_counted_and_rolled_back(running: list[Sysbench]) -> 
         return None
 
     server = FakeServer(handler)
-    tl = Timeline()
-    sb = Sysbench(server.connect, spec(ignore_errors=(1213,)), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(server.connect, spec(ignore_errors=(1213,)))
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="two metrics samples")
     totals = sb.stop()
     assert totals.transactions > 0
@@ -181,16 +193,13 @@ def test_ignored_errors_are_counted_and_rolled_back(running: list[Sysbench]) -> 
     assert tl.events("workload.")[-1].kind == "workload.stop"
 
 
-def test_an_unlisted_error_stops_the_workload_and_stop_raises(running: list[Sysbench]) -> None:
+def test_an_unlisted_error_stops_the_workload_and_stop_raises(start: Start) -> None:
     def handler(c: FakeConn, q: str) -> Any:
         if q.startswith("DELETE"):
             raise pymysql.err.OperationalError(1105, "unknown error")
         return None
 
-    tl = Timeline()
-    sb = Sysbench(FakeServer(handler).connect, spec(ignore_errors=(1213,)), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(FakeServer(handler).connect, spec(ignore_errors=(1213,)))
     wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
     wait_for(lambda: not any(t.is_alive() for t in sb._workers), what="workers to exit")
     with pytest.raises(WorkloadError, match=r"\[1105\] unknown error") as info:
@@ -200,32 +209,26 @@ def test_an_unlisted_error_stops_the_workload_and_stop_raises(running: list[Sysb
     assert err.data["code"] == 1105 and err.data["ignore_errors"] == "1213"
 
 
-def test_a_bug_is_never_ignored_even_with_all(running: list[Sysbench]) -> None:
+def test_a_bug_is_never_ignored_even_with_all(start: Start) -> None:
     def handler(c: FakeConn, q: str) -> Any:
         if q.startswith("INSERT"):
             raise TypeError("driver bug")
         return None
 
-    tl = Timeline()
-    sb = Sysbench(FakeServer(handler).connect, spec(ignore_errors="all"), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(FakeServer(handler).connect, spec(ignore_errors="all"))
     wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
     with pytest.raises(WorkloadError, match="TypeError: driver bug"):
         sb.stop()
 
 
-def test_connection_errors_reconnect_and_work_resumes(running: list[Sysbench]) -> None:
+def test_connection_errors_reconnect_and_work_resumes(start: Start) -> None:
     def handler(c: FakeConn, q: str) -> Any:
         if c.executed == 5 and c.server.connects <= 6:  # the first connections die once
             raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server")
         return None
 
     server = FakeServer(handler)
-    tl = Timeline()
-    sb = Sysbench(server.connect, spec(threads=3), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(server.connect, spec(threads=3))
     wait_for(lambda: server.connects > 6 and sb.totals().transactions > 20,
              what="reconnects and transactions after them")
     totals = sb.stop()
@@ -233,12 +236,9 @@ def test_connection_errors_reconnect_and_work_resumes(running: list[Sysbench]) -
     assert totals.transactions > 20
 
 
-def test_connect_failures_back_off_and_count(running: list[Sysbench]) -> None:
+def test_connect_failures_back_off_and_count(start: Start) -> None:
     server = FakeServer(connect_error=pymysql.err.OperationalError(2003, "Can't connect"))
-    tl = Timeline()
-    sb = Sysbench(server.connect, spec(threads=2), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(server.connect, spec(threads=2))
     time.sleep(1.0)
     totals = sb.stop()
     # back-off 50 ms doubling: a handful of attempts per worker, not a busy loop
@@ -246,7 +246,7 @@ def test_connect_failures_back_off_and_count(running: list[Sysbench]) -> None:
     assert totals.transactions == 0
 
 
-def test_stop_is_prompt_when_workers_block_in_a_read(running: list[Sysbench]) -> None:
+def test_stop_is_prompt_when_workers_block_in_a_read(start: Start) -> None:
     """A partitioned node: reads block until the socket is shut down."""
     blocked = threading.Semaphore(0)
 
@@ -257,10 +257,7 @@ def test_stop_is_prompt_when_workers_block_in_a_read(running: list[Sysbench]) ->
             raise pymysql.err.OperationalError(2013, "Lost connection")
         return None
 
-    tl = Timeline()
-    sb = Sysbench(FakeServer(handler).connect, spec(threads=4), tl, stop_timeout=3.0)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(FakeServer(handler).connect, spec(threads=4), stop_timeout=3.0)
     for _ in range(4):
         assert blocked.acquire(timeout=5), "workers never reached a read"
     t0 = time.monotonic()
@@ -272,7 +269,7 @@ def test_stop_is_prompt_when_workers_block_in_a_read(running: list[Sysbench]) ->
     assert totals.error_count == 0  # our own abort is not the cluster's error
 
 
-def test_stop_is_bounded_even_when_nothing_unblocks(running: list[Sysbench]) -> None:
+def test_stop_is_bounded_even_when_nothing_unblocks(start: Start) -> None:
     release = threading.Event()
 
     def handler(c: FakeConn, q: str) -> Any:
@@ -280,10 +277,7 @@ def test_stop_is_bounded_even_when_nothing_unblocks(running: list[Sysbench]) -> 
             release.wait(30)  # deaf to close(): a truly wedged driver
         return None
 
-    tl = Timeline()
-    sb = Sysbench(FakeServer(handler).connect, spec(threads=2), tl, stop_timeout=1.0)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(FakeServer(handler).connect, spec(threads=2), stop_timeout=1.0)
     wait_for(lambda: sum(1 for t in sb._workers if t.is_alive()) == 2, what="workers")
     time.sleep(0.2)
     t0 = time.monotonic()
@@ -314,11 +308,8 @@ def test_abort_unblocks_a_real_socket_read() -> None:
     assert not reader.is_alive() and got == [b""]
 
 
-def test_metrics_cover_every_second_of_the_run(running: list[Sysbench]) -> None:
-    tl = Timeline()
-    sb = Sysbench(FakeServer().connect, spec(threads=2), tl)
-    running.append(sb)
-    sb.start()
+def test_metrics_cover_every_second_of_the_run(start: Start) -> None:
+    sb, tl = start(FakeServer().connect, spec(threads=2))
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="metrics")
     sb.stop()
     seconds = [e.data["second"] for e in tl.events("workload.metrics")]
@@ -336,7 +327,7 @@ def test_spec_validation() -> None:
 
 
 def test_stop_mid_transaction_rolls_back_without_counting_errors(
-        running: list[Sysbench]) -> None:
+        start: Start) -> None:
     """A slow cluster: stop() does not wait for whole transactions to finish."""
 
     def handler(c: FakeConn, q: str) -> Any:
@@ -344,10 +335,7 @@ def test_stop_mid_transaction_rolls_back_without_counting_errors(
         return None
 
     server = FakeServer(handler)
-    tl = Timeline()
-    sb = Sysbench(server.connect, spec(threads=2), tl)
-    running.append(sb)
-    sb.start()
+    sb, tl = start(server.connect, spec(threads=2))
     wait_for(lambda: server.count("SELECT") >= 2, what="transactions under way")
     t0 = time.monotonic()
     totals = sb.stop()
