@@ -416,6 +416,47 @@ def unknown_top_level(config: Mapping[str, Any], known: frozenset[str]) -> list[
     return sorted(k for k in config if k not in known)
 
 
+def load_config(
+    parsed: Parsed,
+    unknown_keys: Callable[[Mapping[str, Any]], list[str]],
+    *,
+    unreadable: Callable[[ValueError], FlagExit],
+    unknown_message: Callable[[list[str]], str],
+    strict: bool,
+    reject: Callable[[str], FlagExit],
+) -> tuple[dict[str, Any], list[str]]:
+    """``--config``'s TOML and the warnings it earns: ``({}, [])`` when no file is named.
+
+    All three servers follow the same steps (read the file or exit, list the keys they do
+    not know, then exit when ``strict`` or else carry on with a warning); only the upstream
+    wording differs, so each caller passes its own messages.
+    """
+    if not parsed.get("config"):
+        return {}, []
+    try:
+        config = load_toml(parsed.get("config"))
+    except ValueError as exc:
+        raise unreadable(exc) from exc
+    unknown = unknown_keys(config)
+    if not unknown:
+        return config, []
+    message = unknown_message(unknown)
+    if strict:
+        raise reject(message)
+    return config, [message]
+
+
+def pick_value(parsed: Parsed, config: Mapping[str, Any], flag: str, key: str, default: Any) -> Any:
+    """A flag given on the command line, else the config file's value, else ``default``.
+
+    An empty config value counts as unset (PD and TiKV both treat ``""`` as "use default").
+    """
+    if parsed.given(flag):
+        return parsed.get(flag)
+    value = lookup(config, key)
+    return default if value in (None, "") else value
+
+
 def _split_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -489,25 +530,17 @@ def parse_pd(argv: Sequence[str], hostname: str | None = None) -> PdConfig:
         raise FlagExit(1, f"Error: '{parsed.positional[0]}' is an invalid flag\n")
     if parsed.get("version"):
         raise FlagExit(0, stdout=_version_text("PD"))
-    config: dict[str, Any] = {}
-    warnings: list[str] = []
-    if parsed.get("config"):
-        try:
-            config = load_toml(parsed.get("config"))
-        except ValueError as exc:
-            raise FlagExit(1, f"[FATAL] parse config file error: {exc}\n") from exc
-        unknown = unknown_top_level(config, PD_KNOWN_CONFIG)
-        if unknown:
-            message = f"Config contains undefined item: {', '.join(unknown)}"
-            if parsed.get("config-check"):
-                raise FlagExit(1, f"[FATAL] {message}\n")
-            warnings.append(message)
+    config, warnings = load_config(
+        parsed,
+        lambda c: unknown_top_level(c, PD_KNOWN_CONFIG),
+        unreadable=lambda exc: FlagExit(1, f"[FATAL] parse config file error: {exc}\n"),
+        unknown_message=lambda unknown: f"Config contains undefined item: {', '.join(unknown)}",
+        strict=bool(parsed.get("config-check")),
+        reject=lambda message: FlagExit(1, f"[FATAL] {message}\n"),
+    )
 
     def pick(flag: str, key: str, default: Any) -> Any:
-        if parsed.given(flag):
-            return parsed.get(flag)
-        value = lookup(config, key)
-        return default if value in (None, "") else value
+        return pick_value(parsed, config, flag, key, default)
 
     name = pick("name", "name", "") or f"pd-{hostname or os.uname().nodename}"
     data_dir = pick("data-dir", "data-dir", "") or f"default.{name}"
@@ -628,25 +661,17 @@ def parse_tikv(argv: Sequence[str]) -> TikvConfig:
     parsed = parse_clap("tikv-server", argv, TIKV_FLAGS, _version_text("TiKV"))
     if parsed.get("print-sample-config"):
         raise FlagExit(0, stdout="# TiKV sample configuration (stand-in)\n[server]\naddr = \"127.0.0.1:20160\"\n")
-    config: dict[str, Any] = {}
-    warnings: list[str] = []
-    if parsed.get("config"):
-        try:
-            config = load_toml(parsed.get("config"))
-        except ValueError as exc:
-            raise _tikv_fatal(f"invalid configuration file {parsed.get('config')!r}: {exc}") from exc
-        unknown = unknown_top_level(config, TIKV_KNOWN_CONFIG)
-        if unknown:
-            message = f"Unrecognized keys: {', '.join(unknown)}"
-            if parsed.get("config-check"):
-                raise _tikv_fatal(f"invalid configuration file: {message}")
-            warnings.append(message)
+    config, warnings = load_config(
+        parsed,
+        lambda c: unknown_top_level(c, TIKV_KNOWN_CONFIG),
+        unreadable=lambda exc: _tikv_fatal(f"invalid configuration file {parsed.get('config')!r}: {exc}"),
+        unknown_message=lambda unknown: f"Unrecognized keys: {', '.join(unknown)}",
+        strict=bool(parsed.get("config-check")),
+        reject=lambda message: _tikv_fatal(f"invalid configuration file: {message}"),
+    )
 
     def pick(flag: str, key: str, default: str) -> str:
-        if parsed.given(flag):
-            return str(parsed.get(flag))
-        value = lookup(config, key)
-        return default if value in (None, "") else str(value)
+        return str(pick_value(parsed, config, flag, key, default))
 
     addr = pick("addr", "server.addr", "127.0.0.1:20160")
     advertise = pick("advertise-addr", "server.advertise-addr", "") or addr
@@ -806,19 +831,16 @@ def parse_tidb(argv: Sequence[str], prog: str = "/tidb-server") -> TidbConfig:
         raise FlagExit(0, _goflag_usage(prog, TIDB_FLAGS))
     if parsed.get("V"):
         raise FlagExit(0, stdout=_version_text("TiDB"))
-    config: dict[str, Any] = {}
-    warnings: list[str] = []
-    if parsed.get("config"):
-        try:
-            config = load_toml(parsed.get("config"))
-        except ValueError as exc:
-            raise FlagExit(1, f"config check failed\n{exc}\n") from exc
-        unknown = _tidb_section_tables(config)
-        if unknown:
-            message = f"config file {parsed.get('config')} contained invalid configuration options: {', '.join(unknown)}"
-            if parsed.get("config-check") or parsed.get("config-strict"):
-                raise FlagExit(1, f"{message}\n")
-            warnings.append(message)
+    config, warnings = load_config(
+        parsed,
+        _tidb_section_tables,
+        unreadable=lambda exc: FlagExit(1, f"config check failed\n{exc}\n"),
+        unknown_message=lambda unknown: (
+            f"config file {parsed.get('config')} contained invalid configuration options: {', '.join(unknown)}"
+        ),
+        strict=bool(parsed.get("config-check") or parsed.get("config-strict")),
+        reject=lambda message: FlagExit(1, f"{message}\n"),
+    )
     if parsed.get("config-check"):
         raise FlagExit(0, stdout="config check successful\n")
 
