@@ -13,8 +13,17 @@ import time
 
 import pytest
 from standin_helpers import StandinNet, wait_for
-from test_tidb_owner import _alter_in_background, _row_count, _state
-from test_tidb_support import latest_job_id, load_sbtest, query, session, start_cluster
+from test_tidb_support import (
+    add_index_until_backfilling,
+    alter_in_background,
+    job_row_count,
+    job_state,
+    latest_job_id,
+    load_sbtest,
+    query,
+    session,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -36,13 +45,8 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
         cur.execute("SET GLOBAL tidb_enable_dist_task = ON")
         cur.execute("SET GLOBAL tidb_ddl_enable_fast_reorg = ON")
         cur.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 64")
-    th, outcome = _alter_in_background(standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)")
-    job_id = wait_for("the job", lambda: latest_job_id(standin, tidb, "sbtest1", "sb"), timeout=30)
-    wait_for(
-        "backfill under way",
-        lambda: _row_count(standin, tidb, job_id) > 0,
-        timeout=60,
-        story=standin.story,
+    th, outcome, job_id = add_index_until_backfilling(
+        standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)", "sbtest1", "sb"
     )
     assert query(
         standin, tidb, f"SELECT JOB_TYPE FROM information_schema.ddl_jobs WHERE JOB_ID={job_id}"
@@ -67,18 +71,18 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
     if not bug:
         th.join(240)
         assert outcome == {"ok": True}, f"{outcome}\n{standin.story(tidb)}"
-        assert _state(standin, tidb, job_id) == "synced"
+        assert job_state(standin, tidb, job_id) == "synced"
         with session(standin, tidb) as cur:
             cur.execute("ADMIN CHECK TABLE sb.sbtest1")
             cur.execute("SELECT COUNT(*) FROM sb.sbtest1 USE INDEX (idx_c)")
             assert cur.fetchone()["COUNT(*)"] == ROWS
         return
     # Bug: stuck running after the fault healed; cancel is "successful" and ineffective.
-    stuck_at = _row_count(standin, tidb, job_id)
+    stuck_at = job_row_count(standin, tidb, job_id)
     assert query(standin, tidb, f"ADMIN CANCEL DDL JOBS {job_id}") == [
         {"JOB_ID": job_id, "RESULT": "successful"}
     ]
-    th2, outcome2 = _alter_in_background(
+    th2, outcome2 = alter_in_background(
         standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_pad (pad)"
     )
     second = wait_for(
@@ -88,12 +92,12 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
         ),
         timeout=30,
     )
-    wait_for("second job queueing", lambda: _state(standin, tidb, second) == "queueing", timeout=30)
+    wait_for("second job queueing", lambda: job_state(standin, tidb, second) == "queueing", timeout=30)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        assert _state(standin, tidb, job_id) == "running"
-        assert _state(standin, tidb, second) == "queueing"
-        assert _row_count(standin, tidb, job_id) == stuck_at
+        assert job_state(standin, tidb, job_id) == "running"
+        assert job_state(standin, tidb, second) == "queueing"
+        assert job_row_count(standin, tidb, job_id) == stuck_at
         time.sleep(1)
     assert "ok" not in outcome and "ok" not in outcome2
     assert len(_ingest_lock_waits(standin, tidb)) >= 2

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import pytest
 from standin_helpers import StandinNet, pd_leader, wait_for
-from test_tidb_owner import _alter_in_background, _row_count, _state
-from test_tidb_support import latest_job_id, load_sbtest, session, start_cluster
+from test_tidb_support import (
+    add_index_until_backfilling,
+    job_state,
+    load_sbtest,
+    session,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -29,13 +34,8 @@ def test_pd_leader_partition_during_backfill(standin: StandinNet, bug: bool) -> 
         cur.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 32")
     leader = wait_for("a PD leader", lambda: pd_leader(standin, "pd-0"), timeout=30)
     followers = [p for p in ("pd-0", "pd-1", "pd-2") if p != leader]
-    th, outcome = _alter_in_background(standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)")
-    job_id = wait_for("the job", lambda: latest_job_id(standin, tidb, "sbtest1", "sb"), timeout=30)
-    wait_for(
-        "backfill under way",
-        lambda: _row_count(standin, tidb, job_id) > 0,
-        timeout=60,
-        story=standin.story,
+    th, outcome, job_id = add_index_until_backfilling(
+        standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)", "sbtest1", "sb"
     )
     standin.isolate(leader, followers)
     try:
@@ -47,7 +47,7 @@ def test_pd_leader_partition_during_backfill(standin: StandinNet, bug: bool) -> 
         assert outcome == {"error": (1105, "mutex: session is expired")}, (
             f"{outcome}\n{standin.logs(tidb, 300)}"
         )
-        assert _state(standin, tidb, job_id) == "rollback done"
+        assert job_state(standin, tidb, job_id) == "rollback done"
         logs = standin.logs(tidb, 2000)
         assert '["flush error"] [category=ddl] [error="mutex: session is expired"]' in logs
         with session(standin, tidb) as cur:
@@ -59,7 +59,7 @@ def test_pd_leader_partition_during_backfill(standin: StandinNet, bug: bool) -> 
             cur.execute("ADMIN CHECK TABLE sb.sbtest1")
     else:
         assert outcome == {"ok": True}, f"{outcome}\n{standin.story(tidb)}"
-        assert _state(standin, tidb, job_id) == "synced"
+        assert job_state(standin, tidb, job_id) == "synced"
         with session(standin, tidb) as cur:
             cur.execute("ADMIN CHECK TABLE sb.sbtest1")
             cur.execute("SELECT COUNT(*) FROM sb.sbtest1 USE INDEX (idx_c)")

@@ -7,46 +7,24 @@ with consistent data because no bug mode is switched on.
 
 from __future__ import annotations
 
-import threading
 import time
-from typing import Any
 
-import pymysql
 import pytest
 from standin_helpers import StandinNet, wait_for
-from test_tidb_support import latest_job_id, load_sbtest, owner, query, session, start_cluster
+from test_tidb_support import (
+    add_index_until_backfilling,
+    alter_in_background,
+    job_row_count,
+    job_state,
+    latest_job_id,
+    load_sbtest,
+    owner,
+    query,
+    session,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.docker
-
-
-def _alter_in_background(
-    net: StandinNet, via: str, sql: str
-) -> tuple[threading.Thread, dict[str, Any]]:
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            with session(net, via, read_timeout=600) as cur:
-                cur.execute(sql)
-            outcome["ok"] = True
-        except pymysql.err.MySQLError as exc:
-            outcome["error"] = exc.args
-
-    th = threading.Thread(target=run, daemon=True)
-    th.start()
-    return th, outcome
-
-
-def _row_count(net: StandinNet, via: str, job_id: int) -> int:
-    rows = query(
-        net, via, f"SELECT ROW_COUNT FROM information_schema.ddl_jobs WHERE JOB_ID = {job_id}"
-    )
-    return int(rows[0]["ROW_COUNT"]) if rows else -1
-
-
-def _state(net: StandinNet, via: str, job_id: int) -> str:
-    rows = query(net, via, f"SELECT STATE FROM information_schema.ddl_jobs WHERE JOB_ID = {job_id}")
-    return str(rows[0]["STATE"]) if rows else "?"
 
 
 def test_owner_moves_when_partitioned_from_pd(standin: StandinNet) -> None:
@@ -87,19 +65,19 @@ def test_add_index_progress_and_takeover_after_owner_kill(standin: StandinNet) -
     other = next(n for n in names if n != first)
     load_sbtest(standin, other, "sb", "sbtest1", 8000)
     query(standin, other, "SET GLOBAL tidb_ddl_reorg_batch_size = 64")
-    th, outcome = _alter_in_background(standin, other, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)")
+    th, outcome = alter_in_background(standin, other, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)")
     job_id = wait_for(
         "the job id", lambda: latest_job_id(standin, other, "sbtest1", "sb"), timeout=30
     )
     seen: list[int] = []
 
     def grew() -> bool:
-        seen.append(_row_count(standin, other, job_id))
+        seen.append(job_row_count(standin, other, job_id))
         return len({c for c in seen if c > 0}) >= 2
 
     wait_for("ROW_COUNT to grow", grew, timeout=60, interval=0.3, story=standin.story)
     assert seen == sorted(seen), f"ROW_COUNT went backwards: {seen}"
-    assert _state(standin, other, job_id) == "running"
+    assert job_state(standin, other, job_id) == "running"
     standin.container(first).kill()
     wait_for(
         f"{other} to take over DDL",
@@ -136,13 +114,9 @@ def test_add_index_resumes_from_checkpoint_after_owner_partition(standin: Standi
             "SET GLOBAL tidb_enable_dist_task = OFF"
         )  # owner-local backfill with an etcd checkpoint
         cur.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 64")
-    th, outcome = _alter_in_background(
-        standin, other, "ALTER TABLE sb.sbtest1 ADD INDEX idx_k2 (k, c)"
+    th, outcome, job_id = add_index_until_backfilling(
+        standin, other, "ALTER TABLE sb.sbtest1 ADD INDEX idx_k2 (k, c)", "sbtest1", "sb"
     )
-    job_id = wait_for(
-        "the job id", lambda: latest_job_id(standin, other, "sbtest1", "sb"), timeout=30
-    )
-    wait_for("backfill under way", lambda: _row_count(standin, other, job_id) > 0, timeout=60)
     standin.isolate(first, ["pd-0"])
     try:
         wait_for(

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -170,6 +171,56 @@ def latest_job_id(net: StandinNet, name: str, table: str, db: str | None = None)
         f"AND TABLE_NAME = '{table}'{where} ORDER BY JOB_ID DESC LIMIT 1",
     )
     return int(rows[0]["JOB_ID"]) if rows else None
+
+
+def alter_in_background(
+    net: StandinNet, via: str, sql: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run a blocking ALTER on a thread; ``outcome`` gets ``ok`` or the MySQL ``error`` args."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with session(net, via, read_timeout=600) as cur:
+                cur.execute(sql)
+            outcome["ok"] = True
+        except pymysql.err.MySQLError as exc:
+            outcome["error"] = exc.args
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    return th, outcome
+
+
+def job_row_count(net: StandinNet, via: str, job_id: int) -> int:
+    rows = query(
+        net, via, f"SELECT ROW_COUNT FROM information_schema.ddl_jobs WHERE JOB_ID = {job_id}"
+    )
+    return int(rows[0]["ROW_COUNT"]) if rows else -1
+
+
+def job_state(net: StandinNet, via: str, job_id: int) -> str:
+    rows = query(net, via, f"SELECT STATE FROM information_schema.ddl_jobs WHERE JOB_ID = {job_id}")
+    return str(rows[0]["STATE"]) if rows else "?"
+
+
+def add_index_until_backfilling(
+    net: StandinNet, via: str, sql: str, table: str, db: str
+) -> tuple[threading.Thread, dict[str, Any], int]:
+    """Start ``sql`` (an ADD INDEX on ``db.table``) and return once its backfill has rows.
+
+    Fault tests inject their fault only from here on, so that the fault lands mid-backfill
+    rather than before the job exists. Returns the ALTER's thread, its outcome and the job id.
+    """
+    th, outcome = alter_in_background(net, via, sql)
+    job_id = wait_for("the job id", lambda: latest_job_id(net, via, table, db), timeout=30)
+    wait_for(
+        "backfill under way",
+        lambda: job_row_count(net, via, job_id) > 0,
+        timeout=60,
+        story=net.story,
+    )
+    return th, outcome, job_id
 
 
 def elapsed(since: float) -> float:

@@ -15,8 +15,14 @@ from typing import Any
 import pymysql
 import pytest
 from standin_helpers import StandinNet
-from test_tidb_owner import _alter_in_background
-from test_tidb_support import connect, load_sbtest, query, session, start_cluster
+from test_tidb_support import (
+    alter_in_background,
+    connect,
+    load_sbtest,
+    query,
+    session,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -69,11 +75,11 @@ def test_add_index_under_sysbench_dml_stays_consistent(standin: StandinNet) -> N
     for w in workers:
         w.start()
     try:
-        th, outcome = _alter_in_background(
+        th, outcome = alter_in_background(
             standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_c (c)"
         )
         th.join(300)
-        th2, outcome2 = _alter_in_background(
+        th2, outcome2 = alter_in_background(
             standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_kc (k, c)"
         )
         th2.join(300)
