@@ -27,6 +27,16 @@ from test_tidb_support import (
 pytestmark = pytest.mark.docker
 
 
+def _wait_takeover(net: StandinNet, survivor: str) -> None:
+    """Wait until ``survivor`` reports DDL ownership after the old owner was taken out."""
+    wait_for(
+        f"{survivor} to take over DDL",
+        lambda: owner(net, [survivor]),
+        timeout=60,
+        story=net.story,
+    )
+
+
 def test_owner_moves_when_partitioned_from_pd(standin: StandinNet) -> None:
     names = start_cluster(standin, tidbs=2)
     first = wait_for("a DDL owner", lambda: owner(standin, names), timeout=30, story=standin.story)
@@ -79,12 +89,7 @@ def test_add_index_progress_and_takeover_after_owner_kill(standin: StandinNet) -
     assert seen == sorted(seen), f"ROW_COUNT went backwards: {seen}"
     assert job_state(standin, other, job_id) == "running"
     standin.container(first).kill()
-    wait_for(
-        f"{other} to take over DDL",
-        lambda: owner(standin, [other]),
-        timeout=60,
-        story=standin.story,
-    )
+    _wait_takeover(standin, other)
     th.join(240)
     assert outcome == {"ok": True}, f"{outcome}\n{standin.story(other)}"
     final = query(
@@ -119,12 +124,7 @@ def test_add_index_resumes_from_checkpoint_after_owner_partition(standin: Standi
     )
     standin.isolate(first, ["pd-0"])
     try:
-        wait_for(
-            f"{other} to take over DDL",
-            lambda: owner(standin, [other]),
-            timeout=60,
-            story=standin.story,
-        )
+        _wait_takeover(standin, other)
         th.join(240)
     finally:
         standin.heal(first)
