@@ -78,6 +78,32 @@ def _job_record(
     }
 
 
+def _queued_job(
+    job_id: int, jtype: str, t: Table, query: str, *, schema_state: str, **fields: Any
+) -> dict[str, Any]:
+    """A new job on table ``t``, queued (state ``none``) for the owner's worker to run.
+
+    ``fields`` are the job type's own (reorg choice, index); the error slots come last.
+    """
+    return {
+        **_job_record(
+            job_id,
+            jtype,
+            db=t.db,
+            table=t.name,
+            schema_id=t.db_id,
+            table_id=t.id,
+            query=query,
+            state="none",
+            schema_state=schema_state,
+            create_time=time.time(),
+        ),
+        **fields,
+        "error": None,
+        "error_code": 0,
+    }
+
+
 def fmt_time(ts: float | None) -> _dt.datetime | None:
     return None if not ts else _dt.datetime.fromtimestamp(ts)
 
@@ -178,31 +204,22 @@ class DDL:
         dist = node.sysvar_on("tidb_enable_dist_task") and fast
         job_id = node.meta.next_id()
         index_id = max([i.id for i in t.indexes] + [0]) + 1 + (job_id % 1000) * 0
-        job = {
-            **_job_record(
-                job_id,
-                "add index",
-                db=t.db,
-                table=t.name,
-                schema_id=t.db_id,
-                table_id=t.id,
-                query=query,
-                state="none",
-                schema_state="none",
-                create_time=time.time(),
-            ),
-            "reorg_tp": None,
-            "want_reorg": "ingest" if fast else "txn",
-            "dist": dist,
-            "index": {
+        job = _queued_job(
+            job_id,
+            "add index",
+            t,
+            query,
+            schema_state="none",
+            reorg_tp=None,
+            want_reorg="ingest" if fast else "txn",
+            dist=dist,
+            index={
                 "id": index_id,
                 "name": name,
                 "columns": list(idef.columns),
                 "unique": idef.unique,
             },
-            "error": None,
-            "error_code": 0,
-        }
+        )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
         log.info("add DDL job", category="ddl", job_id=job_id, query=query, type="add index")
         self._wait(job_id)
@@ -216,23 +233,14 @@ class DDL:
         if idx is None or idx.primary:
             raise SQLError(1091, f"Can't DROP '{name}'; check that column/key exists", "42000")
         job_id = node.meta.next_id()
-        job = {
-            **_job_record(
-                job_id,
-                "drop index",
-                db=t.db,
-                table=t.name,
-                schema_id=t.db_id,
-                table_id=t.id,
-                query=query,
-                state="none",
-                schema_state="public",
-                create_time=time.time(),
-            ),
-            "index": {"id": idx.id, "name": idx.name},
-            "error": None,
-            "error_code": 0,
-        }
+        job = _queued_job(
+            job_id,
+            "drop index",
+            t,
+            query,
+            schema_state="public",
+            index={"id": idx.id, "name": idx.name},
+        )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
         self._wait(job_id)
 
