@@ -108,11 +108,18 @@ def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> N
     story = "\n".join(result.outlines[-80:])
     got = names(verdicts)
     assert result.ret == 1, story
-    assert got[0] == ("add_index#1", "stuck"), f"{got}\n{story}"
-    assert ("add_index#1/cancel", "cancel-ineffective") in got, f"{got}\n{story}"
-    queued = [v for v in verdicts if v["job_key"] == "add_index#2"]
-    assert queued and queued[0]["verdict"] == "stuck" and "queueing" in queued[0]["reason"], got
-    assert_fast(verdicts[0])
+    # The deadlock needs a TiKV write to time out during the ingest backfill, which the first
+    # run may escape (its backfill can finish between partitions): earlier runs converge,
+    # the first run that meets it is stuck, and nothing after it runs but one queued job.
+    runs = [v for v in verdicts if "/" not in v["job_key"]]
+    first = next((i for i, v in enumerate(runs) if v["verdict"] != "converged"), None)
+    assert first is not None, f"{got}\n{story}"
+    stuck, queued = runs[first], runs[first + 1:]
+    assert stuck["verdict"] == "stuck" and "no progress" in stuck["reason"], f"{got}\n{story}"
+    assert (stuck["job_key"] + "/cancel", "cancel-ineffective") in got, f"{got}\n{story}"
+    assert len(queued) == 1 and queued[0]["verdict"] == "stuck" \
+        and "queueing" in queued[0]["reason"], got
+    assert_fast(stuck)
     dumps = list(folder.rglob("goroutine-*.txt"))
     assert dumps and any(d.stat().st_size > 0 for d in dumps), \
         sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
