@@ -305,13 +305,13 @@ class Importer:
             )
             return
         self.node.dxf.cancel_task(f"ImportInto/{job_id}")
+        # Like TiDB since v7.5 (PR #48928) CANCEL returns once the job row is terminal: the
+        # scheduler moves the task to history first and writes the row just after, so the
+        # task's state alone would return a moment too early.
         deadline = time.monotonic() + scaled(30.0, 3.0)
         while time.monotonic() < deadline:
             cur, _ = self.get(job_id)
             if cur is None or cur["status"] in TERMINAL:
-                return
-            t = self.node.dxf.find_task(f"ImportInto/{job_id}")
-            if t is None or t.get("history"):
                 return
             time.sleep(scaled(0.2, 0.05))
 
