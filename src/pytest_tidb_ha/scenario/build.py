@@ -108,7 +108,9 @@ def selector_for(kind: str, value: object, field: str = "selector") -> Selector:
         raise FieldError(
             field,
             f"selector {selector}: SOURCE_to_TARGET only applies to network faults "
-            f"({', '.join(sorted(NETWORK_FAULTS))}), not {kind}",
+            f"({', '.join(sorted(NETWORK_FAULTS))}), not {kind}: {kind} acts on nodes, not on "
+            f"the links between them -- write selector: {selector.source} to {kind} the "
+            f"source, or a network faultType to cut the link",
         )
     fixed = FIXED_SELECTORS.get(kind)
     if fixed and (selector.source.group != fixed or selector.target is not None):

@@ -137,8 +137,8 @@ def approximation(fault: FaultSpec) -> list[str]:
     qa = QA_TYPES.get(name.group(1)) if name else None
     if qa is not None:
         values = {k: fault.params.get(k, "-") for k in
-                  ("path", "volume_path", "volume_name", "latency", "percent")}
-        values["percent"] = fault.params.get("percent", 100)
+                  ("path", "volume_path", "volume_name", "latency")}
+        values["percent"] = f"{fault.params.get('percent', 100):g}"
         lines.append("QA means: " + qa.meaning.format(**values))
     if fault.kind == "io_delay":
         latency = _seconds(fault.params.get("latency"))

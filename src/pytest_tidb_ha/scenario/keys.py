@@ -58,7 +58,7 @@ _FAULT = (
     Key("faultTotalRunTime", "duration", "keep opening windows while they start before "
         "warmUpTime + this", issues=_SEEDS),
     Key("recoveryTime", "duration", "one-shot faults: time the cluster gets to recover after "
-        "the window closes (counted as fault time by the stall clock)"),
+        "the window closes (the default stall window grows by it)"),
     Key("latency", "duration", "network_delay / io_delay: added latency", "ext"),
     Key("jitter", "duration", "network_delay: latency jitter", "ext"),
     Key("loss", "string", "network_loss: share of packets dropped (30%)", "ext"),

@@ -134,7 +134,7 @@ class Schedule:
     period: Duration | None = None
     total: Duration | None = None
     #: one-shot faults (QA's ``recoveryTime``): time the cluster gets after the heal; the
-    #: stall clock counts it as fault time, so a job resuming within it is not stuck
+    #: default stall window grows by it, so a job resuming within it is not judged stuck
     recovery: Duration | None = None
 
     def windows(self, scale: float = 1.0) -> list[tuple[float, float]]:

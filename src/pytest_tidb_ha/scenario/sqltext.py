@@ -14,6 +14,9 @@ from dataclasses import dataclass
 
 from .errors import FieldError
 
+#: QA's ``crc32Checksum`` (TiDB's dbutil.GetCRC32Checksum; see jobs/checksum.py for why).
+CRC32_CHECKSUM = ("BIT_XOR(CAST(CRC32(CONCAT_WS(',', <columns>, CONCAT(ISNULL(<column>), ...))) "
+                  "AS UNSIGNED)) over the table's rows")
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 _IMPORT = re.compile(
     rf"^\s*IMPORT\s+INTO\s+(?P<first>{_IDENT})(?:\s*\.\s*(?P<second>{_IDENT}))?"
