@@ -85,8 +85,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = file_path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
         return None
     if not looks_like_case_file(text):
         return None
@@ -103,8 +103,11 @@ class CaseFile(pytest.File):
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         opts = ha_options(self.config)
-        text = self.path.read_text(encoding="utf-8")
         shown = self.nodeid.split("::")[0] or self.path.name
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
         try:
             groups = load_groups(text, shown, stem=self.path.stem) or ()
             for group in groups:
