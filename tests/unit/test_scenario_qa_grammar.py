@@ -456,7 +456,24 @@ def test_yaml_without_qa_keys_is_not_a_case_file(text: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "cases:\n", "  faultType: kill\n", "- warmUpTime: 1m\n", '"faultType" : kill\n',
-    "tidbGlobalVariables : {}\n",
+    "tidbGlobalVariables : {}\n", "- {name: c, faultType: kill}\n",
 ])
 def test_qa_signal_keys(text: str) -> None:
     assert looks_like_case_file(text)
+
+
+def test_a_flow_style_bare_list_is_read() -> None:
+    (case,) = load('- {name: c, faultType: kill, selector: "tidb(random)", faultDuration: 1m}\n')
+    assert case.faults[0].kind == "kill"
+
+
+def test_a_config_may_hold_its_case_file_as_a_mapping() -> None:
+    groups = load_groups(textwrap.dedent("""\
+        - name: inline
+          default:
+            cases:
+              - {name: c, faultType: kill, selector: "tidb(random)", faultDuration: 1m}
+        """), "inline.yaml")
+    assert groups is not None
+    assert [c.id for g in groups for c in g.cases] == ["inline::inline::c"]
+    assert groups[0].cases[0].source.line == 4

@@ -64,8 +64,11 @@ __all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "l
 
 T = TypeVar("T")
 
+#: A QA key written as a mapping key: at a line's start (after indentation or "- "), or
+#: inside a flow mapping (after "{" or ",").
 _SIGNAL = re.compile(
-    r"^[ \t]*(?:-[ \t]+)?[\"']?(" + "|".join(QA_SIGNAL_KEYS) + r")[\"']?[ \t]*:", re.MULTILINE)
+    r"(?:^|[{,])[ \t]*(?:-[ \t]+)?[\"']?(" + "|".join(QA_SIGNAL_KEYS) + r")[\"']?[ \t]*:",
+    re.MULTILINE)
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CASE_KEYS = frozenset(names("case")) - {"name", "version", "markers", "topology", "expect"}
 _MAX_CHECKSUM = 2**64
@@ -234,9 +237,7 @@ def _read_root(root: yaml.Node | None, ctx: Ctx, stem: str,
     if signal is None:
         return None
     key, line = signal
-    where = ctx.error(root, "") if root is not None else None
-    at = SourceRef(ctx.path, line + ctx.line_offset) if where is None or key != "cases" \
-        else where.source
+    at = SourceRef(ctx.path, line + ctx.line_offset)
     shape = "is empty" if root is None else f"is {kind_of(root)}"
     if isinstance(root, yaml.MappingNode) and _has_key(root, "name"):
         shape += " that looks like one case: put it in a list (`- name: ...`) or under `cases:`"
@@ -261,12 +262,14 @@ def _config_list(ctx: Ctx, root: yaml.SequenceNode, stem: str) -> tuple[CaseGrou
                                           f"{seen[name]})")
         seen[name] = ctx.line(item)
         body = m.required("default")
-        text = m.convert(body, "default", _str)
-        block = isinstance(body, yaml.ScalarNode) and body.style in ("|", ">")
-        inner = Ctx(ctx.path, ctx.line_offset + body.start_mark.line + (1 if block else 0))
-        root_node = compose(text, ctx.path, inner.line_offset)
-        signal = qa_signal(text)
-        group = _read_root(root_node, inner, f"{stem}::{name}", signal or ("default", 1),
+        root_node: yaml.Node | None = body
+        inner = ctx
+        if not isinstance(body, yaml.MappingNode):  # the case file as a string (`default: |`)
+            text = m.convert(body, "default", _str)
+            block = getattr(body, "style", None) in ("|", ">")
+            inner = Ctx(ctx.path, ctx.line_offset + body.start_mark.line + (1 if block else 0))
+            root_node = compose(text, ctx.path, inner.line_offset)
+        group = _read_root(root_node, inner, f"{stem}::{name}", ("default", ctx.line(body)),
                            configs=False)
         assert group is not None
         groups.append(CaseGroup(name, group[0].cases, ctx.ref(item)))
