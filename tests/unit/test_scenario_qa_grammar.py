@@ -435,8 +435,10 @@ def test_a_bare_list_of_cases_has_no_workload() -> None:
      "qa.yaml:5: this list item is not a case ('3')"),
     # QA keys, malformed YAML
     ("cases:\n  - name: a\n    faultType: [kill\n", "qa.yaml:4: malformed YAML"),
-    # QA keys in a scalar document
-    ("warmUpTime: 1m is what I use\n", "qa.yaml:1: this file carries QA case keys"),
+    # a flattened dump of a config (Go's %v of a map) is not YAML
+    ("map[cases:[map[faultDuration:3m faultType:kill name:c selector:tikv(random)]]]\n",
+     "qa.yaml:1: this file carries QA case keys (cases on line 1) but cannot be read as cases: "
+     "its top level is a single value, not a mapping or list (a flattened dump"),
 ])
 def test_qa_looking_files_that_are_not_cases_are_errors(text: str, words: str) -> None:
     assert error_of(text).startswith(words), error_of(text)
@@ -447,6 +449,8 @@ def test_qa_looking_files_that_are_not_cases_are_errors(text: str, words: str) -
     "database: {host: x}\n",
     "- name: a\n  value: 1\n",
     "# faultType: kill\nkey: value\n",
+    "  # a note on warmUpTime: 1m\nkey: value\n",
+    "myfaultType: x\n",
     "key: [oops\n",
 ])
 def test_yaml_without_qa_keys_is_not_a_case_file(text: str) -> None:
@@ -457,6 +461,7 @@ def test_yaml_without_qa_keys_is_not_a_case_file(text: str) -> None:
 @pytest.mark.parametrize("text", [
     "cases:\n", "  faultType: kill\n", "- warmUpTime: 1m\n", '"faultType" : kill\n',
     "tidbGlobalVariables : {}\n", "- {name: c, faultType: kill}\n",
+    '{"cases": [{"name": "c"}]}\n', "x: map[cases:[map[name:c]]]\n",
 ])
 def test_qa_signal_keys(text: str) -> None:
     assert looks_like_case_file(text)

@@ -64,10 +64,10 @@ __all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "l
 
 T = TypeVar("T")
 
-#: A QA key written as a mapping key: at a line's start (after indentation or "- "), or
-#: inside a flow mapping (after "{" or ",").
+#: A QA key followed by a colon anywhere outside a comment line: in block or flow YAML,
+#: JSON, or a flattened dump of a config (``map[cases:[map[faultType:kill ...]]]``).
 _SIGNAL = re.compile(
-    r"(?:^|[{,])[ \t]*(?:-[ \t]+)?[\"']?(" + "|".join(QA_SIGNAL_KEYS) + r")[\"']?[ \t]*:",
+    r"^(?![ \t]*#).*?(?<![\w.-])[\"']?(" + "|".join(QA_SIGNAL_KEYS) + r")[\"']?[ \t]*:",
     re.MULTILINE)
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CASE_KEYS = frozenset(names("case")) - {"name", "version", "markers", "topology", "expect"}
@@ -172,6 +172,8 @@ def _checksum(value: object, field: str) -> int:
 
 def qa_signal(text: str) -> tuple[str, int] | None:
     """The first QA key written as a mapping key in ``text`` and its line (cheap, no parse)."""
+    if not any(key in text for key in QA_SIGNAL_KEYS):  # plain substring search: most YAML
+        return None
     match = _SIGNAL.search(text)
     if match is None:
         return None
@@ -238,7 +240,13 @@ def _read_root(root: yaml.Node | None, ctx: Ctx, stem: str,
         return None
     key, line = signal
     at = SourceRef(ctx.path, line + ctx.line_offset)
-    shape = "is empty" if root is None else f"is {kind_of(root)}"
+    if root is None:
+        shape = "is empty"
+    elif isinstance(root, yaml.ScalarNode):
+        shape = ("is a single value, not a mapping or list (a flattened dump of a config or "
+                 "prose is not YAML)")
+    else:
+        shape = f"is {kind_of(root)}"
     if isinstance(root, yaml.MappingNode) and _has_key(root, "name"):
         shape += " that looks like one case: put it in a list (`- name: ...`) or under `cases:`"
     raise ScenarioError(at, f"this file carries QA case keys ({key} on line "
