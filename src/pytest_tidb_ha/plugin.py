@@ -7,9 +7,11 @@ Everything with logic lives in pytest-free modules (``scenario/``,
   (resolved once in :func:`pytest_configure` into ``config.stash``);
 * the ``fault`` / ``workload`` / ``tidb_cluster`` markers, registered with
   their signatures and turned into a ``Case`` at collection;
-* ``*.yaml``/``*.yml`` files with a top-level ``cases:`` become one
-  :class:`pytest.Function` per case (id ``<file stem>::<case name>``) whose
-  callable is a plugin-owned function, so cases use fixtures normally;
+* ``*.yaml``/``*.yml`` files that carry QA keys (a top-level ``cases:``,
+  ``faultType``, ``warmUpTime`` ...) become one :class:`pytest.Function` per
+  case (id ``<file>::<case name>``, ``<file>::<config>::<case name>`` for QA's
+  config list) whose callable is a plugin-owned function, so cases use
+  fixtures normally; such a file that cannot be read as cases fails collection;
 * ``--ha-dry-run``: the plan of every case in a ``tidb-ha plan`` section.
 """
 
@@ -28,7 +30,7 @@ from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
-from .scenario.loader import load_text, looks_like_case_file
+from .scenario.loader import load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case
 from .scenario.needs import check_case_topology, required_topology
@@ -83,8 +85,8 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     try:
-        text = file_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+        text = file_path.read_bytes().decode("utf-8", errors="replace")
+    except OSError:
         return None
     if not looks_like_case_file(text):
         return None
@@ -92,26 +94,54 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 
 class CaseFile(pytest.File):
-    """A QA case file: one test per case, each a plugin-owned :class:`pytest.Function`."""
+    """A QA case file: one test per case, each a plugin-owned :class:`pytest.Function`.
 
-    def collect(self) -> Iterator[pytest.Item]:
+    QA's config list (``- name: <config>`` / ``default: |``) gets one
+    :class:`CaseConfig` per named config, so ids read ``<file>::<config>::<case>``.
+    A file that carries QA keys but cannot be read as cases fails collection.
+    """
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         opts = ha_options(self.config)
-        text = self.path.read_text(encoding="utf-8")
         shown = self.nodeid.split("::")[0] or self.path.name
         try:
-            cases = load_text(text, shown, stem=self.path.stem)
-            for case in cases or ():
-                if not opts.attach:
-                    check_case_topology(case, required_topology(case, opts.topology))
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
+        try:
+            groups = load_groups(text, shown, stem=self.path.stem) or ()
+            for group in groups:
+                for case in group.cases:
+                    if not opts.attach:
+                        check_case_topology(case, required_topology(case, opts.topology))
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
-        for case in cases or ():
-            func = plan_ha_case if opts.dry_run else run_ha_case
-            item = pytest.Function.from_parent(self, name=case.name, callobj=func)
-            item.stash[CASE_KEY] = case
-            for marker in case.markers:
-                item.add_marker(marker)
-            yield item
+        for group in groups:
+            if group.config is None:
+                yield from case_items(self, group.cases)
+            else:
+                yield CaseConfig.from_parent(self, name=group.config, cases=group.cases)
+
+
+class CaseConfig(pytest.Collector):
+    """One named config of QA's config list: its cases, already loaded by the file."""
+
+    def __init__(self, *, cases: tuple[Case, ...], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cases = cases
+
+    def collect(self) -> Iterator[pytest.Item]:
+        yield from case_items(self, self.cases)
+
+
+def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[pytest.Item]:
+    func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
+    for case in cases:
+        item = pytest.Function.from_parent(parent, name=case.name, callobj=func)
+        item.stash[CASE_KEY] = case
+        for marker in case.markers:
+            item.add_marker(marker)
+        yield item
 
 
 # ---- marker-based tests ------------------------------------------------------------------
@@ -159,7 +189,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _is_yaml_case(item: pytest.Item) -> bool:
     """YAML cases render their plan when they run (``plan_ha_case``)."""
-    return isinstance(item.parent, CaseFile)
+    return isinstance(item.parent, (CaseFile, CaseConfig))
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

@@ -31,6 +31,7 @@ from .jobs.assertions import operator_log
 from .jobs.diagnostics import collect
 from .jobs.handle import JobHandle, JobPolicy
 from .jobs.submit import (
+    SHORT_TIMEOUT,
     configure,
     drop_index,
     execute_retrying,
@@ -44,6 +45,7 @@ from .jobs.verdict import CONVERGED, STUCK, Verdict
 from .jobs.watch import Watcher, verdicts_of
 from .options import HAOptions
 from .record import HARecord
+from .redact import redact
 from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
@@ -179,9 +181,24 @@ class CaseRun:
                 break
 
     def settings(self) -> None:
-        """Before t0: the case's ``distTask`` (the jobs' own switches are set per run)."""
+        """Before t0: QA's ``tidbGlobalVariables.beforeCase``, then the case's ``distTask``.
+
+        (The jobs' own switches are set per run.)
+        """
+        for sql in self.case.global_variables.before:
+            execute_retrying(self.client, sql, timeout=SHORT_TIMEOUT)
+            self.timeline.record("jobs.setting", statement=redact(sql), phase="beforeCase")
         if self.case.dist_task is not None:
             configure(self.client, dist_task=self.case.dist_task, timeline=self.timeline)
+
+    def after_settings(self) -> None:
+        """After the case, whatever its outcome: QA's ``tidbGlobalVariables.afterCase``."""
+        for sql in self.case.global_variables.after:
+            try:
+                execute_retrying(self.client, sql, timeout=SHORT_TIMEOUT)
+                self.timeline.record("jobs.setting", statement=redact(sql), phase="afterCase")
+            except Exception as exc:  # noqa: BLE001 - reported; the verdicts decide
+                self.record.notes.append(f"afterCase {redact(sql)}: {redact(str(exc))}")
 
     def prepare_imports(self) -> None:
         """Before t0: write the generated data and create the (empty) target tables.
@@ -247,6 +264,7 @@ class CaseRun:
                 self.workloads.stop()
             except Exception as exc:  # noqa: BLE001 - reported, the verdicts decide
                 self.record.notes.append(f"workload: {exc}")
+        self.after_settings()  # once the faults are healed
 
 
 def run_case(case: Case, *, cluster: Any, record: HARecord,

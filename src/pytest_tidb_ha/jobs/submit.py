@@ -28,6 +28,7 @@ from ..redact import redact
 from ..scenario.model import AddIndexJob, ImportIntoJob
 from ..timeline import Timeline
 from .catalog import CONNECTION_ERROR_CODES, SENSIBLE_CODES
+from .checksum import checksum_check
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CheckResult
 from .statement import StatementThread
@@ -87,10 +88,11 @@ def retry_transient(fn: Callable[[], T], what: str, *, deadline: float = RETRY_D
 
 
 def execute_retrying(client: SQLClient, sql: str, *, timeout: float = SHORT_TIMEOUT * 3,
-                     idempotent: bool = True) -> int:
+                     idempotent: bool = True, database: str | None = None) -> int:
     """``client.execute`` through transient errors (see :func:`retry_transient`)."""
     return retry_transient(
-        lambda: client.execute(sql, timeout=timeout, idempotent=idempotent), redact(sql))
+        lambda: client.execute(sql, timeout=timeout, idempotent=idempotent, database=database),
+        redact(sql))
 
 
 # -- naming / quoting ----------------------------------------------------------------
@@ -373,32 +375,45 @@ def write_import_data(folder: Path, spec: ImportIntoJob, workload_scale: float,
     return source, rows
 
 
-def import_checks(client: SQLClient, expected_rows: int | None) -> Any:
+def import_checks(client: SQLClient, expected_rows: int | None,
+                  crc32: int | None = None) -> Any:
+    """Post-``finished`` checks: the row count of generated data, QA's crc32Checksum."""
+    checksum = checksum_check(lambda t: client.connect(read_timeout=t), crc32) \
+        if crc32 is not None else None
+
     def run(handle: JobHandle) -> list[CheckResult]:
-        if expected_rows is None:
-            return []
+        out: list[CheckResult] = []
         name = qualified(handle.target.db, handle.target.table)
-        try:
-            rows = client.query(f"SELECT COUNT(*) FROM {name}", timeout=SHORT_TIMEOUT * 6)
-            got = int(next(iter(rows[0].values())))
-        except Exception as exc:  # noqa: BLE001
-            return [CheckResult("row_count", False, f"SELECT COUNT(*) FROM {name}: {exc}")]
-        ok = got == expected_rows
-        return [CheckResult("row_count", ok, f"table {name} has {got} rows, source has "
-                                             f"{expected_rows}", None if ok else 8133)]
+        if expected_rows is not None:
+            try:
+                rows = client.query(f"SELECT COUNT(*) FROM {name}", timeout=SHORT_TIMEOUT * 6)
+                got = int(next(iter(rows[0].values())))
+            except Exception as exc:  # noqa: BLE001
+                out.append(CheckResult("row_count", False, f"SELECT COUNT(*) FROM {name}: {exc}"))
+            else:
+                ok = got == expected_rows
+                out.append(CheckResult("row_count", ok, f"table {name} has {got} rows, source "
+                                                        f"has {expected_rows}", None if ok else 8133))
+        if checksum is not None:
+            out += checksum(handle)
+        return out
 
     return run
 
 
 def prepare_import_table(client: SQLClient, spec: ImportIntoJob, run: int,
                          db: str, table: str) -> None:
-    """Create the database and the (empty) target table; recreate it for later runs."""
-    stmts = [f"CREATE DATABASE IF NOT EXISTS {quote(db)}"]
+    """Create the database and the (empty) target table; recreate it for later runs.
+
+    ``createTable`` / QA's ``schema`` runs in ``db`` (QA's is an unqualified
+    ``CREATE TABLE user_data1 ...``); a table that already exists before the first
+    run is the user's, so it is an error rather than dropped.
+    """
+    execute_retrying(client, f"CREATE DATABASE IF NOT EXISTS {quote(db)}")
     if run > 1:
-        stmts.append(f"DROP TABLE IF EXISTS {qualified(db, table)}")
-    stmts.append(spec.create_table or DEFAULT_IMPORT_TABLE.format(table=qualified(db, table)))
-    for sql in stmts:
-        execute_retrying(client, sql)
+        execute_retrying(client, f"DROP TABLE IF EXISTS {qualified(db, table)}")
+    execute_retrying(client, spec.create_table
+                     or DEFAULT_IMPORT_TABLE.format(table=qualified(db, table)), database=db)
 
 
 def submit_import(
@@ -431,15 +446,21 @@ def submit_import(
     if prepare:
         prepare_import_table(client, spec, run, db, table)
     known = import_job_ids(client, db, table)
-    opts = dict(spec.options if options is None else options)
-    sql = import_sql(db, table, source or spec.source_uri, spec.format, opts, detached)
+    if spec.cmd is not None:  # QA's cmd: the statement as written, in the job's database
+        sql, database = spec.cmd, spec.db
+    else:
+        opts = dict(spec.options if options is None else options)
+        sql = import_sql(db, table, source or spec.source_uri, spec.format, opts, detached)
+        database = None
     job_key = job_key or f"import_into#{run}"
-    stmt = StatementThread(lambda: client.connect(read_timeout=policy.timeout + STATEMENT_SLACK),
+    stmt = StatementThread(lambda: client.connect(database=database,
+                                                  read_timeout=policy.timeout + STATEMENT_SLACK),
                            sql, name=f"tidb-ha-job-{job_key}")
+    checks = import_checks(client, expected_rows, spec.crc32_checksum) \
+        if expected_rows is not None or spec.crc32_checksum is not None else None
     handle = JobHandle(job_key, JobTarget(IMPORT_INTO, db, table, known_ids=known), policy,
                        query=redact(sql), submitted_at=timeline.now(), statement=stmt,
-                       checks=import_checks(client, expected_rows)
-                       if expected_rows is not None else None)
+                       checks=checks)
     handle.extra["expected_rows"] = expected_rows
     timeline.record("job.submit", job_key=job_key, job_kind=IMPORT_INTO, job_id=None,
                     query=redact(sql))

@@ -47,9 +47,19 @@ def longest_fault(faults: Iterable[FaultSpec]) -> float:
     return max((f.schedule.duration.seconds for f in faults), default=0.0)
 
 
+def longest_recovery(faults: Iterable[FaultSpec]) -> float:
+    """QA's ``recoveryTime`` of one-shot faults: the cluster's time to recover after a heal."""
+    return max((f.schedule.recovery.seconds for f in faults if f.schedule.recovery), default=0.0)
+
+
 def default_stall_window(case: Case | None, time_scale: float) -> float:
-    """Scaled seconds of fault-free time without progress that prove ``stuck``."""
-    unscaled = max(BASE_STALL, 2.0 * longest_fault(case.faults if case else ()))
+    """Scaled seconds of fault-free time without progress that prove ``stuck``.
+
+    A case's ``recoveryTime`` lengthens the window by itself: a job may stay
+    silent that long after the heal without being judged.
+    """
+    faults = case.faults if case else ()
+    unscaled = max(BASE_STALL, 2.0 * longest_fault(faults)) + longest_recovery(faults)
     return max(unscaled * time_scale, MIN_STALL_WALL, 4 * poll_interval(time_scale))
 
 

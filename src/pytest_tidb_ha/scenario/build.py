@@ -16,8 +16,8 @@ from collections.abc import Mapping
 
 from .durations import DurationError, parse_duration, parse_period
 from .errors import FieldError
+from .faulttypes import parse_fault_type
 from .model import (
-    FAULT_KINDS,
     NETWORK_FAULTS,
     Duration,
     FaultSpec,
@@ -32,12 +32,13 @@ from .selectors import SelectorError, parse_selector
 INSTANT_FAULTS: frozenset[str] = frozenset({"restart", "pd_leader_resign", "ddl_owner_resign"})
 #: The only selector these faults make sense with (and their default).
 FIXED_SELECTORS: dict[str, str] = {"pd_leader_resign": "pdleader", "ddl_owner_resign": "ddlowner"}
-#: Parameters each fault kind accepts; ``REQUIRED_PARAMS`` must be given.
+#: Parameters each fault kind accepts; ``REQUIRED_PARAMS`` must be given. The QA-only
+#: ones (``QA_PARAMS``) come from QA's parametric fault types (scenario/faulttypes.py).
 FAULT_PARAMS: dict[str, frozenset[str]] = {
     "network_partition": frozenset({"direction"}),
-    "network_delay": frozenset({"latency", "jitter", "direction"}),
+    "network_delay": frozenset({"latency", "jitter", "direction", "correlation"}),
     "network_loss": frozenset({"loss", "direction"}),
-    "io_delay": frozenset({"latency"}),
+    "io_delay": frozenset({"latency", "volume_path", "path", "percent", "volume_name"}),
 }
 REQUIRED_PARAMS: dict[str, frozenset[str]] = {
     "network_delay": frozenset({"latency"}),
@@ -46,6 +47,7 @@ REQUIRED_PARAMS: dict[str, frozenset[str]] = {
 }
 DIRECTIONS = ("both", "to", "from")
 ALL_PARAMS = ("latency", "jitter", "loss", "direction")
+QA_PARAMS = ("volume_path", "path", "percent", "volume_name", "correlation")
 
 #: Field names as the YAML format spells them.
 YAML_NAMES: dict[str, str] = {
@@ -55,6 +57,7 @@ YAML_NAMES: dict[str, str] = {
     "period": "period",
     "total": "faultTotalRunTime",
     "warmup": "warmUpTime",
+    "recovery": "recoveryTime",
 }
 #: Field names as ``@pytest.mark.fault`` spells them.
 MARKER_NAMES: dict[str, str] = {
@@ -64,6 +67,7 @@ MARKER_NAMES: dict[str, str] = {
     "period": "period",
     "total": "total",
     "warmup": "warmup",
+    "recovery": "recovery",
 }
 
 
@@ -87,12 +91,7 @@ def duration(value: object, field: str, *, minimum: str = "positive", every: boo
 
 
 def fault_kind(value: object, field: str = "faultType") -> str:
-    if not isinstance(value, str) or value not in FAULT_KINDS:
-        hint = suggest(value, FAULT_KINDS) if isinstance(value, str) else ""
-        raise FieldError(
-            field, f"unknown {field} {value!r}{hint}; known: {', '.join(FAULT_KINDS)}"
-        )
-    return value
+    return parse_fault_type(value, field).kind
 
 
 def selector_for(kind: str, value: object, field: str = "selector") -> Selector:
@@ -109,7 +108,9 @@ def selector_for(kind: str, value: object, field: str = "selector") -> Selector:
         raise FieldError(
             field,
             f"selector {selector}: SOURCE_to_TARGET only applies to network faults "
-            f"({', '.join(sorted(NETWORK_FAULTS))}), not {kind}",
+            f"({', '.join(sorted(NETWORK_FAULTS))}), not {kind}: {kind} acts on nodes, not on "
+            f"the links between them -- write selector: {selector.source} to {kind} the "
+            f"source, or a network faultType to cut the link",
         )
     fixed = FIXED_SELECTORS.get(kind)
     if fixed and (selector.source.group != fixed or selector.target is not None):
@@ -142,7 +143,7 @@ def fault_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object
     out: dict[str, object] = {}
     for name, value in params.items():
         if name not in allowed:
-            if name not in ALL_PARAMS:
+            if name not in ALL_PARAMS and name not in QA_PARAMS:
                 raise FieldError(
                     name, f"unknown fault parameter {name!r}{suggest(name, ALL_PARAMS)}"
                 )
@@ -152,8 +153,12 @@ def fault_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object
             out[name] = duration(value, name)
         elif name == "jitter":
             out[name] = duration(value, name, minimum="non-negative")
-        elif name == "loss":
+        elif name in ("loss", "percent", "correlation"):
             out[name] = loss_percent(value, name)
+        elif name in ("volume_path", "path", "volume_name"):
+            if not isinstance(value, str) or not value.strip():
+                raise FieldError(name, f"{name} must be a path or name, got {value!r}")
+            out[name] = value.strip()
         elif name == "direction":
             if value not in DIRECTIONS:
                 raise FieldError(
@@ -176,6 +181,7 @@ def make_fault(
     period: object = None,
     total: object = None,
     warmup: object = None,
+    recovery: object = None,
     default_warmup: Duration | None = None,
     params: Mapping[str, object] | None = None,
     source: SourceRef | None = None,
@@ -184,9 +190,18 @@ def make_fault(
     """One validated :class:`FaultSpec` from raw values.
 
     Periodic when ``period`` is given (``total`` is then required); one-shot
-    otherwise (one window at ``warmup`` lasting ``duration``).
+    otherwise (one window at ``warmup`` lasting ``duration``, then ``recovery``).
+    ``kind`` may be QA's parametric form (``iochaos_io_delay(delay:1s,...)``);
+    its parameters join ``params`` (one value per parameter).
     """
-    name = fault_kind(kind, names["kind"])
+    ftype = parse_fault_type(kind, names["kind"])
+    name = ftype.kind
+    all_params = dict(params or {})
+    for key, value in ftype.params.items():
+        if key in all_params:
+            raise FieldError(names["kind"], f"{key} is given twice: in {names['kind']} "
+                                            f"{ftype.written!r} and as its own key")
+        all_params[key] = value
     sel = selector_for(name, selector, names["selector"])
     if duration_value is None:
         if name not in INSTANT_FAULTS:
@@ -224,6 +239,16 @@ def make_fault(
             names["total"],
             f"{names['total']} needs {names['period']} (a one-shot fault has neither)",
         )
-    schedule = Schedule(warmup=warm, duration=dur, period=per, total=tot)
+    rec = None
+    if recovery is not None:
+        if per is not None:
+            raise FieldError(
+                names["recovery"],
+                f"{names['recovery']} applies to one-shot faults (no {names['period']}); "
+                f"a periodic fault recovers between its windows",
+            )
+        rec = duration(recovery, names["recovery"], minimum="non-negative")
+    schedule = Schedule(warmup=warm, duration=dur, period=per, total=tot, recovery=rec)
     return FaultSpec(kind=name, selector=sel, schedule=schedule,
-                     params=fault_params(name, params or {}), source=source or SourceRef())
+                     params=fault_params(name, all_params), source=source or SourceRef(),
+                     written=ftype.written)

@@ -1,22 +1,29 @@
 """QA case files (YAML) -> :class:`~.model.Case` objects, with line numbers.
 
-The format is the one QA pastes into bug reports (see ``scenarios/seeds``):
-top-level ``tag``, ``workloads`` and ``cases``; the whole block may be
-indented (the seeds are indented 6 spaces) and loads unchanged. We walk
-``yaml.compose`` nodes rather than plain ``safe_load`` output so every
-error can say ``file:line``; key names are checked strictly (a typo would
-otherwise silently drop a fault) with a close-match suggestion.
+The format is the one QA pastes into bug reports (``scenarios/seeds`` and the
+public issues in ``tests/corpus``). Three shapes of file are read:
 
-Extensions, in the same camelCase style (see docs/case-format.md):
-``faults:`` list, one-shot faults, fault parameters, ``importInto:`` jobs
-(case level, or under ``ddl:`` beside ``addIndex``), ``distTask``,
-``expect:``, ``markers:``, ``topology:``, ``version:``.
+* a **case file**: top-level ``tag``, ``workloads``, ``tidbGlobalVariables``
+  and ``cases``; the whole block may be indented (the seeds are indented 6
+  spaces) and loads unchanged;
+* QA's **config list** (pingcap/tidb#48064): ``- name: <config>`` /
+  ``default: |`` holding a case file as a string; each named config is a case
+  file of its own, its cases ``<file>::<config>::<case>``, its lines counted in
+  the outer file;
+* a **bare list of cases** (``- name: ...`` items, no ``cases:``, no
+  workloads), as QA pastes single cases.
+
+Key names are checked strictly against :mod:`.keys` (a typo would otherwise
+silently drop a fault) with a close-match suggestion. A file that carries QA
+keys (:data:`.keys.QA_SIGNAL_KEYS`) but is none of the three is an error with
+its line -- never silently skipped.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,6 +31,16 @@ import yaml
 
 from . import build
 from .errors import FieldError, ScenarioError
+from .keys import (
+    IMPORT_FORMATS,
+    IMPORT_OPTIONS,
+    JOB_TYPES,
+    OUTCOMES,
+    QA_SIGNAL_KEYS,
+    SUBTYPES,
+    WORKLOAD_TYPES,
+    names,
+)
 from .model import (
     AddIndexJob,
     Case,
@@ -31,6 +48,7 @@ from .model import (
     Expectation,
     FaultSpec,
     GenerateSpec,
+    GlobalVariables,
     ImportIntoJob,
     JobSpec,
     SourceRef,
@@ -38,141 +56,31 @@ from .model import (
     Workload,
     frozen_map,
 )
+from .sqltext import global_variable_statement, parse_import_cmd, strip_statement
+from .yamlnodes import Ctx, Map, compose, kind_of
+
+__all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "load_file",
+           "load_groups", "load_text", "parse_ignore_errors"]
 
 T = TypeVar("T")
 
-TOP_KEYS = ("tag", "workloads", "cases")
-WORKLOAD_KEYS = ("type", "storage", "db", "tableNum", "tableSize", "threads", "subType",
-                 "ignoreErrors")
-FAULT_KEYS = ("faultType", "selector", "period", "faultDuration", "faultTotalRunTime",
-              "latency", "jitter", "loss", "direction")
-FAULT_ENTRY_KEYS = ("warmUpTime", *FAULT_KEYS)
-CASE_KEYS = ("name", "warmUpTime", *FAULT_KEYS, "faults", "ddl", "importInto", "distTask",
-             "expect", "markers", "topology", "version")
-DDL_KEYS = ("addIndex", "importInto")
-ADD_INDEX_KEYS = ("db", "table", "timeout", "times", "index_col_name", "job_type",
-                  "admin_check", "count_check", "distTask")
-IMPORT_KEYS = ("db", "table", "source", "format", "options", "timeout", "times", "generate",
-               "createTable", "distTask")
-GENERATE_KEYS = ("rows", "files")
-EXPECT_KEYS = ("outcome", "allowErrors", "stallWindow", "cancelAfter")
-TOPOLOGY_KEYS = ("pd", "tikv", "tidb")
-#: IMPORT INTO ... WITH options (docs: IMPORT INTO), lower-case as in the seeds.
-IMPORT_OPTIONS = ("character_set", "fields_terminated_by", "fields_enclosed_by",
-                  "fields_escaped_by", "fields_defined_null_by", "lines_terminated_by",
-                  "skip_rows", "split_file", "disk_quota", "disable_tikv_import_mode", "thread",
-                  "max_write_speed", "checksum_table", "detached", "cloud_storage_uri",
-                  "disable_precheck")
-IMPORT_FORMATS = ("csv", "sql", "parquet")
-WORKLOAD_TYPES = ("sysbench",)
-SUBTYPES = ("oltp_read_write", "oltp_read_only", "oltp_write_only", "oltp_point_select",
-            "oltp_insert", "oltp_update_index", "oltp_update_non_index", "oltp_delete")
-JOB_TYPES = ("ingest", "txn")
-OUTCOMES = ("success", "success_or_sensible_error")
-_CASES_LINE = re.compile(r"^\s*cases\s*:", re.MULTILINE)
+#: A QA key followed by a colon anywhere outside a comment line: in block or flow YAML,
+#: JSON, or a flattened dump of a config (``map[cases:[map[faultType:kill ...]]]``).
+_SIGNAL = re.compile(
+    r"^(?![ \t]*#).*?(?<![\w.-])[\"']?(" + "|".join(QA_SIGNAL_KEYS) + r")[\"']?[ \t]*:",
+    re.MULTILINE)
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-#: libyaml's composer when PyYAML has it: ~9x faster on large case files (bench/collection.py)
-#: and its nodes carry the same marks. Its syntax errors point a line later than the pure
-#: loader's, so a file that fails to parse is composed again by the pure loader for the message.
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_CASE_KEYS = frozenset(names("case")) - {"name", "version", "markers", "topology", "expect"}
+_MAX_CHECKSUM = 2**64
 
 
-class _Ctx:
-    """The file being loaded: turns nodes into values and errors into ScenarioErrors."""
+@dataclass(frozen=True)
+class CaseGroup:
+    """The cases of one case file -- or of one named config of QA's config list."""
 
-    def __init__(self, text: str, path: str) -> None:
-        self.path = path
-        self.loader = yaml.SafeLoader(text)
-
-    def ref(self, node: yaml.Node) -> SourceRef:
-        return SourceRef(file=self.path, line=node.start_mark.line + 1)
-
-    def error(self, node: yaml.Node, message: str) -> ScenarioError:
-        return ScenarioError(self.ref(node), message)
-
-    def value(self, node: yaml.Node) -> object:
-        return self.loader.construct_object(node, deep=True)
-
-
-class _Map:
-    """A YAML mapping with strict keys: unknown and duplicate keys are errors."""
-
-    def __init__(self, ctx: _Ctx, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> None:
-        if not isinstance(node, yaml.MappingNode):
-            raise ctx.error(node, f"{what} must be a mapping (key: value), got {_kind(node)}")
-        self.ctx, self.node, self.what = ctx, node, what
-        self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = ctx.value(key_node)
-            if not isinstance(key, str):
-                raise ctx.error(key_node, f"{what}: keys must be strings, got {key!r}")
-            if key in self.items:
-                first = self.items[key][0].start_mark.line + 1
-                raise ctx.error(key_node, f"{what}: duplicate key {key!r} (first on line {first})")
-            if key not in allowed:
-                raise ctx.error(
-                    key_node,
-                    f"unknown key {key!r} in {what}{build.suggest(key, allowed)}; "
-                    f"allowed: {', '.join(allowed)}",
-                )
-            self.items[key] = (key_node, value_node)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.items
-
-    def node_of(self, key: str) -> yaml.Node | None:
-        item = self.items.get(key)
-        return item[1] if item else None
-
-    def at(self, key: str | None) -> yaml.Node:
-        """The node to blame for ``key`` (its value, else the mapping itself)."""
-        node = self.node_of(key) if key else None
-        return node if node is not None else self.node
-
-    def raw(self, key: str) -> object:
-        node = self.node_of(key)
-        if node is None:
-            return None
-        return self.ctx.value(node)
-
-    def required(self, key: str) -> yaml.Node:
-        node = self.node_of(key)
-        if node is None:
-            raise self.ctx.error(self.node, f"{self.what} needs {key!r}")
-        return node
-
-    def get(self, key: str, conv: Callable[[object, str], T], default: T) -> T:
-        node = self.node_of(key)
-        if node is None:
-            return default
-        return self.convert(node, key, conv)
-
-    def need(self, key: str, conv: Callable[[object, str], T]) -> T:
-        return self.convert(self.required(key), key, conv)
-
-    def convert(self, node: yaml.Node, key: str, conv: Callable[[object, str], T]) -> T:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.ctx.error(node, f"{key} must be a single value, got {_kind(node)}")
-        try:
-            return conv(self.ctx.value(node), key)
-        except FieldError as exc:
-            raise self.ctx.error(node, exc.message) from None
-
-    def seq(self, key: str) -> list[yaml.Node]:
-        node = self.node_of(key)
-        if node is None:
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.ctx.error(node, f"{key} must be a list (- item), got {_kind(node)}")
-        return list(node.value)
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return f"{node.value!r}"
+    config: str | None  # the config's name; None for a plain case file or a bare list
+    cases: tuple[Case, ...]
+    source: SourceRef
 
 
 # ---- scalar converters: (value, field) -> T, raising FieldError -------------------------
@@ -249,72 +157,59 @@ def parse_ignore_errors(value: object, field: str = "ignoreErrors") -> str | tup
     return tuple(codes)
 
 
+def _sql(value: object, field: str) -> str:
+    return strip_statement(_str(value, field))
+
+
+def _checksum(value: object, field: str) -> int:
+    number = _int(0)(value, field)
+    if number >= _MAX_CHECKSUM:
+        raise FieldError(field, f"{field} must be below 2**64, got {value!r}")
+    return number
+
+
 # ---- structure -------------------------------------------------------------------------
 
+def qa_signal(text: str) -> tuple[str, int] | None:
+    """The first QA key written as a mapping key in ``text`` and its line (cheap, no parse)."""
+    if not any(key in text for key in QA_SIGNAL_KEYS):  # plain substring search: most YAML
+        return None
+    match = _SIGNAL.search(text)
+    if match is None:
+        return None
+    return match.group(1), text.count("\n", 0, match.start()) + 1
+
+
 def looks_like_case_file(text: str) -> bool:
-    """Cheap pre-check used when the YAML does not even parse."""
-    return bool(_CASES_LINE.search(text))
+    """True when ``text`` carries QA keys: it is collected, and read as cases or refused."""
+    return qa_signal(text) is not None
 
 
-def compose(text: str, path: str) -> yaml.Node | None:
-    """The document's root node; malformed YAML becomes a ScenarioError with its line."""
-    try:
-        return yaml.compose(text, Loader=_COMPOSER)
-    except yaml.MarkedYAMLError:
-        pass
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        context = exc.context or ""
-        if context and exc.context_mark is not None and mark is not exc.context_mark:
-            context += f" (line {exc.context_mark.line + 1})"
-        problem = ", ".join(p for p in (context, exc.problem) if p) or str(exc)
-        raise ScenarioError(SourceRef(path, line), f"malformed YAML: {problem}") from None
-    except yaml.YAMLError as exc:
-        raise ScenarioError(SourceRef(path), f"malformed YAML: {exc}") from None
-
-
-def is_case_document(root: yaml.Node | None) -> bool:
-    """True when the top level is a mapping with a ``cases:`` key (a case file)."""
-    if not isinstance(root, yaml.MappingNode):
-        return False
-    return any(isinstance(k, yaml.ScalarNode) and k.value == "cases" for k, _ in root.value)
-
-
-def load_text(text: str, path: str, *, stem: str | None = None) -> tuple[Case, ...] | None:
-    """Cases of a case file, or ``None`` when ``text`` is not a case file.
+def load_groups(text: str, path: str, *, stem: str | None = None) -> tuple[CaseGroup, ...] | None:
+    """The case groups of a QA file, or ``None`` when ``text`` is no QA file at all.
 
     ``path`` is what error messages show; ``stem`` names the cases
-    (``<stem>::<case name>``), default the file name without suffix.
+    (``<stem>::<case name>``, ``<stem>::<config>::<case name>``), default the
+    file name without suffix. A file that carries QA keys but cannot be read
+    as cases raises :class:`ScenarioError` with its line.
     """
+    signal = qa_signal(text)
     try:
         root = compose(text, path)
     except ScenarioError:
-        if looks_like_case_file(text):
+        if signal is not None:
             raise
         return None
-    if not is_case_document(root):
-        return None
-    assert root is not None
-    ctx = _Ctx(text, path)
-    top = _Map(ctx, root, "the case file", TOP_KEYS)
-    tag = top.get("tag", _str, None)
-    workloads = tuple(_workload(ctx, n) for n in top.seq("workloads"))
-    case_nodes = top.seq("cases")
-    if not case_nodes:
-        raise ctx.error(top.at("cases"), "cases: is empty (list at least one case)")
     file_stem = stem if stem is not None else Path(path).stem
-    cases: list[Case] = []
-    seen: dict[str, int] = {}
-    for node in case_nodes:
-        case = _case(ctx, node, workloads, tag, file_stem)
-        if case.name in seen:
-            raise ctx.error(node, f"duplicate case name {case.name!r} (first on line {seen[case.name]})")
-        seen[case.name] = node.start_mark.line + 1
-        cases.append(case)
-    return tuple(cases)
+    return _read_root(root, Ctx(path), file_stem, signal, configs=True)
+
+
+def load_text(text: str, path: str, *, stem: str | None = None) -> tuple[Case, ...] | None:
+    """Every case of a QA file in file order (see :func:`load_groups`)."""
+    groups = load_groups(text, path, stem=stem)
+    if groups is None:
+        return None
+    return tuple(case for group in groups for case in group.cases)
 
 
 def load_file(path: str | Path) -> tuple[Case, ...] | None:
@@ -327,8 +222,130 @@ def load_file(path: str | Path) -> tuple[Case, ...] | None:
     return load_text(text, str(path), stem=p.stem)
 
 
-def _workload(ctx: _Ctx, node: yaml.Node) -> Workload:
-    m = _Map(ctx, node, "a workload", WORKLOAD_KEYS)
+_SHAPES = ("a case file has a top-level `cases:` list; QA's config list is a list of "
+           "`- name: <config>` / `default: |` items; a bare list of cases is a list of "
+           "`- name: <case>` items with faultType, ddl, importInto ...")
+
+
+def _read_root(root: yaml.Node | None, ctx: Ctx, stem: str,
+               signal: tuple[str, int] | None, *, configs: bool) -> tuple[CaseGroup, ...] | None:
+    if isinstance(root, yaml.MappingNode) and _has_key(root, "cases"):
+        return (CaseGroup(None, _case_file(ctx, root, stem), ctx.ref(root)),)
+    if isinstance(root, yaml.SequenceNode) and root.value and signal is not None:
+        first = root.value[0]
+        if configs and isinstance(first, yaml.MappingNode) and _has_key(first, "default"):
+            return _config_list(ctx, root, stem)
+        return (CaseGroup(None, _bare_cases(ctx, root, stem), ctx.ref(root)),)
+    if signal is None:
+        return None
+    key, line = signal
+    at = SourceRef(ctx.path, line + ctx.line_offset)
+    if root is None:
+        shape = "is empty"
+    elif isinstance(root, yaml.ScalarNode):
+        shape = ("is a single value, not a mapping or list (a flattened dump of a config or "
+                 "prose is not YAML)")
+    else:
+        shape = f"is {kind_of(root)}"
+    if isinstance(root, yaml.MappingNode) and _has_key(root, "name"):
+        shape += " that looks like one case: put it in a list (`- name: ...`) or under `cases:`"
+    raise ScenarioError(at, f"this file carries QA case keys ({key} on line "
+                            f"{line + ctx.line_offset}) but cannot be read as cases: its top "
+                            f"level {shape}; {_SHAPES}")
+
+
+def _has_key(node: yaml.MappingNode, key: str) -> bool:
+    return any(isinstance(k, yaml.ScalarNode) and k.value == key for k, _ in node.value)
+
+
+def _config_list(ctx: Ctx, root: yaml.SequenceNode, stem: str) -> tuple[CaseGroup, ...]:
+    """QA's config list: each ``default: |`` string is a case file of its own."""
+    groups: list[CaseGroup] = []
+    seen: dict[str, int] = {}
+    for item in root.value:
+        m = Map(ctx, item, "a config of QA's config list", names("config"))
+        name = m.need("name", _named("config name"))
+        if name in seen:
+            raise ctx.error(m.at("name"), f"duplicate config name {name!r} (first on line "
+                                          f"{seen[name]})")
+        seen[name] = ctx.line(item)
+        body = m.required("default")
+        root_node: yaml.Node | None = body
+        inner = ctx
+        if not isinstance(body, yaml.MappingNode):  # the case file as a string (`default: |`)
+            text = m.convert(body, "default", _str)
+            block = getattr(body, "style", None) in ("|", ">")
+            inner = Ctx(ctx.path, ctx.line_offset + body.start_mark.line + (1 if block else 0))
+            root_node = compose(text, ctx.path, inner.line_offset)
+        group = _read_root(root_node, inner, f"{stem}::{name}", ("default", ctx.line(body)),
+                           configs=False)
+        assert group is not None
+        groups.append(CaseGroup(name, group[0].cases, ctx.ref(item)))
+    return tuple(groups)
+
+
+def _bare_cases(ctx: Ctx, root: yaml.SequenceNode, stem: str) -> tuple[Case, ...]:
+    for item in root.value:
+        if isinstance(item, yaml.MappingNode) and _has_key(item, "default"):
+            raise ctx.error(item, "a list mixes QA configs (name + default) with other items; "
+                                  + _SHAPES)
+        if not (isinstance(item, yaml.MappingNode)
+                and any(isinstance(k, yaml.ScalarNode) and k.value in _CASE_KEYS
+                        for k, _ in item.value)):
+            raise ctx.error(item, f"this list item is not a case ({kind_of(item)}); " + _SHAPES)
+    return _cases(ctx, root, root.value, (), None, GlobalVariables(), stem)
+
+
+def _case_file(ctx: Ctx, root: yaml.MappingNode, stem: str) -> tuple[Case, ...]:
+    top = Map(ctx, root, "the case file", names("file"), hint=_flattened_hint)
+    tag = top.get("tag", _str, None)
+    workloads = tuple(_workload(ctx, n) for n in top.seq("workloads"))
+    gv = _global_variables(ctx, top)
+    case_nodes = top.seq("cases")
+    if not case_nodes:
+        raise ctx.error(top.at("cases"), "cases: is empty (list at least one case)")
+    return _cases(ctx, top.at("cases"), case_nodes, workloads, tag, gv, stem)
+
+
+def _flattened_hint(key: str) -> str:
+    if key in names("case") or key in names("importInto") or key in names("addIndex"):
+        return (f" -- {key} belongs to a case: this file's indentation looks lost (a "
+                f"flattened paste?); each case is a `- name: ...` item under `cases:` with "
+                f"its keys indented below it")
+    return ""
+
+
+def _cases(ctx: Ctx, where: yaml.Node, case_nodes: list[yaml.Node],
+           workloads: tuple[Workload, ...], tag: str | None, gv: GlobalVariables,
+           stem: str) -> tuple[Case, ...]:
+    cases: list[Case] = []
+    seen: dict[str, int] = {}
+    for node in case_nodes:
+        case = _case(ctx, node, workloads, tag, gv, stem)
+        if case.name in seen:
+            raise ctx.error(node, f"duplicate case name {case.name!r} (first on line "
+                                  f"{seen[case.name]})")
+        seen[case.name] = ctx.line(node)
+        cases.append(case)
+    if not cases:
+        raise ctx.error(where, "no cases (list at least one case)")
+    return tuple(cases)
+
+
+def _global_variables(ctx: Ctx, m: Map) -> GlobalVariables:
+    node = m.node_of("tidbGlobalVariables")
+    if node is None:
+        return GlobalVariables()
+    g = Map(ctx, node, "tidbGlobalVariables", names("tidbGlobalVariables"))
+    phases: dict[str, tuple[str, ...]] = {}
+    for phase in ("beforeCase", "afterCase"):
+        phases[phase] = tuple(g.convert(n, phase, global_variable_statement)
+                              for n in g.seq(phase))
+    return GlobalVariables(phases["beforeCase"], phases["afterCase"], ctx.ref(node))
+
+
+def _workload(ctx: Ctx, node: yaml.Node) -> Workload:
+    m = Map(ctx, node, "a workload", names("workload"))
     default = Workload()
     ignore = default.ignore_errors
     ignore_node = m.node_of("ignoreErrors")
@@ -350,7 +367,7 @@ def _workload(ctx: _Ctx, node: yaml.Node) -> Workload:
     )
 
 
-def _fault(ctx: _Ctx, m: _Map, default_warmup: Duration, *, entry: bool) -> FaultSpec:
+def _fault(ctx: Ctx, m: Map, default_warmup: Duration, *, entry: bool) -> FaultSpec:
     """A fault from case-level keys (``entry=False``) or a ``faults:`` item."""
     kind_node = m.required("faultType")
     params = {k: m.raw(k) for k in build.ALL_PARAMS if k in m}
@@ -363,6 +380,7 @@ def _fault(ctx: _Ctx, m: _Map, default_warmup: Duration, *, entry: bool) -> Faul
             period=m.raw("period"),
             total=m.raw("faultTotalRunTime"),
             warmup=m.raw("warmUpTime") if entry else None,
+            recovery=m.raw("recoveryTime"),
             default_warmup=default_warmup,
             params=params,
             source=ctx.ref(blame),
@@ -371,10 +389,10 @@ def _fault(ctx: _Ctx, m: _Map, default_warmup: Duration, *, entry: bool) -> Faul
         raise ctx.error(m.at(exc.field or "faultType"), exc.message) from None
 
 
-def _case(ctx: _Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str | None,
-          file_stem: str) -> Case:
-    m = _Map(ctx, node, "a case", CASE_KEYS)
-    name = m.need("name", _case_name)
+def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str | None,
+          file_gv: GlobalVariables, file_stem: str) -> Case:
+    m = Map(ctx, node, "a case", names("case"))
+    name = m.need("name", _named("case name"))
     warmup = m.get("warmUpTime", _duration("non-negative"), Duration(0.0, "0s"))
     faults: list[FaultSpec] = []
     if "faultType" in m:
@@ -385,13 +403,13 @@ def _case(ctx: _Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str 
         if stray:
             raise ctx.error(m.at(stray[0]), f"{stray[0]} without faultType (add faultType: ...)")
     for fnode in m.seq("faults"):
-        faults.append(_fault(ctx, _Map(ctx, fnode, "a fault", FAULT_ENTRY_KEYS), warmup,
+        faults.append(_fault(ctx, Map(ctx, fnode, "a fault", names("fault")), warmup,
                              entry=True))
     default_db = workloads[0].db if workloads else None
     jobs: list[JobSpec] = []
     ddl_node = m.node_of("ddl")
     if ddl_node is not None:
-        ddl = _Map(ctx, ddl_node, "ddl", DDL_KEYS)
+        ddl = Map(ctx, ddl_node, "ddl", names("ddl"))
         jobs += [_add_index(ctx, n, default_db) for n in ddl.seq("addIndex")]
         jobs += [_import_into(ctx, n, default_db) for n in ddl.seq("importInto")]
     jobs += [_import_into(ctx, n, default_db) for n in m.seq("importInto")]
@@ -408,7 +426,7 @@ def _case(ctx: _Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str 
     topology = None
     topo_node = m.node_of("topology")
     if topo_node is not None:
-        t = _Map(ctx, topo_node, "topology", TOPOLOGY_KEYS)
+        t = Map(ctx, topo_node, "topology", names("topology"))
         topology = Topology(pd=t.get("pd", _int(1), 1), tikv=t.get("tikv", _int(1), 1),
                             tidb=t.get("tidb", _int(1), 1))
     return Case(
@@ -425,24 +443,28 @@ def _case(ctx: _Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str 
         dist_task=m.get("distTask", _on_off, None),
         markers=tuple(markers),
         source=ctx.ref(node),
+        global_variables=file_gv + _global_variables(ctx, m),
     )
 
 
-def _case_name(value: object, field: str) -> str:
-    name = _str(value, field)
-    if "::" in name or "[" in name or "]" in name or "/" in name:
-        raise FieldError(field, f"case name {name!r} must not contain '::', '/', '[' or ']'")
-    return name
+def _named(what: str) -> Callable[[object, str], str]:
+    """A case or config name: part of test ids, so no '::', '/', '[' or ']'."""
+    def conv(value: object, field: str) -> str:
+        name = _str(value, field)
+        if "::" in name or "[" in name or "]" in name or "/" in name:
+            raise FieldError(field, f"{what} {name!r} must not contain '::', '/', '[' or ']'")
+        return name
+    return conv
 
 
-def _db(m: _Map, default_db: str | None) -> str:
+def _db(m: Map, default_db: str | None) -> str:
     if "db" in m or default_db is None:
         return m.need("db", _str)
     return default_db
 
 
-def _add_index(ctx: _Ctx, node: yaml.Node, default_db: str | None) -> AddIndexJob:
-    m = _Map(ctx, node, "an addIndex job", ADD_INDEX_KEYS)
+def _add_index(ctx: Ctx, node: yaml.Node, default_db: str | None) -> AddIndexJob:
+    m = Map(ctx, node, "an addIndex job", names("addIndex"))
     return AddIndexJob(
         db=_db(m, default_db),
         table=m.need("table", _str),
@@ -457,31 +479,53 @@ def _add_index(ctx: _Ctx, node: yaml.Node, default_db: str | None) -> AddIndexJo
     )
 
 
-def _import_into(ctx: _Ctx, node: yaml.Node, default_db: str | None) -> ImportIntoJob:
-    m = _Map(ctx, node, "an importInto job", IMPORT_KEYS)
-    source_uri = m.need("source", _str)
+def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportIntoJob:
+    m = Map(ctx, node, "an importInto job", names("importInto"))
+    cmd = m.get("cmd", _sql, None)
+    if cmd is not None:
+        for key in ("source", "format", "options"):
+            if key in m:
+                raise ctx.error(m.at(key), f"{key} and cmd exclude each other: with cmd, the "
+                                           f"statement says where from and how (WITH ...)")
+        try:
+            target = parse_import_cmd(cmd)
+        except FieldError as exc:
+            raise ctx.error(m.at("cmd"), exc.message) from None
+        table = m.get("table", _str, target.table)
+        if table != target.table:
+            raise ctx.error(m.at("table"), f"table {table!r} differs from the table of cmd "
+                                           f"({target.table!r})")
+        db = target.db or _db(m, default_db)
+        source_uri = target.source or ""
+    else:
+        db = _db(m, default_db)
+        table = m.need("table", _str)
+        source_uri = m.need("source", _str)
+    if "schema" in m and "createTable" in m:
+        raise ctx.error(m.at("createTable"), "schema and createTable are the same thing: "
+                                             "write one of them")
+    create_table = m.get("schema", _sql, None) or m.get("createTable", _sql, None)
     options: dict[str, object] = {}
     opt_node = m.node_of("options")
     if opt_node is not None:
-        o = _Map(ctx, opt_node, "importInto options", IMPORT_OPTIONS)
+        o = Map(ctx, opt_node, "importInto options", IMPORT_OPTIONS)
         for key in o.items:
             options[key] = o.convert(o.required(key), key, _option_value)
     generate = None
     gen_node = m.node_of("generate")
     if gen_node is not None:
-        g = _Map(ctx, gen_node, "generate", GENERATE_KEYS)
+        g = Map(ctx, gen_node, "generate", names("generate"))
         generate = GenerateSpec(rows=g.need("rows", _int(1)), files=g.get("files", _int(1), 1))
+        blame = m.at("cmd" if cmd is not None else "source")
         if not source_uri.startswith("/import/"):
-            raise ctx.error(m.at("source"),
-                            f"generate writes into /import: source must be /import/<file or "
-                            f"glob>, got {source_uri!r}")
+            raise ctx.error(blame, f"generate writes into /import: the source must be "
+                                   f"/import/<file or glob>, got {source_uri!r}")
         if generate.files > 1 and "*" not in source_uri:
-            raise ctx.error(m.at("source"),
-                            f"generate.files={generate.files} needs a '*' in source to name the "
-                            f"files (e.g. /import/t.*.csv)")
+            raise ctx.error(blame, f"generate.files={generate.files} needs a '*' in source to "
+                                   f"name the files (e.g. /import/t.*.csv)")
     return ImportIntoJob(
-        db=_db(m, default_db),
-        table=m.need("table", _str),
+        db=db,
+        table=table,
         source_uri=source_uri,
         timeout=m.need("timeout", _duration()),
         format=m.get("format", _choice(IMPORT_FORMATS), "csv"),
@@ -489,8 +533,10 @@ def _import_into(ctx: _Ctx, node: yaml.Node, default_db: str | None) -> ImportIn
         times=m.get("times", _int(1), 1),
         dist_task=m.get("distTask", _on_off, None),
         generate=generate,
-        create_table=m.get("createTable", _str, None),
+        create_table=create_table,
         source=ctx.ref(node),
+        cmd=cmd,
+        crc32_checksum=m.get("crc32Checksum", _checksum, None),
     )
 
 
@@ -506,8 +552,8 @@ def _option_value(value: object, field: str) -> object:
     return value
 
 
-def _expect(ctx: _Ctx, node: yaml.Node) -> Expectation:
-    m = _Map(ctx, node, "expect", EXPECT_KEYS)
+def _expect(ctx: Ctx, node: yaml.Node) -> Expectation:
+    m = Map(ctx, node, "expect", names("expect"))
     allow: list[str] = []
     for anode in m.seq("allowErrors"):
         pattern = m.convert(anode, "allowErrors", _str)

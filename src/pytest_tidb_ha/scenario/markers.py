@@ -14,15 +14,16 @@ from typing import Any
 
 from . import build
 from .errors import FieldError, ScenarioError
+from .faulttypes import known_types
 from .loader import SUBTYPES, WORKLOAD_TYPES, parse_ignore_errors
-from .model import FAULT_KINDS, Case, Duration, FaultSpec, SourceRef, Topology, Workload
+from .model import Case, Duration, FaultSpec, SourceRef, Topology, Workload
 
 MarkArgs = tuple[Sequence[Any], Mapping[str, Any]]
 
 
 def fault(kind: str, *, selector: str | None = None, duration: object = None,
           period: object = None, total: object = None, warmup: object = None,
-          **params: object) -> None:
+          recovery: object = None, **params: object) -> None:
     """Signature of ``@pytest.mark.fault`` (repeatable)."""
 
 
@@ -40,8 +41,10 @@ def tidb_cluster(*, pd: int | None = None, tikv: int | None = None, tidb: int | 
 #: The lines the plugin registers, shown by ``pytest --markers``.
 MARKER_HELP: dict[str, str] = {
     "fault": (
-        "fault(kind, *, selector, duration, period=None, total=None, warmup=None, **params): "
-        "inject a fault (repeatable). kinds: " + ", ".join(FAULT_KINDS) + ". params: "
+        "fault(kind, *, selector, duration, period=None, total=None, warmup=None, "
+        "recovery=None, **params): inject a fault (repeatable). kinds: "
+        + ", ".join(known_types()) + " (QA's parametric form too: 'network_latency(latency:1s)'"
+        "). params: "
         "latency='1s', jitter='100ms', loss='30%', direction='both|to|from'. Durations like "
         "'90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = one-shot"
     ),
@@ -85,7 +88,8 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
     try:
         return build.make_fault(
             b["kind"], selector=b["selector"], duration_value=b["duration"], period=b["period"],
-            total=b["total"], warmup=b["warmup"], params=b.get("params", {}), source=ref,
+            total=b["total"], warmup=b["warmup"], recovery=b["recovery"],
+            params=b.get("params", {}), source=ref,
             names=build.MARKER_NAMES,
         )
     except FieldError as exc:

@@ -133,6 +133,9 @@ class Schedule:
     duration: Duration
     period: Duration | None = None
     total: Duration | None = None
+    #: one-shot faults (QA's ``recoveryTime``): time the cluster gets after the heal; the
+    #: default stall window grows by it, so a job resuming within it is not judged stuck
+    recovery: Duration | None = None
 
     def windows(self, scale: float = 1.0) -> list[tuple[float, float]]:
         start = self.warmup.scaled(scale)
@@ -156,6 +159,8 @@ class FaultSpec:
     schedule: Schedule
     params: Mapping[str, object] = field(default_factory=frozen_map)
     source: SourceRef = SourceRef()
+    #: the faultType as written when it was QA's parametric form (``iochaos_io_delay(...)``)
+    written: str | None = None
 
     @property
     def direction(self) -> str:
@@ -228,8 +233,13 @@ class ImportIntoJob:
     times: int = 1
     dist_task: bool | None = None
     generate: GenerateSpec | None = None  # write CSV test data first
-    create_table: str | None = None  # SQL run before the first import
+    create_table: str | None = None  # SQL run (in ``db``) before the first import
     source: SourceRef = SourceRef()
+    #: QA's ``cmd``: the whole IMPORT INTO statement, run as written in ``db``
+    #: (``table``/``source_uri`` are read from it); may carry secrets -> redact
+    cmd: str | None = None
+    #: QA's ``crc32Checksum``: the table's checksum after the import (see jobs/checksum.py)
+    crc32_checksum: int | None = None
 
     kind = "import_into"
 
@@ -257,6 +267,19 @@ class Expectation:
     allow_errors: tuple[str, ...] = ()
     stall_window: Duration | None = None
     cancel_after: Duration | None = None
+
+
+@dataclass(frozen=True)
+class GlobalVariables:
+    """QA's ``tidbGlobalVariables``: SET GLOBAL statements around a case (may hold secrets)."""
+
+    before: tuple[str, ...] = ()  # ``beforeCase``: before the workload starts
+    after: tuple[str, ...] = ()  # ``afterCase``: after the case, whatever its outcome
+    source: SourceRef = SourceRef()
+
+    def __add__(self, other: GlobalVariables) -> GlobalVariables:
+        return GlobalVariables(self.before + other.before, self.after + other.after,
+                               other.source if other.before or other.after else self.source)
 
 
 @dataclass(frozen=True)
@@ -290,6 +313,7 @@ class Case:
     dist_task: bool | None = None  # tidb_enable_dist_task for the case; None: leave it
     markers: tuple[str, ...] = ()  # pytest markers for the item (YAML ``markers:``)
     source: SourceRef = SourceRef()
+    global_variables: GlobalVariables = GlobalVariables()  # QA's ``tidbGlobalVariables``
 
     @property
     def id(self) -> str:

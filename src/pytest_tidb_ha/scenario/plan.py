@@ -11,8 +11,10 @@ from __future__ import annotations
 from ..redact import redact
 from ..workload.sizing import scaled_size, scaled_threads
 from .durations import format_seconds
+from .faulttypes import approximation
 from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
 from .needs import plan_topology
+from .sqltext import CRC32_CHECKSUM, global_assignment
 
 MAX_WINDOWS = 20  # longer schedules are elided in the middle
 
@@ -28,6 +30,17 @@ def _on_off(value: bool | None) -> str:
     return "cluster default" if value is None else ("on" if value else "off")
 
 
+def _dist_task(case: Case) -> str:
+    """The case's tidb_enable_dist_task: ``distTask``, else QA's tidbGlobalVariables."""
+    if case.dist_task is not None:
+        return _on_off(case.dist_task)
+    for statement in case.global_variables.before:
+        assignment = global_assignment(statement)
+        if assignment is not None and assignment[0] == "tidb_enable_dist_task":
+            return f"{assignment[1].lower()} (tidbGlobalVariables beforeCase)"
+    return _on_off(None)
+
+
 def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
     s = fault.schedule
     params = ", ".join(f"{k}={v}" for k, v in fault.params.items())
@@ -39,7 +52,12 @@ def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
                  f"for {s.total}")
     else:
         head += f"; one-shot at {s.warmup} for {s.duration}"
+        if s.recovery is not None:
+            head += f", then {s.recovery} to recover"
     lines = [head + f"  [{fault.source}]"]
+    if fault.written is not None:
+        lines.append(f"    as written: faultType {fault.written}")
+    lines += [f"    {line}" for line in approximation(fault)]
     unscaled = s.windows(1.0)
     shown = list(enumerate(unscaled, 1))
     if len(shown) > MAX_WINDOWS:
@@ -52,6 +70,10 @@ def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
             lines.append(f"    event {n}: at {_t(start, scale)}")
         else:
             lines.append(f"    window {n}: {_t(start, scale)} -> {_t(end, scale)}")
+    if s.recovery is not None and unscaled:
+        end = unscaled[-1][1]
+        lines.append(f"    recovery: {_t(end, scale)} -> {_t(end + s.recovery.seconds, scale)} "
+                     f"(the default stall window grows by {s.recovery})")
     return lines
 
 
@@ -61,6 +83,9 @@ def _job_label(job: JobSpec) -> str:
                 f"job_type={job.job_type} admin_check={str(job.admin_check).lower()} "
                 f"count_check={str(job.count_check).lower()}")
     assert isinstance(job, ImportIntoJob)
+    if job.cmd is not None:
+        return (f"IMPORT INTO {job.db}.{job.table} as written (cmd, run in database {job.db}): "
+                f"{redact(job.cmd)}")
     opts = ", ".join(f"{k}={v}" for k, v in job.options.items())
     label = f"IMPORT INTO {job.db}.{job.table} FROM {redact(job.source_uri)!r} FORMAT {job.format}"
     return label + (f" WITH {opts}" if opts else "")
@@ -68,12 +93,13 @@ def _job_label(job: JobSpec) -> str:
 
 def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
                workload_scale: float) -> list[str]:
-    dist = job.dist_task if job.dist_task is not None else case.dist_task
+    dist = _on_off(job.dist_task) if job.dist_task is not None else _dist_task(case)
     lines = [f"  job {index}: {_job_label(job)}; times={job.times}, timeout {job.timeout} each, "
-             f"dist task {_on_off(dist)}  [{job.source}]"]
+             f"dist task {dist}  [{job.source}]"]
     if isinstance(job, ImportIntoJob):
         if job.create_table:
-            lines.append(f"    before: {redact(job.create_table)}")
+            where = f" (in database {job.db})" if job.cmd is not None else ""
+            lines.append(f"    before{where}: {redact(job.create_table)}")
         if job.generate is not None:
             rows = job.generate.scaled_rows(workload_scale)
             written = (f" (as written {job.generate.rows}, workload scale {workload_scale:g})"
@@ -81,6 +107,9 @@ def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
             files = ", ".join(job.generated_files())
             lines.append(f"    before: generate {rows} CSV rows{written} with a header line into "
                          f"/import: {files}")
+        if job.crc32_checksum is not None:
+            lines.append(f"    after each run: crc32Checksum must be {job.crc32_checksum} = "
+                         f"{CRC32_CHECKSUM} (TiDB's dbutil.GetCRC32Checksum)")
     start = case.warmup.seconds
     timeout = job.timeout.seconds
     for run in range(1, job.times + 1):
@@ -111,7 +140,10 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
         lines.append(f"  topology: {tplan.topology}"
                      + (f" version {case.version}" if case.version else ""))
         lines += [f"    {reason}" for reason in tplan.reasons] or ["    (default)"]
-    lines.append(f"  dist task: {_on_off(case.dist_task)}")
+    lines.append(f"  dist task: {_dist_task(case)}")
+    gv = case.global_variables
+    lines += [f"  before the case: {redact(sql)}  [{gv.source}]" for sql in gv.before]
+    lines += [f"  after the case: {redact(sql)}  [{gv.source}]" for sql in gv.after]
     if not case.workloads:
         lines.append("  workload: none")
     for w in case.workloads:

@@ -4,16 +4,22 @@ Grammar (whitespace-free, case-sensitive, as in the QA case files)::
 
     selector   := side ["_to_" side]          # SOURCE_to_TARGET: network faults
     side       := group ["(" quantifier ")"]
-                | "tidb(ddl_owner)"            # same as ddlowner
+                | component "(" role ")"       # pd(leader), tidb(ddl-owner)
                 | node                         # pd-0, tikv-1, tidb-2
     group      := pd | pdleader | pdfollower | tikv | tidb | ddlowner | all
+    component  := pd | tikv | tidb
+    role       := leader | follower            # pd only (= pdleader / pdfollower)
+                | ddl-owner | ddl_owner | owner  # tidb only (= ddlowner)
     quantifier := random | one | all | N | N%
 
 Meaning: no quantifier = every member of the group; ``(random)`` one node
 chosen at random (seeded per run); ``(one)`` one node, the first by name
 (deterministic); ``(N)`` N nodes at random; ``(N%)`` that share of the group,
 rounded up, at least one. On the target side of ``_to_``, ``all`` means every
-node that is not a source.
+node that is not a source. A role names the node(s) holding it when the
+window opens: ``pd(leader)`` the PD leader, ``pd(follower)`` every PD follower
+(like ``pdfollower``), ``tidb(ddl-owner)`` the DDL owner (QA's files spell it
+with a hyphen, #47954; ``ddl_owner`` and ``owner`` mean the same).
 
 Parsing is pure; :func:`check_selector` checks a parsed selector against a
 known :class:`~.model.Topology` (the faults layer resolves it against the
@@ -29,9 +35,16 @@ import re
 from .model import NodeSelector, Quantifier, Selector, Topology
 
 GROUPS: tuple[str, ...] = ("pd", "pdleader", "pdfollower", "tikv", "tidb", "ddlowner", "all")
-_ALIASES = {"tidb(ddl_owner)": "ddlowner", "ddl_owner": "ddlowner"}
+#: ``component(role)`` -> the group that holds the role (resolved live when a window opens).
+ROLES: dict[str, dict[str, str]] = {
+    "pd": {"leader": "pdleader", "follower": "pdfollower"},
+    "tidb": {"ddl-owner": "ddlowner", "ddl_owner": "ddlowner", "owner": "ddlowner"},
+    "tikv": {},
+}
+QUANTIFIERS = ("random", "one", "all")
+_ALIASES = {"ddl_owner": "ddlowner", "ddl-owner": "ddlowner"}
 _NODE = re.compile(r"^(pd|tikv|tidb)-(\d+)$")
-_SIDE = re.compile(r"^([a-z_]+)(?:\((random|one|all|\d+%?)\))?$")
+_SIDE = re.compile(r"^([a-z_]+)(?:\(([a-z_-]+|\d+%?)\))?$")
 SEPARATOR = "_to_"
 
 
@@ -39,13 +52,33 @@ class SelectorError(ValueError):
     """A selector that does not parse, or can never match the topology."""
 
 
-def _suggest(word: str) -> str:
-    close = difflib.get_close_matches(word, [*GROUPS, "tidb(ddl_owner)"], n=1)
+def _close(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def _suggest(word: str) -> str:
+    return _close(word, [*GROUPS, "tidb(ddl-owner)", "pd(leader)"])
+
+
+def _role_side(text: str, component: str, role: str) -> NodeSelector:
+    roles = ROLES[component]
+    if role not in roles:
+        known = ", ".join(f"{c}({r})" for c, rs in ROLES.items() for r in rs)
+        why = (f"{component} has no role {role!r}" if roles or component != "tikv"
+               else "tikv has no single leader (every region has its own)")
+        raise SelectorError(
+            f"{text!r} is not a node selector: {why}; (...) takes a quantifier "
+            f"({', '.join(QUANTIFIERS)}, N, N%) or a role ({known})"
+            f"{_close(role, [*QUANTIFIERS, *roles])}"
+        )
+    group = roles[role]
+    quantifier = Quantifier("one") if group == "ddlowner" else Quantifier("all")
+    return NodeSelector(group=group, quantifier=quantifier, text=text)
+
+
 def parse_side(text: str) -> NodeSelector:
-    """Parse one side (``tikv(random)``, ``pdleader``, ``tikv-1``, ``tidb(ddl_owner)``)."""
+    """Parse one side (``tikv(random)``, ``pdleader``, ``tikv-1``, ``tidb(ddl-owner)``)."""
     if text in _ALIASES:
         return NodeSelector(group=_ALIASES[text], quantifier=Quantifier("one"), text=text)
     node = _NODE.match(text)
@@ -54,8 +87,8 @@ def parse_side(text: str) -> NodeSelector:
     match = _SIDE.match(text)
     if not match:
         raise SelectorError(
-            f"{text!r} is not a node selector (group[(random|one|all|N|N%)] or a node name "
-            f"like tikv-1){_suggest(text)}"
+            f"{text!r} is not a node selector (group[(random|one|all|N|N%)], "
+            f"component(role) like pd(leader), or a node name like tikv-1){_suggest(text)}"
         )
     group, quant = match.group(1), match.group(2)
     if group not in GROUPS:
@@ -65,8 +98,15 @@ def parse_side(text: str) -> NodeSelector:
         )
     if quant is None:
         quantifier = Quantifier("all")
-    elif quant in ("random", "one", "all"):
+    elif quant in QUANTIFIERS:
         quantifier = Quantifier(quant)  # type: ignore[arg-type]
+    elif not quant[0].isdigit():
+        if group not in ROLES:
+            raise SelectorError(
+                f"{text!r} is not a node selector: {group} takes a quantifier "
+                f"({', '.join(QUANTIFIERS)}, N, N%){_close(quant, list(QUANTIFIERS))}"
+            )
+        return _role_side(text, group, quant)
     elif quant.endswith("%"):
         value = int(quant[:-1])
         if not 0 < value <= 100:

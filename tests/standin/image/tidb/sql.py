@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -198,7 +199,7 @@ class Cast:
     to: str
 
 
-AGGREGATES = {"COUNT", "SUM", "MIN", "MAX", "AVG"}
+AGGREGATES = {"COUNT", "SUM", "MIN", "MAX", "AVG", "BIT_XOR"}
 
 
 def has_aggregate(expr: Any) -> bool:
@@ -1238,13 +1239,7 @@ def evaluate(expr: Any, row: dict[str, Any], env: Env) -> Any:
         if v is None:
             return None
         if expr.to in ("CHAR", "VARCHAR", "BINARY"):
-            if isinstance(v, bytes):
-                return v.decode(errors="replace")
-            if isinstance(v, _dt.datetime):
-                return v.strftime("%Y-%m-%d %H:%M:%S") + (
-                    f".{v.microsecond:06d}" if v.microsecond else ""
-                )
-            return str(v)
+            return as_text(v)
         if expr.to in ("SIGNED", "UNSIGNED", "INT", "INTEGER"):
             return int(_num(v) or 0)
         if expr.to in ("DECIMAL",):
@@ -1259,6 +1254,15 @@ def evaluate(expr: Any, row: dict[str, Any], env: Env) -> Any:
         args = [evaluate(a, row, env) for a in expr.args]
         if expr.name in ("CONCAT",):
             return None if any(a is None for a in args) else "".join(str(a) for a in args)
+        # CRC32 / CONCAT_WS / ISNULL: TiDB's dbutil checksum (QA's crc32Checksum)
+        if expr.name == "CONCAT_WS" and args:
+            if args[0] is None:
+                return None
+            return as_text(args[0]).join(as_text(a) for a in args[1:] if a is not None)
+        if expr.name == "ISNULL" and len(args) == 1:
+            return int(args[0] is None)
+        if expr.name == "CRC32" and len(args) == 1:
+            return None if args[0] is None else zlib.crc32(as_text(args[0]).encode())
         if expr.name in ("IFNULL", "COALESCE"):
             return next((a for a in args if a is not None), None)
         if expr.name in ("LOWER", "LCASE") and args:
@@ -1267,6 +1271,15 @@ def evaluate(expr: Any, row: dict[str, Any], env: Env) -> Any:
             return None if args[0] is None else str(args[0]).upper()
         return env.func(expr.name, args)
     raise SQLError(1105, f"cannot evaluate {expr!r}")
+
+
+def as_text(v: Any) -> str:
+    """A value as TiDB prints it in string context (CAST AS CHAR, CONCAT_WS)."""
+    if isinstance(v, bytes):
+        return v.decode(errors="replace")
+    if isinstance(v, _dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S") + (f".{v.microsecond:06d}" if v.microsecond else "")
+    return str(v)
 
 
 def aggregate(func: Func, rows: list[dict[str, Any]], env: Env) -> Any:
@@ -1280,6 +1293,11 @@ def aggregate(func: Func, rows: list[dict[str, Any]], env: Env) -> Any:
     vals = [v for v in vals if v is not None]
     if func.distinct:
         vals = list(dict.fromkeys(vals))
+    if func.name == "BIT_XOR":  # 0 for no rows, like MySQL and TiDB
+        out = 0
+        for v in vals:
+            out ^= int(_num(v) or 0)
+        return out
     if not vals:
         return None
     if func.name == "SUM":
