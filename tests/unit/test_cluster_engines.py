@@ -146,3 +146,14 @@ def test_pool_on_a_local_engine_keeps_loopback_and_the_import_folder(
     assert (settings.engine, settings.address, settings.publish_ip, settings.import_dir) == \
         ("unix:///b.sock", "127.0.0.1", "127.0.0.1", tmp_path)
     pool.close()
+
+
+def test_client_kwargs_point_every_client_at_the_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_tidb_ha.cluster.engines import client_kwargs
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///elsewhere.sock")
+    monkeypatch.setenv("DOCKER_CERT_PATH", "/certs")
+    kw = client_kwargs("tcp://127.0.0.1:2376")
+    assert kw["environment"]["DOCKER_HOST"] == "tcp://127.0.0.1:2376"
+    assert kw["environment"]["DOCKER_CERT_PATH"] == "/certs"
+    assert kw["use_ssh_client"] is False and client_kwargs("ssh://u@h")["use_ssh_client"] is True

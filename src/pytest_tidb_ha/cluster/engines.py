@@ -33,7 +33,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .specs import HOST_IP
@@ -144,6 +144,20 @@ class EngineLease:
             self._file = None
 
 
+def client_kwargs(url: str) -> dict[str, Any]:
+    """``docker.from_env`` arguments that reach ``url`` (testcontainers' ``docker_client_kw``).
+
+    The engine URL replaces ``DOCKER_HOST``; the other ``DOCKER_*`` settings of the
+    environment (``DOCKER_TLS_VERIFY``, ``DOCKER_CERT_PATH``) still apply, so a TLS
+    engine works as it does for the docker CLI. SSH goes through the ``ssh`` client.
+    """
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("DOCKER_")}
+    env["DOCKER_HOST"] = url
+    return {"environment": env, "use_ssh_client": url.startswith("ssh://")}
+
+
 def engine_client(url: str, timeout: float = 60) -> DockerClient:
     """A docker SDK client for ``url`` that has answered a ping, or :class:`DockerUnavailable`."""
     import docker
@@ -151,8 +165,7 @@ def engine_client(url: str, timeout: float = 60) -> DockerClient:
     from .lifecycle import DockerUnavailable, _short_reason
 
     try:
-        client = docker.DockerClient(base_url=url, timeout=int(timeout),
-                                     use_ssh_client=url.startswith("ssh://"))
+        client = docker.from_env(timeout=int(timeout), **client_kwargs(url))
         client.ping()
     except Exception as exc:  # noqa: BLE001 - any failure means "no engine"
         raise DockerUnavailable(

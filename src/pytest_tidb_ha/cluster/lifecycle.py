@@ -290,6 +290,7 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
             name=spec.container_name,
             network=started.network,
             network_aliases=[spec.node],
+            docker_client_kw=_client_kw(started.settings),
             **extra,
         )
         for cport, hport in ports.items():
@@ -323,6 +324,15 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
     raise ClusterStartError(
         f"cluster {started.settings.cluster_name}: no free host ports for {spec.node}: {last_error}"
     )
+
+
+def _client_kw(settings: ClusterSettings) -> dict[str, Any] | None:
+    """testcontainers' client for the settings' engine (None: its default, as ours)."""
+    if settings.engine is None:
+        return None
+    from .engines import client_kwargs
+
+    return client_kwargs(settings.engine)
 
 
 def _remove_container(dc: Any) -> None:
@@ -413,7 +423,8 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         for image in sorted(set(settings.images.values())):
             _ensure_image(docker, image, settings.pull_missing)
         labels = settings.base_labels()
-        network = Network(docker_network_kw={"labels": labels})
+        network = Network(docker_client_kw=_client_kw(settings),
+                          docker_network_kw={"labels": labels})
         network.name = name
         network.create()
         started.network, started.network_name = network, name
