@@ -20,15 +20,16 @@ How (three passes):
    fits under the share, else to the least loaded shard when it fits there;
    items that fit nowhere are left over;
 2. left-over items, longest first, to the least loaded shard (any empty one
-   first) — or to a shard that already runs their cluster when that keeps the
-   spread within the longest item (the classic LPT bound);
+   first: the classic LPT rule) — or to a shard that already runs their cluster
+   when that raises no shard above what the LPT placement would;
 3. while a shard is empty and another has two items or more, the heaviest such
    shard gives its lightest item away.
 
 Why the bound holds: an item is left over in pass 1 only when every shard is
 already within its size of the share, so pass 1 ends with a spread below the
-longest item (or every shard exactly at the share); pass 2 places each item on
-a shard whose new load is at most the current minimum plus the longest item;
+longest item (or every shard exactly at the share); pass 2 places each item so
+that no load exceeds the larger of the current maximum and the current minimum
+plus the item;
 pass 3 only moves load from a shard onto an empty one. (A strict "less than"
 is impossible in general: three equal items on two shards.)
 """
@@ -108,7 +109,6 @@ def split(units: Sequence[Unit], count: int) -> list[list[Unit]]:
         raise ValueError("estimates must not be negative")
     total = sum(u.estimate for u in ordered)
     share = total / count
-    longest = max((u.estimate for u in ordered), default=0.0)
     eps = 1e-9 * max(1.0, total)
     shards = _Shards(count)
 
@@ -138,9 +138,11 @@ def split(units: Sequence[Unit], count: int) -> list[list[Unit]]:
         if empty:
             shards.place(empty[0], u)
             continue
-        floor = min(shards.loads)
+        # LPT would give the least loaded shard this item: a shard that runs its cluster
+        # already may take it instead when that raises no shard above what LPT would
+        ceiling = max(max(shards.loads), min(shards.loads) + u.estimate)
         near = [i for i in range(count) if shards.holds(i, u.group_key)
-                and shards.loads[i] + u.estimate <= floor + longest + eps]
+                and shards.loads[i] + u.estimate <= ceiling + eps]
         shards.place(shards.least_loaded(near) if near else shards.least_loaded(), u)
 
     # pass 3: no empty shard while another has two items or more

@@ -123,3 +123,17 @@ def test_plan_lines_show_share_and_split_clusters() -> None:
     assert "an even share is 50%" in text
     assert "cluster A:" in text and "(split: other shards run it too)" in text
     assert plan.to_json()["of"] == 2
+
+
+def test_the_shipped_scenarios_split_within_one_matrix_cell() -> None:
+    """The estimates of ``pytest scenarios/ --ha-time-scale 0.1 --ha-workload-scale 0.0001``:
+    twenty matrix cells of ~35 s on four clusters, and the three seeds (42 s, 179 s, 173 s)."""
+    units = ([Unit(f"kill{i}", 35.0, "1/1/2") for i in range(4)]
+             + [Unit(f"pd{i}", 35.0, "3/1/1") for i in range(8)]
+             + [Unit(f"delay{i}", 35.0, "1/1/1") for i in range(4)]
+             + [Unit(f"tikv{i}", 35.0, "1/3/1") for i in range(4)]
+             + [Unit("s46735", 42.0, "1/1/2"), Unit("s48303", 179.0, "1/3/1"),
+                Unit("s48546", 173.0, "3/1/1")])
+    for count in (2, 3, 4, 5):
+        loads = [sum(u.estimate for u in s) for s in _check(units, count)]
+        assert max(loads) - min(loads) <= 35.0, (count, loads)
