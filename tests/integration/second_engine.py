@@ -20,7 +20,9 @@ the helper container there.
 
 On exit (also on errors) it stops the daemon (SIGTERM, then SIGKILL), removes the
 rule, unmounts whatever it left mounted, removes its cgroup folders and its folder,
-and returns what it could not clean as :attr:`SecondEngine.leftovers`.
+and returns what it could not clean as :attr:`SecondEngine.leftovers`. A test run
+killed with SIGKILL cannot do that: the folder names its owner's pid, and the next
+``second_engine()`` cleans up after owners that are gone (:func:`reap_stale_engines`).
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ def _routes() -> str:
                           check=False).stdout
 
 
-def free_pool(routes: str) -> str:
-    """The first 10.x.0.0/16 from 10.213 on that no route overlaps."""
-    used = []
+def free_pool(routes: str, taken: Sequence[str] = ()) -> str:
+    """The first 10.x.0.0/16 from 10.213 on that no route overlaps and no other second
+    engine (``taken``) uses."""
+    used = [ipaddress.ip_network(t) for t in taken]
     for line in routes.splitlines():
         word = line.split()[0] if line.split() else ""
         with contextlib.suppress(ValueError):
@@ -155,19 +158,85 @@ def _links_in(pool: str) -> list[str]:
     return found
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _cleanup(root: Path, pool: str, proc: subprocess.Popen[bytes] | None) -> list[str]:
+    """Stop the daemon and remove everything of it; returns what could not be removed."""
+    leftovers: list[str] = []
+    name = root.name
+    if proc is not None:
+        _stop(proc)
+    else:  # a dead run's daemon: only its pidfile knows it
+        with contextlib.suppress(OSError, ValueError):
+            pid = int((root / "docker.pid").read_text())
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    done = subprocess.run(["iptables", "-w", "5", "-D", *_rule(pool, name)],
+                          capture_output=True, check=False)
+    if done.returncode != 0 and proc is not None:
+        leftovers.append(f"iptables rule for {pool}: {done.stderr!r}")
+    for point in _mounts_under(root):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+        leftovers.append(f"mount {point} (unmounted)")
+    for cg in _cgroup_dirs(name):
+        try:
+            _remove_cgroup(cg)
+        except OSError as exc:
+            leftovers.append(f"cgroup {cg}: {exc}")
+    leftovers += [f"link {link}" for link in _links_in(pool)]
+    running = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True,
+                           check=False).stdout.split()
+    leftovers += [f"process {pid}" for pid in running]
+    shutil.rmtree(root, ignore_errors=True)
+    if root.exists():
+        leftovers.append(f"folder {root}")
+    return leftovers
+
+
+def reap_stale_engines(tmp: Path = Path("/tmp")) -> list[str]:
+    """Clean up second engines whose test run died (their ``owner`` pid is gone)."""
+    reaped = []
+    for root in sorted(tmp.glob("tidbha-e2.*")):
+        try:
+            owner = int((root / "owner").read_text())
+            pool = (root / "pool").read_text().strip()
+        except (OSError, ValueError):
+            continue  # being set up right now, or not ours
+        if alive(owner):
+            continue
+        _cleanup(root, pool, None)
+        reaped.append(str(root))
+    return reaped
+
+
 @contextlib.contextmanager
 def second_engine() -> Iterator[SecondEngine]:
     """Start the engine; on exit stop it and clean everything (see the module doc)."""
+    reap_stale_engines()
     root = Path(tempfile.mkdtemp(prefix="tidbha-e2.", dir="/tmp"))  # short: socket path limit
     name = root.name
-    pool = free_pool(_routes())
+    pool = free_pool(_routes(), [p.read_text().strip() for p in Path("/tmp").glob("tidbha-e2.*/pool")])
     port = _free_port()
+    (root / "pool").write_text(pool)
+    (root / "owner").write_text(str(os.getpid()))
     engine = SecondEngine(root, f"unix://{root}/docker.sock", f"tcp://127.0.0.1:{port}", pool,
                           root / "dockerd.log")
-    subprocess.run(["iptables", "-w", "5", "-I", *_rule(pool, name)], check=True,
-                   capture_output=True)
     proc: subprocess.Popen[bytes] | None = None
     try:
+        subprocess.run(["iptables", "-w", "5", "-I", *_rule(pool, name)], check=True,
+                       capture_output=True)
         with engine.log.open("wb") as log:
             proc = subprocess.Popen(
                 ["dockerd", "-H", engine.unix_url, "-H", f"tcp://127.0.0.1:{port}", "--tls=false",
@@ -189,24 +258,4 @@ def second_engine() -> Iterator[SecondEngine]:
             time.sleep(0.5)
         yield engine
     finally:
-        if proc is not None:
-            _stop(proc)
-        done = subprocess.run(["iptables", "-w", "5", "-D", *_rule(pool, name)],
-                              capture_output=True, check=False)
-        if done.returncode != 0:
-            engine.leftovers.append(f"iptables rule for {pool}: {done.stderr!r}")
-        for point in _mounts_under(root):
-            subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-            engine.leftovers.append(f"mount {point} (unmounted)")
-        for cg in _cgroup_dirs(name):
-            try:
-                _remove_cgroup(cg)
-            except OSError as exc:
-                engine.leftovers.append(f"cgroup {cg}: {exc}")
-        engine.leftovers += [f"link {link}" for link in _links_in(pool)]
-        alive = subprocess.run(["pgrep", "-f", str(root)], capture_output=True, text=True,
-                               check=False).stdout.split()
-        engine.leftovers += [f"process {pid}" for pid in alive]
-        shutil.rmtree(root, ignore_errors=True)
-        if root.exists():
-            engine.leftovers.append(f"folder {root}")
+        engine.leftovers += _cleanup(root, pool, proc)

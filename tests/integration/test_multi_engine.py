@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from second_engine import SecondEngine, default_engine_url, second_engine
+from second_engine import (
+    SecondEngine,
+    alive,
+    default_engine_url,
+    reap_stale_engines,
+    second_engine,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -192,3 +198,27 @@ def test_two_engines_one_worker_each_clean_and_same_verdicts(
     assert _verdicts(tmp_path / "merged.xml") == expected
     for client in clients.values():
         client.close()
+
+
+def test_a_killed_runs_second_engine_is_reaped_by_the_next() -> None:
+    if os.geteuid() != 0 or shutil.which("dockerd") is None:
+        pytest.skip("starting a second dockerd needs root and dockerd (CI runs as root)")
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); "
+            "from second_engine import second_engine\n"
+            "with second_engine() as e:\n"
+            "    print(e.root, e.pool, flush=True); time.sleep(600)\n")
+    child = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout is not None
+    root, _pool = child.stdout.readline().split()
+    daemon = int(Path(root, "docker.pid").read_text())
+    child.kill()  # SIGKILL: no finally runs
+    child.wait(30)
+    assert Path(root).exists() and alive(daemon)
+    rule = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    assert Path(root).name in rule
+
+    assert root in reap_stale_engines()
+    assert not Path(root).exists() and not alive(daemon)
+    rule = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True).stdout
+    assert Path(root).name not in rule
