@@ -81,6 +81,8 @@ def _random_selection(rng: random.Random) -> list[str]:
     if rng.random() < 0.2:
         args += ["-m", "not smoke"]
     if rng.random() < 0.3:
+        args += ["--deselect", f"test_matrix.py::test_plain[{rng.randint(0, 4)}]"]
+    if rng.random() < 0.3:
         args.append(rng.choice(["seeds", "test_matrix.py"]))
     return args
 
