@@ -142,6 +142,7 @@ def test_option_spellings_and_errors(project: pytest.Pytester,
 
 def test_xdist_workers_split_alike_and_the_controller_prints_the_plan(
         project: pytest.Pytester) -> None:
+    pytest.importorskip("xdist", reason="pytest-xdist is a dev extra: pip install -e '.[dev]'")
     alone, _ = _collected(project, "-k", "plain or delay", "--ha-shard", "1/2",
                           "--ha-artifacts", "a1")
     result = project.runpytest_subprocess(
