@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from .scenario.model import Topology
+from .shard import ShardSpec, parse_shard
 
 #: The newest LTS in shared/reference/tidb-containers.md (v8.5.x line).
 DEFAULT_TIDB_VERSION = "v8.5.7"
@@ -43,6 +44,8 @@ class HAOptions:
     #: components whose image was set explicitly (--tidb-image); kept when a
     #: marker asks for another version
     image_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    shard: ShardSpec | None = None  # --ha-shard K/N; None: run the whole selection
+    docker_hosts: tuple[str, ...] = ()  # --ha-docker-hosts; empty: DOCKER_HOST / the default
 
     @property
     def attach(self) -> bool:
@@ -124,6 +127,14 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("ha_no_docker", "--ha-no-docker",
                "what a cluster test does when no Docker engine answers", "fail",
                metavar="fail|skip"),
+    OptionSpec("ha_shard", "--ha-shard",
+               "run only shard K of N of the selected items (balanced by the planner's "
+               "estimate, items of one cluster kept together)", "the whole selection",
+               metavar="K/N"),
+    OptionSpec("ha_docker_hosts", "--ha-docker-hosts",
+               "Docker engines to spread clusters over, comma list of unix://, tcp:// or "
+               "ssh:// URLs (each xdist worker uses one engine at a time)",
+               "DOCKER_HOST or the default socket", metavar="URL,URL"),
 )
 SPECS_BY_DEST = {spec.dest: spec for spec in OPTION_SPECS}
 
@@ -163,6 +174,40 @@ def parse_image(text: str) -> tuple[str, str]:
     if not sep or component not in COMPONENTS or not image:
         raise ValueError(f"{text!r} is not COMPONENT=IMAGE with COMPONENT in pd, tikv, tidb")
     return component, image
+
+
+DOCKER_SCHEMES = ("unix", "tcp", "ssh", "http", "https")
+
+
+def parse_docker_hosts(text: str) -> tuple[str, ...]:
+    """``unix:///run/a.sock,tcp://10.0.0.5:2375`` -> the URLs, checked, in order."""
+    from urllib.parse import urlsplit
+
+    urls: list[str] = []
+    for part in text.split(","):
+        url = part.strip()
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme not in DOCKER_SCHEMES:
+            raise ValueError(f"{url!r}: not a Docker engine URL (schemes: "
+                             f"{', '.join(s + '://' for s in DOCKER_SCHEMES)})")
+        if parts.scheme == "unix":
+            if not parts.path.startswith("/") or parts.netloc:
+                raise ValueError(f"{url!r}: a unix socket URL is unix:///absolute/path")
+        else:
+            if not parts.hostname:
+                raise ValueError(f"{url!r}: no host")
+            try:
+                parts.port  # noqa: B018 - validates the port
+            except ValueError:
+                raise ValueError(f"{url!r}: bad port") from None
+        if url in urls:
+            raise ValueError(f"{url!r} given twice")
+        urls.append(url)
+    if not urls:
+        raise ValueError("no URL")
+    return tuple(urls)
 
 
 def _parse_dsn(text: str) -> str:
@@ -240,6 +285,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ha_workload_scale": _parse_scale,
     "ha_fault_helper_image": _non_empty("image"),
     "ha_no_docker": _choice("fail", "skip"),
+    "ha_shard": parse_shard,
+    "ha_docker_hosts": parse_docker_hosts,
 }
 
 
@@ -296,6 +343,9 @@ def resolve_options(
     version = str(values.get("tidb_version", DEFAULT_TIDB_VERSION))
     if values.get("tidb_pd_url") and not values.get("tidb_dsn"):
         raise OptionError("--tidb-pd-url needs --tidb-dsn (the PD of an existing cluster)")
+    if values.get("ha_docker_hosts") and values.get("tidb_dsn"):
+        raise OptionError("--ha-docker-hosts starts clusters on those engines; --tidb-dsn "
+                          "attaches to an existing cluster: give one of them")
     images = {**default_images(version), **overrides}
     return HAOptions(
         tidb_version=version,
@@ -312,4 +362,6 @@ def resolve_options(
         workload_scale=float(values.get("ha_workload_scale", 1.0)),  # type: ignore[arg-type]
         fault_helper_image=values.get("ha_fault_helper_image"),  # type: ignore[arg-type]
         no_docker=values.get("ha_no_docker", "fail"),  # type: ignore[arg-type]
+        shard=values.get("ha_shard"),  # type: ignore[arg-type]
+        docker_hosts=values.get("ha_docker_hosts", ()),  # type: ignore[arg-type]
     )

@@ -40,6 +40,7 @@ CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb",
                               "ha_workload"})
 CASE_MARKERS = ("fault", "workload", "tidb_cluster")
 REPORT_PLUGIN = "tidb-ha-report"
+SHARD_PLUGIN = "tidb-ha-shard"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -77,6 +78,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # header, JUnit properties, artifacts policy, verdict summary (report layer)
     if not config.pluginmanager.has_plugin(REPORT_PLUGIN):
         config.pluginmanager.register(ReportHooks(config), REPORT_PLUGIN)
+    # --ha-shard K/N: keep shard K of the final selection (after -k/-m)
+    shard = config.stash[HA_OPTIONS_KEY].shard
+    if shard is not None and not config.pluginmanager.has_plugin(SHARD_PLUGIN):
+        from .shard_hooks import ShardHooks
+
+        config.pluginmanager.register(ShardHooks(shard, _uses_cluster), SHARD_PLUGIN)
 
 
 # ---- YAML case files ---------------------------------------------------------------------

@@ -113,3 +113,33 @@ def test_empty_values_count_as_unset() -> None:
     opts = resolve_options({"ha_time_scale": ""}, {"PYTEST_TIDB_HA_TIME_SCALE": " "},
                            {"ha_time_scale": "0.25"})
     assert opts.time_scale == 0.25
+
+
+def test_shard_and_docker_hosts_resolve() -> None:
+    from pytest_tidb_ha.shard import ShardSpec
+
+    opts = resolve_options(
+        {"ha_shard": "2/3"},
+        {"PYTEST_TIDB_HA_DOCKER_HOSTS": "unix:///run/a.sock, tcp://127.0.0.1:2375,ssh://u@h"},
+        {})
+    assert opts.shard == ShardSpec(2, 3)
+    assert opts.docker_hosts == ("unix:///run/a.sock", "tcp://127.0.0.1:2375", "ssh://u@h")
+    assert resolve_options({}, {}, {}).docker_hosts == ()
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("http//x", "not a Docker engine URL"),
+    ("unix://run/a.sock", "unix:///absolute/path"),
+    ("tcp://:2375", "no host"),
+    ("tcp://h:99999", "bad port"),
+    ("unix:///a,unix:///a", "given twice"),
+    (" , ", "no URL"),
+])
+def test_docker_hosts_errors_name_the_source(value: str, message: str) -> None:
+    with pytest.raises(OptionError, match=f"--ha-docker-hosts={value!r}: .*{message}"):
+        resolve_options({"ha_docker_hosts": value}, {}, {})
+
+
+def test_docker_hosts_contradict_attach_mode() -> None:
+    with pytest.raises(OptionError, match="give one of them"):
+        resolve_options({"ha_docker_hosts": "unix:///a", "tidb_dsn": "mysql://root@h:4000"}, {}, {})

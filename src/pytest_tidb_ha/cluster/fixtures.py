@@ -31,6 +31,7 @@ from ..recording import CASE_KEY, ha_options
 from ..scenario.model import Case, Topology
 from .attach import AttachError, attach_cluster
 from .client import SQLError, TiDBClient
+from .engines import lock_dir_for_run
 from .handle import Cluster
 from .lifecycle import ClusterStartError, DockerUnavailable
 from .pool import ClusterPool
@@ -105,9 +106,16 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def tidb_cluster_pool(tidb_cluster_settings: ClusterSettings) -> Iterator[ClusterPool]:
-    """Clusters of this session (one per topology/images/env), stopped at session end."""
-    pool = ClusterPool(tidb_cluster_settings)
+def tidb_cluster_pool(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterSettings,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterPool]:
+    """Clusters of this session (one per topology/images/env), stopped at session end.
+
+    With ``--ha-docker-hosts`` the pool leases one of the engines for this worker.
+    """
+    engines = ha_options(request.config).docker_hosts
+    lock_dir = (lock_dir_for_run(tmp_path_factory.getbasetemp(), tidb_cluster_settings.worker)
+                if engines else None)
+    pool = ClusterPool(tidb_cluster_settings, engines=engines, lock_dir=lock_dir)
     with _sigterm_as_interrupt():
         try:
             yield pool

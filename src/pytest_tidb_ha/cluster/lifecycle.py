@@ -290,10 +290,11 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
             name=spec.container_name,
             network=started.network,
             network_aliases=[spec.node],
+            docker_client_kw=_client_kw(started.settings),
             **extra,
         )
         for cport, hport in ports.items():
-            dc.ports[f"{cport}/tcp"] = (HOST_IP, hport)  # type: ignore[assignment]
+            dc.ports[f"{cport}/tcp"] = (started.settings.publish_ip, hport)  # type: ignore[assignment]
         for vol in spec.volumes:
             dc.with_volume_mapping(vol.volume, vol.target, "ro" if vol.read_only else "rw")
         for bind in spec.binds:
@@ -323,6 +324,15 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
     raise ClusterStartError(
         f"cluster {started.settings.cluster_name}: no free host ports for {spec.node}: {last_error}"
     )
+
+
+def _client_kw(settings: ClusterSettings) -> dict[str, Any] | None:
+    """testcontainers' client for the settings' engine (None: its default, as ours)."""
+    if settings.engine is None:
+        return None
+    from .engines import client_kwargs
+
+    return client_kwargs(settings.engine)
 
 
 def _remove_container(dc: Any) -> None:
@@ -389,7 +399,8 @@ def _tidb_probe(url_of: PortOf, tidb_nodes: Sequence[str],
 
 
 def _started_url_of(started: _Started) -> PortOf:
-    return lambda node, port: f"http://{HOST_IP}:{started.host_ports[node][port]}"
+    host = started.settings.address
+    return lambda node, port: f"http://{host}:{started.host_ports[node][port]}"
 
 
 def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None) -> Cluster:
@@ -412,7 +423,8 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         for image in sorted(set(settings.images.values())):
             _ensure_image(docker, image, settings.pull_missing)
         labels = settings.base_labels()
-        network = Network(docker_network_kw={"labels": labels})
+        network = Network(docker_client_kw=_client_kw(settings),
+                          docker_network_kw={"labels": labels})
         network.name = name
         network.create()
         started.network, started.network_name = network, name
@@ -445,7 +457,7 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         for spec in by_component["tidb"]:
             _start_container(started, spec)
         client = TiDBClient(
-            {n: (HOST_IP, started.host_ports[n][TIDB_PORT]) for n in tidb_nodes},
+            {n: (settings.address, started.host_ports[n][TIDB_PORT]) for n in tidb_nodes},
             connect_timeout=2, read_timeout=5, write_timeout=5,
         )
         log.info("cluster %s: waiting for TiDB %s (/status and SELECT 1)", name, tidb_nodes)
@@ -508,6 +520,7 @@ def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:
                 container_id=inner.id,
                 host_ports=MappingProxyType(ports),
                 ip=container_ip(inner.attrs, started.network_name),
+                host=started.settings.address,
             )
         )
     return Cluster(
@@ -588,10 +601,12 @@ def keep_instructions(cluster: Cluster) -> str:
     for url in cluster.pd_urls():
         lines.append(f"  PD API: {url}/pd/api/v1/members")
     flt = f"label={LABEL_CLUSTER}={cluster.name}"
+    engine = cluster.settings.engine if cluster.settings is not None else None
+    d = f"docker -H {engine}" if engine else "docker"
     lines.append("  remove it with:")
-    lines.append(f"    docker rm -f -v $(docker ps -aq --filter {flt})")
-    lines.append(f"    docker network rm $(docker network ls -q --filter {flt})")
-    lines.append(f"    docker volume rm $(docker volume ls -q --filter {flt})")
+    lines.append(f"    {d} rm -f -v $({d} ps -aq --filter {flt})")
+    lines.append(f"    {d} network rm $({d} network ls -q --filter {flt})")
+    lines.append(f"    {d} volume rm $({d} volume ls -q --filter {flt})")
     return "\n".join(lines)
 
 

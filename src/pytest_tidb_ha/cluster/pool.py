@@ -13,10 +13,12 @@ import dataclasses
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..scenario.model import Topology
+from .engines import Engine, EngineLease, engine_client
 from .handle import Cluster
 from .lifecycle import (
     ClusterStartError,
@@ -48,9 +50,16 @@ class ClusterPool:
         max_clusters: int = 2,
         reuse_timeout: float = 60.0,
         reap: bool = True,
+        engines: Sequence[str] = (),
+        lock_dir: Path | None = None,
+        engine_factory: Callable[[str], DockerClient] = engine_client,
     ) -> None:
         self.base = base
         self._docker_factory = docker_factory
+        self._engines = tuple(engines)
+        self._lease = EngineLease(engines, lock_dir=lock_dir, worker=base.worker) if engines else None
+        self._engine_factory = engine_factory
+        self.engine: Engine | None = None
         self._docker: DockerClient | None = None
         self._docker_error: DockerUnavailable | None = None
         self._clusters: OrderedDict[str, Cluster] = OrderedDict()
@@ -67,13 +76,44 @@ class ClusterPool:
         if self._docker_error is not None:
             raise self._docker_error
         try:
-            self._docker = self._docker_factory()
+            if self._lease is not None:
+                self.engine = Engine(self._lease.acquire())
+                self._docker = self._engine_factory(self.engine.url)
+            else:
+                self._docker = self._docker_factory()
         except DockerUnavailable as exc:
             self._docker_error = exc
             raise
         if self._reap:
-            reap_stale(self._docker, host=self.base.host)
+            self._reap_all(self._docker)
         return self._docker
+
+    def _reap_all(self, mine: DockerClient) -> None:
+        """Remove dead runs' leftovers on this engine and on every other one given."""
+        reap_stale(mine, host=self.base.host)
+        for url in self._engines:
+            if self.engine is not None and url == self.engine.url:
+                continue
+            try:
+                other = self._engine_factory(url)
+            except DockerUnavailable as exc:
+                log.warning("reaper: skipping engine %s: %s", url, exc)
+                continue
+            try:
+                reap_stale(other, host=self.base.host)
+            finally:
+                other.close()
+
+    def on_engine(self, settings: ClusterSettings) -> ClusterSettings:
+        """``settings`` for the engine this pool uses (ports, address, import folder)."""
+        if self.engine is None:
+            return settings
+        changes: dict[str, object] = {"engine": self.engine.url,
+                                      "publish_ip": self.engine.publish_ip,
+                                      "address": self.engine.address}
+        if not self.engine.on_this_machine:
+            changes["import_dir"] = None  # a local folder the remote engine cannot mount
+        return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
 
     # -- clusters ------------------------------------------------------------------
     def settings_for(self, topology: Topology, *, images: Mapping[str, str] | None = None,
@@ -89,6 +129,7 @@ class ClusterPool:
         """A ready cluster for *settings* (started, or reused after a readiness check)."""
         with self._lock:
             docker = self.docker()
+            settings = self.on_engine(settings)
             key = settings.cluster_name
             cluster = self._clusters.get(key)
             if cluster is not None:
@@ -139,3 +180,5 @@ class ClusterPool:
                     stop_cluster(cluster, keep=self.base.keep)
                 except Exception as exc:  # noqa: BLE001 - keep stopping the others
                     log.warning("cluster %s: teardown failed: %s", cluster.name, exc)
+            if self._lease is not None:
+                self._lease.release()

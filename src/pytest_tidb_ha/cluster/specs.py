@@ -93,6 +93,11 @@ class ClusterSettings:
     pull_missing: bool = True
     startup_timeout: float = 180.0  # seconds per readiness stage
     poll_interval: float = 0.5
+    #: Host IP the engine publishes ports on, and where they are reached from here
+    #: (another host's name for a remote engine; see cluster/engines.py).
+    publish_ip: str = HOST_IP
+    address: str = HOST_IP
+    engine: str | None = None  # --ha-docker-hosts URL of the engine; None: DOCKER_HOST/default
 
     def __post_init__(self) -> None:
         missing = [c for c in COMPONENTS if c not in self.images]

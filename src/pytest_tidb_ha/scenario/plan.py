@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..redact import redact
 from ..workload.sizing import scaled_size, scaled_threads
 from .durations import format_seconds
+from .estimate import estimate_case
 from .faulttypes import approximation
 from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
 from .needs import plan_topology
@@ -175,4 +176,8 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
     if e.cancel_after is not None:
         expect += f"; cancel after {_t(e.cancel_after.seconds, time_scale)}"
     lines.append(expect)
+    est = estimate_case(case, time_scale=time_scale, workload_scale=workload_scale)
+    lines.append(f"  estimate: ~{format_seconds(round(est.seconds))} wall (setup "
+                 f"{format_seconds(round(est.setup))}, faults end {format_seconds(round(est.faults))}"
+                 f", jobs end {format_seconds(round(est.jobs))}); --ha-shard balances by it")
     return "\n".join(lines)
