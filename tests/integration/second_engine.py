@@ -5,8 +5,11 @@ is not disturbed:
 
 * socket, data root, exec root (its containerd lives there), pidfile and log in one
   temporary folder;
-* no default bridge (``--bridge=none``), user networks from an address pool no route
-  on this machine uses (10.213.0.0/16 or the next free /16);
+* a default bridge of its own (``--bridge=e2br…``, created here on the pool's last
+  /24 and deleted at the end) -- never ``--bridge=none``: a dockerd started with it
+  deletes the host's ``docker0`` (moby's ``removeDefaultBridgeInterface``), cutting
+  the first engine's default network from under it; user networks come from an
+  address pool no route on this machine uses (10.213.0.0/16 or the next free /16);
 * ``--iptables=false --ip-masq=false``: it never touches the host's DOCKER chains.
   Published ports then go through ``docker-proxy``; but with ``br_netfilter`` the
   host's FORWARD chain (policy DROP, set by the first engine) also sees traffic
@@ -105,6 +108,23 @@ class SecondEngine:
                                f"{load.stderr.decode(errors='replace')[-500:]}")
 
 
+def bridge_name(root: Path) -> str:
+    """The second engine's own default bridge: ``e2br`` + the folder's random suffix
+    (link names have at most 15 characters)."""
+    return "e2br" + root.name.rsplit(".", 1)[-1][-8:]
+
+
+def bridge_address(pool: str) -> str:
+    """``10.213.255.1/24`` for ``10.213.0.0/16``: the pool's last /24, which Docker's
+    allocator (handing out /24s from the start) reaches last."""
+    last = list(ipaddress.ip_network(pool).subnets(new_prefix=24))[-1]
+    return f"{last.network_address + 1}/24"
+
+
+def _delete_link(name: str) -> None:
+    subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+
+
 def _rule(pool: str, comment: str) -> list[str]:
     return ["FORWARD", "-s", pool, "-d", pool, "-m", "comment", "--comment", comment,
             "-j", "ACCEPT"]
@@ -187,6 +207,7 @@ def _cleanup(root: Path, pool: str, proc: subprocess.Popen[bytes] | None) -> lis
                           capture_output=True, check=False)
     if done.returncode != 0 and proc is not None:
         leftovers.append(f"iptables rule for {pool}: {done.stderr!r}")
+    _delete_link(bridge_name(root))
     for point in _mounts_under(root):
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         leftovers.append(f"mount {point} (unmounted)")
@@ -237,11 +258,16 @@ def second_engine() -> Iterator[SecondEngine]:
     try:
         subprocess.run(["iptables", "-w", "5", "-I", *_rule(pool, name)], check=True,
                        capture_output=True)
+        bridge = bridge_name(root)
+        for step in (["ip", "link", "add", bridge, "type", "bridge"],
+                     ["ip", "addr", "add", bridge_address(pool), "dev", bridge],
+                     ["ip", "link", "set", bridge, "up"]):
+            subprocess.run(step, check=True, capture_output=True)
         with engine.log.open("wb") as log:
             proc = subprocess.Popen(
                 ["dockerd", "-H", engine.unix_url, "-H", f"tcp://127.0.0.1:{port}", "--tls=false",
                  "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-                 "--pidfile", str(root / "docker.pid"), "--bridge=none", "--iptables=false",
+                 "--pidfile", str(root / "docker.pid"), f"--bridge={bridge}", "--iptables=false",
                  "--ip-masq=false", "--ip6tables=false",
                  "--default-address-pool", f"base={pool},size=24",
                  "--cgroup-parent", f"/{name}"],

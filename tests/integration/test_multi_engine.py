@@ -65,10 +65,14 @@ def engines() -> Iterator[tuple[str, SecondEngine]]:
             pytest.skip(f"{tool} is not installed")
     first = default_engine_url()
     ref = _build_standin()
+    # The first engine's default bridge: a second dockerd must never take it away.
+    first_bridge = Path("/sys/class/net/docker0")
+    had_bridge = first_bridge.exists()
     with second_engine() as second:
         second.load_images([ref, HELPER_IMAGE], first)
         yield first, second
     assert second.leftovers == [], f"the second engine left {second.leftovers}"
+    assert first_bridge.exists() or not had_bridge, "the second engine deleted docker0"
 
 
 def _children(pid: int) -> set[int]:
