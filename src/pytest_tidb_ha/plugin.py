@@ -8,8 +8,9 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 * the ``fault`` / ``workload`` / ``tidb_cluster`` markers, registered with
   their signatures and turned into a ``Case`` at collection;
 * ``*.yaml``/``*.yml`` files with a top-level ``cases:`` become one
-  :class:`pytest.Function` per case (id ``<file stem>::<case name>``) whose
-  callable is a plugin-owned function, so cases use fixtures normally;
+  :class:`CaseItem` (a :class:`pytest.Function`) per case (id ``<file stem>::<case
+  name>``) whose callable is a plugin-owned function, so cases use fixtures normally,
+  and whose location is the case's own ``file:line``;
 * ``--ha-dry-run``: the plan of every case in a ``tidb-ha plan`` section.
 """
 
@@ -107,11 +108,27 @@ class CaseFile(pytest.File):
             raise self.CollectError(str(exc)) from None
         for case in cases or ():
             func = plan_ha_case if opts.dry_run else run_ha_case
-            item = pytest.Function.from_parent(self, name=case.name, callobj=func)
-            item.stash[CASE_KEY] = case
+            item = CaseItem.from_parent(self, name=case.name, callobj=func, case=case)
             for marker in case.markers:
                 item.add_marker(marker)
             yield item
+
+
+class CaseItem(pytest.Function):
+    """One YAML case: a plugin-owned function that *points at the case*.
+
+    Its location (``reportinfo``) is the case file and the case's line, not the
+    function it runs, so JUnit ``file``/``line``, ``-rs`` lines and CI annotations
+    land on the case a QA engineer wrote.
+    """
+
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stash[CASE_KEY] = case
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        line = self.stash[CASE_KEY].source.line
+        return self.path, (line - 1 if line else 0), self.name
 
 
 # ---- marker-based tests ------------------------------------------------------------------
@@ -159,7 +176,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 def _is_yaml_case(item: pytest.Item) -> bool:
     """YAML cases render their plan when they run (``plan_ha_case``)."""
-    return isinstance(item.parent, CaseFile)
+    return isinstance(item, CaseItem)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
