@@ -26,6 +26,7 @@ import pytest
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
 from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
+from .parallel import PLANS_OUTPUT, XdistHooks, is_xdist_worker, plans_payload
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
@@ -39,6 +40,7 @@ CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb",
                               "ha_workload"})
 CASE_MARKERS = ("fault", "workload", "tidb_cluster")
 REPORT_PLUGIN = "tidb-ha-report"
+XDIST_PLUGIN = "tidb-ha-xdist"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +78,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # header, JUnit properties, artifacts policy, verdict summary (report layer)
     if not config.pluginmanager.has_plugin(REPORT_PLUGIN):
         config.pluginmanager.register(ReportHooks(config), REPORT_PLUGIN)
+    # pytest-xdist controller: receives the workers' dry-run plans
+    if (config.pluginmanager.has_plugin("xdist") and not is_xdist_worker(config)
+            and not config.pluginmanager.has_plugin(XDIST_PLUGIN)):
+        config.pluginmanager.register(XdistHooks(config, PLANS_KEY), XDIST_PLUGIN)
 
 
 # ---- YAML case files ---------------------------------------------------------------------
@@ -188,9 +194,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             store_plan(session.config, item.nodeid, item.stash[CASE_KEY])
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its dry-run plans to the controller, which prints them."""
+    config = session.config
+    plans = config.stash.get(PLANS_KEY, [])
+    if plans and is_xdist_worker(config):
+        output: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+        output[PLANS_OUTPUT] = plans_payload(plans, (item.nodeid for item in session.items))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     plans = config.stash.get(PLANS_KEY, [])
-    if not plans:
+    if not plans or is_xdist_worker(config):
         return
     terminalreporter.write_sep("=", "tidb-ha plan")
     for _nodeid, text in plans:

@@ -17,7 +17,9 @@ Per test, in order:
 3. ``pytest_runtest_logreport`` collects the per-test summary where the terminal
    is (under pytest-xdist it is rebuilt from the properties the workers sent);
 4. ``pytest_terminal_summary`` prints the ``tidb-ha verdicts`` section and
-   appends the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
+   appends the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set — in the
+   process that owns the terminal only (never in an xdist worker), so the run
+   has one complete table.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from ..parallel import is_xdist_worker
 from ..record import HARecord
 from ..recording import FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from ..redact import redact
@@ -139,8 +142,8 @@ class ReportHooks:
     # -- end of session ---------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
-        if not self.tests:
-            return
+        if not self.tests or is_xdist_worker(config):
+            return  # an xdist worker's output is the controller's to write, once
         opts = ha_options(config)
         terminalreporter.write_sep("=", SECTION_TITLE)
         for line in summary_lines(self.tests, opts.artifacts, opts.artifacts_keep):
