@@ -16,6 +16,7 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,15 +25,17 @@ from typing import Any
 import pytest
 
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
+from .jobs import timing
 from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
-from .parallel import PLANS_OUTPUT, XdistHooks, is_xdist_worker, plans_payload
+from .parallel import PLANS_OUTPUT, XdistHooks, cluster_group, is_xdist_worker, plans_payload
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
 from .scenario.loader import load_text, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
-from .scenario.model import Case
+from .scenario.model import Case, Duration
 from .scenario.needs import check_case_topology, required_topology
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
@@ -157,9 +160,12 @@ def _uses_cluster(item: pytest.Item) -> bool:
     return any(n in CLUSTER_FIXTURES or n.startswith("tidb_cluster") for n in names)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (loadgroup)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Build every marker test's Case; all marker errors in one UsageError, before any run."""
+    """Build every marker test's Case; all marker errors in one UsageError, before any run.
+    Then the companions' marks of every cluster test: its pytest-timeout deadline and,
+    under xdist, the group of tests that share its cluster."""
     opts = ha_options(config)
     problems: list[str] = []
     for item in items:
@@ -178,6 +184,45 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:
         raise pytest.UsageError("pytest-tidb-ha: invalid markers:\n  " + "\n  ".join(problems))
+    if not opts.dry_run:
+        _companion_marks(config, opts, [item for item in items if _uses_cluster(item)])
+
+
+def _user_timeout(config: pytest.Config) -> bool:
+    """Did the user set pytest-timeout's deadline for the run (CLI, env or ini)?"""
+    return (config.getoption("timeout", None) is not None
+            or bool(os.environ.get("PYTEST_TIMEOUT", "").strip())
+            or bool(str(config.getini("timeout") or "").strip()))
+
+
+def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.Item]) -> None:
+    """Marks that tell pytest-timeout and pytest-xdist what a cluster test needs.
+
+    * ``timeout``: the case's budget (``timing.case_budget``) plus ``timing.STARTUP_MARGIN``,
+      so a stuck cluster fails its test instead of eating the CI job's hour. The
+      user's own deadline wins: a ``timeout`` mark on the test, or ``--timeout`` /
+      ``PYTEST_TIMEOUT`` / ini ``timeout`` for the run (then no test gets ours).
+    * ``xdist_group``: one name per cluster (topology + images, the pool's sharing
+      unit), so ``--dist loadgroup`` keeps a cluster's tests on one worker. Not in
+      attach mode (one existing cluster); a test's own ``xdist_group`` wins.
+
+    Only when that plugin is active (an unregistered mark would be an error under
+    ``--strict-markers``).
+    """
+    pm = config.pluginmanager
+    timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
+                and not _user_timeout(config))
+    groups = pm.has_plugin("xdist") and not opts.attach
+    for item in items:
+        case: Case | None = item.stash.get(CASE_KEY, None)
+        if timeouts and item.get_closest_marker("timeout") is None:
+            budget = timing.case_budget(case or Case(name=item.name, warmup=Duration(0.0)),
+                                        opts.time_scale, jobs_declared=isinstance(item, CaseItem))
+            item.add_marker(pytest.mark.timeout(math.ceil(budget + timing.STARTUP_MARGIN)))
+        if groups and item.get_closest_marker("xdist_group") is None:
+            topology = requested_topology(item, opts.topology)
+            images = opts.images_for(case.version if case is not None else None)
+            item.add_marker(pytest.mark.xdist_group(cluster_group(topology, images)))
 
 
 def _is_yaml_case(item: pytest.Item) -> bool:
