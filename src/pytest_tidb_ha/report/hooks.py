@@ -24,6 +24,7 @@ Per test, in order:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Generator
 from pathlib import Path
@@ -75,6 +76,9 @@ class ReportHooks:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.when == "setup":  # a new attempt (pytest-rerunfailures) starts afresh
+            item.stash[OUTCOMES_KEY] = {}
+            item.stash[FAILURES_KEY] = {}
         outcomes = item.stash.setdefault(OUTCOMES_KEY, {})
         outcomes[report.when] = report.outcome
         if report.failed:
@@ -112,15 +116,15 @@ class ReportHooks:
         self._phases.setdefault(report.nodeid, {})[report.when] = report.outcome
         if report.when != "teardown":
             return
-        outcomes = self._phases.pop(report.nodeid, {})
-        local = self._local.pop(report.nodeid, None)
-        if local is not None:
-            self.tests.append(local)
+        outcome = overall_outcome(self._phases.pop(report.nodeid, {}))
+        summary = self._local.pop(report.nodeid, None) or summary_from_properties(
+            report.nodeid, report.user_properties, outcome)
+        if summary is None:
             return
-        remote = summary_from_properties(report.nodeid, report.user_properties,
-                                         overall_outcome(outcomes))
-        if remote is not None:
-            self.tests.append(remote)
+        if outcome == "rerun":  # known only now: rerunfailures relabels after makereport
+            summary = dataclasses.replace(summary, outcome=outcome, notes=(
+                *summary.notes, "rerun: this attempt failed and was run again"))
+        self.tests.append(summary)
 
     @staticmethod
     def _html_extras(report: pytest.TestReport, record: HARecord, kept: Path | None) -> None:
