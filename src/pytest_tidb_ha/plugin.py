@@ -7,10 +7,11 @@ Everything with logic lives in pytest-free modules (``scenario/``,
   (resolved once in :func:`pytest_configure` into ``config.stash``);
 * the ``fault`` / ``workload`` / ``tidb_cluster`` markers, registered with
   their signatures and turned into a ``Case`` at collection;
-* ``*.yaml``/``*.yml`` files with a top-level ``cases:`` become one
-  :class:`CaseItem` (a :class:`pytest.Function`) per case (id ``<file stem>::<case
-  name>``) whose callable is a plugin-owned function, so cases use fixtures normally,
-  and whose location is the case's own ``file:line``;
+* YAML files matching ``ha_case_files`` (default ``*.yaml *.yml``) with a
+  top-level ``cases:`` become one :class:`CaseItem` (a :class:`pytest.Function`)
+  per case (id ``<file stem>::<case name>``) whose callable is a plugin-owned
+  function, so cases use fixtures normally, and whose location is the case's own
+  ``file:line``;
 * ``--ha-dry-run``: the plan of every case in a ``tidb-ha plan`` section.
 """
 
@@ -25,6 +26,7 @@ from typing import Any
 import pytest
 
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
 from .jobs import timing
@@ -48,6 +50,9 @@ XDIST_PLUGIN = "tidb-ha-xdist"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tidb-ha", "TiDB HA regression tests (pytest-tidb-ha)")
+    parser.addini(CASE_FILES_INI, type="args", default=list(DEFAULT_PATTERNS),
+                  help="glob patterns of QA case files, like python_files "
+                       f"(default: {' '.join(DEFAULT_PATTERNS)})")
     for spec in OPTION_SPECS:
         text = f"{spec.help}. Default: {spec.default}. ini: {spec.dest}, env: {spec.env}."
         if spec.kind == "bool":
@@ -90,7 +95,9 @@ def pytest_configure(config: pytest.Config) -> None:
 # ---- YAML case files ---------------------------------------------------------------------
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml"):
+    # candidates: the ha_case_files globs, or a YAML file named on the command line
+    if not is_candidate(file_path, parent.config.getini(CASE_FILES_INI),
+                        named=parent.session.isinitpath(file_path)):
         return None
     try:
         text = file_path.read_text(encoding="utf-8")
