@@ -7,16 +7,19 @@ Everything with logic lives in pytest-free modules (``scenario/``,
   (resolved once in :func:`pytest_configure` into ``config.stash``);
 * the ``fault`` / ``workload`` / ``tidb_cluster`` markers, registered with
   their signatures and turned into a ``Case`` at collection;
-* ``*.yaml``/``*.yml`` files that carry QA keys (a top-level ``cases:``,
-  ``faultType``, ``warmUpTime`` ...) become one :class:`pytest.Function` per
-  case (id ``<file>::<case name>``, ``<file>::<config>::<case name>`` for QA's
-  config list) whose callable is a plugin-owned function, so cases use
-  fixtures normally; such a file that cannot be read as cases fails collection;
+* YAML files matching ``ha_case_files`` (default ``*.yaml *.yml``) that carry
+  QA keys (a top-level ``cases:``, ``faultType``, ``warmUpTime`` ...) become one
+  :class:`CaseItem` (a :class:`pytest.Function`) per case (id
+  ``<file>::<case name>``, ``<file>::<config>::<case name>`` for QA's config
+  list) whose callable is a plugin-owned function, so cases use fixtures
+  normally, and whose location is the case's own ``file:line``; such a file
+  that cannot be read as cases fails collection;
 * ``--ha-dry-run``: the plan of every case in a ``tidb-ha plan`` section.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -25,14 +28,18 @@ from typing import Any
 import pytest
 
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
+from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
+from .jobs import timing
 from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
+from .parallel import PLANS_OUTPUT, XdistHooks, cluster_group, is_xdist_worker, plans_payload
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
 from .scenario.loader import load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
-from .scenario.model import Case
+from .scenario.model import Case, Duration
 from .scenario.needs import check_case_topology, required_topology
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
@@ -41,10 +48,14 @@ CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb",
 CASE_MARKERS = ("fault", "workload", "tidb_cluster")
 REPORT_PLUGIN = "tidb-ha-report"
 SHARD_PLUGIN = "tidb-ha-shard"
+XDIST_PLUGIN = "tidb-ha-xdist"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tidb-ha", "TiDB HA regression tests (pytest-tidb-ha)")
+    parser.addini(CASE_FILES_INI, type="args", default=list(DEFAULT_PATTERNS),
+                  help="glob patterns of QA case files, like python_files "
+                       f"(default: {' '.join(DEFAULT_PATTERNS)})")
     for spec in OPTION_SPECS:
         text = f"{spec.help}. Default: {spec.default}. ini: {spec.dest}, env: {spec.env}."
         if spec.kind == "bool":
@@ -84,12 +95,18 @@ def pytest_configure(config: pytest.Config) -> None:
         from .shard_hooks import ShardHooks
 
         config.pluginmanager.register(ShardHooks(shard, _uses_cluster), SHARD_PLUGIN)
+    # pytest-xdist controller: receives the workers' dry-run plans
+    if (config.pluginmanager.has_plugin("xdist") and not is_xdist_worker(config)
+            and not config.pluginmanager.has_plugin(XDIST_PLUGIN)):
+        config.pluginmanager.register(XdistHooks(config, PLANS_KEY), XDIST_PLUGIN)
 
 
 # ---- YAML case files ---------------------------------------------------------------------
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml"):
+    # candidates: the ha_case_files globs, or a YAML file named on the command line
+    if not is_candidate(file_path, parent.config.getini(CASE_FILES_INI),
+                        named=parent.session.isinitpath(file_path)):
         return None
     try:
         text = file_path.read_bytes().decode("utf-8", errors="replace")
@@ -144,11 +161,27 @@ class CaseConfig(pytest.Collector):
 def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[pytest.Item]:
     func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
     for case in cases:
-        item = pytest.Function.from_parent(parent, name=case.name, callobj=func)
-        item.stash[CASE_KEY] = case
+        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
         for marker in case.markers:
             item.add_marker(marker)
         yield item
+
+
+class CaseItem(pytest.Function):
+    """One YAML case: a plugin-owned function that *points at the case*.
+
+    Its location (``reportinfo``) is the case file and the case's line, not the
+    function it runs, so JUnit ``file``/``line``, ``-rs`` lines and CI annotations
+    land on the case a QA engineer wrote.
+    """
+
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.stash[CASE_KEY] = case
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        line = self.stash[CASE_KEY].source.line
+        return self.path, (line - 1 if line else 0), self.name
 
 
 # ---- marker-based tests ------------------------------------------------------------------
@@ -171,9 +204,12 @@ def _uses_cluster(item: pytest.Item) -> bool:
     return any(n in CLUSTER_FIXTURES or n.startswith("tidb_cluster") for n in names)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (loadgroup)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    """Build every marker test's Case; all marker errors in one UsageError, before any run."""
+    """Build every marker test's Case; all marker errors in one UsageError, before any run.
+    Then the companions' marks of every cluster test: its pytest-timeout deadline and,
+    under xdist, the group of tests that share its cluster."""
     opts = ha_options(config)
     problems: list[str] = []
     for item in items:
@@ -192,11 +228,50 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:
         raise pytest.UsageError("pytest-tidb-ha: invalid markers:\n  " + "\n  ".join(problems))
+    if not opts.dry_run:
+        _companion_marks(config, opts, [item for item in items if _uses_cluster(item)])
+
+
+def _user_timeout(config: pytest.Config) -> bool:
+    """Did the user set pytest-timeout's deadline for the run (CLI, env or ini)?"""
+    return (config.getoption("timeout", None) is not None
+            or bool(os.environ.get("PYTEST_TIMEOUT", "").strip())
+            or bool(str(config.getini("timeout") or "").strip()))
+
+
+def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.Item]) -> None:
+    """Marks that tell pytest-timeout and pytest-xdist what a cluster test needs.
+
+    * ``timeout``: the case's budget (``timing.case_budget``) plus ``timing.STARTUP_MARGIN``,
+      so a stuck cluster fails its test instead of eating the CI job's hour. The
+      user's own deadline wins: a ``timeout`` mark on the test, or ``--timeout`` /
+      ``PYTEST_TIMEOUT`` / ini ``timeout`` for the run (then no test gets ours).
+    * ``xdist_group``: one name per cluster (topology + images, the pool's sharing
+      unit), so ``--dist loadgroup`` keeps a cluster's tests on one worker. Not in
+      attach mode (one existing cluster); a test's own ``xdist_group`` wins.
+
+    Only when that plugin is active (an unregistered mark would be an error under
+    ``--strict-markers``).
+    """
+    pm = config.pluginmanager
+    timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
+                and not _user_timeout(config))
+    groups = pm.has_plugin("xdist") and not opts.attach
+    for item in items:
+        case: Case | None = item.stash.get(CASE_KEY, None)
+        if timeouts and item.get_closest_marker("timeout") is None:
+            budget = timing.case_budget(case or Case(name=item.name, warmup=Duration(0.0)),
+                                        opts.time_scale, jobs_declared=isinstance(item, CaseItem))
+            item.add_marker(pytest.mark.timeout(math.ceil(budget + timing.STARTUP_MARGIN)))
+        if groups and item.get_closest_marker("xdist_group") is None:
+            topology = requested_topology(item, opts.topology)
+            images = opts.images_for(case.version if case is not None else None)
+            item.add_marker(pytest.mark.xdist_group(cluster_group(topology, images)))
 
 
 def _is_yaml_case(item: pytest.Item) -> bool:
     """YAML cases render their plan when they run (``plan_ha_case``)."""
-    return isinstance(item.parent, (CaseFile, CaseConfig))
+    return isinstance(item, CaseItem)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -208,9 +283,18 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             store_plan(session.config, item.nodeid, item.stash[CASE_KEY])
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its dry-run plans to the controller, which prints them."""
+    config = session.config
+    plans = config.stash.get(PLANS_KEY, [])
+    if plans and is_xdist_worker(config):
+        output: dict[str, Any] = config.workeroutput  # type: ignore[attr-defined]
+        output[PLANS_OUTPUT] = plans_payload(plans, (item.nodeid for item in session.items))
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     plans = config.stash.get(PLANS_KEY, [])
-    if not plans:
+    if not plans or is_xdist_worker(config):
         return
     terminalreporter.write_sep("=", "tidb-ha plan")
     for _nodeid, text in plans:

@@ -17,10 +17,12 @@ The fixture also
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -41,6 +43,8 @@ CASE_KEY = pytest.StashKey[Case]()
 OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
 #: phase → one-line failure text (the exception, redacted); kept by the report hooks.
 FAILURES_KEY = pytest.StashKey[dict[str, str]]()
+#: How many times the test has started (pytest-rerunfailures runs a failed test again).
+ATTEMPT_KEY = pytest.StashKey[int]()
 
 
 def ha_options(config: pytest.Config) -> HAOptions:
@@ -61,20 +65,42 @@ def sanitise_nodeid(nodeid: str) -> str:
     return name or "test"
 
 
+def attempt_folder(root: Path, nodeid: str, attempt: int) -> Path:
+    """The artifacts folder of one attempt: ``<test>``, then ``<test>-retry1``, ...
+
+    A rerun (pytest-rerunfailures) gets its own folder, so the failed attempt's
+    diagnostics survive the retry and the summary can name both.
+    """
+    name = sanitise_nodeid(nodeid)
+    return root / (name if attempt <= 1 else f"{name}-retry{attempt - 1}")
+
+
+def clear_earlier_runs(root: Path, nodeid: str) -> None:
+    """At a test's first attempt: remove what earlier runs left for it (every attempt)."""
+    first = attempt_folder(root, nodeid, 1)
+    clear_stale(first, root)
+    if root.is_dir():
+        for folder in root.glob(f"{glob.escape(first.name)}-retry*"):
+            if folder.name[len(first.name) + len("-retry"):].isdigit():
+                clear_stale(folder, root)
+
+
 @pytest.fixture
 def ha_record(request: pytest.FixtureRequest) -> Iterator[HARecord]:
     """The shared history and artifacts folder of this test."""
     opts = ha_options(request.config)
     node = request.node
+    attempt = node.stash[ATTEMPT_KEY] = node.stash.get(ATTEMPT_KEY, 0) + 1
     record = HARecord(
         nodeid=node.nodeid,
         timeline=Timeline(),
-        artifacts_dir=opts.artifacts / sanitise_nodeid(node.nodeid),
+        artifacts_dir=attempt_folder(opts.artifacts, node.nodeid, attempt),
     )
     case = node.stash.get(CASE_KEY, None)
     if case is not None:
         record.case_id = case.id
-    clear_stale(record.artifacts_dir, opts.artifacts)
+    if attempt == 1:
+        clear_earlier_runs(opts.artifacts, node.nodeid)
     # faults and jobs log their own lines at INFO; echo them at DEBUG only
     record.timeline.subscribe(TimelineProgress(time_scale=opts.time_scale,
                                                layer_level=logging.DEBUG))

@@ -51,7 +51,7 @@ from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
 #: Wall seconds added to a job's own timeout before the runner gives up waiting.
-WAIT_SLACK = 30.0
+WAIT_SLACK = timing.WAIT_SLACK
 
 
 def policy_for(spec: JobSpec, case: Case, scale: float) -> JobPolicy:

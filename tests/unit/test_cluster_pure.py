@@ -134,7 +134,8 @@ def test_ryuk_is_switched_off_unless_the_user_configured_it(monkeypatch: pytest.
 
     from pytest_tidb_ha.cluster.lifecycle import disable_ryuk_unless_enabled
 
-    monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", None)
+    # public attributes only (the property's setter), restored by monkeypatch
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", False)
     monkeypatch.setattr(testcontainers_config, "tc_properties", {})
     monkeypatch.delenv("TESTCONTAINERS_RYUK_DISABLED", raising=False)
     disable_ryuk_unless_enabled()
@@ -143,7 +144,7 @@ def test_ryuk_is_switched_off_unless_the_user_configured_it(monkeypatch: pytest.
     assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "true"
     assert testcontainers_config.ryuk_disabled is True
 
-    monkeypatch.setattr(testcontainers_config, "_ryuk_disabled", None)
+    monkeypatch.setattr(testcontainers_config, "ryuk_disabled", False)
     monkeypatch.setenv("TESTCONTAINERS_RYUK_DISABLED", "false")  # the user wants Ryuk
     disable_ryuk_unless_enabled()
     assert os.environ["TESTCONTAINERS_RYUK_DISABLED"] == "false"

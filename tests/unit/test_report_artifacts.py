@@ -51,6 +51,7 @@ def test_overall_outcome() -> None:
     assert overall_outcome({"setup": "failed"}) == "error"
     assert overall_outcome({"setup": "passed", "call": "passed", "teardown": "failed"}) == "error"
     assert overall_outcome({"setup": "skipped"}) == "skipped"
+    assert overall_outcome({"setup": "passed", "call": "rerun", "teardown": "passed"}) == "rerun"
 
 
 def test_keep_policy(tmp_path: Path) -> None:
@@ -105,3 +106,16 @@ def test_sanitise_nodeid_readable_and_distinct() -> None:
     b = sanitise_nodeid("t.py::test_x[" + "a" * 200 + "2]")
     assert a != b and len(a) == len(b) == 150
     assert "/" not in a and sanitise_nodeid("///") == "test"
+
+
+def test_attempt_folders_and_clearing_earlier_runs(tmp_path: Path) -> None:
+    from pytest_tidb_ha.recording import attempt_folder, clear_earlier_runs
+
+    nodeid = "t.py::test_x[a]"
+    first, second = (attempt_folder(tmp_path, nodeid, n) for n in (1, 2))
+    assert (first.name, second.name) == ("t.py_test_x_a", "t.py_test_x_a-retry1")
+    other = tmp_path / "t.py_test_x_a-retry1-extra"  # not an attempt of this test
+    for folder in (first, second, tmp_path / "t.py_test_x_a-retry7", other):
+        folder.mkdir()
+    clear_earlier_runs(tmp_path, nodeid)
+    assert [p.name for p in tmp_path.iterdir()] == [other.name]

@@ -144,7 +144,6 @@ class _Started:
 
     settings: ClusterSettings
     docker: DockerClient
-    network: Any = None  # testcontainers Network
     network_name: str | None = None
     volumes: list[str] = field(default_factory=list)
     containers: dict[str, Any] = field(default_factory=dict)  # node -> DockerContainer
@@ -155,10 +154,21 @@ class _Started:
         for node, dc in self.containers.items():
             if nodes is not None and node not in nodes:
                 continue
-            inner = getattr(dc, "_container", None)
+            inner = _wrapped(dc)
             if inner is not None:
                 out.append((node, inner))
         return out
+
+
+def _wrapped(dc: Any) -> Container | None:
+    """The docker-py container of a testcontainers ``DockerContainer``, once created."""
+    from testcontainers.core.exceptions import ContainerStartException
+
+    try:
+        inner: Container = dc.get_wrapped_container()
+    except ContainerStartException:
+        return None
+    return inner
 
 
 def wait_until(
@@ -273,26 +283,30 @@ def _ensure_image(docker: DockerClient, image: str, pull: bool) -> None:
 
 def _start_container(started: _Started, spec: ContainerSpec) -> None:
     """Create (with pinned loopback ports, labels, files) and start one container."""
+    from docker.types import EndpointConfig
     from testcontainers.core.container import DockerContainer
 
+    assert started.network_name is not None
     last_error: Exception | None = None
     for attempt in range(_PORT_RETRIES):
         ports = dict(zip(spec.ports, _free_ports(len(spec.ports)), strict=True))
+        # docker-py's create() arguments, passed through: our network, the node name
+        # as its alias there (peers find each other by node name)
         extra: dict[str, Any] = {
             "hostname": spec.node,
             "entrypoint": list(spec.entrypoint),
             "labels": dict(spec.labels),
+            "network": started.network_name,
+            "networking_config": {started.network_name: EndpointConfig(
+                started.docker.api.api_version, aliases=[spec.node])},
         }
         dc = DockerContainer(
             spec.image,
             command=list(spec.command),  # type: ignore[arg-type]
             env=dict(spec.env),
             name=spec.container_name,
-            network=started.network,
-            network_aliases=[spec.node],
             docker_client_kw=_client_kw(started.settings),
-            **extra,
-        )
+        ).with_kwargs(**extra)  # not the constructor: its ``network`` is testcontainers' own
         for cport, hport in ports.items():
             dc.ports[f"{cport}/tcp"] = (started.settings.publish_ip, hport)  # type: ignore[assignment]
         for vol in spec.volumes:
@@ -336,7 +350,7 @@ def _client_kw(settings: ClusterSettings) -> dict[str, Any] | None:
 
 
 def _remove_container(dc: Any) -> None:
-    inner = getattr(dc, "_container", None)
+    inner = _wrapped(dc)
     if inner is None:
         return
     with contextlib.suppress(Exception):
@@ -409,8 +423,6 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
     Raises :class:`DockerUnavailable` (no engine) or :class:`ClusterStartError`; in both
     cases nothing this call created is left behind.
     """
-    from testcontainers.core.network import Network
-
     disable_ryuk_unless_enabled()
     docker = docker or docker_client()
     specs = render_specs(settings)
@@ -422,12 +434,10 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
     try:
         for image in sorted(set(settings.images.values())):
             _ensure_image(docker, image, settings.pull_missing)
-        labels = settings.base_labels()
-        network = Network(docker_client_kw=_client_kw(settings),
-                          docker_network_kw={"labels": labels})
-        network.name = name
-        network.create()
-        started.network, started.network_name = network, name
+        # our own client (the engine's) creates the network (testcontainers' Network would
+        # open one more API client that only private attributes could close)
+        docker.networks.create(name, labels=settings.base_labels())
+        started.network_name = name
         for spec in specs:
             for vol in spec.volumes:
                 docker.volumes.create(vol.volume, labels={**spec.labels})
@@ -510,7 +520,7 @@ def wait_ready(cluster: Cluster, *, timeout: float = 60.0, interval: float = 0.5
 def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:
     nodes = []
     for spec in specs:
-        inner = started.containers[spec.node]._container
+        inner = started.containers[spec.node].get_wrapped_container()
         inner.reload()
         ports = host_ports_from_attrs(inner.attrs) or started.host_ports[spec.node]
         nodes.append(
@@ -538,10 +548,11 @@ def _handle(started: _Started, specs: Sequence[ContainerSpec]) -> Cluster:
 # Stop
 # ------------------------------------------------------------------------------------
 def _close_clients(started: _Started) -> None:
-    """testcontainers opens one API client per container/network; the handle uses ours."""
-    objs = [*started.containers.values(), started.network]
-    for obj in objs:
-        client = getattr(getattr(obj, "_docker", None), "client", None)
+    """testcontainers opens one API client per container; the handle uses ours. A created
+    container's docker-py model carries that client (``Container.client``)."""
+    for dc in started.containers.values():
+        inner = _wrapped(dc)
+        client = inner.client if inner is not None else None
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()

@@ -37,6 +37,16 @@ MIN_CANCEL_WALL = 5.0
 #: Unscaled seconds a terminal job's DXF task gets to become terminal too.
 BASE_TERMINAL_GRACE = 10.0
 MIN_TERMINAL_GRACE = 1.5
+#: Wall seconds the case runner waits past a job's timeout + stall window (and past a
+#: cancel window) before it gives up on a verdict.
+WAIT_SLACK = 30.0
+#: Unscaled seconds allowed for the jobs of a test whose plan cannot name them (a Python
+#: test passes its job timeouts as arguments in its body): QA's usual ``timeout: 60m``.
+UNDECLARED_JOBS = 3600.0
+#: Wall seconds of an HA test that no case duration covers and no time scale shrinks:
+#: cluster start-up (three readiness stages of at most ``startup_timeout`` = 180 s
+#: each), preparing the workload, diagnostics, healing and teardown.
+STARTUP_MARGIN = 900.0
 
 
 def poll_interval(time_scale: float) -> float:
@@ -76,3 +86,29 @@ def cancel_window(time_scale: float) -> float:
 
 def terminal_grace(time_scale: float) -> float:
     return max(BASE_TERMINAL_GRACE * time_scale, MIN_TERMINAL_GRACE)
+
+
+def case_budget(case: Case, time_scale: float, *, jobs_declared: bool = True) -> float:
+    """The longest wall time a case's own schedule may take from t0, start-up excluded.
+
+    The case runner's waits bound it: from ``warmUpTime`` each job entry runs its
+    ``times`` one after another (entries side by side), each run at most its timeout
+    plus a stall window, a cancel window and two ``WAIT_SLACK``; then queued jobs it
+    found get one more stall window. A Python test's jobs are not in its plan
+    (``jobs_declared=False``): they get ``UNDECLARED_JOBS`` of case time. The fault
+    schedule's last window end bounds it from below. Used for the pytest-timeout
+    deadline of each HA test (plus ``STARTUP_MARGIN``), so the deadline is never shorter
+    than what the runner itself may legitimately wait.
+    """
+    stall = stall_window(case, time_scale)
+    per_run = stall + cancel_window(time_scale) + 2 * WAIT_SLACK
+    if jobs_declared:
+        entries = [job.times * (job.timeout.scaled(time_scale) + per_run) for job in case.jobs]
+    else:
+        entries = [UNDECLARED_JOBS * time_scale + per_run]
+    jobs_end = case.warmup.scaled(time_scale)
+    if entries:
+        jobs_end += max(entries) + stall
+    faults_end = max((end for f in case.faults for _, end in f.schedule.windows(time_scale)),
+                     default=0.0)
+    return max(jobs_end, faults_end)

@@ -92,7 +92,10 @@ def write_artifacts(record: HARecord, outcome: TestOutcome, *, time_scale: float
 
 
 def overall_outcome(outcomes: Mapping[str, str]) -> str:
-    """One word for a test from its phase outcomes (``setup``/``call``/``teardown``)."""
+    """One word for a test from its phase outcomes (``setup``/``call``/``teardown``);
+    ``rerun`` for an attempt pytest-rerunfailures retried."""
+    if "rerun" in outcomes.values():
+        return "rerun"
     if outcomes.get("setup") == "failed" or outcomes.get("teardown") == "failed":
         return "error"
     if outcomes.get("call") == "failed":

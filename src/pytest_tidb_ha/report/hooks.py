@@ -17,11 +17,14 @@ Per test, in order:
 3. ``pytest_runtest_logreport`` collects the per-test summary where the terminal
    is (under pytest-xdist it is rebuilt from the properties the workers sent);
 4. ``pytest_terminal_summary`` prints the ``tidb-ha verdicts`` section and
-   appends the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set.
+   appends the Markdown summary to ``$GITHUB_STEP_SUMMARY`` when set — in the
+   process that owns the terminal only (never in an xdist worker), so the run
+   has one complete table.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Generator
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from ..parallel import is_xdist_worker
 from ..record import HARecord
 from ..recording import FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from ..redact import redact
@@ -72,6 +76,9 @@ class ReportHooks:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
+        if report.when == "setup":  # a new attempt (pytest-rerunfailures) starts afresh
+            item.stash[OUTCOMES_KEY] = {}
+            item.stash[FAILURES_KEY] = {}
         outcomes = item.stash.setdefault(OUTCOMES_KEY, {})
         outcomes[report.when] = report.outcome
         if report.failed:
@@ -109,15 +116,15 @@ class ReportHooks:
         self._phases.setdefault(report.nodeid, {})[report.when] = report.outcome
         if report.when != "teardown":
             return
-        outcomes = self._phases.pop(report.nodeid, {})
-        local = self._local.pop(report.nodeid, None)
-        if local is not None:
-            self.tests.append(local)
+        outcome = overall_outcome(self._phases.pop(report.nodeid, {}))
+        summary = self._local.pop(report.nodeid, None) or summary_from_properties(
+            report.nodeid, report.user_properties, outcome)
+        if summary is None:
             return
-        remote = summary_from_properties(report.nodeid, report.user_properties,
-                                         overall_outcome(outcomes))
-        if remote is not None:
-            self.tests.append(remote)
+        if outcome == "rerun":  # known only now: rerunfailures relabels after makereport
+            summary = dataclasses.replace(summary, outcome=outcome, notes=(
+                *summary.notes, "rerun: this attempt failed and was run again"))
+        self.tests.append(summary)
 
     @staticmethod
     def _html_extras(report: pytest.TestReport, record: HARecord, kept: Path | None) -> None:
@@ -139,8 +146,8 @@ class ReportHooks:
     # -- end of session ---------------------------------------------------------------
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int,
                                 config: pytest.Config) -> None:
-        if not self.tests:
-            return
+        if not self.tests or is_xdist_worker(config):
+            return  # an xdist worker's output is the controller's to write, once
         opts = ha_options(config)
         terminalreporter.write_sep("=", SECTION_TITLE)
         for line in summary_lines(self.tests, opts.artifacts, opts.artifacts_keep):
