@@ -146,7 +146,7 @@ def test_xdist_workers_split_alike_and_the_controller_prints_the_plan(
     alone, _ = _collected(project, "-k", "plain or delay", "--ha-shard", "1/2",
                           "--ha-artifacts", "a1")
     result = project.runpytest_subprocess(
-        "-n", "2", "-p", "no:cacheprovider", "-k", "plain or delay", "--ha-shard", "1/2",
+        "-p", "xdist", "-n", "2", "-p", "no:cacheprovider", "-k", "plain or delay", "--ha-shard", "1/2",
         "--ha-artifacts", "a2", "--ha-dry-run", "--junitxml=out.xml")
     cases = ET.parse(project.path / "out.xml").getroot().iter("testcase")
     ran = sorted(f"{c.get('classname')}.py::{c.get('name')}" for c in cases)
