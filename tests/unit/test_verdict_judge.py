@@ -143,10 +143,10 @@ def test_case_allow_errors_apply() -> None:
 def test_job_error_used_when_client_only_lost_its_connection() -> None:
     seq = [obs(0, "running", job_type="import into"),
            obs(5, "failed", import_status="failed", import_step="importing",
-               error="[pd] failed to get cluster id", job_type="import into")]
+               error="Error 9005: Region is unavailable", job_type="import into")]
     v = run(seq, 5.0, kind="import_into", client_error=ErrorInfo(2013, "Lost connection"))
     assert v is not None and v.verdict == FAILED_SENSIBLE
-    assert "failed to get cluster id" in v.reason
+    assert "Region is unavailable" in v.reason
 
 
 def test_failure_without_any_error_is_unexpected() -> None:

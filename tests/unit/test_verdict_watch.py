@@ -239,7 +239,7 @@ def test_import_job_failed_sensible(env: Any) -> None:
     db.tasks["ImportInto/4"] = {"id": 8, "state": "running", "error": None}
     step(w, clock)
     assert h.job_id == 4
-    db.imports[4].update(Status="failed", Result_Message="[pd] failed to get cluster id")
+    db.imports[4].update(Status="failed", Result_Message="Error 9001: PD server timeout")
     db.tasks["ImportInto/4"]["state"] = "failed"
     step(w, clock)
     v = h.wait(0)
