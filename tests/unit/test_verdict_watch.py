@@ -66,8 +66,9 @@ class FakeTiDB:
         if sql.startswith("SELECT JOB_ID, JOB_TYPE, STATE, QUERY"):
             states = set(args[2:])
             return [dict(r) for r in self.ddl.values() if r["STATE"] in states]
-        if sql.startswith("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID"):
-            return [dict(self.ddl[args[0]])] if args[0] in self.ddl else []
+        if "FROM information_schema.ddl_jobs WHERE" in sql and "JOB_ID = %s" in sql:
+            jid = args[-1]
+            return [dict(self.ddl[jid])] if jid in self.ddl else []
         if "tidb_global_task" in sql:
             hist = "_history" in sql
             task = self.tasks.get(args[0])
@@ -115,6 +116,24 @@ def handle(tl: Timeline, key: str = "add_index#1", index: str = "index_test_1",
 def step(w: Watcher, clock: FakeClock, seconds: float = 1.0) -> None:
     clock.t += seconds
     w.poll_once()
+
+
+def test_polls_push_db_and_table_down_and_never_read_task_meta(env: Any) -> None:
+    """TiDB pushes only DB_NAME/TABLE_NAME/STATE down into its ddl_jobs retriever (a JOB_ID
+    filter alone walks the whole history every poll); ``meta`` is a LONGBLOB."""
+    db, tl, clock, w = env
+    h = w.add(handle(tl))
+    db.add_ddl(5, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
+    db.tasks["ddl/backfill/5"] = {"id": 9, "state": "running", "error": None, "meta": b"x" * 99}
+    db.subtasks["9"] = {"running": 2}
+    for _ in range(3):
+        step(w, clock)
+    assert h.latest is not None and h.latest.task_state == "running"
+    polls = [s for s in db.sql if "information_schema.ddl_jobs" in s]
+    assert polls and all("DB_NAME = %s" in s and "TABLE_NAME = %s" in s for s in polls), polls
+    task_reads = [s for s in db.sql if "tidb_global_task" in s or "background_subtask" in s]
+    assert task_reads
+    assert not [s for s in task_reads if re.search(r"SELECT\s+\*|\bmeta\b", s)], task_reads
 
 
 def test_pure_row_mapping() -> None:

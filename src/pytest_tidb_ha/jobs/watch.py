@@ -42,6 +42,10 @@ log = logging.getLogger("pytest_tidb_ha.jobs")
 #: DDL states in which a job has not finished (queries with these skip the history scan).
 OPEN_DDL_STATES = ("none", "queueing", "running", "rollingback", "cancelling", "pausing",
                    "paused", "done")
+#: Columns a poll reads (no QUERY blob, never ``SELECT *``; reference §2.1, §4.1).
+DDL_COLUMNS = ("JOB_ID", "DB_NAME", "TABLE_NAME", "JOB_TYPE", "SCHEMA_STATE", "ROW_COUNT",
+               "STATE")
+TASK_COLUMNS = ("id", "task_key", "state", "step", "error")
 #: Polls between scans for jobs queued behind ours.
 DISCOVER_EVERY = 3
 #: How often a statement TiDB refused before creating a job is sent again.
@@ -106,21 +110,36 @@ class JobReader:
     def __init__(self, client: SQLClient, call_timeout: float) -> None:
         self.client = client
         self.timeout = call_timeout
+        self.task_columns: tuple[str, ...] = TASK_COLUMNS
 
     def q(self, sql: str, args: Any = None) -> list[dict[str, Any]]:
         return self.client.query(sql, args, timeout=self.timeout)
 
     def task(self, key: str, history: bool) -> tuple[dict[str, Any] | None, bool]:
-        """The DXF task row and whether it came from ``_history``."""
-        rows = self.q("SELECT * FROM mysql.tidb_global_task WHERE task_key = %s", (key,))
-        if rows:
-            return rows[0], False
-        if history:
-            rows = self.q("SELECT * FROM mysql.tidb_global_task_history WHERE task_key = %s",
-                          (key,))
+        """The DXF task row and whether it came from ``_history``.
+
+        Named columns only: ``meta`` is a LONGBLOB (the whole task plan) and
+        must not travel on every poll. ``error`` is dropped once if this
+        version lacks it (1054 unknown column).
+        """
+        for table, hist in (("mysql.tidb_global_task", False),
+                            ("mysql.tidb_global_task_history", True)):
+            if hist and not history:
+                break
+            rows = self._task_rows(table, key)
             if rows:
-                return rows[0], True
+                return rows[0], hist
         return None, False
+
+    def _task_rows(self, table: str, key: str) -> list[dict[str, Any]]:
+        cols = ", ".join(self.task_columns)
+        try:
+            return self.q(f"SELECT {cols} FROM {table} WHERE task_key = %s", (key,))
+        except Exception as exc:
+            if getattr(exc, "code", None) != 1054 or "error" not in self.task_columns:
+                raise
+            self.task_columns = tuple(c for c in self.task_columns if c != "error")
+            return self._task_rows(table, key)
 
     def subtasks(self, task_id: int, history: bool) -> dict[str, int]:
         table = "mysql.tidb_background_subtask" + ("_history" if history else "")
@@ -141,7 +160,12 @@ class JobReader:
         if jid is None:
             return None
         if handle.kind == ADD_INDEX:
-            rows = self.q("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s", (jid,))
+            # TiDB pushes only DB_NAME, TABLE_NAME and STATE down into its job retriever:
+            # a JOB_ID filter alone would walk the whole DDL history on every poll.
+            target = handle.target
+            rows = self.q(f"SELECT {', '.join(DDL_COLUMNS)} FROM information_schema.ddl_jobs "
+                          "WHERE DB_NAME = %s AND TABLE_NAME = %s AND JOB_ID = %s",
+                          (target.db, target.table, jid))
             if not rows:
                 return None
             # the history copy (synced) wins over a stale running copy
