@@ -111,8 +111,10 @@ class Sim:
             self._tick()
             pub = lambda r: {k: v for k, v in r.items() if k not in ("t", "queued", "cancel",  # noqa: E731
                                                                        "rows")}
-            if "FROM information_schema.ddl_jobs WHERE JOB_ID" in sql:
-                return [pub(self.ddl[args[0]])] if args[0] in self.ddl else []
+            if "FROM information_schema.ddl_jobs" in sql and "JOB_ID = %s" in sql:
+                assert "DB_NAME = %s AND TABLE_NAME = %s" in sql, sql  # pushed down by TiDB
+                jid = args[-1]
+                return [pub(self.ddl[jid])] if jid in self.ddl else []
             if "FROM information_schema.ddl_jobs" in sql:
                 return [pub(r) for r in self.ddl.values()
                         if (r["DB_NAME"], r["TABLE_NAME"]) == args[:2]]

@@ -183,12 +183,15 @@ def test_stuck_then_queued_job_stuck_then_cancel_ineffective(env: Any) -> None:
     v = h.wait(0)
     assert v is not None and v.verdict == "stuck"
     assert "DXF task: running (subtasks running=1)" in v.reason
-    # someone else's ADD INDEX sits queueing behind the stuck job: found and stuck
+    # someone else's ADD INDEX sits queueing behind the stuck job: found, and judged
+    # stuck after its own stall window, naming whom it waits behind
     db.add_ddl(3, "queueing", "alter table t add index other (k)", JOB_TYPE="add index")
-    for _ in range(4):  # discovery runs every third round; then one poll judges it
+    for _ in range(4):  # discovery runs every third round
         step(w, clock, 0.1)
     queued = [x for x in w.handles if x.discovered]
     assert len(queued) == 1 and queued[0].job_id == 3
+    assert not queued[0].decided
+    step(w, clock, 10.5)
     qv = queued[0].wait(0)
     assert qv is not None and qv.verdict == "stuck" and "queueing behind job 2" in qv.reason
     # cancel probe accepted but the job stays running
@@ -283,6 +286,48 @@ def test_statement_error_decides_before_job_row(env: Any) -> None:
     v = h.wait(0)
     assert v is not None and v.verdict == "failed-unexpected"
     assert "mutex: session is expired" in v.reason
+
+
+def test_ok_statement_without_a_job_row_is_never_success(env: Any) -> None:
+    """An OK from the statement is no job state: the verdict comes from observed rows only."""
+    db, tl, clock, w = env
+    h = handle(tl, stall=5.0)
+
+    class Stmt:
+        done = True
+        error: ErrorInfo | None = None
+        rows: list[dict[str, Any]] = []
+
+        def abandon(self) -> None:
+            pass
+
+    h.statement = Stmt()  # type: ignore[assignment]
+    w.add(h)
+    for _ in range(4):
+        step(w, clock)
+    assert not h.decided
+    step(w, clock, 2.0)
+    v = h.wait(0)
+    assert v is not None and v.verdict == "failed-unexpected" and not v.ok
+    assert "never observed" in v.reason
+    assert [e.data.get("state") for e in tl.events("job.state")] == []
+
+
+def test_cancel_after_rejected_as_not_found_waits_for_the_fresh_poll(env: Any) -> None:
+    """8224 for a job that just finished is not an ineffective cancel."""
+    db, tl, clock, w = env
+    h = w.add(handle(tl, cancel_after=2.0, cancel_window=5.0))
+    db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)", ROW_COUNT=1)
+    step(w, clock)
+    db.cancel_result = "error: [ddl:8224]DDL Job:2 not found"
+    db.ddl[2].update(ROW_COUNT=2)
+    step(w, clock, 2.0)  # cancelAfter fires on this round, on the pre-cancel observations
+    assert db.cancelled == ["2"] and h.cancel is not None and h.cancel.code == 8224
+    assert not h.decided
+    db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
+    step(w, clock)
+    v = h.wait(0)
+    assert v is not None and v.verdict == "converged"
 
 
 def test_background_thread_stops_promptly() -> None:

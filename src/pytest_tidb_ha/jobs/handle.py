@@ -141,6 +141,15 @@ class JobHandle:
         return is_success(self.kind, self.state)
 
     @property
+    def total_rows(self) -> int | None:
+        """Rows the job must process, when known (import: the generated rows)."""
+        for key in ("expected_rows", "table_rows"):
+            value = self.extra.get(key)
+            if isinstance(value, int):
+                return value
+        return None
+
+    @property
     def client_error(self) -> ErrorInfo | None:
         return self.statement.error if self.statement is not None else None
 

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ..events import JOB_CANCEL, JOB_STATE, JOB_SUBMIT, JOB_VERDICT
 from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
+from .catalog import parse_error
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
 from .submit import (
@@ -50,9 +52,6 @@ TASK_COLUMNS = ("id", "task_key", "state", "step", "error")
 DISCOVER_EVERY = 3
 #: How often a statement TiDB refused before creating a job is sent again.
 MAX_RESUBMITS = 3
-#: Polls after which a statement that returned OK but whose job row never showed
-#: up is taken at its word.
-TRUST_STATEMENT_AFTER = 3
 
 
 # -- pure: rows -> observation -----------------------------------------------------
@@ -186,6 +185,13 @@ class JobReader:
 
 
 # -- cancel -------------------------------------------------------------------------------
+def rejected_code(result: str) -> int | None:
+    """The error code in an ``ADMIN CANCEL DDL JOBS`` RESULT such as
+    ``error: [ddl:8224]DDL Job:475 not found`` (None when it has none)."""
+    err = parse_error(result.split(":", 1)[1] if result.lower().startswith("error:") else result)
+    return err.code if err is not None else None
+
+
 def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, reason: str,
                  window: float, call_timeout: float = 10.0) -> CancelProbe:
     """``ADMIN CANCEL DDL JOBS n`` / ``CANCEL IMPORT JOB n``; records ``job.cancel``.
@@ -200,12 +206,15 @@ def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, re
     else:
         sql = (f"ADMIN CANCEL DDL JOBS {int(jid)}" if handle.kind == ADD_INDEX
                else f"CANCEL IMPORT JOB {int(jid)}")
+        code: int | None = None
         try:
             rows = client.query(sql, timeout=min(window, call_timeout), idempotent=False)
             if handle.kind == ADD_INDEX:
-                result = "; ".join(text(col(r, "RESULT")) for r in rows) or "no result row"
-                accepted = all(text(col(r, "RESULT")).lower() == "successful" for r in rows) \
-                    and bool(rows)
+                results = [text(col(r, "RESULT")) for r in rows]
+                result = "; ".join(results) or "no result row"
+                accepted = bool(rows) and all(r.lower() == "successful" for r in results)
+                code = next((rejected_code(r) for r in results
+                             if r.lower() != "successful"), None)
             else:
                 result, accepted = "OK", True
         except Exception as exc:  # noqa: BLE001 - the answer is the evidence
@@ -213,9 +222,10 @@ def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, re
             connection = code in (2003, 2006, 2013, 2055) or code is None
             result = f"{'no answer' if connection else 'error'}: {exc}"
             accepted = connection
-        probe = CancelProbe(issued, accepted, redact(result), window, reason)
+        probe = CancelProbe(issued, accepted, redact(result), window, reason,
+                            None if accepted else code)
         log.info("%s: %s -> %s (%s)", handle.job_key, sql, probe.result, reason)
-    timeline.record("job.cancel", job_key=handle.job_key, job_id=jid, accepted=probe.accepted,
+    timeline.record(JOB_CANCEL, job_key=handle.job_key, job_id=jid, accepted=probe.accepted,
                     result=probe.result, reason=reason)
     handle.cancel = probe
     if reason == PROBE_AFTER_STUCK:
@@ -331,14 +341,12 @@ class Watcher:
                        else find_import_job(self.client, h))
                 if jid is not None:
                     h.set_job_id(jid)
-                    self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind,
+                    self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=h.kind,
                                          job_id=jid, query=h.query)
                     log.info("%s: job id %s", h.job_key, jid)
                 elif self._resubmit(h):
                     return
             obs = self.reader.observe(h, self.timeline.now)
-            if obs is None:
-                obs = self._trust_statement(h)
         except Exception as exc:  # noqa: BLE001 - a dead node is an observation gap
             self._note(f"{h.job_key}: cannot read job state: {exc}")
             obs = None
@@ -369,32 +377,18 @@ class Watcher:
             return False
         errors.append(str(stmt.error))
         h.statement = stmt.again(f"r{len(errors)}")
-        self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind, job_id=None,
+        self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=h.kind, job_id=None,
                              query=h.query, attempt=len(errors) + 1, after_error=str(stmt.error))
         log.info("%s: TiDB refused the statement before creating a job (%s); sending it again "
                  "(attempt %d)", h.job_key, stmt.error, len(errors) + 1)
         h.statement.start()
         return True
 
-    def _trust_statement(self, h: JobHandle) -> Observation | None:
-        """Statement returned OK but the job row never showed up: take it at its word."""
-        stmt = h.statement
-        if stmt is None or not stmt.done or stmt.error is not None:
-            return None
-        misses = int(h.extra.get("misses", 0)) + 1
-        h.extra["misses"] = misses
-        if misses < TRUST_STATEMENT_AFTER:
-            return None
-        state = "synced" if h.kind == ADD_INDEX else "finished"
-        return Observation(t=self.timeline.now(), job_id=h.job_id, state=state,
-                           job_type=f"{h.kind.replace('_', ' ')} (statement returned OK; "
-                                    "job row not found)")
-
     def _record(self, h: JobHandle, obs: Observation) -> None:
         prev = h.latest
         if not h.observe(obs):
             return
-        self.timeline.record("job.state", job_key=h.job_key, **obs.to_event())
+        self.timeline.record(JOB_STATE, job_key=h.job_key, **obs.to_event())
         if prev is None or state_signature(prev) != state_signature(obs):
             log.info("%s: %s %s", h.job_key, h.label(), obs.describe())
         else:
@@ -429,7 +423,10 @@ class Watcher:
                   client_error=h.client_error, checks=h.checks, cancel=h.cancel,
                   blocked_by=self._blocker(h), terminal_grace=p.terminal_grace,
                   job_id=h.job_id,
-                  statement_pending=h.statement is not None and not h.statement.done)
+                  statement_pending=h.statement is not None and not h.statement.done,
+                  statement_ok=h.statement is not None and h.statement.done
+                  and h.statement.error is None,
+                  total_rows=h.total_rows)
         if v is not None:
             if h.extra.get("resubmitted_after"):
                 v = dataclasses.replace(v, evidence=MappingProxyType(
@@ -438,7 +435,7 @@ class Watcher:
 
     def _decide(self, h: JobHandle, v: Verdict) -> None:
         h.decide(v)
-        self.timeline.record("job.verdict", job_key=v.job_key, job_id=v.job_id,
+        self.timeline.record(JOB_VERDICT, job_key=v.job_key, job_id=v.job_id,
                              verdict=v.verdict, reason=v.reason, ok=v.ok)
         (log.info if v.ok else log.warning)("%s: %s -- %s", v.job_key, v.verdict, v.reason)
         if h.cancel is None or h.cancel.reason != PROBE_AFTER_STUCK:
@@ -454,7 +451,7 @@ class Watcher:
                                observations=h.observations, cancel=h.cancel, now=now)
         if v is not None:
             h.cancel_verdict = v
-            self.timeline.record("job.verdict", job_key=v.job_key, job_id=v.job_id,
+            self.timeline.record(JOB_VERDICT, job_key=v.job_key, job_id=v.job_id,
                                  verdict=v.verdict, reason=v.reason, ok=v.ok)
             log.warning("%s: %s -- %s", v.job_key, v.verdict, v.reason)
             h.cancel_settled.set()
@@ -517,7 +514,7 @@ class Watcher:
                       submitted_at=self.timeline.now(), job_id=job_id, discovered=True)
         log.info("found job %s queued behind %s on %s.%s: %s", job_id, ahead.label(),
                  target.db, target.table, redact(query))
-        self.timeline.record("job.submit", job_key=h.job_key, job_kind=ADD_INDEX, job_id=job_id,
+        self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=ADD_INDEX, job_id=job_id,
                              query=h.query, discovered=True)
         self.add(h)
 
