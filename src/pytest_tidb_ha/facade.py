@@ -36,6 +36,7 @@ from .scenario.model import (
     GenerateSpec,
     ImportIntoJob,
 )
+from .scenario.switches import add_index_switches
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -114,6 +115,8 @@ class TiDB:
             raise ValueError("add_index needs db= (the cluster has no test database)")
         if job_type not in ("ingest", "txn"):
             raise ValueError(f"job_type must be 'ingest' or 'txn', not {job_type!r}")
+        add_index_switches(job_type, dist_task if dist_task is not None else
+                           self.case.dist_task if self.case else None)  # SwitchError: 8200
         secs = timeout if timeout is not None else DEFAULT_TIMEOUT
         spec = AddIndexJob(db=db, table=table, index_col_name=column, timeout=Duration(secs),
                            job_type=job_type,  # type: ignore[arg-type]

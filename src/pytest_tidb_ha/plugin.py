@@ -32,6 +32,7 @@ from .scenario.loader import load_text, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case
 from .scenario.needs import check_case_topology, required_topology
+from .scenario.switches import check_switches
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -101,6 +102,7 @@ class CaseFile(pytest.File):
         try:
             cases = load_text(text, shown, stem=self.path.stem)
             for case in cases or ():
+                check_switches(case)
                 if not opts.attach:
                     check_case_topology(case, required_topology(case, opts.topology))
         except ScenarioError as exc:

@@ -27,6 +27,7 @@ from typing import Any, Protocol, TypeVar
 from ..events import JOB_SUBMIT, JOBS_SETTING
 from ..redact import redact
 from ..scenario.model import AddIndexJob, ImportIntoJob
+from ..scenario.switches import add_index_switches
 from ..timeline import Timeline
 from .catalog import CONNECTION_ERROR_CODES, SENSIBLE_CODES
 from .handle import JobHandle, JobPolicy, JobTarget
@@ -256,16 +257,18 @@ def submit_add_index(
     """Start run *run* (1-based) of an ADD INDEX job; returns at once.
 
     ``job_type`` ingest/txn sets ``tidb_ddl_enable_fast_reorg`` ON/OFF;
-    ``dist_task`` (spec, else argument) sets ``tidb_enable_dist_task``.
+    ``dist_task`` (spec, else argument) sets ``tidb_enable_dist_task``; a ``txn``
+    job runs with it OFF (TiDB refuses DXF without fast reorg: 8200), and asking
+    for ``txn`` with ``dist_task`` on raises :class:`~..scenario.switches.SwitchError`.
     """
     db = db or spec.db
     table = table or spec.table
     index = index or fresh_index_name()
     with _name_lock:
         _issued.add(index)
-    configure(client, fast_reorg=spec.job_type == "ingest",
-              dist_task=spec.dist_task if spec.dist_task is not None else dist_task,
-              timeline=timeline)
+    fast, dist = add_index_switches(
+        spec.job_type, spec.dist_task if spec.dist_task is not None else dist_task)
+    configure(client, fast_reorg=fast, dist_task=dist, timeline=timeline)
     known = ddl_job_ids(client, db, table)
     rows = table_rows(client, db, table)
     sql = add_index_sql(db, table, index, spec.index_col_name)

@@ -69,8 +69,11 @@ def _job_label(job: JobSpec) -> str:
 def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
                workload_scale: float) -> list[str]:
     dist = job.dist_task if job.dist_task is not None else case.dist_task
+    dist_text = _on_off(dist)
+    if isinstance(job, AddIndexJob) and job.job_type == "txn":
+        dist_text = "off (txn backfill)"  # DXF needs fast reorg (scenario.switches)
     lines = [f"  job {index}: {_job_label(job)}; times={job.times}, timeout {job.timeout} each, "
-             f"dist task {_on_off(dist)}  [{job.source}]"]
+             f"dist task {dist_text}  [{job.source}]"]
     if isinstance(job, ImportIntoJob):
         if job.create_table:
             lines.append(f"    before: {redact(job.create_table)}")
