@@ -102,10 +102,15 @@ class CaseRun:
             return
         from .workload.fixtures import round_robin_factory
         from .workload.group import WorkloadGroup
+        from .workload.sizing import tables_for_jobs
+
+        for w in self.case.workloads:  # what no --ha-workload-scale can give (also in the plan)
+            self.record.notes.extend(tables_for_jobs(w, self.case.jobs).problems)
 
         self.workloads = WorkloadGroup(self.case.workloads, round_robin_factory(self.client),
                                        self.timeline, size_scale=self.options.workload_scale,
-                                       cleanup=not self.options.keep_cluster)
+                                       cleanup=not self.options.keep_cluster,
+                                       jobs=self.case.jobs)
         self.workloads.start()
 
     def start_nemesis(self) -> None:

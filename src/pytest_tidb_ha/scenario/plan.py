@@ -9,7 +9,7 @@ deadline. Secrets in IMPORT INTO sources are redacted.
 from __future__ import annotations
 
 from ..redact import redact
-from ..workload.sizing import scaled_size, scaled_threads
+from ..workload.sizing import scaled_size, scaled_threads, tables_for_jobs
 from .durations import format_seconds
 from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
 from .needs import plan_topology
@@ -118,7 +118,8 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
     if not case.workloads:
         lines.append("  workload: none")
     for w in case.workloads:
-        size = scaled_size(w.tables, w.table_size, workload_scale)
+        needs = tables_for_jobs(w, case.jobs)
+        size = scaled_size(w.tables, w.table_size, workload_scale, keep=needs.keep)
         threads = scaled_threads(w.threads, workload_scale)
         scaled = (f" (as written {w.tables} x {w.table_size}, {w.threads} threads)"
                   if workload_scale != 1.0 else "")
@@ -126,6 +127,10 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
         lines.append(f"  workload: {w.kind} {w.subtype} db={w.db} tables={size.tables} "
                      f"table_size={size.table_size} threads={threads}{scaled} "
                      f"ignore_errors={ignore}")
+        if size.tables < w.tables and needs.named and needs.keep > 1:
+            lines.append(f"    {needs.keep} tables kept for the jobs' tables "
+                         f"{', '.join(needs.named)}")
+        lines += [f"    warning: {p}" for p in needs.problems]
     if not case.faults:
         lines.append("  faults: none")
     for i, fault in enumerate(case.faults, 1):
