@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .events import JOBS_FLOORS
 from .jobs import timing
 from .jobs.assertions import operator_log
 from .jobs.diagnostics import collect
+from .jobs.floors import JobWindows, Timer, fault_warnings, job_windows, table_timers
 from .jobs.handle import JobHandle, JobPolicy
 from .jobs.submit import (
     configure,
@@ -52,15 +55,23 @@ log = logging.getLogger("pytest_tidb_ha.jobs")
 WAIT_SLACK = 30.0
 
 
-def policy_for(spec: JobSpec, case: Case, scale: float) -> JobPolicy:
-    """Scaled timeout/stall/cancel settings of one job of *case* (pure)."""
+def windows_for(spec: JobSpec, case: Case, scale: float,
+                timers: Mapping[str, Timer] | None = None) -> JobWindows:
+    """The stall/cancel/timeout windows of one job: scaled, raised to the recovery floor
+    of what the case does to the cluster (``timers``: the cluster's, else the table)."""
+    timers = timers if timers is not None else table_timers(case.version)
+    return job_windows(spec.kind, case.faults, timers, stall=timing.stall_window(case, scale),
+                       cancel=timing.cancel_window(scale), timeout=spec.timeout.scaled(scale))
+
+
+def policy_for(spec: JobSpec, case: Case, scale: float,
+               timers: Mapping[str, Timer] | None = None) -> JobPolicy:
+    """How one job of *case* is judged (pure)."""
     exp = case.expect
-    return JobPolicy(
-        timeout=spec.timeout.scaled(scale),
-        stall_window=timing.stall_window(case, scale),
+    return JobPolicy.from_windows(
+        windows_for(spec, case, scale, timers),
         expectation=exp,
         cancel_after=exp.cancel_after.scaled(scale) if exp.cancel_after else None,
-        cancel_window=timing.cancel_window(scale),
         terminal_grace=timing.terminal_grace(scale),
     )
 
@@ -91,8 +102,20 @@ class CaseRun:
         self._stop = threading.Event()
         self.blocked: set[tuple[str, str]] = set()
         self.imports: dict[int, tuple[str, int | None, dict[str, object]]] = {}
+        self.timers: Mapping[str, Timer] = table_timers(case.version or options.tidb_version)
 
     # -- phases ------------------------------------------------------------------
+    def read_timers(self) -> None:
+        """The cluster's recovery timers (the floors of every verdict window)."""
+        from .jobs.cluster_timers import read_timers
+
+        self.timers, notes = read_timers(self.cluster, self.case.version
+                                         or self.options.tidb_version)
+        self.timeline.record(JOBS_FLOORS, timers={k: {"seconds": t.seconds, "origin": t.origin}
+                                                  for k, t in self.timers.items()},
+                             notes=notes)
+        self.record.notes.extend(fault_warnings(self.case.faults, self.timers, self.scale))
+
     def databases(self) -> None:
         for db in sorted({j.db for j in self.case.jobs}):
             execute_retrying(self.client, f"CREATE DATABASE IF NOT EXISTS {quote(db)}")
@@ -174,7 +197,7 @@ class CaseRun:
                     prev.verdict.verdict == CONVERGED and prev.target.index_name:
                 drop_index(self.client, spec.db, spec.table, prev.target.index_name)
             h = submit_add_index(self.client, spec, run, self.timeline,
-                                 policy=policy_for(spec, self.case, self.scale),
+                                 policy=policy_for(spec, self.case, self.scale, self.timers),
                                  job_key=self._key(spec, run))
             self.watcher.add(h)
             self.watcher.start()
@@ -217,7 +240,7 @@ class CaseRun:
             if key in self.blocked:
                 break
             h = submit_import(self.client, spec, run, self.timeline,
-                              policy=policy_for(spec, self.case, self.scale), source=source,
+                              policy=policy_for(spec, self.case, self.scale, self.timers), source=source,
                               expected_rows=expected, options=opts,
                               job_key=self._key(spec, run),
                               prepare=run > 1)
@@ -263,6 +286,7 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
     run = CaseRun(case, cluster, record, options)
     verdicts: list[Verdict] = []
     try:
+        run.read_timers()
         run.databases()
         run.settings()
         run.prepare_imports()

@@ -264,6 +264,13 @@ def test_queueing_behind_stuck_job_is_judged_after_its_own_window() -> None:
     assert v.evidence["rule"] == "queued behind stuck job"
 
 
+def test_queueing_behind_stuck_job_at_its_timeout_names_the_blocker() -> None:
+    seq = [obs(1.0, "queueing", job_id=476, job_type="add index")]
+    v = run(seq, 6.0, blocked_by="job 475", timeout=5.0, stall_window=100.0)
+    assert v is not None and v.verdict == STUCK and "behind job 475" in v.reason
+    assert v.evidence["rule"] == "queued behind stuck job"
+
+
 def test_never_seen_job_is_stuck_after_stall_while_its_statement_runs() -> None:
     v = run([], 11.0, statement_pending=True)
     assert v is not None and v.verdict == STUCK and "never seen" in v.reason

@@ -316,11 +316,14 @@ def judge(
                        f"window {stall_window:.1f}s); an OK is no job state", False,
                        rule="never observed")
     state = last.describe() if last is not None else "never seen in the job tables"
+    queued = blocked_by and last is not None and last.state in WAITING_STATES
+    if queued and (free >= stall_window or now - started_at >= timeout):
+        assert last is not None
+        return verdict(STUCK, f"{label} is {last.state} behind {blocked_by}, which is stuck; "
+                              f"no progress for {free:.1f}s of fault-free time (stall window "
+                              f"{stall_window:.1f}s, timeout {timeout:.1f}s)", False,
+                       rule="queued behind stuck job")
     if free >= stall_window:
-        if blocked_by and last is not None and last.state in WAITING_STATES:
-            return verdict(STUCK, f"{label} is {last.state} behind {blocked_by}, which is stuck; "
-                                  f"no progress for {free:.1f}s of fault-free time (stall window "
-                                  f"{stall_window:.1f}s)", False, rule="queued behind stuck job")
         return verdict(STUCK, f"{label} made no progress for {free:.1f}s of fault-free time "
                               f"since t={lp:.1f}s (stall window {stall_window:.1f}s); "
                               f"{state}", False, rule="stall window")

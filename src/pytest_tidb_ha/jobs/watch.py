@@ -428,9 +428,13 @@ class Watcher:
                   and h.statement.error is None,
                   total_rows=h.total_rows)
         if v is not None:
+            more: dict[str, Any] = {}
             if h.extra.get("resubmitted_after"):
-                v = dataclasses.replace(v, evidence=MappingProxyType(
-                    {**v.evidence, "resubmitted_after": list(h.extra["resubmitted_after"])}))
+                more["resubmitted_after"] = list(h.extra["resubmitted_after"])
+            if p.floor is not None:
+                more["recovery_floor"] = p.floor.describe()
+            if more:
+                v = dataclasses.replace(v, evidence=MappingProxyType({**v.evidence, **more}))
             self._decide(h, v)
 
     def _decide(self, h: JobHandle, v: Verdict) -> None:
@@ -509,7 +513,8 @@ class Watcher:
         p = ahead.policy
         policy = JobPolicy(timeout=p.timeout, stall_window=p.stall_window,
                            expectation=p.expectation, allow_errors=p.allow_errors,
-                           cancel_window=p.cancel_window, terminal_grace=p.terminal_grace)
+                           cancel_window=p.cancel_window, terminal_grace=p.terminal_grace,
+                           floor=p.floor)
         h = JobHandle(f"queued#{job_id}", target, policy, query=redact(query),
                       submitted_at=self.timeline.now(), job_id=job_id, discovered=True)
         log.info("found job %s queued behind %s on %s.%s: %s", job_id, ahead.label(),
