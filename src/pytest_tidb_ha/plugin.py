@@ -153,6 +153,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             continue
         if case is not None:
             item.stash[CASE_KEY] = case
+            if (case.faults and not opts.dry_run and isinstance(item, pytest.Function)
+                    and _uses_cluster(item) and "nemesis" not in item.fixturenames):
+                # declared faults run whenever the test has a cluster: a test that forgot
+                # the fixture must not pass without its faults
+                item.fixturenames.append("nemesis")
         if opts.dry_run and _uses_cluster(item):
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:

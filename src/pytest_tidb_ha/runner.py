@@ -136,14 +136,30 @@ class CaseRun:
                                        jobs=self.case.jobs)
         self.workloads.start()
 
-    def start_nemesis(self) -> None:
+    def prepare_nemesis(self) -> None:
+        """Before anything starts: a case whose faults this cluster cannot take is skipped."""
         if not self.case.faults:
             return
         from .faults.nemesis import Nemesis
 
         self.nemesis = Nemesis(self.cluster, self.case.faults, self.timeline, self.scale,
-                               helper_image=self.options.fault_helper_image)
-        self.nemesis.start()
+                               helper_image=self.options.fault_helper_image,
+                               allow_errors=self.case.expect.allow_fault_errors)
+        if self.nemesis.skipped and not self.nemesis.specs:
+            pytest.skip("; ".join(sorted({reason for _, reason in self.nemesis.skipped})))
+
+    def start_nemesis(self) -> None:
+        if self.nemesis is not None:
+            self.nemesis.start()
+
+    def fault_failures(self) -> list[str]:
+        """Windows the case planned that were not applied or not healed (after stop);
+        the ones the case allows (allowFaultErrors) go to the notes instead."""
+        if self.nemesis is None:
+            return []
+        failing, allowed = self.nemesis.fault_failures()
+        self.record.notes.extend(f"fault error allowed by the case: {m}" for m in allowed)
+        return failing
 
     def wait_warmup(self) -> None:
         assert self.t0 is not None
@@ -266,8 +282,6 @@ class CaseRun:
         if self.nemesis is not None:
             try:
                 self.nemesis.stop()
-                self.record.notes.extend(f"nemesis: {e}" for e in
-                                         getattr(self.nemesis, "errors", []) or [])
             except Exception as exc:  # noqa: BLE001
                 self.record.notes.append(f"nemesis stop failed: {exc}")
         if self.workloads is not None:
@@ -286,6 +300,7 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
     run = CaseRun(case, cluster, record, options)
     verdicts: list[Verdict] = []
     try:
+        run.prepare_nemesis()
         run.read_timers()
         run.databases()
         run.settings()
@@ -306,12 +321,20 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
             verdicts = verdicts or verdicts_of(run.watcher.handles)
         run.stop()
         record.verdicts.extend(verdicts)
+    faults = run.fault_failures()
+    fault_text = ("\n\nfaults not applied as planned (a case may allow this with expect: "
+                  "{allowFaultErrors: true}):\n" + "\n".join(f"  {m}" for m in faults)
+                  if faults else "")
     if not verdicts and case.jobs:
-        pytest.fail(f"{case.id}: no job verdict was reached", pytrace=False)
+        pytest.fail(f"{case.id}: no job verdict was reached{fault_text}", pytrace=False)
     bad = [v for v in verdicts if not v.ok]
     if bad:
         stories = [operator_log(h, h.verdict) for h in run.watcher.handles
                    if h.verdict is not None and not h.verdict.ok]
         pytest.fail(f"{case.id}: {len(bad)} of {len(verdicts)} verdicts not ok: "
-                    f"{summary(verdicts)}\n\n" + "\n\n".join(stories), pytrace=False)
+                    f"{summary(verdicts)}\n\n" + "\n\n".join(stories) + fault_text,
+                    pytrace=False)
+    if faults:
+        pytest.fail(f"{case.id}: {len(faults)} fault window(s) not applied as planned"
+                    f"{fault_text}", pytrace=False)
     return verdicts

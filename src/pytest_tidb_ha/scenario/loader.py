@@ -55,7 +55,7 @@ ADD_INDEX_KEYS = ("db", "table", "timeout", "times", "index_col_name", "job_type
 IMPORT_KEYS = ("db", "table", "source", "format", "options", "timeout", "times", "generate",
                "createTable", "distTask")
 GENERATE_KEYS = ("rows", "files")
-EXPECT_KEYS = ("outcome", "allowErrors", "stallWindow", "cancelAfter")
+EXPECT_KEYS = ("outcome", "allowErrors", "stallWindow", "cancelAfter", "allowFaultErrors")
 TOPOLOGY_KEYS = ("pd", "tikv", "tidb")
 #: IMPORT INTO ... WITH options (docs: IMPORT INTO), lower-case as in the seeds.
 IMPORT_OPTIONS = ("character_set", "fields_terminated_by", "fields_enclosed_by",
@@ -521,4 +521,5 @@ def _expect(ctx: _Ctx, node: yaml.Node) -> Expectation:
         allow_errors=tuple(allow),
         stall_window=m.get("stallWindow", _duration(), None),
         cancel_after=m.get("cancelAfter", _duration(), None),
+        allow_fault_errors=m.get("allowFaultErrors", _bool, False),
     )

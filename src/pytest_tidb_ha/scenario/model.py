@@ -156,6 +156,9 @@ class FaultSpec:
     schedule: Schedule
     params: Mapping[str, object] = field(default_factory=frozen_map)
     source: SourceRef = SourceRef()
+    #: windows of this fault may fail to apply without failing the test
+    #: (``@pytest.mark.fault(..., allow_fault_errors=True)``)
+    allow_errors: bool = False
 
     @property
     def direction(self) -> str:
@@ -257,6 +260,8 @@ class Expectation:
     allow_errors: tuple[str, ...] = ()
     stall_window: Duration | None = None
     cancel_after: Duration | None = None
+    #: a fault window that was not applied (or not healed) does not fail the test
+    allow_fault_errors: bool = False
 
 
 @dataclass(frozen=True)
