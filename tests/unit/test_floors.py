@@ -194,3 +194,19 @@ def test_a_silent_cluster_keeps_the_table_and_says_why() -> None:
                                 timeout=0.5)
     assert {t.origin for t in timers.values()} == {"table v7.5"}
     assert len(notes) == 4 and all("per-version table" in n for n in notes)
+
+
+def test_a_dead_node_does_not_hide_the_timers_of_those_that_answer(components: str) -> None:
+    dead = f"http://127.0.0.1:{closed_port()}"
+
+    class Partial(Cluster):
+        def pd_urls(self) -> list[str]:
+            return [dead, self.url]
+
+        def status_urls(self, component: str) -> dict[str, str]:
+            return {f"{component}-0": dead, f"{component}-1": self.url}
+
+    timers, notes = read_timers(Partial(components), "v8.5.7", timeout=0.5)
+    assert notes == []
+    assert timers[SCHEMA_LEASE].origin == "TiDB /info lease"
+    assert timers[OWNER_TTL].seconds == 2.0

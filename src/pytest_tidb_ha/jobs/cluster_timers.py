@@ -63,10 +63,25 @@ def _pd_urls(cluster: Any) -> list[str]:
         return []
 
 
+def _answers(urls: list[str], path: str, timeout: float) -> list[Any]:
+    """The JSON of every node that answers (a killed or partitioned one is skipped);
+    the last error when none does."""
+    out: list[Any] = []
+    last: Exception | None = None
+    for url in urls:
+        try:
+            out.append(get_json(url + path, timeout=timeout) or {})
+        except Exception as exc:  # noqa: BLE001 - another node may answer
+            last = exc
+    if not out and last is not None:
+        raise last
+    return out
+
+
 def schema_lease(cluster: Any, timeout: float) -> Timer | None:
     """The longest ``lease`` any TiDB's ``/info`` shows (Go duration text, e.g. ``45s``)."""
-    found = [s for s in (_seconds((get_json(u + "/info", timeout=timeout) or {}).get("lease"))
-                         for u in _urls(cluster, "tidb")) if s]
+    found = [s for s in (_seconds(info.get("lease"))
+                         for info in _answers(_urls(cluster, "tidb"), "/info", timeout)) if s]
     return Timer(SCHEMA_LEASE, max(found), "TiDB /info lease") if found else None
 
 
@@ -80,25 +95,32 @@ def _post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
 def owner_ttl(cluster: Any, timeout: float) -> Timer | None:
     """grantedTTL of the etcd lease the current DDL owner campaigned with (PD's /v3)."""
     prefix = DDL_OWNER_KEY + "/"
+    last: Exception | None = None
     for pd in _pd_urls(cluster):
-        kvs = _post_json(pd + "/v3/kv/range", {"key": _b64(prefix),
-                                              "range_end": _b64(prefix[:-1] + "0")},
-                         timeout).get("kvs") or []
-        leases = [int(kv["lease"]) for kv in kvs if str(kv.get("lease") or "0") != "0"]
-        if not leases:
-            return None
-        ttl = _post_json(pd + "/v3/lease/timetolive", {"ID": leases[0]}, timeout)
+        try:
+            kvs = _post_json(pd + "/v3/kv/range", {"key": _b64(prefix),
+                                                  "range_end": _b64(prefix[:-1] + "0")},
+                             timeout).get("kvs") or []
+            leases = [int(kv["lease"]) for kv in kvs if str(kv.get("lease") or "0") != "0"]
+            if not leases:
+                return None
+            ttl = _post_json(pd + "/v3/lease/timetolive", {"ID": leases[0]}, timeout)
+        except Exception as exc:  # noqa: BLE001 - the next PD may answer
+            last = exc
+            continue
         granted = int(ttl.get("grantedTTL") or 0)
         return Timer(OWNER_TTL, float(granted), "PD etcd lease of the DDL owner key") \
             if granted > 0 else None
+    if last is not None:
+        raise last
     return None
 
 
 def raft_election(cluster: Any, timeout: float) -> Timer | None:
     """raft-base-tick-interval x raft-election-timeout-ticks from TiKV's ``/config``."""
     found = []
-    for url in _urls(cluster, "tikv"):
-        raft = (get_json(url + "/config", timeout=timeout) or {}).get("raftstore") or {}
+    for config in _answers(_urls(cluster, "tikv"), "/config", timeout):
+        raft = config.get("raftstore") or {}
         tick = _seconds(raft.get("raft-base-tick-interval"))
         ticks = raft.get("raft-election-timeout-ticks")
         if tick and isinstance(ticks, int) and ticks > 0:
@@ -108,8 +130,8 @@ def raft_election(cluster: Any, timeout: float) -> Timer | None:
 
 def pd_leader_lease(cluster: Any, timeout: float) -> Timer | None:
     """PD's leader ``lease`` (seconds) from ``/pd/api/v1/config``."""
-    for pd in _pd_urls(cluster):
-        lease = (get_json(pd + "/pd/api/v1/config", timeout=timeout) or {}).get("lease")
+    for config in _answers(_pd_urls(cluster), "/pd/api/v1/config", timeout):
+        lease = config.get("lease")
         if isinstance(lease, (int, float)) and lease > 0:
             return Timer(PD_LEADER_LEASE, float(lease), "PD /pd/api/v1/config lease")
     return None
