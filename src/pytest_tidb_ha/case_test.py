@@ -45,6 +45,6 @@ def store_plan(config: pytest.Config, nodeid: str, case: object) -> None:
     assert isinstance(case, Case)
     opts = ha_options(config)
     text = render_plan(case, time_scale=opts.time_scale, workload_scale=opts.workload_scale,
-                       requested=opts.topology, attach=opts.attach)
+                       requested=opts.topology, attach=opts.attach, version=opts.tidb_version)
     log.info("plan of %s:\n%s", nodeid, text)
     config.stash.setdefault(PLANS_KEY, []).append((nodeid, text))

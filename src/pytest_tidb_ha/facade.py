@@ -20,9 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .events import JOBS_FLOORS
 from .jobs import timing
 from .jobs.diagnostics import collect
+from .jobs.floors import Timer, fault_warnings, job_windows
 from .jobs.handle import JobHandle, JobPolicy
+from .jobs.model import ADD_INDEX, IMPORT_INTO
 from .jobs.submit import drop_index, submit_add_index, submit_import, write_import_data
 from .jobs.verdict import CONVERGED, Verdict
 from .jobs.watch import Watcher, verdicts_of
@@ -36,6 +39,7 @@ from .scenario.model import (
     GenerateSpec,
     ImportIntoJob,
 )
+from .scenario.switches import add_index_switches
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -61,6 +65,7 @@ class TiDB:
                                call_timeout=5.0, heartbeat=max(5.0, 60.0 * scale))
         self._runs = 0
         self._closed = False
+        self._timers: Mapping[str, Timer] | None = None
 
     # -- SQL / roles ------------------------------------------------------------------
     @property
@@ -84,17 +89,34 @@ class TiDB:
         return pd_leader(self.cluster)
 
     # -- jobs ------------------------------------------------------------------------------
-    def _policy(self, timeout: float | None, stall: float | None,
+    def timers(self) -> Mapping[str, Timer]:
+        """The cluster's recovery timers, read once (the floors of every verdict window)."""
+        if self._timers is None:
+            from .jobs.cluster_timers import read_timers
+
+            version = (self.case.version if self.case else None) or self.options.tidb_version
+            self._timers, notes = read_timers(self.cluster, version)
+            self.record.timeline.record(JOBS_FLOORS, timers={
+                k: {"seconds": t.seconds, "origin": t.origin} for k, t in self._timers.items()},
+                notes=notes)
+            if self.case is not None:
+                self.record.notes.extend(fault_warnings(self.case.faults, self._timers,
+                                                        self.options.time_scale))
+        return self._timers
+
+    def _policy(self, kind: str, timeout: float | None, stall: float | None,
                 expectation: Expectation | None = None,
                 cancel_after: float | None = None) -> JobPolicy:
+        """Scaled windows raised to the recovery floor of the test's faults."""
         scale = self.options.time_scale
         exp = expectation or (self.case.expect if self.case else Expectation())
-        return JobPolicy(
-            timeout=(timeout if timeout is not None else DEFAULT_TIMEOUT) * scale,
-            stall_window=stall * scale if stall is not None
-            else timing.stall_window(self.case, scale),
-            expectation=exp, cancel_after=cancel_after * scale if cancel_after else None,
-            cancel_window=timing.cancel_window(scale),
+        windows = job_windows(
+            kind, self.case.faults if self.case else (), self.timers(),
+            stall=stall * scale if stall is not None else timing.stall_window(self.case, scale),
+            cancel=timing.cancel_window(scale),
+            timeout=(timeout if timeout is not None else DEFAULT_TIMEOUT) * scale)
+        return JobPolicy.from_windows(
+            windows, expectation=exp, cancel_after=cancel_after * scale if cancel_after else None,
             terminal_grace=timing.terminal_grace(scale))
 
     def _start(self, handle: JobHandle) -> JobHandle:
@@ -114,6 +136,8 @@ class TiDB:
             raise ValueError("add_index needs db= (the cluster has no test database)")
         if job_type not in ("ingest", "txn"):
             raise ValueError(f"job_type must be 'ingest' or 'txn', not {job_type!r}")
+        add_index_switches(job_type, dist_task if dist_task is not None else
+                           self.case.dist_task if self.case else None)  # SwitchError: 8200
         secs = timeout if timeout is not None else DEFAULT_TIMEOUT
         spec = AddIndexJob(db=db, table=table, index_col_name=column, timeout=Duration(secs),
                            job_type=job_type,  # type: ignore[arg-type]
@@ -121,7 +145,8 @@ class TiDB:
                            dist_task=dist_task)
         self._runs += 1
         handle = submit_add_index(self.client, spec, self._runs, self.record.timeline,
-                                  policy=self._policy(timeout, stall, cancel_after=cancel_after),
+                                  policy=self._policy(ADD_INDEX, timeout, stall,
+                                                      cancel_after=cancel_after),
                                   index=index, dist_task=self.case.dist_task if self.case
                                   else None)
         return self._start(handle)
@@ -165,7 +190,8 @@ class TiDB:
             raise ValueError("import_into needs a source (or generate_rows=)")
         self._runs += 1
         handle = submit_import(self.client, spec, self._runs, self.record.timeline,
-                               policy=self._policy(timeout, stall, cancel_after=cancel_after),
+                               policy=self._policy(IMPORT_INTO, timeout, stall,
+                                                   cancel_after=cancel_after),
                                source=src, expected_rows=expected_rows, options=opts,
                                detached=detached,
                                dist_task=self.case.dist_task if self.case else None)

@@ -122,8 +122,10 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "multiply workload table sizes and generated import rows by FACTOR", "1.0",
                kind="float", metavar="FACTOR"),
     OptionSpec("ha_fault_helper_image", "--ha-fault-helper-image",
-               "image of the helper container that applies network/io faults",
-               "nsenter from the host when root", metavar="IMAGE"),
+               "image of the helper container that applies network faults (must exist "
+               "locally: never pulled or built)",
+               "nsenter from the host when root, else the plugin's own helper image "
+               "(built from alpine when missing)", metavar="IMAGE"),
     OptionSpec("ha_no_docker", "--ha-no-docker",
                "what a cluster test does when no Docker engine answers", "fail",
                metavar="fail|skip"),

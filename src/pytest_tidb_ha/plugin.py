@@ -41,6 +41,7 @@ from .scenario.loader import load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration
 from .scenario.needs import check_case_topology, required_topology
+from .scenario.switches import check_switches
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -136,6 +137,7 @@ class CaseFile(pytest.File):
             groups = load_groups(text, shown, stem=self.path.stem) or ()
             for group in groups:
                 for case in group.cases:
+                    check_switches(case)
                     if not opts.attach:
                         check_case_topology(case, required_topology(case, opts.topology))
         except ScenarioError as exc:
@@ -224,6 +226,11 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             continue
         if case is not None:
             item.stash[CASE_KEY] = case
+            if (case.faults and not opts.dry_run and isinstance(item, pytest.Function)
+                    and _uses_cluster(item) and "nemesis" not in item.fixturenames):
+                # declared faults run whenever the test has a cluster: a test that forgot
+                # the fixture must not pass without its faults
+                item.fixturenames.append("nemesis")
         if opts.dry_run and _uses_cluster(item):
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:

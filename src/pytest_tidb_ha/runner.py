@@ -21,14 +21,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .events import JOBS_FLOORS
 from .jobs import timing
 from .jobs.assertions import operator_log
 from .jobs.diagnostics import collect
+from .jobs.floors import JobWindows, Timer, fault_warnings, job_windows, table_timers
 from .jobs.handle import JobHandle, JobPolicy
 from .jobs.submit import (
     SHORT_TIMEOUT,
@@ -54,15 +57,23 @@ log = logging.getLogger("pytest_tidb_ha.jobs")
 WAIT_SLACK = timing.WAIT_SLACK
 
 
-def policy_for(spec: JobSpec, case: Case, scale: float) -> JobPolicy:
-    """Scaled timeout/stall/cancel settings of one job of *case* (pure)."""
+def windows_for(spec: JobSpec, case: Case, scale: float,
+                timers: Mapping[str, Timer] | None = None) -> JobWindows:
+    """The stall/cancel/timeout windows of one job: scaled, raised to the recovery floor
+    of what the case does to the cluster (``timers``: the cluster's, else the table)."""
+    timers = timers if timers is not None else table_timers(case.version)
+    return job_windows(spec.kind, case.faults, timers, stall=timing.stall_window(case, scale),
+                       cancel=timing.cancel_window(scale), timeout=spec.timeout.scaled(scale))
+
+
+def policy_for(spec: JobSpec, case: Case, scale: float,
+               timers: Mapping[str, Timer] | None = None) -> JobPolicy:
+    """How one job of *case* is judged (pure)."""
     exp = case.expect
-    return JobPolicy(
-        timeout=spec.timeout.scaled(scale),
-        stall_window=timing.stall_window(case, scale),
+    return JobPolicy.from_windows(
+        windows_for(spec, case, scale, timers),
         expectation=exp,
         cancel_after=exp.cancel_after.scaled(scale) if exp.cancel_after else None,
-        cancel_window=timing.cancel_window(scale),
         terminal_grace=timing.terminal_grace(scale),
     )
 
@@ -93,8 +104,20 @@ class CaseRun:
         self._stop = threading.Event()
         self.blocked: set[tuple[str, str]] = set()
         self.imports: dict[int, tuple[str, int | None, dict[str, object]]] = {}
+        self.timers: Mapping[str, Timer] = table_timers(case.version or options.tidb_version)
 
     # -- phases ------------------------------------------------------------------
+    def read_timers(self) -> None:
+        """The cluster's recovery timers (the floors of every verdict window)."""
+        from .jobs.cluster_timers import read_timers
+
+        self.timers, notes = read_timers(self.cluster, self.case.version
+                                         or self.options.tidb_version)
+        self.timeline.record(JOBS_FLOORS, timers={k: {"seconds": t.seconds, "origin": t.origin}
+                                                  for k, t in self.timers.items()},
+                             notes=notes)
+        self.record.notes.extend(fault_warnings(self.case.faults, self.timers, self.scale))
+
     def databases(self) -> None:
         for db in sorted({j.db for j in self.case.jobs}):
             execute_retrying(self.client, f"CREATE DATABASE IF NOT EXISTS {quote(db)}")
@@ -104,20 +127,41 @@ class CaseRun:
             return
         from .workload.fixtures import round_robin_factory
         from .workload.group import WorkloadGroup
+        from .workload.sizing import tables_for_jobs
+
+        for w in self.case.workloads:  # what no --ha-workload-scale can give (also in the plan)
+            self.record.notes.extend(tables_for_jobs(w, self.case.jobs).problems)
 
         self.workloads = WorkloadGroup(self.case.workloads, round_robin_factory(self.client),
                                        self.timeline, size_scale=self.options.workload_scale,
-                                       cleanup=not self.options.keep_cluster)
+                                       cleanup=not self.options.keep_cluster,
+                                       jobs=self.case.jobs)
         self.workloads.start()
 
-    def start_nemesis(self) -> None:
+    def prepare_nemesis(self) -> None:
+        """Before anything starts: a case whose faults this cluster cannot take is skipped."""
         if not self.case.faults:
             return
         from .faults.nemesis import Nemesis
 
         self.nemesis = Nemesis(self.cluster, self.case.faults, self.timeline, self.scale,
-                               helper_image=self.options.fault_helper_image)
-        self.nemesis.start()
+                               helper_image=self.options.fault_helper_image,
+                               allow_errors=self.case.expect.allow_fault_errors)
+        if self.nemesis.skipped and not self.nemesis.specs:
+            pytest.skip("; ".join(sorted({reason for _, reason in self.nemesis.skipped})))
+
+    def start_nemesis(self) -> None:
+        if self.nemesis is not None:
+            self.nemesis.start()
+
+    def fault_failures(self) -> list[str]:
+        """Windows the case planned that were not applied or not healed (after stop);
+        the ones the case allows (allowFaultErrors) go to the notes instead."""
+        if self.nemesis is None:
+            return []
+        failing, allowed = self.nemesis.fault_failures()
+        self.record.notes.extend(f"fault error allowed by the case: {m}" for m in allowed)
+        return failing
 
     def wait_warmup(self) -> None:
         assert self.t0 is not None
@@ -171,7 +215,7 @@ class CaseRun:
                     prev.verdict.verdict == CONVERGED and prev.target.index_name:
                 drop_index(self.client, spec.db, spec.table, prev.target.index_name)
             h = submit_add_index(self.client, spec, run, self.timeline,
-                                 policy=policy_for(spec, self.case, self.scale),
+                                 policy=policy_for(spec, self.case, self.scale, self.timers),
                                  job_key=self._key(spec, run))
             self.watcher.add(h)
             self.watcher.start()
@@ -229,7 +273,7 @@ class CaseRun:
             if key in self.blocked:
                 break
             h = submit_import(self.client, spec, run, self.timeline,
-                              policy=policy_for(spec, self.case, self.scale), source=source,
+                              policy=policy_for(spec, self.case, self.scale, self.timers), source=source,
                               expected_rows=expected, options=opts,
                               job_key=self._key(spec, run),
                               prepare=run > 1)
@@ -255,8 +299,6 @@ class CaseRun:
         if self.nemesis is not None:
             try:
                 self.nemesis.stop()
-                self.record.notes.extend(f"nemesis: {e}" for e in
-                                         getattr(self.nemesis, "errors", []) or [])
             except Exception as exc:  # noqa: BLE001
                 self.record.notes.append(f"nemesis stop failed: {exc}")
         if self.workloads is not None:
@@ -276,6 +318,8 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
     run = CaseRun(case, cluster, record, options)
     verdicts: list[Verdict] = []
     try:
+        run.prepare_nemesis()
+        run.read_timers()
         run.databases()
         run.settings()
         run.prepare_imports()
@@ -295,12 +339,20 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
             verdicts = verdicts or verdicts_of(run.watcher.handles)
         run.stop()
         record.verdicts.extend(verdicts)
+    faults = run.fault_failures()
+    fault_text = ("\n\nfaults not applied as planned (a case may allow this with expect: "
+                  "{allowFaultErrors: true}):\n" + "\n".join(f"  {m}" for m in faults)
+                  if faults else "")
     if not verdicts and case.jobs:
-        pytest.fail(f"{case.id}: no job verdict was reached", pytrace=False)
+        pytest.fail(f"{case.id}: no job verdict was reached{fault_text}", pytrace=False)
     bad = [v for v in verdicts if not v.ok]
     if bad:
         stories = [operator_log(h, h.verdict) for h in run.watcher.handles
                    if h.verdict is not None and not h.verdict.ok]
         pytest.fail(f"{case.id}: {len(bad)} of {len(verdicts)} verdicts not ok: "
-                    f"{summary(verdicts)}\n\n" + "\n\n".join(stories), pytrace=False)
+                    f"{summary(verdicts)}\n\n" + "\n\n".join(stories) + fault_text,
+                    pytrace=False)
+    if faults:
+        pytest.fail(f"{case.id}: {len(faults)} fault window(s) not applied as planned"
+                    f"{fault_text}", pytrace=False)
     return verdicts

@@ -4,17 +4,10 @@ Jepsen's *history* is our model: faults, job states, workload metrics and
 verdicts are events on one clock, so a checker (the verdict) and a report (the
 picture) can ask "was a fault active at t?" without knowing who injected it.
 
-Event kinds are a contract between layers (see docs/contracts.md):
-
-* ``fault.inject``  recorded *before* a fault is applied (fault_id, kind, targets,
-  roles, planned_start, planned_end, params)
-* ``fault.applied`` after apply returned (fault_id)
-* ``fault.healed``  after heal returned (fault_id); a window is open from
-  ``fault.inject`` to ``fault.healed``
-* ``fault.error``   apply/heal raised (fault_id, phase, error)
-* ``job.submit`` / ``job.state`` / ``job.verdict`` / ``job.cancel``
-* ``workload.metrics`` (one per second) / ``workload.error``
-* ``cluster.*`` / ``nemesis.*`` free-form, informative
+Event kinds and the field names that carry a fault/job kind live in
+:mod:`.events` (one vocabulary for writers and readers; payloads in
+docs/contracts.md). A fault window is open from ``fault.inject`` to
+``fault.healed``.
 """
 
 from __future__ import annotations
@@ -28,10 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .events import FAULT_HEALED, FAULT_INJECT, FAULT_KIND
 from .redact import redact_obj
 
-FAULT_OPEN = "fault.inject"
-FAULT_CLOSE = "fault.healed"
+FAULT_OPEN = FAULT_INJECT
+FAULT_CLOSE = FAULT_HEALED
 
 
 @dataclass(frozen=True)
@@ -126,7 +120,8 @@ def fault_windows(events: Iterable[Event]) -> list[FaultWindow]:
     for e in events:
         fid = str(e.data.get("fault_id", ""))
         if e.kind == FAULT_OPEN:
-            open_[fid] = FaultWindow(fid, str(e.data.get("kind", "")), e.t, None, dict(e.data))
+            open_[fid] = FaultWindow(fid, str(e.data.get(FAULT_KIND) or ""), e.t, None,
+                                     dict(e.data))
         elif e.kind == FAULT_CLOSE and fid in open_:
             w = open_.pop(fid)
             done.append(FaultWindow(w.fault_id, w.kind, w.start, e.t, w.data))

@@ -30,8 +30,12 @@ def test_smoke_cells_converge_and_publish_verdicts(tmp_path: Path) -> None:
     assert proc.returncode == 0, story
     cases = ET.parse(junit).getroot().iter("testcase")
     verdicts = {}
+    faults = {}
     for case in cases:
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         verdicts[case.get("name")] = props.get("ha_verdict")
+        faults[case.get("name")] = props.get("ha_faults") or "0/0"
     assert len(verdicts) == 2, (verdicts, story)
     assert all(v == "converged" for v in verdicts.values()), (verdicts, story)
+    # the gate's own check: every cell applied its faults (applied/planned)
+    assert all(int(f.split("/")[0]) >= 1 for f in faults.values()), (faults, story)

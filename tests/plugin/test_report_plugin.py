@@ -133,7 +133,7 @@ def test_junit_properties_in_both_families(pytester: pytest.Pytester, family: st
     props = {name: {p.get("name"): p.get("value") for p in tc.iter("property")}
              for name, tc in cases.items()}
     assert props["test_converges"]["ha_verdict"] == "converged"
-    assert props["test_converges"]["ha_faults"] == "1"
+    assert props["test_converges"]["ha_faults"] == "1/1"
     assert "ha_artifacts" not in props["test_converges"]  # passed: folder removed
     stuck = props["test_two_jobs_one_stuck"]
     assert stuck["ha_verdict"] == "converged,stuck"

@@ -33,15 +33,41 @@ def test_parse_none() -> None:
         ErrorInfo(9005, "Region is unavailable"),
         ErrorInfo(8028, "Information schema is changed"),
         ErrorInfo(8201, "TiDB server is not a DDL owner"),
-        ErrorInfo(1105, "[pd] failed to get cluster id"),
         ErrorInfo(1105, "rpc error: context deadline exceeded"),
-        ErrorInfo(1105, "etcdserver: request timed out, possibly due to connection lost"),
-        ErrorInfo(1105, "[Lightning:PD:ErrCreatePDClient]create pd client error"),
-        ErrorInfo(2, "[global:2]execution result undetermined"),
+        ErrorInfo(1105, "mvcc: required revision has been compacted"),
     ],
 )
 def test_sensible_allow_list(err: ErrorInfo) -> None:
     assert classify(err).category == "sensible"
+
+
+@pytest.mark.parametrize(
+    ("err", "issue"),
+    [
+        (ErrorInfo(2, "[global:2]execution result undetermined"), 49556),
+        (ErrorInfo(1105, "etcdserver: request timed out, possibly due to connection lost"), 48862),
+        (ErrorInfo(1105, "etcdserver: requested lease not found"), 56550),
+        (ErrorInfo(1105, "[pd] failed to get cluster id"), 48064),
+        (ErrorInfo(1105, "[Lightning:PD:ErrCreatePDClient]create pd client error"), 51103),
+        (ErrorInfo(1105, "mutex: session is expired"), 48546),
+        # a sensible code does not excuse a filed bug's signature
+        (ErrorInfo(9001, "PD server timeout: etcdserver: request timed out"), 48862),
+    ],
+)
+def test_filed_ha_bug_signatures_are_unexpected_and_name_their_issue(err: ErrorInfo,
+                                                                     issue: int) -> None:
+    cls = classify(err)
+    assert cls.category == "unexpected"
+    assert f"#{issue}" in cls.rule
+    assert cls.issue == issue
+
+
+def test_a_case_allows_a_known_bug_by_its_text_or_its_issue() -> None:
+    err = ErrorInfo(1105, "etcdserver: request timed out, possibly due to connection lost")
+    by_text = classify(err, allow_errors=[r"request timed out"])
+    by_issue = classify(err, allow_errors=[r"#48862"])
+    assert by_text.category == by_issue.category == "sensible"
+    assert classify(err, allow_errors=[r"#48546"]).category == "unexpected"
 
 
 def test_code_is_matched_before_message() -> None:

@@ -192,3 +192,105 @@ def test_instant_fault_opens_and_closes() -> None:
     with nemesis([spec("restart", "tidb-0", 0, 0, 10, 30)], rec, tl) as n:
         assert n.wait(5)
     assert [c[0] for c in rec.calls] == ["apply", "heal"] * 3
+
+
+# -- planned vs applied vs healed ---------------------------------------------------------
+def test_every_window_applied_and_healed_leaves_no_failure() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("pause", "tikv-1", 0, 1, 10, 30)], rec, tl) as n:
+        assert n.wait(5)
+    assert n.book.counts() == (3, 3, 3)
+    assert n.fault_failures() == ([], [])
+    summary = tl.events("nemesis.summary")[-1].data
+    assert (summary["applied"], summary["planned"], summary["problems"]) == (3, 3, [])
+
+
+def test_a_window_that_could_not_be_applied_fails_naming_fault_window_selector_cause() -> None:
+    rec, tl = Recorder(), Timeline()
+    rec.fail_apply.add("kill")
+    with nemesis([spec("kill", "tikv(random)", 0, 3600)], rec, tl) as n:
+        assert n.wait(5)
+    failing, allowed = n.fault_failures()
+    assert allowed == [] and len(failing) == 1
+    msg = failing[0]
+    assert "fault f0.0 kill window 1 on tikv(random)" in msg
+    assert "was not applied: apply: RuntimeError: boom on apply" in msg
+    assert n.book.counts()[:2] == (0, 1)
+
+
+def test_a_selector_that_resolves_to_nothing_fails_the_window() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("kill", "tikv(5)", 0, 1)], rec, tl) as n:
+        assert n.wait(5)
+    (msg,), _ = n.fault_failures()
+    assert "f0.0 kill window 1 on tikv(5)" in msg and "resolve:" in msg
+
+
+def test_a_heal_that_keeps_failing_fails_the_test() -> None:
+    rec, tl = Recorder(), Timeline()
+
+    class NeverHeals(FakeInjector):
+        def heal(self) -> None:
+            raise RuntimeError("iptables: resource busy")
+
+    n = Nemesis(FakeCluster(), [spec("pause", "tikv-1", 0, 0.5)], tl, 1.0, seed=1, roles=ROLES,
+                factory=lambda kind, ctx, res, params: NeverHeals(rec, kind, res))
+    with n:
+        deadline = time.monotonic() + 5
+        while not n.book.records[0].applied and time.monotonic() < deadline:
+            time.sleep(0.01)
+    (msg,), _ = n.fault_failures()
+    assert "was applied but not healed" in msg and "iptables: resource busy" in msg
+
+
+def test_allowed_fault_errors_become_notes() -> None:
+    rec, tl = Recorder(), Timeline()
+    rec.fail_apply.add("kill")
+    n = Nemesis(FakeCluster(), [spec("kill", "tikv-1", 0, 3600)], tl, 0.01, seed=1, roles=ROLES,
+                factory=rec.factory, allow_errors=True)
+    with n:
+        assert n.wait(5)
+    failing, allowed = n.fault_failures()
+    assert failing == [] and len(allowed) == 1 and "boom on apply" in allowed[0]
+
+
+def test_a_run_that_ends_before_the_first_window_tested_nothing() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("kill", "tikv-1", 3600, 60)], rec, tl, scale=1.0) as n:
+        pass
+    (msg,), _ = n.fault_failures()
+    assert "no fault window was applied" in msg and "f0.0 kill window 1" in msg
+    assert rec.calls == []
+
+
+def test_later_windows_not_reached_after_one_applied_are_no_failure() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("pause", "tikv-1", 0, 0.2, 3600, 7200)], rec, tl, scale=1.0) as n:
+        deadline = time.monotonic() + 5
+        while not n.book.records[0].healed and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert n.fault_failures() == ([], [])
+    assert [r.status() for r in n.book.records] == ["healed", "not reached"]
+    assert n.book.counts()[:2] == (1, 2)
+
+
+def test_a_fault_the_cluster_cannot_take_is_a_failure() -> None:
+    rec, tl = Recorder(), Timeline()
+    specs = [spec("kill", "tikv-1", 0, 1), spec("pd_leader_resign", "pdleader", 0, 0)]
+    with nemesis(specs, rec, tl, cluster=FakeCluster(control=False)) as n:
+        assert n.wait(5)
+    (msg,), _ = n.fault_failures()
+    assert msg.startswith("fault f0.0 kill window 1 on tikv-1") and "attached" in msg
+    assert [r.fault_id for r in n.book.records if r.applied] == ["f1.0"]
+
+
+def test_a_window_due_when_stop_is_asked_still_opens_then_heals() -> None:
+    """A test body that ends the instant its first window is due must not race it: the
+    window runs (and heals), so its record is applied, never 'due but skipped'."""
+    for _ in range(20):
+        rec, tl = Recorder(), Timeline()
+        n = nemesis([spec("pd_leader_resign", "pdleader", 0, 0)], rec, tl, scale=1.0)
+        n.start()
+        n.stop()
+        assert [c[0] for c in rec.calls] == ["apply", "heal"]
+        assert n.fault_failures() == ([], [])

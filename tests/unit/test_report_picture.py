@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from pytest_tidb_ha.events import FAULT_KIND, JOB_KIND
 from pytest_tidb_ha.jobs.verdict import Verdict
 from pytest_tidb_ha.report import derive
 from pytest_tidb_ha.report.picture import render, tick_label, tick_step, ticks
@@ -18,6 +19,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def ev(t: float, kind: str, /, **data: Any) -> Event:
+    """An event as the layers write it: a fault/job ``kind=`` goes under its field name."""
+    if "kind" in data:
+        data[FAULT_KIND if kind.startswith("fault.") else JOB_KIND] = data.pop("kind")
     return Event(t=t, wall=1_700_000_000 + t, kind=kind, data=data)
 
 

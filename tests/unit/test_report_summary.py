@@ -110,7 +110,7 @@ def test_junit_properties() -> None:
     tl, verdicts = bug_48303(0.01)
     props = dict(junit.properties(verdicts, tl.events(), Path("ha-artifacts/x")))
     assert props["ha_verdict"] == "stuck,cancel-ineffective,stuck"
-    assert props["ha_faults"] == "5"
+    assert props["ha_faults"] == "5/5"
     assert props["ha_artifacts"] == "ha-artifacts/x"
     jobs = json.loads(props["ha_jobs"])
     assert [j["key"] for j in jobs] == ["add_index#1", "add_index#1/cancel", "add_index#2"]
@@ -160,3 +160,21 @@ def test_summary_from_junit_properties_roundtrip() -> None:
     assert s.artifacts == Path("arts/x") and s.outcome == "failed"
     assert format_duration(s.verdicts[0].duration) == format_duration(verdicts[0].duration)
     assert summary_from_properties("t.py::y", [("other", "1")], "passed") is None
+
+
+def test_ha_faults_is_applied_over_planned_and_shown_in_the_summary() -> None:
+    """A green run whose faults never applied must not look like one that had them."""
+    from pytest_tidb_ha.report.summary import summary_from_properties
+
+    events = _events(
+        (0.0, "fault.inject", {"fault_id": "f0.0", "fault_kind": "network_partition"}),
+        (0.1, "fault.error", {"fault_id": "f0.0", "fault_kind": "network_partition",
+                              "phase": "apply", "error": "no helper image"}),
+        (9.0, "nemesis.summary", {"applied": 0, "planned": 3, "healed": 0,
+                                  "problems": ["fault f0.0 ... was not applied"]}))
+    props = dict(junit.properties([], events, None))
+    assert props["ha_faults"] == "0/3"
+    s = summary_from_properties("t.py::x", list(props.items()) + [("ha_jobs", "[]")], "failed")
+    assert s is not None and s.faults == "0/3"
+    lines = summary_lines([s])
+    assert "    faults applied/planned: 0/3" in lines

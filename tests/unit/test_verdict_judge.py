@@ -15,6 +15,7 @@ from pytest_tidb_ha.jobs.verdict import (
     FAILED_SENSIBLE,
     FAILED_UNEXPECTED,
     STUCK,
+    TIMED_OUT,
     Verdict,
     cancel_ineffective,
     judge,
@@ -143,10 +144,10 @@ def test_case_allow_errors_apply() -> None:
 def test_job_error_used_when_client_only_lost_its_connection() -> None:
     seq = [obs(0, "running", job_type="import into"),
            obs(5, "failed", import_status="failed", import_step="importing",
-               error="[pd] failed to get cluster id", job_type="import into")]
+               error="Error 9005: Region is unavailable", job_type="import into")]
     v = run(seq, 5.0, kind="import_into", client_error=ErrorInfo(2013, "Lost connection"))
     assert v is not None and v.verdict == FAILED_SENSIBLE
-    assert "failed to get cluster id" in v.reason
+    assert "Region is unavailable" in v.reason
 
 
 def test_failure_without_any_error_is_unexpected() -> None:
@@ -222,8 +223,25 @@ def test_any_observed_field_is_progress() -> None:
     assert run(base + later, 26.0) is None  # subtask counts keep changing
 
 
-def test_timeout_is_stuck_even_with_progress() -> None:
+def test_progressing_at_the_deadline_is_timed_out_with_rate_and_estimate() -> None:
+    v = run(running(0, 50), 50.0, timeout=50.0, total_rows=150)
+    assert v is not None and v.verdict == TIMED_OUT and not v.ok
+    assert v.evidence["rule"] == "timeout while progressing"
+    assert v.evidence["rate_per_s"] == pytest.approx(1.0)
+    assert v.evidence["needed_s"] == pytest.approx(100.0)
+    assert "still progressing" in v.reason and "1.0 rows/s" in v.reason
+    assert "about 1m40s more" in v.reason
+
+
+def test_progressing_at_the_deadline_without_a_known_total_says_so() -> None:
     v = run(running(0, 50), 50.0, timeout=50.0)
+    assert v is not None and v.verdict == TIMED_OUT
+    assert "total unknown" in v.reason and "needed_s" not in v.evidence
+
+
+def test_no_progress_at_the_deadline_is_stuck() -> None:
+    # the stall window is longer than the timeout: only the deadline can end it
+    v = run(running(0, 50, rows=False), 50.0, timeout=50.0, stall_window=100.0)
     assert v is not None and v.verdict == STUCK and v.evidence["rule"] == "timeout"
 
 
@@ -236,19 +254,59 @@ def test_46735_import_stuck_running_importing() -> None:
     assert "status=running, step=importing" in v.reason
 
 
-def test_queueing_behind_stuck_job_is_stuck_at_once() -> None:
+def test_queueing_behind_stuck_job_is_judged_after_its_own_window() -> None:
     seq = [obs(0, "queueing", job_id=476, job_type="add index")]
-    v = run(seq, 0.5, blocked_by="job 475 (add index /* ingest */)")
-    assert v is not None and v.verdict == STUCK
-    assert "queueing behind job 475" in v.reason and v.job_id == 476
+    blocker = "job 475 (add index /* ingest */)"
+    assert run(seq, 0.5, blocked_by=blocker) is None
+    v = run(seq, 10.5, blocked_by=blocker)
+    assert v is not None and v.verdict == STUCK and v.job_id == 476
+    assert "queueing behind job 475" in v.reason and "which is stuck" in v.reason
+    assert v.evidence["rule"] == "queued behind stuck job"
 
 
-def test_never_seen_job_is_stuck_after_stall() -> None:
-    v = run([], 11.0)
+def test_queueing_behind_stuck_job_at_its_timeout_names_the_blocker() -> None:
+    seq = [obs(1.0, "queueing", job_id=476, job_type="add index")]
+    v = run(seq, 6.0, blocked_by="job 475", timeout=5.0, stall_window=100.0)
+    assert v is not None and v.verdict == STUCK and "behind job 475" in v.reason
+    assert v.evidence["rule"] == "queued behind stuck job"
+
+
+def test_never_seen_job_is_stuck_after_stall_while_its_statement_runs() -> None:
+    v = run([], 11.0, statement_pending=True)
     assert v is not None and v.verdict == STUCK and "never seen" in v.reason
 
 
+def test_ok_statement_without_any_job_row_is_not_success() -> None:
+    """An OK from ALTER/IMPORT is no job state: a detached IMPORT's OK only means submitted."""
+    assert run([], 5.0, statement_ok=True) is None
+    v = run([], 11.0, statement_ok=True)
+    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
+    assert "never observed" in v.reason and v.evidence["rule"] == "never observed"
+
+
 # -- cancel ------------------------------------------------------------------------------
+def test_rejected_cancel_is_judged_on_a_fresh_poll_not_on_older_observations() -> None:
+    probe = CancelProbe(issued_at=5.0, accepted=False, result="error: [ddl:8226]almost finished",
+                        window=3.0, code=8226)
+    before = running(0, 5)
+    assert run(before, 5.0, cancel=probe) is None  # nothing seen since the cancel yet
+    v = run([*before, obs(6.0, "running", schema_state="write reorganization", row_count=6)],
+            6.0, cancel=probe)
+    assert v is not None and v.verdict == CANCEL_INEFFECTIVE
+
+
+def test_cancel_answered_8224_for_a_job_that_just_finished_is_not_ineffective() -> None:
+    probe = CancelProbe(issued_at=5.0, accepted=False,
+                        result="error: [ddl:8224]DDL Job:475 not found", window=3.0, code=8224)
+    seq = running(0, 5)
+    assert run(seq, 5.5, cancel=probe) is None
+    v = run([*seq, obs(6.0, "synced", schema_state="public")], 6.0, cancel=probe)
+    assert v is not None and v.verdict == CONVERGED
+    assert cancel_ineffective(job_key="k", kind="add_index", job_id=475,
+                              observations=[*seq, obs(6.0, "synced")], cancel=probe,
+                              now=9.0) is None
+
+
 def test_cancel_after_ignored_is_cancel_ineffective() -> None:
     probe = CancelProbe(issued_at=5.0, accepted=True, result="successful", window=3.0)
     seq = running(0, 8, rows=True)

@@ -111,8 +111,10 @@ class Sim:
             self._tick()
             pub = lambda r: {k: v for k, v in r.items() if k not in ("t", "queued", "cancel",  # noqa: E731
                                                                        "rows")}
-            if "FROM information_schema.ddl_jobs WHERE JOB_ID" in sql:
-                return [pub(self.ddl[args[0]])] if args[0] in self.ddl else []
+            if "FROM information_schema.ddl_jobs" in sql and "JOB_ID = %s" in sql:
+                assert "DB_NAME = %s AND TABLE_NAME = %s" in sql, sql  # pushed down by TiDB
+                jid = args[-1]
+                return [pub(self.ddl[jid])] if jid in self.ddl else []
             if "FROM information_schema.ddl_jobs" in sql:
                 return [pub(r) for r in self.ddl.values()
                         if (r["DB_NAME"], r["TABLE_NAME"]) == args[:2]]
@@ -340,3 +342,34 @@ def test_retry_transient_retries_only_transient_errors() -> None:
     with pytest.raises(Err):
         retry_transient(lambda: (_ for _ in ()).throw(Err(2013)), "x", deadline=0.5)
     assert time.monotonic() - t0 < 2
+
+
+def _kill_case(allow: bool) -> Case:
+    from pytest_tidb_ha.scenario.model import FaultSpec, Schedule
+    from pytest_tidb_ha.scenario.selectors import parse_selector
+
+    kill = FaultSpec(kind="kill", selector=parse_selector("tidb-0"),
+                     schedule=Schedule(Duration(0), Duration(600)))
+    return Case(name="c", warmup=Duration(0), faults=(kill,),
+                jobs=(AddIndexJob(db="d", table="t", index_col_name="c", timeout=Duration(600)),),
+                expect=Expectation(stall_window=Duration(600), allow_fault_errors=allow))
+
+
+def test_runner_fails_a_case_whose_fault_was_not_applied(tmp_path: Path) -> None:
+    """The job converges, but the kill could not be applied: the case tested nothing."""
+    rec = record(tmp_path)
+    with pytest.raises(pytest.fail.Exception) as info:
+        run_case(_kill_case(False), cluster=FakeCluster(Sim("ok")), record=rec, options=OPTS)
+    assert [v.verdict for v in rec.verdicts] == ["converged"]
+    msg = str(info.value)
+    assert "1 fault window(s) not applied as planned" in msg
+    assert "fault f0.0 kill window 1 on tidb-0" in msg and "was not applied: apply:" in msg
+    assert "allowFaultErrors" in msg
+
+
+def test_runner_allows_fault_errors_when_the_case_says_so(tmp_path: Path) -> None:
+    rec = record(tmp_path)
+    verdicts = run_case(_kill_case(True), cluster=FakeCluster(Sim("ok")), record=rec,
+                        options=OPTS)
+    assert [v.verdict for v in verdicts] == ["converged"]
+    assert any("fault error allowed by the case: fault f0.0 kill" in n for n in rec.notes)

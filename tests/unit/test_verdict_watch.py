@@ -66,8 +66,9 @@ class FakeTiDB:
         if sql.startswith("SELECT JOB_ID, JOB_TYPE, STATE, QUERY"):
             states = set(args[2:])
             return [dict(r) for r in self.ddl.values() if r["STATE"] in states]
-        if sql.startswith("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID"):
-            return [dict(self.ddl[args[0]])] if args[0] in self.ddl else []
+        if "FROM information_schema.ddl_jobs WHERE" in sql and "JOB_ID = %s" in sql:
+            jid = args[-1]
+            return [dict(self.ddl[jid])] if jid in self.ddl else []
         if "tidb_global_task" in sql:
             hist = "_history" in sql
             task = self.tasks.get(args[0])
@@ -117,6 +118,24 @@ def step(w: Watcher, clock: FakeClock, seconds: float = 1.0) -> None:
     w.poll_once()
 
 
+def test_polls_push_db_and_table_down_and_never_read_task_meta(env: Any) -> None:
+    """TiDB pushes only DB_NAME/TABLE_NAME/STATE down into its ddl_jobs retriever (a JOB_ID
+    filter alone walks the whole history every poll); ``meta`` is a LONGBLOB."""
+    db, tl, clock, w = env
+    h = w.add(handle(tl))
+    db.add_ddl(5, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
+    db.tasks["ddl/backfill/5"] = {"id": 9, "state": "running", "error": None, "meta": b"x" * 99}
+    db.subtasks["9"] = {"running": 2}
+    for _ in range(3):
+        step(w, clock)
+    assert h.latest is not None and h.latest.task_state == "running"
+    polls = [s for s in db.sql if "information_schema.ddl_jobs" in s]
+    assert polls and all("DB_NAME = %s" in s and "TABLE_NAME = %s" in s for s in polls), polls
+    task_reads = [s for s in db.sql if "tidb_global_task" in s or "background_subtask" in s]
+    assert task_reads
+    assert not [s for s in task_reads if re.search(r"SELECT\s+\*|\bmeta\b", s)], task_reads
+
+
 def test_pure_row_mapping() -> None:
     obs = ddl_observation(1.0, {"JOB_ID": 5, "STATE": "running", "SCHEMA_STATE": "write only",
                                 "ROW_COUNT": "7", "JOB_TYPE": "add index"},
@@ -164,12 +183,15 @@ def test_stuck_then_queued_job_stuck_then_cancel_ineffective(env: Any) -> None:
     v = h.wait(0)
     assert v is not None and v.verdict == "stuck"
     assert "DXF task: running (subtasks running=1)" in v.reason
-    # someone else's ADD INDEX sits queueing behind the stuck job: found and stuck
+    # someone else's ADD INDEX sits queueing behind the stuck job: found, and judged
+    # stuck after its own stall window, naming whom it waits behind
     db.add_ddl(3, "queueing", "alter table t add index other (k)", JOB_TYPE="add index")
-    for _ in range(4):  # discovery runs every third round; then one poll judges it
+    for _ in range(4):  # discovery runs every third round
         step(w, clock, 0.1)
     queued = [x for x in w.handles if x.discovered]
     assert len(queued) == 1 and queued[0].job_id == 3
+    assert not queued[0].decided
+    step(w, clock, 10.5)
     qv = queued[0].wait(0)
     assert qv is not None and qv.verdict == "stuck" and "queueing behind job 2" in qv.reason
     # cancel probe accepted but the job stays running
@@ -239,7 +261,7 @@ def test_import_job_failed_sensible(env: Any) -> None:
     db.tasks["ImportInto/4"] = {"id": 8, "state": "running", "error": None}
     step(w, clock)
     assert h.job_id == 4
-    db.imports[4].update(Status="failed", Result_Message="[pd] failed to get cluster id")
+    db.imports[4].update(Status="failed", Result_Message="Error 9001: PD server timeout")
     db.tasks["ImportInto/4"]["state"] = "failed"
     step(w, clock)
     v = h.wait(0)
@@ -264,6 +286,48 @@ def test_statement_error_decides_before_job_row(env: Any) -> None:
     v = h.wait(0)
     assert v is not None and v.verdict == "failed-unexpected"
     assert "mutex: session is expired" in v.reason
+
+
+def test_ok_statement_without_a_job_row_is_never_success(env: Any) -> None:
+    """An OK from the statement is no job state: the verdict comes from observed rows only."""
+    db, tl, clock, w = env
+    h = handle(tl, stall=5.0)
+
+    class Stmt:
+        done = True
+        error: ErrorInfo | None = None
+        rows: list[dict[str, Any]] = []
+
+        def abandon(self) -> None:
+            pass
+
+    h.statement = Stmt()  # type: ignore[assignment]
+    w.add(h)
+    for _ in range(4):
+        step(w, clock)
+    assert not h.decided
+    step(w, clock, 2.0)
+    v = h.wait(0)
+    assert v is not None and v.verdict == "failed-unexpected" and not v.ok
+    assert "never observed" in v.reason
+    assert [e.data.get("state") for e in tl.events("job.state")] == []
+
+
+def test_cancel_after_rejected_as_not_found_waits_for_the_fresh_poll(env: Any) -> None:
+    """8224 for a job that just finished is not an ineffective cancel."""
+    db, tl, clock, w = env
+    h = w.add(handle(tl, cancel_after=2.0, cancel_window=5.0))
+    db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)", ROW_COUNT=1)
+    step(w, clock)
+    db.cancel_result = "error: [ddl:8224]DDL Job:2 not found"
+    db.ddl[2].update(ROW_COUNT=2)
+    step(w, clock, 2.0)  # cancelAfter fires on this round, on the pre-cancel observations
+    assert db.cancelled == ["2"] and h.cancel is not None and h.cancel.code == 8224
+    assert not h.decided
+    db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
+    step(w, clock)
+    v = h.wait(0)
+    assert v is not None and v.verdict == "converged"
 
 
 def test_background_thread_stops_promptly() -> None:

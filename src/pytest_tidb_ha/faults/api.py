@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from ..events import FAULT_KIND
+
 log = logging.getLogger("pytest_tidb_ha.faults")
 
 _NODE = re.compile(r"^(pd|tikv|tidb)-(\d+)$")
@@ -133,5 +135,5 @@ def record(timeline: Any, event: str, **data: object) -> Any:
     another name so neither shadows the other (see ``Timeline.record``).
     """
     if "kind" in data:
-        data["fault_kind"] = data.pop("kind")
+        data[FAULT_KIND] = data.pop("kind")
     return timeline.record(event, **data)

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..events import NEMESIS_REAPED
 from ..record import HARecord
 from ..recording import CASE_KEY, ha_options
 from .nemesis import Nemesis
@@ -31,18 +32,21 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
         request.getfixturevalue("ha_workload")  # t0 = workload start
     cluster = request.getfixturevalue("tidb_cluster")
     opts = ha_options(request.config)
+    allow = case.expect.allow_fault_errors if case is not None else False
     nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale,
-                  helper_image=opts.fault_helper_image)
+                  helper_image=opts.fault_helper_image, allow_errors=allow)
     if nem.skipped and not nem.specs:
         pytest.skip("; ".join(sorted({reason for _, reason in nem.skipped})))
-    for spec, reason in nem.skipped:
-        ha_record.notes.append(f"fault {spec.kind} {spec.selector} skipped: {reason}")
     nem.start()
     try:
         yield nem
     finally:
         nem.stop()
-        for ev in ha_record.timeline.events("nemesis.reaped"):
+        for ev in ha_record.timeline.events(NEMESIS_REAPED):
             ha_record.notes.append(f"fault reaper healed leftovers of dead runs: {ev.data['healed']}")
-        if nem.errors:
-            ha_record.notes.extend(f"nemesis: {e}" for e in nem.errors)
+        failing, allowed = nem.fault_failures()
+        ha_record.notes.extend(f"fault error allowed by the test: {m}" for m in allowed)
+        if failing:  # a fault planned but not applied (or not healed) fails the test, loudly
+            pytest.fail("faults not applied as planned (a fault marker may allow this with "
+                        "allow_fault_errors=True):\n" + "\n".join(f"  {m}" for m in failing),
+                        pytrace=False)

@@ -12,6 +12,12 @@ An apply that fails is recorded as ``fault.error`` and healed at once (a partial
 leaves partial changes). Heal runs on every way out: the window end, :meth:`stop`
 (fixture teardown, also after failures/timeouts/Ctrl-C), and ``atexit``; what a
 killed process leaves is found by :mod:`.reaper` through the ledger tags.
+
+Every planned window has a typed record in :attr:`Nemesis.book`
+(:mod:`.outcome`: planned, applied, healed, and why not). :meth:`fault_failures`
+turns the windows that were not applied or not healed into the messages that
+fail the test -- the runner and the ``nemesis`` fixture call it after
+:meth:`stop` -- unless the case allows fault errors.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from ..events import NEMESIS_START, NEMESIS_STOP, NEMESIS_SUMMARY
 from ..redact import redact
 from ..scenario.model import FaultSpec
 from ..timeline import Timeline
@@ -37,6 +44,7 @@ from .context import FaultContext, UnsupportedFault
 from .injectors import Injector, build, unsupported_reason
 from .ledger import Tag
 from .netns import NetnsRunner, make_runner
+from .outcome import FaultBook, WindowRecord, failures
 from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 
 log = logging.getLogger("pytest_tidb_ha.faults")
@@ -98,6 +106,7 @@ class Nemesis:
         helper_image: str | None = None,
         run_id: str | None = None,
         factory: Callable[[str, FaultContext, Resolved, Mapping[str, object]], Injector] = build,
+        allow_errors: bool = False,
     ) -> None:
         self.cluster = cluster
         self.timeline = timeline
@@ -120,7 +129,14 @@ class Nemesis:
             else:
                 runnable.append(spec)
         self.specs = tuple(runnable)
-        self.windows = plan_windows(self.specs, scale)
+        # ids (f<spec>.<window>) follow the case's own spec order, skipped specs included
+        self.windows = [w for w in plan_windows(specs, scale)
+                        if not any(w.spec is s for s, _ in self.skipped)]
+        #: every planned window, applied or not (see .outcome); filled from start()
+        self.book = FaultBook()
+        self.allow_errors = allow_errors  # the case allows fault errors (allowFaultErrors)
+        self.stopped_at: float | None = None
+        self._all_specs = tuple(specs)
         self.errors: list[str] = []
         self.t0: float | None = None
         self._active: dict[str, _Active] = {}
@@ -136,11 +152,12 @@ class Nemesis:
             raise RuntimeError("nemesis already started")
         self._sweep()  # before t0: the sweep must not eat into the first warm-up
         self.t0 = self.timeline.now()
+        self._plan_book(self.t0)
         for spec, reason in self.skipped:
             record(self.timeline, "nemesis.skip", kind=spec.kind, selector=str(spec.selector or ""),
                                  reason=reason)
         record(self.timeline,
-            "nemesis.start", seed=self.seed, scale=self.scale,
+            NEMESIS_START, seed=self.seed, scale=self.scale,
             windows=[{"fault_id": w.fault_id, "kind": w.spec.kind, "planned_start": self.t0 + w.start,
                       "planned_end": self.t0 + w.end} for w in self.windows],
         )
@@ -148,6 +165,25 @@ class Nemesis:
         self._thread = threading.Thread(target=self._main, name=THREAD_NAME, daemon=True)
         self._thread.start()
         return self
+
+    def _plan_book(self, t0: float) -> None:
+        """One record per window of every spec the case planned (skipped ones too)."""
+        skipped = {id(spec): reason for spec, reason in self.skipped}
+        for w in plan_windows(self._all_specs, self.scale):
+            self.book.add(WindowRecord(
+                fault_id=w.fault_id, kind=w.spec.kind, selector=str(w.spec.selector or ""),
+                spec_index=w.spec_index, window=w.index, planned_start=round(t0 + w.start, 3),
+                planned_end=round(t0 + w.end, 3),
+                allow_errors=w.spec.allow_errors,
+                skipped=skipped.get(id(w.spec))))
+
+    def fault_failures(self) -> tuple[list[str], list[str]]:
+        """``(failures, allowed)``: windows not applied or not healed (after :meth:`stop`).
+
+        Failures fail the test; ``allowed`` are the same problems on faults the case
+        lets fail (``allowFaultErrors``), for the notes.
+        """
+        return failures(self.book, allow_all=self.allow_errors, stopped_at=self.stopped_at)
 
     def _sweep(self) -> None:
         """Before the first fault on a container in this process, heal dead runs' leftovers."""
@@ -175,6 +211,8 @@ class Nemesis:
         """Stop the schedule, heal everything still applied, join the thread."""
         if self._stopped:
             return
+        if self.t0 is not None and self.stopped_at is None:
+            self.stopped_at = round(self.timeline.now(), 3)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -186,8 +224,11 @@ class Nemesis:
         if self._runner is not None:
             self._runner.close()
         atexit.unregister(self._atexit)
-        record(self.timeline, "nemesis.stop", errors=list(self.errors),
+        record(self.timeline, NEMESIS_STOP, errors=list(self.errors),
                              unhealed=sorted(self._active))
+        if self.t0 is not None:
+            record(self.timeline, NEMESIS_SUMMARY, allow_errors=self.allow_errors,
+                   **self.book.summary(stopped_at=self.stopped_at))
 
     def __enter__(self) -> Nemesis:
         return self.start()
@@ -228,12 +269,14 @@ class Nemesis:
         ]
         heapq.heapify(queue)
         try:
-            while queue and not self._stop.is_set():
+            while queue:
                 when, _, action, window = queue[0]
+                if self._stop.is_set() and (self.stopped_at is None or action == "close"
+                                            or when > self.stopped_at):
+                    break  # stopping: a window already due still opens (below), nothing later
                 delay = when - self.timeline.now()
-                if delay > 0 and self._stop.wait(min(delay, 1.0)):
-                    break
                 if delay > 0:
+                    self._stop.wait(min(delay, 1.0))
                     continue
                 heapq.heappop(queue)
                 if action == "open":
@@ -288,6 +331,7 @@ class Nemesis:
             self.errors.append(f"{w.fault_id} {spec.kind}: {msg}")
             record(self.timeline, "fault.error", **base, phase="resolve", error=msg,
                                  selector=str(spec.selector or ""))
+            self.book.problem(w.fault_id, "resolve", msg)
             log.warning("fault %s %s not injected: %s", w.fault_id, spec.kind, msg)
             return False
         record(self.timeline,
@@ -296,6 +340,7 @@ class Nemesis:
             params=params_for_event(spec.params), window=w.index, tag=str(tag),
             method=getattr(ctx.runner, "method", None),
         )
+        self.book.opened(w.fault_id, resolved.nodes)
         active = _Active(w, injector, resolved, need)
         with self._lock:
             self._active[w.fault_id] = active
@@ -307,10 +352,12 @@ class Nemesis:
                 self.errors.append(f"{w.fault_id} {spec.kind} apply: {msg}")
                 record(self.timeline, "fault.error", fault_id=w.fault_id, kind=spec.kind,
                                      phase="apply", error=msg)
+                self.book.problem(w.fault_id, "apply", msg)
                 log.warning("fault %s %s apply failed: %s", w.fault_id, spec.kind, msg)
                 self._close(w.fault_id, reason="apply failed")
                 return False
             active.applied_at = self.timeline.now()
+            self.book.applied(w.fault_id, round(active.applied_at, 3))
             if spec.kind == "restart":
                 self._after_restart(resolved.targets, w.fault_id)
         record(self.timeline, "fault.applied", fault_id=w.fault_id, kind=spec.kind,
@@ -341,10 +388,13 @@ class Nemesis:
                 self.errors.append(f"{fault_id} heal: {msg}")
                 record(self.timeline, "fault.error", fault_id=fault_id, kind=active.window.spec.kind,
                                      phase="heal", error=msg, reason=reason)
+                self.book.problem(fault_id, "heal", msg)
                 log.error("fault %s heal failed: %s", fault_id, msg)
                 return False
             healed = self.timeline.now()
             del self._active[fault_id]
+            if active.applied_at is not None:  # an apply that failed was never applied
+                self.book.healed(fault_id, round(healed, 3))
             if active.window.spec.kind == "kill":
                 self._after_restart(active.resolved.targets, fault_id)
         roles_after: dict[str, object] = {}
@@ -373,6 +423,7 @@ class Nemesis:
                 self.errors.append(f"{a.window.fault_id} reapply: {msg}")
                 record(self.timeline, "fault.error", fault_id=a.window.fault_id,
                        kind=a.window.spec.kind, phase="reapply", error=msg)
+                self.book.problem(a.window.fault_id, "reapply", msg)
                 continue
             record(self.timeline, "fault.reapplied", fault_id=a.window.fault_id,
                    kind=a.window.spec.kind, nodes=list(nodes), cause=cause)

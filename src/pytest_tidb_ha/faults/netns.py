@@ -8,7 +8,9 @@ target container. Two ways in (DESIGN.md "Faults on Docker"):
 * :class:`HelperRunner` — a helper container that joins the target's network
   namespace (``network_mode=container:<id>``, ``NET_ADMIN``), labelled
   ``component=helper``, reused for the target while this runner lives and removed by
-  :meth:`close` (the reaper removes helpers of dead runs).
+  :meth:`close` (the reaper removes helpers of dead runs). Its image is the plugin's
+  own, built when missing (:mod:`.helper_image`), or the one ``--ha-fault-helper-image``
+  names.
 
 Both answer ``run(container, script) -> (exit code, output)`` for a POSIX shell script.
 """
@@ -26,11 +28,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .helper_image import DEFAULT_HELPER_IMAGE, HelperImageError, ensure_helper_image
 from .ledger import host_id
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
-DEFAULT_HELPER_IMAGE = "tidb-standin-base:latest"
+__all__ = ["DEFAULT_HELPER_IMAGE", "HelperRunner", "NsenterRunner", "make_runner"]
 LABEL_PREFIX = "org.pytest-tidb-ha"
 COMMAND_TIMEOUT = 30.0
 
@@ -130,12 +133,9 @@ class HelperRunner:
                 except Exception as exc:  # noqa: BLE001 - the reaper finds it by label
                     log.warning("could not remove stale fault helper %s: %s", helper.name, exc)
             try:
-                self._docker.images.get(self._image)
-            except Exception as exc:  # docker.errors.ImageNotFound; never pull
-                raise FaultExecError(
-                    f"fault helper image {self._image!r} is not present locally (it needs "
-                    f"iptables, tc and sh; set --ha-fault-helper-image): {exc}"
-                ) from exc
+                ensure_helper_image(self._docker, self._image)
+            except HelperImageError as exc:
+                raise FaultExecError(str(exc)) from exc
             helper = self._docker.containers.run(
                 self._image,
                 ["sleep", "infinity"],

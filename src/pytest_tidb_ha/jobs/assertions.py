@@ -107,12 +107,12 @@ def _await(job: JobHandle, timeout: float, allow_errors: Sequence[str],
                              "or add it to a Watcher)")
     p = job.policy
     scale = float(job.extra.get("time_scale", 1.0))  # case time -> wall time (facade jobs)
-    timeout *= scale
+    timeout = p.at_floor(timeout * scale)  # windows never go below the recovery floor
     stall = stall * scale if stall is not None else None
     if allow_errors:
         p.allow_errors = tuple(p.allow_errors) + tuple(allow_errors)
     if stall is not None:
-        p.stall_window = stall
+        p.stall_window = p.at_floor(stall)  # never below the cluster's recovery floor
     tl: Timeline | None = job.timeline
     if tl is not None and not job.decided:
         p.timeout = min(p.timeout, tl.now() - job.submitted_at + timeout)
@@ -176,7 +176,7 @@ def assert_cancellable(job: JobHandle, *, window: float | None = None) -> Verdic
     if w is None:
         raise AssertionError(f"{job.job_key}: this job is not watched")
     scale = float(job.extra.get("time_scale", 1.0))
-    win = window * scale if window is not None else job.policy.cancel_window
+    win = job.policy.at_floor(window * scale) if window is not None else job.policy.cancel_window
     if job.terminal:
         raise AssertionError(f"{job.job_key}: {job.label()} is already {job.state}; "
                              "nothing to cancel\n" + operator_log(job))

@@ -69,6 +69,13 @@ def error_lines(log_text: str, limit: int = 400) -> list[str]:
     return lines[-limit:]
 
 
+#: DXF columns worth reading: never ``meta``/``checkpoint`` (LONGBLOBs: whole task plans).
+TASK_COLUMNS = ("id, task_key, type, state, step, concurrency, start_time, state_update_time, "
+                "CAST(error AS CHAR) AS error")
+SUBTASK_COLUMNS = ("id, step, task_key, exec_id, state, start_time, state_update_time, "
+                   "CAST(error AS CHAR) AS error")
+
+
 def _sql_pieces(client: SQLClient, handles: Sequence[JobHandle]) -> dict[str, Callable[[], Any]]:
     def q(sql: str, args: Any = None) -> Callable[[], Any]:
         return lambda: client.query(sql, args, timeout=CALL_TIMEOUT)
@@ -77,21 +84,24 @@ def _sql_pieces(client: SQLClient, handles: Sequence[JobHandle]) -> dict[str, Ca
         "admin-show-ddl.json": q("ADMIN SHOW DDL"),
         "admin-show-ddl-jobs.json": q("ADMIN SHOW DDL JOBS 20"),
         "show-import-jobs.json": q("SHOW IMPORT JOBS"),
-        "dxf-tasks.json": q(f"SELECT * FROM mysql.tidb_global_task ORDER BY id DESC "
-                            f"LIMIT {MAX_ROWS}"),
-        "dxf-tasks-history.json": q(f"SELECT * FROM mysql.tidb_global_task_history "
+        "dxf-tasks.json": q(f"SELECT {TASK_COLUMNS} FROM mysql.tidb_global_task "
+                            f"ORDER BY id DESC LIMIT {MAX_ROWS}"),
+        "dxf-tasks-history.json": q(f"SELECT {TASK_COLUMNS} FROM mysql.tidb_global_task_history "
                                     f"ORDER BY id DESC LIMIT {MAX_ROWS}"),
-        "dxf-subtasks.json": q(f"SELECT * FROM mysql.tidb_background_subtask ORDER BY id DESC "
-                               f"LIMIT {MAX_ROWS}"),
-        "dxf-subtasks-history.json": q(f"SELECT * FROM mysql.tidb_background_subtask_history "
+        "dxf-subtasks.json": q(f"SELECT {SUBTASK_COLUMNS} FROM mysql.tidb_background_subtask "
+                               f"ORDER BY id DESC LIMIT {MAX_ROWS}"),
+        "dxf-subtasks-history.json": q(f"SELECT {SUBTASK_COLUMNS} FROM "
+                                       f"mysql.tidb_background_subtask_history "
                                        f"ORDER BY id DESC LIMIT {MAX_ROWS}"),
     }
     for h in handles:
         if h.job_id is None:
             continue
         if h.kind == ADD_INDEX:
+            # DB_NAME/TABLE_NAME are what TiDB pushes down (a JOB_ID filter walks the history)
             pieces[f"job-{h.job_id}.json"] = q(
-                "SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s", (h.job_id,))
+                "SELECT * FROM information_schema.ddl_jobs WHERE DB_NAME = %s AND TABLE_NAME = %s "
+                "AND JOB_ID = %s", (h.target.db, h.target.table, h.job_id))
         else:
             pieces[f"import-job-{h.job_id}.json"] = q(f"SHOW IMPORT JOB {int(h.job_id)}")
             pieces[f"import-job-{h.job_id}-row.json"] = q(

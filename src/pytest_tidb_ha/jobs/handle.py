@@ -14,6 +14,7 @@ from typing import Any
 
 from ..scenario.model import Expectation
 from .catalog import ErrorInfo
+from .floors import Floor, JobWindows
 from .model import CancelProbe, CheckResult, Observation, is_success, is_terminal
 from .statement import StatementThread
 from .verdict import Verdict
@@ -33,7 +34,7 @@ class JobTarget:
 
 @dataclass
 class JobPolicy:
-    """How the job is judged (scaled seconds)."""
+    """How the job is judged (scaled seconds, each window already raised to ``floor``)."""
 
     timeout: float
     stall_window: float
@@ -42,6 +43,16 @@ class JobPolicy:
     cancel_after: float | None = None  # seconds after submission (case cancelAfter)
     cancel_window: float = 60.0
     terminal_grace: float = 2.0
+    floor: Floor | None = None  # the cluster's recovery floor (jobs.floors)
+
+    @classmethod
+    def from_windows(cls, windows: JobWindows, **kw: Any) -> JobPolicy:
+        return cls(timeout=windows.timeout.seconds, stall_window=windows.stall.seconds,
+                   cancel_window=windows.cancel.seconds, floor=windows.stall.floor, **kw)
+
+    def at_floor(self, seconds: float) -> float:
+        """*seconds* raised to the recovery floor (a window asked for later, e.g. ``stall=``)."""
+        return max(seconds, self.floor.seconds) if self.floor is not None else seconds
 
 
 class JobHandle:
@@ -139,6 +150,15 @@ class JobHandle:
     @property
     def succeeded(self) -> bool:
         return is_success(self.kind, self.state)
+
+    @property
+    def total_rows(self) -> int | None:
+        """Rows the job must process, when known (import: the generated rows)."""
+        for key in ("expected_rows", "table_rows"):
+            value = self.extra.get(key)
+            if isinstance(value, int):
+                return value
+        return None
 
     @property
     def client_error(self) -> ErrorInfo | None:

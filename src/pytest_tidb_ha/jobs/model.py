@@ -123,3 +123,4 @@ class CancelProbe:
     result: str
     window: float
     reason: str = "cancelAfter"  # or "probe after stuck"
+    code: int | None = None  # the error code of a rejected cancel (8224: job not found)

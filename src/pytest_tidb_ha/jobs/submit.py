@@ -24,8 +24,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from ..events import JOB_SUBMIT, JOBS_SETTING
 from ..redact import redact
 from ..scenario.model import AddIndexJob, ImportIntoJob
+from ..scenario.switches import add_index_switches
 from ..timeline import Timeline
 from .catalog import CONNECTION_ERROR_CODES, SENSIBLE_CODES
 from .checksum import checksum_check
@@ -167,7 +169,7 @@ def configure(client: SQLClient, *, fast_reorg: bool | None = None,
             continue
         execute_retrying(client, f"SET GLOBAL {var} = {on_off(flag)}", timeout=SHORT_TIMEOUT)
         if timeline is not None:
-            timeline.record("jobs.setting", variable=var, value=on_off(flag))
+            timeline.record(JOBS_SETTING, variable=var, value=on_off(flag))
 
 
 # -- ADD INDEX ------------------------------------------------------------------------
@@ -257,17 +259,20 @@ def submit_add_index(
     """Start run *run* (1-based) of an ADD INDEX job; returns at once.
 
     ``job_type`` ingest/txn sets ``tidb_ddl_enable_fast_reorg`` ON/OFF;
-    ``dist_task`` (spec, else argument) sets ``tidb_enable_dist_task``.
+    ``dist_task`` (spec, else argument) sets ``tidb_enable_dist_task``; a ``txn``
+    job runs with it OFF (TiDB refuses DXF without fast reorg: 8200), and asking
+    for ``txn`` with ``dist_task`` on raises :class:`~..scenario.switches.SwitchError`.
     """
     db = db or spec.db
     table = table or spec.table
     index = index or fresh_index_name()
     with _name_lock:
         _issued.add(index)
-    configure(client, fast_reorg=spec.job_type == "ingest",
-              dist_task=spec.dist_task if spec.dist_task is not None else dist_task,
-              timeline=timeline)
+    fast, dist = add_index_switches(
+        spec.job_type, spec.dist_task if spec.dist_task is not None else dist_task)
+    configure(client, fast_reorg=fast, dist_task=dist, timeline=timeline)
     known = ddl_job_ids(client, db, table)
+    rows = table_rows(client, db, table)
     sql = add_index_sql(db, table, index, spec.index_col_name)
     job_key = job_key or f"add_index#{run}"
     stmt = StatementThread(lambda: client.connect(read_timeout=policy.timeout + STATEMENT_SLACK),
@@ -277,10 +282,28 @@ def submit_add_index(
                        policy, query=redact(sql), submitted_at=timeline.now(), statement=stmt,
                        checks=add_index_checks(client, spec)
                        if (spec.admin_check or spec.count_check) else None)
-    timeline.record("job.submit", job_key=job_key, job_kind=ADD_INDEX, job_id=None, query=redact(sql))
+    if rows is not None:
+        handle.extra["table_rows"] = rows  # what the backfill must process (an estimate)
+    timeline.record(JOB_SUBMIT, job_key=job_key, job_kind=ADD_INDEX, job_id=None,
+                    query=redact(sql))
     log.info("%s: start adding index: %s", job_key, sql)
     stmt.start()
     return handle
+
+
+def table_rows(client: SQLClient, db: str, table: str) -> int | None:
+    """TiDB's row estimate of a table (``TABLE_ROWS``, from statistics); None if unknown.
+
+    Only the ``timed-out`` verdict's estimate uses it, so any failure is ignored.
+    """
+    try:
+        rows = client.query("SELECT TABLE_ROWS FROM information_schema.tables "
+                            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", (db, table),
+                            timeout=SHORT_TIMEOUT)
+    except Exception:  # noqa: BLE001 - an estimate, nothing depends on it
+        return None
+    value = as_int(col(rows[0], "TABLE_ROWS")) if rows else None
+    return value if value else None
 
 
 def find_ddl_job(client: SQLClient, handle: JobHandle) -> int | None:
@@ -462,7 +485,7 @@ def submit_import(
                        query=redact(sql), submitted_at=timeline.now(), statement=stmt,
                        checks=checks)
     handle.extra["expected_rows"] = expected_rows
-    timeline.record("job.submit", job_key=job_key, job_kind=IMPORT_INTO, job_id=None,
+    timeline.record(JOB_SUBMIT, job_key=job_key, job_kind=IMPORT_INTO, job_id=None,
                     query=redact(sql))
     log.info("%s: start importing: %s", job_key, redact(sql))
     stmt.start()

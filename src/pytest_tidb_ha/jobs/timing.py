@@ -1,15 +1,19 @@
-"""How often to poll and how long a silence proves a job stuck (pure).
+"""How often to poll, and the *scaled* verdict windows (pure).
 
-The default stall window (overridable with the case's ``stallWindow`` or the
-``stall=`` argument of the assertion helpers) is
+These are the windows as the case's time scale makes them; :mod:`.floors`
+raises each to the recovery floor of the cluster's own timers, which do not
+scale (``window = max(scaled, floor)``: the one time model).
+
+The default scaled stall window (overridable with the case's ``stallWindow`` or
+the ``stall=`` argument of the assertion helpers) is
 
     stall = max(60 s, 2 x the longest faultDuration of the case) x time_scale,
     never less than ``MIN_STALL_WALL`` seconds nor 4 poll intervals.
 
 Why: the stall clock counts *fault-free* time only, so the window measures
-how long a healthy cluster may take to resume a job after a heal. 60 s covers
-TiDB's recovery leases (the DDL owner lease is 45 s, etcd sessions expire
-within a minute); a long fault grows client backoffs and leaves more work
+how long a healthy cluster may take to resume a job after a heal. 60 s of case
+time matches the DDL owner session TTL at scale 1 (below 1, the floor keeps the
+real timers); a long fault grows client backoffs and leaves more work
 (region leader elections, lock resolution, reconnects) to redo, so the window
 also grows with the longest fault -- twice its length. A fixed cluster resumes
 well inside that, while a deadlocked job (#48303) or an import frozen in

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from ..redact import redact
+from ..scenario.durations import format_seconds
 from ..scenario.model import Expectation
 from ..timeline import FaultWindow, fault_free_seconds
 from .catalog import ErrorInfo, classify, parse_error
@@ -25,16 +26,23 @@ from .model import (
 )
 
 VerdictName = Literal[
-    "converged", "failed-sensible", "failed-unexpected", "stuck", "cancel-ineffective"
+    "converged", "failed-sensible", "failed-unexpected", "stuck", "timed-out",
+    "cancel-ineffective",
 ]
 CONVERGED: VerdictName = "converged"
 FAILED_SENSIBLE: VerdictName = "failed-sensible"
 FAILED_UNEXPECTED: VerdictName = "failed-unexpected"
 STUCK: VerdictName = "stuck"
+#: Still progressing when its deadline passed: not stuck, but not done in time either.
+TIMED_OUT: VerdictName = "timed-out"
 CANCEL_INEFFECTIVE: VerdictName = "cancel-ineffective"
 VERDICTS: tuple[VerdictName, ...] = (
-    CONVERGED, FAILED_SENSIBLE, FAILED_UNEXPECTED, STUCK, CANCEL_INEFFECTIVE
+    CONVERGED, FAILED_SENSIBLE, FAILED_UNEXPECTED, STUCK, TIMED_OUT, CANCEL_INEFFECTIVE
 )
+#: DDL job states / import statuses of a job that has not started (it waits its turn).
+WAITING_STATES = frozenset({"queueing", "none", "pending"})
+#: ``ADMIN CANCEL DDL JOBS`` answer for a job no longer in ``tidb_ddl_job``: it finished.
+JOB_NOT_FOUND = 8224
 
 
 @dataclass(frozen=True)
@@ -92,11 +100,16 @@ class Verdict:
 #    allows failure (outcome ``success_or_sensible_error``) or the test itself
 #    cancelled the job;
 # 3. a cancel the test issued that the job ignored past its window ->
-#    ``cancel-ineffective``;
-# 4. ``queueing`` behind a job already judged stuck -> ``stuck``;
-# 5. no progress for ``stall_window`` seconds of *fault-free* time, or the
-#    timeout passed -> ``stuck``;
-# 6. otherwise undecided (``None``): keep watching.
+#    ``cancel-ineffective`` (judged on polls made *after* the cancel);
+# 4. never observed in the job tables although its statement returned OK, for a
+#    stall window -> ``failed-unexpected`` (an OK is no job state: a detached
+#    IMPORT's OK only means "submitted");
+# 5. no progress for ``stall_window`` seconds of *fault-free* time -> ``stuck``
+#    (for a job ``queueing`` behind a stuck job the reason names the blocker);
+# 6. the timeout passed: ``timed-out`` when the job made progress since it was
+#    first seen (with its rate and an estimate of the time it needed), else
+#    ``stuck``;
+# 7. otherwise undecided (``None``): keep watching.
 
 #: ``CancelProbe.reason`` of the probe the runner issues after ``stuck``: its
 #: outcome is a separate verdict (:func:`cancel_ineffective`), not the job's.
@@ -138,19 +151,39 @@ def cancel_outcome(observations: Sequence[Observation], kind: str, cancel: Cance
                    now: float) -> str:
     """``effective`` / ``ineffective`` / ``pending`` for a cancel the test issued.
 
-    A rejected cancel (``error: ...`` result) on a job that is not terminal is
-    ineffective at once: the operator's only lever did nothing.
+    Judged only on polls made after the cancel was issued: an observation from
+    before it says nothing about the cancel. A terminal job after the cancel is
+    effective (also when TiDB rejected it because the job had just finished).
+    A rejected cancel (``error: ...``) is ineffective once a fresh poll shows the
+    job still running -- except 8224 (``DDL Job not found``: the job left
+    ``tidb_ddl_job``, i.e. it finished), which waits for the poll that shows it
+    terminal. An accepted cancel gets its window.
     """
-    for obs in observations:
-        if obs.t >= cancel.issued_at - 1e-9 and is_terminal(kind, obs.state):
-            return "effective"
+    if any(o.t >= cancel.issued_at - 1e-9 and is_terminal(kind, o.state) for o in observations):
+        return "effective"
     if observations and is_terminal(kind, observations[-1].state):
         return "effective"
-    if not cancel.accepted:
+    fresh = [o for o in observations if o.t > cancel.issued_at]
+    expired = now - cancel.issued_at >= cancel.window
+    if not fresh:
+        return "ineffective" if expired else "pending"
+    if not cancel.accepted and cancel.code != JOB_NOT_FOUND:
         return "ineffective"
-    if now - cancel.issued_at >= cancel.window:
-        return "ineffective"
-    return "pending"
+    return "ineffective" if expired else "pending"
+
+
+def progress_rate(observations: Sequence[Observation], since: float
+                  ) -> tuple[int, int, float] | None:
+    """``(rows then, rows now, seconds)`` of the row metric over the observations after
+    *since* (all of them when fewer than two are that recent); None without two counts."""
+    counted = [(o.t, o.row_count if o.row_count is not None else o.imported_rows)
+               for o in observations]
+    points = [(t, r) for t, r in counted if r is not None]
+    recent = [p for p in points if p[0] >= since]
+    use = recent if len(recent) >= 2 else points
+    if len(use) < 2 or use[-1][0] <= use[0][0]:
+        return None
+    return int(use[0][1]), int(use[-1][1]), use[-1][0] - use[0][0]
 
 
 def _label(kind: str, job_id: int | None, obs: Observation | None) -> str:
@@ -178,6 +211,8 @@ def judge(
     terminal_grace: float = 0.0,
     job_id: int | None = None,
     statement_pending: bool = False,
+    statement_ok: bool = False,
+    total_rows: int | None = None,
 ) -> Verdict | None:
     """The verdict for one job from what was recorded so far, or ``None`` (undecided).
 
@@ -187,6 +222,9 @@ def judge(
     ``statement_pending``: the submitting statement has not returned yet; a
     terminal failure then waits up to ``terminal_grace`` for its error (the
     ALTER's ``Error 1105: ...`` names the cause; the job row does not).
+    ``statement_ok``: the statement returned without an error (never a verdict
+    by itself). ``total_rows``: rows the job must process, when known (the
+    estimate of a ``timed-out`` job).
     """
     exp = expectation or Expectation()
     allow = tuple(exp.allow_errors) + tuple(allow_errors)
@@ -270,19 +308,56 @@ def judge(
                        f"{now - cancel.issued_at:.1f}s after the test cancelled it "
                        f"(result: {cancel.result}; cancel window {cancel.window:.1f}s)",
                        False)
-    if blocked_by and last is not None and last.state in ("queueing", "none", "pending"):
-        return verdict(STUCK, f"{label} is {last.state} behind {blocked_by}, which is stuck",
-                       False, rule="queued behind stuck job")
     free = fault_free_seconds(fault_windows, lp, now)
+    if last is None and statement_ok and free >= stall_window:
+        return verdict(FAILED_UNEXPECTED,
+                       f"{label} was never observed in the job tables although its statement "
+                       f"returned OK ({free:.1f}s of fault-free time since submission, stall "
+                       f"window {stall_window:.1f}s); an OK is no job state", False,
+                       rule="never observed")
     state = last.describe() if last is not None else "never seen in the job tables"
+    queued = blocked_by and last is not None and last.state in WAITING_STATES
+    if queued and (free >= stall_window or now - started_at >= timeout):
+        assert last is not None
+        return verdict(STUCK, f"{label} is {last.state} behind {blocked_by}, which is stuck; "
+                              f"no progress for {free:.1f}s of fault-free time (stall window "
+                              f"{stall_window:.1f}s, timeout {timeout:.1f}s)", False,
+                       rule="queued behind stuck job")
     if free >= stall_window:
         return verdict(STUCK, f"{label} made no progress for {free:.1f}s of fault-free time "
                               f"since t={lp:.1f}s (stall window {stall_window:.1f}s); "
                               f"{state}", False, rule="stall window")
     if now - started_at >= timeout:
+        first_seen = observations[0].t if observations else None
+        if first_seen is not None and lp > first_seen:
+            pace, more = timed_out_story(observations, now, stall_window, total_rows)
+            return verdict(TIMED_OUT, f"{label} was still progressing at its deadline "
+                                      f"(timeout {timeout:.1f}s): {pace}; {state}", False, **more)
         return verdict(STUCK, f"{label} is not finished after the timeout "
-                              f"({timeout:.1f}s); {state}", False, rule="timeout")
+                              f"({timeout:.1f}s) and made no progress since it was first seen; "
+                              f"{state}", False, rule="timeout")
     return None
+
+
+def timed_out_story(observations: Sequence[Observation], now: float, stall_window: float,
+                    total_rows: int | None) -> tuple[str, dict[str, Any]]:
+    """How a job that missed its deadline was moving: the recent rate of its row count
+    (over the last stall window) and, when the total is known, the time it needed."""
+    rate = progress_rate(observations, now - stall_window)
+    more: dict[str, Any] = {"rule": "timeout while progressing"}
+    if rate is None:
+        lp = last_progress(observations, 0.0)
+        return f"it last changed at t={lp:.1f}s (no row counts to measure a rate)", more
+    r0, r1, dt = rate
+    per_s = (r1 - r0) / dt
+    more["rate_per_s"] = round(per_s, 3)
+    pace = f"rows {r0} -> {r1} in the last {dt:.1f}s ({per_s:.1f} rows/s)"
+    if total_rows is not None and per_s > 0:
+        needed = max(0, total_rows - r1) / per_s
+        more.update(needed_s=round(needed, 3), total_rows=total_rows)
+        return (pace + f"; at that rate it needed about {format_seconds(needed)} more for "
+                       f"{total_rows} rows"), more
+    return pace + "; total unknown, so no estimate of the time it needed", more
 
 
 def cancel_ineffective(

@@ -21,8 +21,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from ..events import JOB_CANCEL, JOB_STATE, JOB_SUBMIT, JOB_VERDICT
 from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
+from .catalog import parse_error
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
 from .submit import (
@@ -42,13 +44,14 @@ log = logging.getLogger("pytest_tidb_ha.jobs")
 #: DDL states in which a job has not finished (queries with these skip the history scan).
 OPEN_DDL_STATES = ("none", "queueing", "running", "rollingback", "cancelling", "pausing",
                    "paused", "done")
+#: Columns a poll reads (no QUERY blob, never ``SELECT *``; reference §2.1, §4.1).
+DDL_COLUMNS = ("JOB_ID", "DB_NAME", "TABLE_NAME", "JOB_TYPE", "SCHEMA_STATE", "ROW_COUNT",
+               "STATE")
+TASK_COLUMNS = ("id", "task_key", "state", "step", "error")
 #: Polls between scans for jobs queued behind ours.
 DISCOVER_EVERY = 3
 #: How often a statement TiDB refused before creating a job is sent again.
 MAX_RESUBMITS = 3
-#: Polls after which a statement that returned OK but whose job row never showed
-#: up is taken at its word.
-TRUST_STATEMENT_AFTER = 3
 
 
 # -- pure: rows -> observation -----------------------------------------------------
@@ -106,21 +109,36 @@ class JobReader:
     def __init__(self, client: SQLClient, call_timeout: float) -> None:
         self.client = client
         self.timeout = call_timeout
+        self.task_columns: tuple[str, ...] = TASK_COLUMNS
 
     def q(self, sql: str, args: Any = None) -> list[dict[str, Any]]:
         return self.client.query(sql, args, timeout=self.timeout)
 
     def task(self, key: str, history: bool) -> tuple[dict[str, Any] | None, bool]:
-        """The DXF task row and whether it came from ``_history``."""
-        rows = self.q("SELECT * FROM mysql.tidb_global_task WHERE task_key = %s", (key,))
-        if rows:
-            return rows[0], False
-        if history:
-            rows = self.q("SELECT * FROM mysql.tidb_global_task_history WHERE task_key = %s",
-                          (key,))
+        """The DXF task row and whether it came from ``_history``.
+
+        Named columns only: ``meta`` is a LONGBLOB (the whole task plan) and
+        must not travel on every poll. ``error`` is dropped once if this
+        version lacks it (1054 unknown column).
+        """
+        for table, hist in (("mysql.tidb_global_task", False),
+                            ("mysql.tidb_global_task_history", True)):
+            if hist and not history:
+                break
+            rows = self._task_rows(table, key)
             if rows:
-                return rows[0], True
+                return rows[0], hist
         return None, False
+
+    def _task_rows(self, table: str, key: str) -> list[dict[str, Any]]:
+        cols = ", ".join(self.task_columns)
+        try:
+            return self.q(f"SELECT {cols} FROM {table} WHERE task_key = %s", (key,))
+        except Exception as exc:
+            if getattr(exc, "code", None) != 1054 or "error" not in self.task_columns:
+                raise
+            self.task_columns = tuple(c for c in self.task_columns if c != "error")
+            return self._task_rows(table, key)
 
     def subtasks(self, task_id: int, history: bool) -> dict[str, int]:
         table = "mysql.tidb_background_subtask" + ("_history" if history else "")
@@ -141,7 +159,12 @@ class JobReader:
         if jid is None:
             return None
         if handle.kind == ADD_INDEX:
-            rows = self.q("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s", (jid,))
+            # TiDB pushes only DB_NAME, TABLE_NAME and STATE down into its job retriever:
+            # a JOB_ID filter alone would walk the whole DDL history on every poll.
+            target = handle.target
+            rows = self.q(f"SELECT {', '.join(DDL_COLUMNS)} FROM information_schema.ddl_jobs "
+                          "WHERE DB_NAME = %s AND TABLE_NAME = %s AND JOB_ID = %s",
+                          (target.db, target.table, jid))
             if not rows:
                 return None
             # the history copy (synced) wins over a stale running copy
@@ -162,6 +185,13 @@ class JobReader:
 
 
 # -- cancel -------------------------------------------------------------------------------
+def rejected_code(result: str) -> int | None:
+    """The error code in an ``ADMIN CANCEL DDL JOBS`` RESULT such as
+    ``error: [ddl:8224]DDL Job:475 not found`` (None when it has none)."""
+    err = parse_error(result.split(":", 1)[1] if result.lower().startswith("error:") else result)
+    return err.code if err is not None else None
+
+
 def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, reason: str,
                  window: float, call_timeout: float = 10.0) -> CancelProbe:
     """``ADMIN CANCEL DDL JOBS n`` / ``CANCEL IMPORT JOB n``; records ``job.cancel``.
@@ -176,12 +206,15 @@ def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, re
     else:
         sql = (f"ADMIN CANCEL DDL JOBS {int(jid)}" if handle.kind == ADD_INDEX
                else f"CANCEL IMPORT JOB {int(jid)}")
+        code: int | None = None
         try:
             rows = client.query(sql, timeout=min(window, call_timeout), idempotent=False)
             if handle.kind == ADD_INDEX:
-                result = "; ".join(text(col(r, "RESULT")) for r in rows) or "no result row"
-                accepted = all(text(col(r, "RESULT")).lower() == "successful" for r in rows) \
-                    and bool(rows)
+                results = [text(col(r, "RESULT")) for r in rows]
+                result = "; ".join(results) or "no result row"
+                accepted = bool(rows) and all(r.lower() == "successful" for r in results)
+                code = next((rejected_code(r) for r in results
+                             if r.lower() != "successful"), None)
             else:
                 result, accepted = "OK", True
         except Exception as exc:  # noqa: BLE001 - the answer is the evidence
@@ -189,9 +222,10 @@ def issue_cancel(client: SQLClient, handle: JobHandle, timeline: Timeline, *, re
             connection = code in (2003, 2006, 2013, 2055) or code is None
             result = f"{'no answer' if connection else 'error'}: {exc}"
             accepted = connection
-        probe = CancelProbe(issued, accepted, redact(result), window, reason)
+        probe = CancelProbe(issued, accepted, redact(result), window, reason,
+                            None if accepted else code)
         log.info("%s: %s -> %s (%s)", handle.job_key, sql, probe.result, reason)
-    timeline.record("job.cancel", job_key=handle.job_key, job_id=jid, accepted=probe.accepted,
+    timeline.record(JOB_CANCEL, job_key=handle.job_key, job_id=jid, accepted=probe.accepted,
                     result=probe.result, reason=reason)
     handle.cancel = probe
     if reason == PROBE_AFTER_STUCK:
@@ -307,14 +341,12 @@ class Watcher:
                        else find_import_job(self.client, h))
                 if jid is not None:
                     h.set_job_id(jid)
-                    self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind,
+                    self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=h.kind,
                                          job_id=jid, query=h.query)
                     log.info("%s: job id %s", h.job_key, jid)
                 elif self._resubmit(h):
                     return
             obs = self.reader.observe(h, self.timeline.now)
-            if obs is None:
-                obs = self._trust_statement(h)
         except Exception as exc:  # noqa: BLE001 - a dead node is an observation gap
             self._note(f"{h.job_key}: cannot read job state: {exc}")
             obs = None
@@ -345,32 +377,18 @@ class Watcher:
             return False
         errors.append(str(stmt.error))
         h.statement = stmt.again(f"r{len(errors)}")
-        self.timeline.record("job.submit", job_key=h.job_key, job_kind=h.kind, job_id=None,
+        self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=h.kind, job_id=None,
                              query=h.query, attempt=len(errors) + 1, after_error=str(stmt.error))
         log.info("%s: TiDB refused the statement before creating a job (%s); sending it again "
                  "(attempt %d)", h.job_key, stmt.error, len(errors) + 1)
         h.statement.start()
         return True
 
-    def _trust_statement(self, h: JobHandle) -> Observation | None:
-        """Statement returned OK but the job row never showed up: take it at its word."""
-        stmt = h.statement
-        if stmt is None or not stmt.done or stmt.error is not None:
-            return None
-        misses = int(h.extra.get("misses", 0)) + 1
-        h.extra["misses"] = misses
-        if misses < TRUST_STATEMENT_AFTER:
-            return None
-        state = "synced" if h.kind == ADD_INDEX else "finished"
-        return Observation(t=self.timeline.now(), job_id=h.job_id, state=state,
-                           job_type=f"{h.kind.replace('_', ' ')} (statement returned OK; "
-                                    "job row not found)")
-
     def _record(self, h: JobHandle, obs: Observation) -> None:
         prev = h.latest
         if not h.observe(obs):
             return
-        self.timeline.record("job.state", job_key=h.job_key, **obs.to_event())
+        self.timeline.record(JOB_STATE, job_key=h.job_key, **obs.to_event())
         if prev is None or state_signature(prev) != state_signature(obs):
             log.info("%s: %s %s", h.job_key, h.label(), obs.describe())
         else:
@@ -405,16 +423,23 @@ class Watcher:
                   client_error=h.client_error, checks=h.checks, cancel=h.cancel,
                   blocked_by=self._blocker(h), terminal_grace=p.terminal_grace,
                   job_id=h.job_id,
-                  statement_pending=h.statement is not None and not h.statement.done)
+                  statement_pending=h.statement is not None and not h.statement.done,
+                  statement_ok=h.statement is not None and h.statement.done
+                  and h.statement.error is None,
+                  total_rows=h.total_rows)
         if v is not None:
+            more: dict[str, Any] = {}
             if h.extra.get("resubmitted_after"):
-                v = dataclasses.replace(v, evidence=MappingProxyType(
-                    {**v.evidence, "resubmitted_after": list(h.extra["resubmitted_after"])}))
+                more["resubmitted_after"] = list(h.extra["resubmitted_after"])
+            if p.floor is not None:
+                more["recovery_floor"] = p.floor.describe()
+            if more:
+                v = dataclasses.replace(v, evidence=MappingProxyType({**v.evidence, **more}))
             self._decide(h, v)
 
     def _decide(self, h: JobHandle, v: Verdict) -> None:
         h.decide(v)
-        self.timeline.record("job.verdict", job_key=v.job_key, job_id=v.job_id,
+        self.timeline.record(JOB_VERDICT, job_key=v.job_key, job_id=v.job_id,
                              verdict=v.verdict, reason=v.reason, ok=v.ok)
         (log.info if v.ok else log.warning)("%s: %s -- %s", v.job_key, v.verdict, v.reason)
         if h.cancel is None or h.cancel.reason != PROBE_AFTER_STUCK:
@@ -430,7 +455,7 @@ class Watcher:
                                observations=h.observations, cancel=h.cancel, now=now)
         if v is not None:
             h.cancel_verdict = v
-            self.timeline.record("job.verdict", job_key=v.job_key, job_id=v.job_id,
+            self.timeline.record(JOB_VERDICT, job_key=v.job_key, job_id=v.job_id,
                                  verdict=v.verdict, reason=v.reason, ok=v.ok)
             log.warning("%s: %s -- %s", v.job_key, v.verdict, v.reason)
             h.cancel_settled.set()
@@ -488,12 +513,13 @@ class Watcher:
         p = ahead.policy
         policy = JobPolicy(timeout=p.timeout, stall_window=p.stall_window,
                            expectation=p.expectation, allow_errors=p.allow_errors,
-                           cancel_window=p.cancel_window, terminal_grace=p.terminal_grace)
+                           cancel_window=p.cancel_window, terminal_grace=p.terminal_grace,
+                           floor=p.floor)
         h = JobHandle(f"queued#{job_id}", target, policy, query=redact(query),
                       submitted_at=self.timeline.now(), job_id=job_id, discovered=True)
         log.info("found job %s queued behind %s on %s.%s: %s", job_id, ahead.label(),
                  target.db, target.table, redact(query))
-        self.timeline.record("job.submit", job_key=h.job_key, job_kind=ADD_INDEX, job_id=job_id,
+        self.timeline.record(JOB_SUBMIT, job_key=h.job_key, job_kind=ADD_INDEX, job_id=job_id,
                              query=h.query, discovered=True)
         self.add(h)
 

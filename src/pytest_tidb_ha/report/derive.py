@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import kind_of
 from ..redact import redact
 from ..timeline import Event, FaultWindow, fault_windows
 
@@ -98,10 +99,8 @@ class JobTrack:
 
 
 def data_kind(data: Mapping[str, Any]) -> str:
-    """The fault/job kind of an event; ``fault_kind``/``job_kind`` are accepted too
-    (``Timeline.record(kind, **data)`` cannot take a field named ``kind`` unless
-    its first parameter is positional-only)."""
-    return str(data.get("kind") or data.get("fault_kind") or data.get("job_kind") or "")
+    """The fault/job kind of an event (stored under ``events.FAULT_KIND``/``JOB_KIND``)."""
+    return kind_of(data)
 
 
 def _category(state: str) -> str:
@@ -468,8 +467,7 @@ def history(events: Sequence[Event], end: float | None = None) -> History:
     events = sorted(events, key=lambda e: e.t)
     last = max((e.t for e in events), default=0.0)
     end = max(last, end or 0.0)
-    windows = [w if w.kind else FaultWindow(w.fault_id, data_kind(w.data), w.start, w.end, w.data)
-               for w in fault_windows(events)]
+    windows = fault_windows(events)
     per_node = node_faults(windows)
     nodes = sorted(set(known_nodes(events)) | set(per_node), key=node_sort_key)
     first = first_activity(events)

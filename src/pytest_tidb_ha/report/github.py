@@ -16,7 +16,7 @@ from ..redact import redact
 from .summary import CaseSummary, format_duration, job_label
 
 _ICON = {"converged": "✅", "failed-sensible": "🟡", "failed-unexpected": "❌",
-         "stuck": "⏳", "cancel-ineffective": "⛔"}
+         "stuck": "⏳", "timed-out": "⌛", "cancel-ineffective": "⛔"}
 
 
 def _cell(text: str) -> str:

@@ -106,7 +106,8 @@ class ReportHooks:
         item.user_properties.extend(props)
         self._local[report.nodeid] = CaseSummary(
             nodeid=record.nodeid, case_id=record.case_id, verdicts=tuple(record.verdicts),
-            outcome=outcome, artifacts=kept, notes=tuple(record.notes))
+            outcome=outcome, artifacts=kept, notes=tuple(record.notes),
+            faults=dict(props).get("ha_faults"))
         if item.config.pluginmanager.getplugin("html") is not None:
             self._html_extras(report, record, kept)
 

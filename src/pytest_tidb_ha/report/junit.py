@@ -6,7 +6,9 @@ CI dashboards read JUnit, not our terminal, so each testcase carries:
   (``converged,stuck``), the field CI filters match on;
 * ``ha_jobs``      — compact JSON: one object per job (key, kind, id, verdict, ok,
   duration, reason, last observed state);
-* ``ha_faults``    — how many fault windows were opened;
+* ``ha_faults``    — ``applied/planned`` fault windows (from the nemesis' summary: a
+  window that was due and not applied fails the test; one the run never reached
+  counts as planned only);
 * ``ha_artifacts`` — the artifacts folder, when it was kept.
 
 pytest's ``record_property`` fixture warns under ``junit_family=xunit2``, but
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..events import FAULT_APPLIED, FAULT_ERROR, FAULT_INJECT, NEMESIS_SUMMARY
 from ..jobs.verdict import Verdict
 from ..redact import redact, redact_obj
 from ..timeline import Event
@@ -63,8 +66,21 @@ def job_details(verdicts: Sequence[Verdict], events: Sequence[Event]) -> list[di
     return redacted
 
 
-def fault_count(events: Sequence[Event]) -> int:
-    return sum(1 for e in events if e.kind == "fault.inject")
+def fault_counts(events: Sequence[Event]) -> tuple[int, int]:
+    """``(applied, planned)`` fault windows: the nemesis' summary when it wrote one, else
+    the windows the fault events show (a hand-made timeline)."""
+    summaries = [e.data for e in events if e.kind == NEMESIS_SUMMARY]
+    if summaries:
+        return (sum(int(str(s.get("applied", 0))) for s in summaries),
+                sum(int(str(s.get("planned", 0))) for s in summaries))
+    planned = {e.data.get("fault_id") for e in events if e.kind in (FAULT_INJECT, FAULT_ERROR)}
+    applied = {e.data.get("fault_id") for e in events if e.kind == FAULT_APPLIED}
+    return len(applied), len(planned | applied)
+
+
+def fault_text(events: Sequence[Event]) -> str:
+    applied, planned = fault_counts(events)
+    return f"{applied}/{planned}"
 
 
 def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
@@ -74,7 +90,7 @@ def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
         ("ha_verdict", ",".join(v.verdict for v in verdicts)),
         ("ha_jobs", json.dumps(job_details(verdicts, events), separators=(",", ":"),
                                ensure_ascii=False, default=str)),
-        ("ha_faults", str(fault_count(events))),
+        ("ha_faults", fault_text(events)),
     ]
     if artifacts is not None:
         props.append(("ha_artifacts", str(artifacts)))

@@ -77,6 +77,7 @@ VERDICT_COLOURS: Mapping[str, str] = {
     "failed-sensible": "#b8860b",
     "failed-unexpected": "#cb181d",
     "stuck": "#cb181d",
+    "timed-out": "#d94801",
     "cancel-ineffective": "#cb181d",
 }
 TICK_STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,

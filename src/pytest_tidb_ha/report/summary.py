@@ -33,6 +33,7 @@ class CaseSummary:
     outcome: str  # passed | failed | skipped | error
     artifacts: Path | None = None  # None: removed by the keep policy / never written
     notes: tuple[str, ...] = field(default=())
+    faults: str | None = None  # "applied/planned" fault windows (JUnit ha_faults)
 
     @property
     def name(self) -> str:
@@ -59,7 +60,8 @@ def summary_from_properties(nodeid: str, props: Iterable[tuple[str, object]],
             ok=bool(j.get("ok")), started_at=0.0 if duration is not None else None,
             decided_at=duration))
     art = values.get("ha_artifacts")
-    return CaseSummary(nodeid, None, tuple(verdicts), outcome, Path(art) if art else None)
+    return CaseSummary(nodeid, None, tuple(verdicts), outcome, Path(art) if art else None,
+                       faults=values.get("ha_faults"))
 
 
 def format_duration(seconds: float | None) -> str:
@@ -110,6 +112,8 @@ def summary_lines(tests: Iterable[CaseSummary], artifacts_root: Path | None = No
         for c in cells:
             line = "  ".join(c[i].ljust(widths[i]) for i in range(4))
             out.append(f"{line}  {c[4]}".rstrip())
+        if t.faults and t.faults != "0/0":
+            out.append(f"    faults applied/planned: {t.faults}")
         for note in t.notes:
             out.append(f"    note: {_one_sentence(note)}")
         if t.artifacts is not None:

@@ -150,6 +150,8 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("stallWindow", "duration", "fault-free time without progress that means stuck",
             "ext"),
         Key("cancelAfter", "duration", "cancel each job after this; it must then stop", "ext"),
+        Key("allowFaultErrors", "boolean", "a fault window that was not applied (or not "
+            "healed) does not fail the test", "ext"),
     ),
     "topology": (
         Key("pd", "integer", "PD nodes at least", "ext"),

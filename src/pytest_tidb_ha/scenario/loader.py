@@ -567,4 +567,5 @@ def _expect(ctx: Ctx, node: yaml.Node) -> Expectation:
         allow_errors=tuple(allow),
         stall_window=m.get("stallWindow", _duration(), None),
         cancel_after=m.get("cancelAfter", _duration(), None),
+        allow_fault_errors=m.get("allowFaultErrors", _bool, False),
     )

@@ -8,6 +8,7 @@ as the YAML loader. Every error names the test's nodeid and the marker.
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,7 +24,8 @@ MarkArgs = tuple[Sequence[Any], Mapping[str, Any]]
 
 def fault(kind: str, *, selector: str | None = None, duration: object = None,
           period: object = None, total: object = None, warmup: object = None,
-          recovery: object = None, **params: object) -> None:
+          recovery: object = None, allow_fault_errors: bool = False,
+          **params: object) -> None:
     """Signature of ``@pytest.mark.fault`` (repeatable)."""
 
 
@@ -46,7 +48,9 @@ MARKER_HELP: dict[str, str] = {
         + ", ".join(known_types()) + " (QA's parametric form too: 'network_latency(latency:1s)'"
         "). params: "
         "latency='1s', jitter='100ms', loss='30%', direction='both|to|from'. Durations like "
-        "'90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = one-shot"
+        "'90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = one-shot. "
+        "A window that was not applied (or not healed) fails the test unless "
+        "allow_fault_errors=True"
     ),
     "workload": (
         "workload(kind='sysbench', *, db='sbtest', tables=1, table_size=10000, threads=4, "
@@ -81,12 +85,16 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
     b = _bind(fault, "fault", args, kwargs, ref).arguments
     for key in b.get("params", {}):
         if key not in build.ALL_PARAMS:
-            known = (*build.MARKER_NAMES.values(), *build.ALL_PARAMS)
+            known = (*build.MARKER_NAMES.values(), *build.ALL_PARAMS, "allow_fault_errors")
             raise ScenarioError(ref, f"@pytest.mark.fault: unexpected keyword {key!r}"
                                      f"{build.suggest(key, known)}; accepted: "
                                      f"{', '.join(known[1:])}")
+    allow = b["allow_fault_errors"]
+    if not isinstance(allow, bool):
+        raise ScenarioError(ref, f"@pytest.mark.fault: allow_fault_errors must be True or False, "
+                                 f"got {allow!r}")
     try:
-        return build.make_fault(
+        spec = build.make_fault(
             b["kind"], selector=b["selector"], duration_value=b["duration"], period=b["period"],
             total=b["total"], warmup=b["warmup"], recovery=b["recovery"],
             params=b.get("params", {}), source=ref,
@@ -94,6 +102,7 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
         )
     except FieldError as exc:
         raise ScenarioError(ref, f"@pytest.mark.fault: {exc.message}") from None
+    return dataclasses.replace(spec, allow_errors=allow)
 
 
 def workload_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any],

@@ -161,6 +161,9 @@ class FaultSpec:
     source: SourceRef = SourceRef()
     #: the faultType as written when it was QA's parametric form (``iochaos_io_delay(...)``)
     written: str | None = None
+    #: windows of this fault may fail to apply without failing the test
+    #: (``@pytest.mark.fault(..., allow_fault_errors=True)``)
+    allow_errors: bool = False
 
     @property
     def direction(self) -> str:
@@ -267,6 +270,8 @@ class Expectation:
     allow_errors: tuple[str, ...] = ()
     stall_window: Duration | None = None
     cancel_after: Duration | None = None
+    #: a fault window that was not applied (or not healed) does not fail the test
+    allow_fault_errors: bool = False
 
 
 @dataclass(frozen=True)

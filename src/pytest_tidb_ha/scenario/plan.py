@@ -8,8 +8,12 @@ deadline. Secrets in IMPORT INTO sources are redacted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from ..jobs import timing
+from ..jobs.floors import Timer, fault_warnings, job_windows, table_timers
 from ..redact import redact
-from ..workload.sizing import scaled_size, scaled_threads
+from ..workload.sizing import scaled_size, scaled_threads, tables_for_jobs
 from .durations import format_seconds
 from .estimate import estimate_case
 from .faulttypes import approximation
@@ -92,9 +96,20 @@ def _job_label(job: JobSpec) -> str:
     return label + (f" WITH {opts}" if opts else "")
 
 
+def _window_lines(job: JobSpec, case: Case, scale: float,
+                  timers: Mapping[str, Timer]) -> list[str]:
+    """The job's verdict windows and what set each (the time model, jobs.floors)."""
+    w = job_windows(job.kind, case.faults, timers, stall=timing.stall_window(case, scale),
+                    cancel=timing.cancel_window(scale), timeout=job.timeout.scaled(scale))
+    return [f"    stall window {w.stall.describe()}",
+            f"    cancel window {w.cancel.describe()}"]
+
+
 def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
-               workload_scale: float) -> list[str]:
+               workload_scale: float, timers: Mapping[str, Timer]) -> list[str]:
     dist = _on_off(job.dist_task) if job.dist_task is not None else _dist_task(case)
+    if isinstance(job, AddIndexJob) and job.job_type == "txn":
+        dist = "off (txn backfill)"  # DXF needs fast reorg (scenario.switches)
     lines = [f"  job {index}: {_job_label(job)}; times={job.times}, timeout {job.timeout} each, "
              f"dist task {dist}  [{job.source}]"]
     if isinstance(job, ImportIntoJob):
@@ -122,12 +137,19 @@ def _job_lines(index: int, job: JobSpec, case: Case, scale: float,
             lines.append(f"    run {run}: submit when run {run - 1} ends (at the latest "
                          f"{_t(latest, scale)}), deadline {_t(timeout, scale)} later "
                          f"(at the latest {_t(latest + timeout, scale)})")
-    return lines
+    return lines + _window_lines(job, case, scale, timers)
 
 
 def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 1.0,
-                requested: Topology | None = None, attach: bool = False) -> str:
-    """The plan of ``case`` as text (one block; lines start with two spaces)."""
+                requested: Topology | None = None, attach: bool = False,
+                version: str | None = None) -> str:
+    """The plan of ``case`` as text (one block; lines start with two spaces).
+
+    ``version``: the TiDB version the case runs against (its own ``version:``
+    wins); its row of the recovery-timer table bounds the verdict windows here,
+    a running cluster's own reported timers bound them when it runs.
+    """
+    timers = table_timers(case.version or version)
     lines = [f"{case.id}  [{case.source}]"]
     if time_scale != 1.0:
         lines.append(f"  times: scaled by --ha-time-scale {time_scale:g} [as written]; "
@@ -148,7 +170,8 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
     if not case.workloads:
         lines.append("  workload: none")
     for w in case.workloads:
-        size = scaled_size(w.tables, w.table_size, workload_scale)
+        needs = tables_for_jobs(w, case.jobs)
+        size = scaled_size(w.tables, w.table_size, workload_scale, keep=needs.keep)
         threads = scaled_threads(w.threads, workload_scale)
         scaled = (f" (as written {w.tables} x {w.table_size}, {w.threads} threads)"
                   if workload_scale != 1.0 else "")
@@ -156,17 +179,26 @@ def render_plan(case: Case, *, time_scale: float = 1.0, workload_scale: float = 
         lines.append(f"  workload: {w.kind} {w.subtype} db={w.db} tables={size.tables} "
                      f"table_size={size.table_size} threads={threads}{scaled} "
                      f"ignore_errors={ignore}")
+        if size.tables < w.tables and needs.named and needs.keep > 1:
+            lines.append(f"    {needs.keep} tables kept for the jobs' tables "
+                         f"{', '.join(needs.named)}")
+        lines += [f"    warning: {p}" for p in needs.problems]
     if not case.faults:
         lines.append("  faults: none")
     for i, fault in enumerate(case.faults, 1):
         lines += _fault_lines(i, fault, time_scale)
+    lines += [f"  warning: {w}" for w in fault_warnings(case.faults, timers, time_scale)]
     if not case.jobs:
         lines.append("  jobs: none")
     else:
         lines.append(f"  jobs start at warmUpTime {_t(case.warmup.seconds, time_scale)}; each "
                      f"entry runs its times one after another, entries run side by side")
+    if case.jobs:
+        origin = next(iter(timers.values())).origin
+        lines.append(f"  recovery timers: {origin} (a running cluster's own reported timers "
+                     f"replace these when it runs)")
     for i, job in enumerate(case.jobs, 1):
-        lines += _job_lines(i, job, case, time_scale, workload_scale)
+        lines += _job_lines(i, job, case, time_scale, workload_scale, timers)
     e = case.expect
     expect = f"  expect: {e.outcome}"
     if e.allow_errors:

@@ -13,9 +13,10 @@ import logging
 from collections.abc import Iterable
 from types import TracebackType
 
-from ..scenario.model import Workload
+from ..scenario.model import JobSpec, Workload
 from ..timeline import Timeline
 from .errors import WorkloadError
+from .sizing import tables_for_jobs
 from .sysbench import ClientFactory, Sysbench
 
 log = logging.getLogger("pytest_tidb_ha.workload")
@@ -26,10 +27,11 @@ class WorkloadGroup:
 
     def __init__(self, specs: Iterable[Workload], client_factory: ClientFactory,
                  timeline: Timeline, *, size_scale: float = 1.0, cleanup: bool = False,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, jobs: Iterable[JobSpec] = ()) -> None:
+        jobs = tuple(jobs)  # the case's jobs: scaling keeps the tables they name
         self.members: tuple[Sysbench, ...] = tuple(
             Sysbench(client_factory, spec, timeline, size_scale=size_scale,
-                     stop_timeout=stop_timeout)
+                     keep_tables=tables_for_jobs(spec, jobs).keep, stop_timeout=stop_timeout)
             for spec in specs)
         self._cleanup = cleanup
         self._started: list[Sysbench] = []

@@ -111,6 +111,7 @@ class Sysbench:
         timeline: Timeline,
         *,
         size_scale: float = 1.0,
+        keep_tables: int = 1,
         seed: int | None = None,
         stop_timeout: float = 5.0,
         loaders: int | None = None,
@@ -122,7 +123,7 @@ class Sysbench:
             raise ValueError(f"workload threads must be >= 1, got {spec.threads}")
         self.spec = spec
         self.timeline = timeline
-        self.size = scaled_size(spec.tables, spec.table_size, size_scale)
+        self.size = scaled_size(spec.tables, spec.table_size, size_scale, keep=keep_tables)
         self.size_scale = size_scale
         self.mix = sql.Mix.for_subtype(spec.subtype)
         self.policy = IgnorePolicy.of(spec.ignore_errors)

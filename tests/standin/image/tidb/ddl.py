@@ -17,6 +17,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from common.env import scaled
+
+
+def schema_lease() -> float:
+    """The schema lease this stand-in runs with (10 s, scaled; at least 1 s). It bounds the
+    wait for schema sync (2 x lease, as TiDB) and is what ``/info`` reports as ``lease``."""
+    return scaled(10.0, 1.0)
 from common.etcd import EtcdError, Op
 from common.log import get_logger
 
@@ -442,7 +448,7 @@ class DDL:
 
     def wait_synced(self, version: int, stop: Any = None) -> None:
         """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2*lease)."""
-        deadline = time.monotonic() + scaled(20.0, 2.0)
+        deadline = time.monotonic() + 2 * schema_lease()
         while time.monotonic() < deadline:
             try:
                 servers = self.node.owner.servers()

@@ -20,6 +20,7 @@ from common.log import get_logger, setup
 from . import flags as tflags
 from . import sysvars
 from .catalog import Meta, SchemaCache
+from .ddl import schema_lease
 from .executor import Executor, Result, Session
 from .kv import HTTPBackend, KVClient, MemoryBackend, StoreList
 from .mysql_protocol import Connection, Listener
@@ -96,7 +97,7 @@ class Node:
             "ip": self.advertise,
             "listening_port": self.opts.port,
             "status_port": self.opts.status_port,
-            "lease": self.opts.lease,
+            "lease": tflags.go_duration(round(schema_lease(), 3)),  # the one it runs with
             "binlog_status": "Off",
             "start_timestamp": int(self.start_ts),
             "labels": {},
