@@ -29,7 +29,8 @@ from ..record import HARecord
 from ..recording import CASE_KEY, ha_options
 from ..scenario.model import SourceRef, Workload
 from .group import WorkloadGroup
-from .sysbench import ClientFactory, Connection, Sysbench
+from .sysbench import Connection, Sysbench
+from .target import WORKLOAD_READ_TIMEOUT, Target
 
 log = logging.getLogger("pytest_tidb_ha.workload")
 
@@ -56,35 +57,50 @@ def _db_given(item: pytest.Item) -> bool:
     return marker is None or "db" in marker.kwargs
 
 
-#: Read timeout of workload connections (seconds). An OLTP statement answers in
-#: milliseconds; one that blocks this long is a fault's symptom, and counting it as an
-#: error (2013) and reconnecting shows the fault in the metrics while it lasts.
-WORKLOAD_READ_TIMEOUT = 5.0
+def target_of(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
+              ) -> Target | None:
+    """Every TiDB of ``client`` (a ``TiDBClient``) as a :class:`Target`; None without
+    endpoints. The run's read timeout is the workload's, not the client's."""
+    endpoints = getattr(client, "endpoints", None)
+    if not endpoints:
+        return None
+    return Target.of(endpoints, user=str(getattr(client, "user", "root")),
+                     password=str(getattr(client, "password", "") or ""),
+                     connect_timeout=float(getattr(client, "connect_timeout", 3.0)),
+                     read_timeout=read_timeout or WORKLOAD_READ_TIMEOUT)
 
 
-def round_robin_factory(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
-                        ) -> ClientFactory:
+class RoundRobin:
     """New connections spread over the TiDB nodes, failing over when one is down.
 
     Like ``sysbench --mysql-host=a,b``: each new connection goes to the next
     node; if that node does not answer, ``client.connect()`` picks any that does.
-    ``read_timeout`` None keeps the client's own.
+    ``target`` carries the endpoints themselves, for the run (either driver).
     """
-    nodes = sorted(getattr(client, "endpoints", {}) or {})
-    if len(nodes) < 2:
-        return lambda: client.connect(read_timeout=read_timeout)
-    counter = itertools.count()
-    lock = threading.Lock()
 
-    def connect() -> Connection:
-        with lock:
-            node = nodes[next(counter) % len(nodes)]
+    def __init__(self, client: Any, read_timeout: float | None) -> None:
+        self.client = client
+        self.read_timeout = read_timeout
+        self.nodes = sorted(getattr(client, "endpoints", {}) or {})
+        self.target = target_of(client, read_timeout)
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Connection:
+        if len(self.nodes) < 2:
+            return self.client.connect(read_timeout=self.read_timeout)
+        with self._lock:
+            node = self.nodes[next(self._counter) % len(self.nodes)]
         try:
-            return client.connect(node=node, read_timeout=read_timeout)
+            return self.client.connect(node=node, read_timeout=self.read_timeout)
         except Exception:
-            return client.connect(read_timeout=read_timeout)
+            return self.client.connect(read_timeout=self.read_timeout)
 
-    return connect
+
+def round_robin_factory(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
+                        ) -> RoundRobin:
+    """A :class:`RoundRobin` over ``client``'s TiDBs (``read_timeout`` None: the client's)."""
+    return RoundRobin(client, read_timeout)
 
 
 @pytest.fixture
