@@ -105,7 +105,8 @@ class CaseRun:
 
         self.workloads = WorkloadGroup(self.case.workloads, round_robin_factory(self.client),
                                        self.timeline, size_scale=self.options.workload_scale,
-                                       cleanup=not self.options.keep_cluster)
+                                       cleanup=not self.options.keep_cluster,
+                                       driver=self.options.workload_driver)
         self.workloads.start()
 
     def start_nemesis(self) -> None:

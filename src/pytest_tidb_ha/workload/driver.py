@@ -18,6 +18,7 @@ from typing import Literal, Protocol
 
 from .metrics import Sample, Totals
 from .statements import SUBTYPES
+from .sysbench_cli import config_text
 from .target import Target
 
 DriverName = Literal["sysbench", "python"]
@@ -69,6 +70,43 @@ class DriverUnavailable(ValueError):
     """``--ha-workload-driver sysbench`` where the binary cannot run the workload."""
 
 
+def _problem(subtype: str, target: Target | None, which: Callable[[str], str | None],
+             *, with_target: bool = True) -> str | None:
+    """Why the binary cannot run this workload; None when it can."""
+    if which("sysbench") is None:
+        return "sysbench is not on PATH (apt-get install sysbench)"
+    if subtype not in SUBTYPES:
+        return f"subtype {subtype!r} is not one of sysbench's scripts"
+    if not with_target:
+        return None
+    if target is None:
+        return "no endpoints to give sysbench (the workload only has a connection factory)"
+    if target.host_port_lists() is None:
+        return ("sysbench pairs every --mysql-host with every --mysql-port, which cannot "
+                f"name exactly the endpoints {target!r}")
+    try:
+        config_text(target.password)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def _check_name(requested: str) -> None:
+    if requested not in DRIVER_CHOICES:
+        raise ValueError(f"workload driver {requested!r}: expected one of "
+                         f"{', '.join(DRIVER_CHOICES)}")
+
+
+def precheck(requested: str, subtype: str,
+             which: Callable[[str], str | None] = shutil.which) -> None:
+    """Before a cluster starts: fail a forced ``sysbench`` that cannot run at all."""
+    _check_name(requested)
+    if requested == "sysbench":
+        problem = _problem(subtype, None, which, with_target=False)
+        if problem is not None:
+            raise DriverUnavailable(f"--ha-workload-driver sysbench: {problem}")
+
+
 def choose(requested: str, subtype: str, target: Target | None,
            which: Callable[[str], str | None] = shutil.which) -> Choice:
     """The driver for ``requested`` (``auto``/``sysbench``/``python``), with the reason.
@@ -76,21 +114,10 @@ def choose(requested: str, subtype: str, target: Target | None,
     ``auto`` takes the binary when it is on PATH, the subtype is one of its
     scripts and its host/port lists can name exactly the target's endpoints.
     """
-    if requested not in DRIVER_CHOICES:
-        raise ValueError(f"workload driver {requested!r}: expected one of "
-                         f"{', '.join(DRIVER_CHOICES)}")
+    _check_name(requested)
     if requested == "python":
         return Choice("python", "asked for (--ha-workload-driver python)")
-    problem = None
-    if which("sysbench") is None:
-        problem = "sysbench is not on PATH (apt-get install sysbench)"
-    elif subtype not in SUBTYPES:
-        problem = f"subtype {subtype!r} is not one of sysbench's scripts"
-    elif target is None:
-        problem = "no endpoints to give sysbench (the workload only has a connection factory)"
-    elif target.host_port_lists() is None:
-        problem = ("sysbench pairs every --mysql-host with every --mysql-port, which cannot "
-                   f"name exactly the endpoints {target!r}")
+    problem = _problem(subtype, target, which)
     if problem is None:
         return Choice("sysbench", "sysbench is on PATH" if requested == "auto"
                       else "asked for (--ha-workload-driver sysbench)")

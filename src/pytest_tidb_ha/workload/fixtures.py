@@ -28,6 +28,7 @@ import pytest
 from ..record import HARecord
 from ..recording import CASE_KEY, ha_options
 from ..scenario.model import SourceRef, Workload
+from .driver import DriverUnavailable, precheck
 from .group import WorkloadGroup
 from .sysbench import Connection, Sysbench
 from .target import WORKLOAD_READ_TIMEOUT, Target
@@ -118,6 +119,12 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
         log.info("%s: no workload marker, ha_workload is None", request.node.nodeid)
         yield None
         return
+    opts = ha_options(request.config)
+    try:
+        for s in specs:  # a forced driver that cannot run fails before any container starts
+            precheck(opts.workload_driver, s.subtype)
+    except DriverUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
     cluster = request.getfixturevalue("tidb_cluster")
     client = request.getfixturevalue("tidb_client")
     database: str | None = getattr(cluster, "database", None)
@@ -126,9 +133,9 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
         # marker without db=: use the test's own database, where the jobs look
         # (the cluster fixture drops it after the test, tables and all)
         specs = tuple(dataclasses.replace(s, db=database) for s in specs)
-    keep = ha_options(request.config).keep_cluster
     group = WorkloadGroup(specs, round_robin_factory(client), ha_record.timeline,
-                          size_scale=ha_workload_scale, cleanup=not keep and not own_db)
+                          size_scale=ha_workload_scale, cleanup=not opts.keep_cluster and not own_db,
+                          driver=opts.workload_driver)
     request.node.stash[WORKLOADS_KEY] = group.members
     group.start()
     try:

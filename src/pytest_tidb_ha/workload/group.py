@@ -26,10 +26,10 @@ class WorkloadGroup:
 
     def __init__(self, specs: Iterable[Workload], client_factory: ClientFactory,
                  timeline: Timeline, *, size_scale: float = 1.0, cleanup: bool = False,
-                 stop_timeout: float = 5.0) -> None:
+                 stop_timeout: float = 5.0, driver: str = "auto") -> None:
         self.members: tuple[Sysbench, ...] = tuple(
             Sysbench(client_factory, spec, timeline, size_scale=size_scale,
-                     stop_timeout=stop_timeout)
+                     stop_timeout=stop_timeout, driver=driver)
             for spec in specs)
         self._cleanup = cleanup
         self._started: list[Sysbench] = []
