@@ -7,15 +7,16 @@ we compare is *transactions per second per client core*: transactions divided
 by the CPU seconds (user + system) the client used — the server's work is the
 same for both and is not counted. sysbench runs twice: with its default
 server-side prepared statements (the anchor of the goal), and with
-``--db-ps-mode=disable`` (the text protocol, as our driver uses). Ours runs
-before and after them and the two runs are pooled, so a change of machine load
-during the bench does not favour either side.
+``--db-ps-mode=disable`` (the text protocol, as our driver uses). The three
+clients take turns for ``--rounds`` rounds and each client's runs are pooled, so
+a change of the shared machine's load does not favour one side.
 
 Goal (issue 13): ours >= 0.5x sysbench's tps per client core.
 
 Usage::
 
-    python bench/workload.py [--seconds 15] [--threads 4] [--tables 2] [--table-size 10000]
+    python bench/workload.py [--seconds 8] [--rounds 2] [--threads 4] [--tables 2]
+                             [--table-size 10000]
 
 Prints a table and writes ``bench/results/workload.json``. Needs root (or
 pre-installed ``mariadb-server`` and ``sysbench``); installs them with apt.
@@ -140,7 +141,8 @@ def run_sysbench(binary: str, db: MariaDB, spec: Workload, seconds: float,
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--seconds", type=float, default=8.0, help="per client per round")
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, default=4)
     ap.add_argument("--tables", type=int, default=2)
     ap.add_argument("--table-size", type=int, default=10_000)
@@ -159,11 +161,15 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             loader.prepare()
             prepare_s = time.monotonic() - t0
-            first = run_ours(db, spec, args.seconds)
-            if binary:
-                results.append(run_sysbench(binary, db, spec, args.seconds, "auto"))
-                results.append(run_sysbench(binary, db, spec, args.seconds, "disable"))
-            results.insert(0, pooled(first, run_ours(db, spec, args.seconds)))
+            # rounds of ours / sysbench prepared / sysbench text, pooled per client: a
+            # change of the shared machine's load hits every client alike
+            runs: dict[str, Result] = {}
+            for _ in range(args.rounds):
+                for r in [run_ours(db, spec, args.seconds)] + (
+                        [run_sysbench(binary, db, spec, args.seconds, mode)
+                         for mode in ("auto", "disable")] if binary else []):
+                    runs[r.client] = pooled(runs[r.client], r) if r.client in runs else r
+            results = list(runs.values())
             loader.cleanup()
     except Unavailable as exc:
         sys.stderr.write(f"bench/workload.py: {exc}\n")
@@ -171,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
 
     ours = results[0]
     print(f"oltp_read_write, {args.tables} tables x {args.table_size} rows, "
-          f"{args.threads} threads, {args.seconds:.0f}s each, MariaDB on loopback "
-          f"(prepare {prepare_s:.1f}s)")
+          f"{args.threads} threads, {args.rounds} rounds of {args.seconds:.0f}s per client, "
+          f"MariaDB on loopback (prepare {prepare_s:.1f}s)")
     print(f"{'client':38} {'tps':>9} {'errors':>7} {'client cores':>13} {'tps/core':>10} "
           f"{'us/tx user+sys':>15} {'ours/this':>10}")
     for r in results:
@@ -192,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench": "workload",
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "params": {"tables": args.tables, "table_size": args.table_size,
-                   "threads": args.threads, "seconds": args.seconds},
+                   "threads": args.threads, "seconds": args.seconds, "rounds": args.rounds},
         "prepare_seconds": round(prepare_s, 2),
         "results": [asdict(r) | {"tps": round(r.tps, 1), "tps_per_core": round(r.tps_per_core, 1)}
                     for r in results],
