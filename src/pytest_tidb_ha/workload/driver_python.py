@@ -96,6 +96,7 @@ class PythonDriver:
         self.reporter = reporter
         self._stop = stop
         self._rr = itertools.count()
+        self._addrs: dict[tuple[str, int], tuple[Any, ...]] = {}  # resolved once: no DNS per connect
         self._thread: threading.Thread | None = None
         self._ep: Any = None
         self._by_fd: dict[int, _Slot] = {}
@@ -271,7 +272,10 @@ class PythonDriver:
     def _connect(self, slot: _Slot, host: str, port: int) -> Generator[None, None, socket.socket]:
         t = self.target
         try:
-            family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+            if (host, port) not in self._addrs:
+                self._addrs[host, port] = socket.getaddrinfo(host, port,
+                                                             type=socket.SOCK_STREAM)[0]
+            family, kind, proto, _, addr = self._addrs[host, port]
             sock = socket.socket(family, kind, proto)
         except OSError as exc:
             raise wire.ServerError(CR_CONNECTION_ERROR, f"{host}:{port}: {exc}") from exc
