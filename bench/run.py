@@ -247,6 +247,12 @@ NOTES = (
     "clock (by design); the fault-free part minus the stall window is what detection adds.",
     "- Collection: the CPU figure (items per CPU-second) is the one to compare across "
     "machines; the wall figure scales with the machine's load.",
+    "- Workload client: the plugin's Python driver against Debian's sysbench on MariaDB, the "
+    "same 20 statements per transaction, the clients taking turns (two rounds, pooled); CPU "
+    "is the client's user + system time. The system part (a `send` and a `recv` per "
+    "statement) is about the same for both; the rest is CPython's cost per statement "
+    "(`bench/results/workload.json` has the user/system split). Where `sysbench` is "
+    "installed the plugin runs it instead (docs/workload.md).",
 )
 
 
