@@ -14,6 +14,8 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -186,10 +188,8 @@ def test_an_error_outside_ignore_errors_stops_the_binary_with_its_code(mariadb: 
         sb.cleanup()
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-def test_ha_workload_fixture_runs_the_marker(mariadb: MariaDB, pytester: pytest.Pytester,
-                                            driver: str) -> None:
-    """The fixture end to end, with tidb_cluster/tidb_client pointed at MariaDB."""
+def mariadb_conftest(pytester: pytest.Pytester, mariadb: MariaDB) -> None:
+    """tidb_cluster / tidb_client pointed at MariaDB (two "TiDBs" on one port)."""
     pytester.makeconftest(textwrap.dedent(f"""
         import pymysql, pytest
 
@@ -220,6 +220,13 @@ def test_ha_workload_fixture_runs_the_marker(mariadb: MariaDB, pytester: pytest.
         def tidb_client(tidb_cluster):
             return Client()
     """))
+
+
+@pytest.mark.parametrize("driver", DRIVERS)
+def test_ha_workload_fixture_runs_the_marker(mariadb: MariaDB, pytester: pytest.Pytester,
+                                            driver: str) -> None:
+    """The fixture end to end, with tidb_cluster/tidb_client pointed at MariaDB."""
+    mariadb_conftest(pytester, mariadb)
     pytester.makepyfile(textwrap.dedent("""
         import time, pytest
         from conftest import connect
@@ -300,3 +307,50 @@ def test_stop_is_prompt_while_the_server_is_frozen(mariadb: MariaDB, driver: str
     assert sysbench_processes(os.getpid()) == []
     with contextlib.suppress(pymysql.err.MySQLError):
         sb.cleanup()
+
+
+SLEEPER = """
+    import os, time, pytest
+
+    @pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+    def test_sleeps(ha_workload, ha_record):
+        while not ha_record.timeline.events("workload.metrics"):
+            time.sleep(0.05)
+        open("running", "w").write("")
+        time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(shutil.which("sysbench") is None, reason="sysbench is not installed")
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_nothing_survives_an_interrupted_or_killed_run(mariadb: MariaDB,
+                                                       pytester: pytest.Pytester,
+                                                       how: str) -> None:
+    """Ctrl-C runs the fixture's teardown; SIGKILL runs nothing, and the kernel's
+    parent-death signal takes sysbench down with pytest."""
+    mariadb_conftest(pytester, mariadb)
+    pytester.makepyfile(textwrap.dedent(SLEEPER))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+         "--ha-workload-driver", "sysbench", "-q", "-o", "log_cli=true",
+         "--log-cli-level=INFO"],
+        cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (pytester.path / "running").exists():
+            assert proc.poll() is None, proc.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the workload never reported a second"
+            time.sleep(0.1)
+        assert len(sysbench_processes(proc.pid)) == 1
+        proc.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+        out, _ = proc.communicate(timeout=60)
+        deadline = time.monotonic() + 10
+        while sysbench_processes(proc.pid):
+            assert time.monotonic() < deadline, f"sysbench outlived pytest ({how}):\n{out}"
+            time.sleep(0.1)
+        if how == "ctrl-c":  # the fixture's teardown stopped it (not just the kernel)
+            assert "KeyboardInterrupt" in out and "workload stop:" in out, out[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
