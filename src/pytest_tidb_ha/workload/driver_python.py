@@ -177,8 +177,8 @@ class PythonDriver:
                         if slot.sleeping:
                             resume(slot, None)
                         else:
-                            resume(slot, TimeoutError(
-                                errno.ETIMEDOUT, f"no answer within {self.target.read_timeout:g}s"))
+                            resume(slot, TimeoutError(errno.ETIMEDOUT, "timed out waiting "
+                                                      "for the server"))
                 if all(s.done for s in slots):
                     return
 

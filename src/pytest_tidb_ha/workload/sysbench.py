@@ -59,12 +59,6 @@ PREPARE_BACKOFF = (0.2, 2.0)
 PS_PROBE = ("PREPARE tidb_ha_ps_probe FROM 'SELECT 1'", "DEALLOCATE PREPARE tidb_ha_ps_probe")
 
 
-class Cursor(Protocol):
-    def execute(self, query: str, args: Any = ...) -> Any: ...
-    def fetchall(self) -> Any: ...
-    def close(self) -> Any: ...
-
-
 class Connection(Protocol):
     """What we need of a pymysql connection (a fake one in unit tests)."""
 
