@@ -39,6 +39,7 @@ class HAOptions:
     artifacts_keep: Literal["failed", "all"] = "failed"
     keep_cluster: bool = False
     workload_scale: float = 1.0
+    workload_driver: Literal["auto", "sysbench", "python"] = "auto"
     fault_helper_image: str | None = None  # None: nsenter from the host when root
     no_docker: Literal["fail", "skip"] = "fail"
     #: components whose image was set explicitly (--tidb-image); kept when a
@@ -121,6 +122,9 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
     OptionSpec("ha_workload_scale", "--ha-workload-scale",
                "multiply workload table sizes and generated import rows by FACTOR", "1.0",
                kind="float", metavar="FACTOR"),
+    OptionSpec("ha_workload_driver", "--ha-workload-driver",
+               "workload client: the sysbench binary when on PATH, else Python (auto); "
+               "or force one", "auto", metavar="auto|sysbench|python"),
     OptionSpec("ha_fault_helper_image", "--ha-fault-helper-image",
                "image of the helper container that applies network faults (must exist "
                "locally: never pulled or built)",
@@ -285,6 +289,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ha_artifacts_keep": _choice("failed", "all"),
     "ha_keep_cluster": _parse_bool,
     "ha_workload_scale": _parse_scale,
+    "ha_workload_driver": _choice("auto", "sysbench", "python"),
     "ha_fault_helper_image": _non_empty("image"),
     "ha_no_docker": _choice("fail", "skip"),
     "ha_shard": parse_shard,
@@ -362,6 +367,7 @@ def resolve_options(
         artifacts_keep=values.get("ha_artifacts_keep", "failed"),  # type: ignore[arg-type]
         keep_cluster=bool(values.get("ha_keep_cluster", False)),
         workload_scale=float(values.get("ha_workload_scale", 1.0)),  # type: ignore[arg-type]
+        workload_driver=values.get("ha_workload_driver", "auto"),  # type: ignore[arg-type]
         fault_helper_image=values.get("ha_fault_helper_image"),  # type: ignore[arg-type]
         no_docker=values.get("ha_no_docker", "fail"),  # type: ignore[arg-type]
         shard=values.get("ha_shard"),  # type: ignore[arg-type]

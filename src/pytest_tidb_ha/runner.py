@@ -135,7 +135,8 @@ class CaseRun:
         self.workloads = WorkloadGroup(self.case.workloads, round_robin_factory(self.client),
                                        self.timeline, size_scale=self.options.workload_scale,
                                        cleanup=not self.options.keep_cluster,
-                                       jobs=self.case.jobs)
+                                       jobs=self.case.jobs,
+                                       driver=self.options.workload_driver)
         self.workloads.start()
 
     def prepare_nemesis(self) -> None:

@@ -7,6 +7,7 @@ same data the report draws.
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from typing import Any
@@ -27,14 +28,18 @@ pytestmark = pytest.mark.docker
 WARMUP = 8.0  # seconds of healthy load before the partition
 PARTITION = 10.0
 RECOVERY = 20.0  # how long after heal throughput may take to come back
+DRIVERS = ["python", pytest.param("sysbench", marks=pytest.mark.skipif(
+    shutil.which("sysbench") is None, reason="sysbench is not installed "
+    "(scripts/ensure-test-deps.sh installs it)"))]
 
 
 def metrics(timeline: Timeline) -> list[dict[str, Any]]:
     return [e.data for e in timeline.events("workload.metrics")]
 
 
+@pytest.mark.parametrize("driver", DRIVERS)
 def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
-        docker_engine: Any, standin_image: str) -> None:
+        docker_engine: Any, standin_image: str, driver: str) -> None:
     settings = ClusterSettings(run_id="wl" + uuid.uuid4().hex[:6], topology=Topology(1, 1, 1),
                                images={c: standin_image for c in ("pd", "tikv", "tidb")},
                                pull_missing=False, startup_timeout=120)
@@ -45,7 +50,7 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         sb = Sysbench(round_robin_factory(client),
                       Workload(db="sbtest", tables=1, table_size=1000, threads=2,
                                ignore_errors="all"),
-                      timeline, stop_timeout=8.0)
+                      timeline, stop_timeout=8.0, driver=driver)
         sb.prepare()
         fault = fault_from_marker(("network_partition",),
                                   {"selector": "tikv(random)_to_all",
@@ -73,7 +78,8 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         before = [m for m in samples if m["second"] + 1 <= start and m["interval"] == 1.0]
         inside = [m for m in samples if start <= m["second"] and m["second"] + 1 <= end]
         after = [m for m in samples if m["second"] >= end]
-        story = (f"window {start:.1f}-{end:.1f}s; samples: "
+        assert timeline.events("workload.start")[0].data["driver"].startswith(driver)
+        story = (f"{driver}: window {start:.1f}-{end:.1f}s; samples: "
                  + ", ".join(f"{m['second']:.0f}:{m['tps']}/{m['errors']}" for m in samples))
         assert before and inside and after, story
 
@@ -98,6 +104,7 @@ def test_ha_workload_fixture_on_the_standin_cluster(pytester: pytest.Pytester,
     """Marker -> Case -> tidb_cluster -> ha_workload, in a pytest subprocess."""
     images = [a for c in ("pd", "tikv", "tidb") for a in ("--tidb-image", f"{c}={standin_image}")]
     pytester.makepyfile("""
+        import shutil
         import time
         import pytest
 
@@ -105,6 +112,9 @@ def test_ha_workload_fixture_on_the_standin_cluster(pytester: pytest.Pytester,
         def test_runs(ha_workload, ha_record, tidb_cluster, tidb_client):
             assert ha_workload.db == tidb_cluster.database  # no db=: the test's own
             assert (ha_workload.tables, ha_workload.table_size) == (1, 1000)  # scale 0.01
+            if shutil.which("sysbench"):  # auto takes the binary; the stand-in has no PS
+                assert ha_workload.driver.startswith("sysbench")
+                assert ha_record.timeline.events("workload.start")[0].data["ps_mode"] == "disable"
             rows = tidb_client.query("SELECT COUNT(*) AS n FROM sbtest1")
             assert int(rows[0]["n"]) == 1000
             deadline = time.monotonic() + 60

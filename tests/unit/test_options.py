@@ -50,7 +50,8 @@ def test_all_values_parse() -> None:
         {"tidb_version": "v8.1.0", "tidb_image": ["tidb=foo:1"], "ha_dry_run": True,
          "tidb_topology": "pd=3,tikv=3,tidb=2", "ha_artifacts": "out"},
         {"PYTEST_TIDB_HA_KEEP_CLUSTER": "yes", "PYTEST_TIDB_HA_ARTIFACTS_KEEP": "all",
-         "PYTEST_TIDB_HA_NO_DOCKER": "skip", "PYTEST_TIDB_HA_WORKLOAD_SCALE": "0.01"},
+         "PYTEST_TIDB_HA_NO_DOCKER": "skip", "PYTEST_TIDB_HA_WORKLOAD_SCALE": "0.01",
+         "PYTEST_TIDB_HA_WORKLOAD_DRIVER": "python"},
         {"ha_fault_helper_image": "helper:1", "tidb_dsn": "mysql://root@127.0.0.1:4000",
          "tidb_pd_url": "http://127.0.0.1:2379/"},
     )
@@ -61,7 +62,7 @@ def test_all_values_parse() -> None:
     assert opts.topology == Topology(3, 3, 2)
     assert opts.artifacts == Path("out")
     assert (opts.artifacts_keep, opts.no_docker, opts.workload_scale) == ("all", "skip", 0.01)
-    assert opts.fault_helper_image == "helper:1"
+    assert opts.fault_helper_image == "helper:1" and opts.workload_driver == "python"
     assert opts.attach and opts.pd_url == "http://127.0.0.1:2379"
 
 
@@ -90,6 +91,8 @@ def test_images_merge_per_component_and_markers_keep_explicit_images() -> None:
         ({}, {"PYTEST_TIDB_HA_DRY_RUN": "perhaps"}, {}, "env PYTEST_TIDB_HA_DRY_RUN='perhaps': not a boolean"),
         ({"ha_artifacts_keep": "some"}, {}, {}, "--ha-artifacts-keep='some': must be one of failed, all"),
         ({}, {}, {"ha_no_docker": "ignore"}, "ini ha_no_docker='ignore': must be one of fail, skip"),
+        ({"ha_workload_driver": "go"}, {}, {},
+         "--ha-workload-driver='go': must be one of auto, sysbench, python"),
         ({"tidb_pd_url": "http://pd:2379"}, {}, {}, "--tidb-pd-url needs --tidb-dsn"),
     ],
 )

@@ -119,6 +119,14 @@ def test_junit_properties() -> None:
     assert jobs[2]["last"]["state"] == "queueing"
     assert " " not in props["ha_jobs"].split('"reason"')[0]  # compact separators
     assert "ha_artifacts" not in dict(junit.properties(verdicts, [], None))
+    assert "ha_workload_driver" not in props  # no workload in this case
+
+
+def test_junit_names_the_workload_driver() -> None:
+    events = _events((0, "workload.start", {"db": "sbtest", "driver": "sysbench 1.0.20"}),
+                     (0, "workload.start", {"db": "other", "driver": "python"}))
+    assert dict(junit.properties([], events, None))["ha_workload_driver"] == \
+        "sysbench 1.0.20,python"
 
 
 def test_junit_properties_redacted() -> None:

@@ -9,7 +9,9 @@ CI dashboards read JUnit, not our terminal, so each testcase carries:
 * ``ha_faults``    — ``applied/planned`` fault windows (from the nemesis' summary: a
   window that was due and not applied fails the test; one the run never reached
   counts as planned only);
-* ``ha_artifacts`` — the artifacts folder, when it was kept.
+* ``ha_artifacts`` — the artifacts folder, when it was kept;
+* ``ha_workload_driver`` — which workload client ran (``sysbench 1.0.20`` /
+  ``python``, from ``workload.start``), when the test ran a workload.
 
 pytest's ``record_property`` fixture warns under ``junit_family=xunit2``, but
 the XML writer itself keeps ``<properties>`` inside ``<testcase>`` for every
@@ -30,7 +32,7 @@ from ..redact import redact, redact_obj
 from ..timeline import Event
 from .derive import job_tracks
 
-PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts")
+PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts", "ha_workload_driver")
 
 #: Fields of the last ``job.state`` event worth a JUnit reader's attention.
 _STATE_FIELDS = ("state", "schema_state", "row_count", "import_step", "import_status",
@@ -94,4 +96,8 @@ def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
     ]
     if artifacts is not None:
         props.append(("ha_artifacts", str(artifacts)))
+    drivers = [str(e.data.get("driver")) for e in events
+               if e.kind == "workload.start" and e.data.get("driver")]
+    if drivers:
+        props.append(("ha_workload_driver", ",".join(dict.fromkeys(drivers))))
     return [(k, redact(val)) for k, val in props]

@@ -127,7 +127,8 @@ def summary_lines(tests: Iterable[CaseSummary], artifacts_root: Path | None = No
 
 #: Options the reproduce command spells out (value-taking, as parsed by plugin.py).
 _OWN_OPTIONS = ("--tidb-version", "--tidb-image", "--tidb-topology", "--tidb-dsn",
-                "--tidb-pd-url", "--ha-time-scale", "--ha-workload-scale")
+                "--tidb-pd-url", "--ha-time-scale", "--ha-workload-scale",
+                "--ha-workload-driver")
 
 
 def _strip_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -163,6 +164,8 @@ def resolved_option_args(opts: HAOptions) -> list[str]:
     out += ["--ha-time-scale", f"{opts.time_scale:g}"]
     if opts.workload_scale != 1.0:
         out += ["--ha-workload-scale", f"{opts.workload_scale:g}"]
+    if opts.workload_driver != "auto":
+        out += ["--ha-workload-driver", opts.workload_driver]
     return out
 
 

@@ -28,6 +28,7 @@ CONNECTION_ERRORS = frozenset({
     CR_CONN_HOST_ERROR, CR_CONNECTION_ERROR, CR_SERVER_GONE_ERROR, 2005, CR_SERVER_LOST,
     2014,  # commands out of sync: the protocol state is lost
     2055,
+    2027,  # malformed packet: the protocol state is lost
 })
 
 IgnoreErrors = Literal["all"] | tuple[int, ...]

@@ -28,8 +28,10 @@ import pytest
 from ..record import HARecord
 from ..recording import CASE_KEY, ha_options
 from ..scenario.model import SourceRef, Workload
+from .driver import DriverUnavailable, precheck
 from .group import WorkloadGroup
-from .sysbench import ClientFactory, Connection, Sysbench
+from .sysbench import Connection, Sysbench
+from .target import WORKLOAD_READ_TIMEOUT, Target
 
 log = logging.getLogger("pytest_tidb_ha.workload")
 
@@ -56,35 +58,50 @@ def _db_given(item: pytest.Item) -> bool:
     return marker is None or "db" in marker.kwargs
 
 
-#: Read timeout of workload connections (seconds). An OLTP statement answers in
-#: milliseconds; one that blocks this long is a fault's symptom, and counting it as an
-#: error (2013) and reconnecting shows the fault in the metrics while it lasts.
-WORKLOAD_READ_TIMEOUT = 5.0
+def target_of(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
+              ) -> Target | None:
+    """Every TiDB of ``client`` (a ``TiDBClient``) as a :class:`Target`; None without
+    endpoints. The run's read timeout is the workload's, not the client's."""
+    endpoints = getattr(client, "endpoints", None)
+    if not endpoints:
+        return None
+    return Target.of(endpoints, user=str(getattr(client, "user", "root")),
+                     password=str(getattr(client, "password", "") or ""),
+                     connect_timeout=float(getattr(client, "connect_timeout", 3.0)),
+                     read_timeout=read_timeout or WORKLOAD_READ_TIMEOUT)
 
 
-def round_robin_factory(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
-                        ) -> ClientFactory:
+class RoundRobin:
     """New connections spread over the TiDB nodes, failing over when one is down.
 
     Like ``sysbench --mysql-host=a,b``: each new connection goes to the next
     node; if that node does not answer, ``client.connect()`` picks any that does.
-    ``read_timeout`` None keeps the client's own.
+    ``target`` carries the endpoints themselves, for the run (either driver).
     """
-    nodes = sorted(getattr(client, "endpoints", {}) or {})
-    if len(nodes) < 2:
-        return lambda: client.connect(read_timeout=read_timeout)
-    counter = itertools.count()
-    lock = threading.Lock()
 
-    def connect() -> Connection:
-        with lock:
-            node = nodes[next(counter) % len(nodes)]
+    def __init__(self, client: Any, read_timeout: float | None) -> None:
+        self.client = client
+        self.read_timeout = read_timeout
+        self.nodes = sorted(getattr(client, "endpoints", {}) or {})
+        self.target = target_of(client, read_timeout)
+        self._counter = itertools.count()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Connection:
+        if len(self.nodes) < 2:
+            return self.client.connect(read_timeout=self.read_timeout)
+        with self._lock:
+            node = self.nodes[next(self._counter) % len(self.nodes)]
         try:
-            return client.connect(node=node, read_timeout=read_timeout)
+            return self.client.connect(node=node, read_timeout=self.read_timeout)
         except Exception:
-            return client.connect(read_timeout=read_timeout)
+            return self.client.connect(read_timeout=self.read_timeout)
 
-    return connect
+
+def round_robin_factory(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
+                        ) -> RoundRobin:
+    """A :class:`RoundRobin` over ``client``'s TiDBs (``read_timeout`` None: the client's)."""
+    return RoundRobin(client, read_timeout)
 
 
 @pytest.fixture
@@ -102,6 +119,12 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
         log.info("%s: no workload marker, ha_workload is None", request.node.nodeid)
         yield None
         return
+    opts = ha_options(request.config)
+    try:
+        for s in specs:  # a forced driver that cannot run fails before any container starts
+            precheck(opts.workload_driver, s.subtype)
+    except DriverUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
     cluster = request.getfixturevalue("tidb_cluster")
     client = request.getfixturevalue("tidb_client")
     database: str | None = getattr(cluster, "database", None)
@@ -110,9 +133,9 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
         # marker without db=: use the test's own database, where the jobs look
         # (the cluster fixture drops it after the test, tables and all)
         specs = tuple(dataclasses.replace(s, db=database) for s in specs)
-    keep = ha_options(request.config).keep_cluster
     group = WorkloadGroup(specs, round_robin_factory(client), ha_record.timeline,
-                          size_scale=ha_workload_scale, cleanup=not keep and not own_db)
+                          size_scale=ha_workload_scale, cleanup=not opts.keep_cluster and not own_db,
+                          driver=opts.workload_driver)
     request.node.stash[WORKLOADS_KEY] = group.members
     group.start()
     try:

@@ -27,11 +27,13 @@ class WorkloadGroup:
 
     def __init__(self, specs: Iterable[Workload], client_factory: ClientFactory,
                  timeline: Timeline, *, size_scale: float = 1.0, cleanup: bool = False,
-                 stop_timeout: float = 5.0, jobs: Iterable[JobSpec] = ()) -> None:
+                 stop_timeout: float = 5.0, jobs: Iterable[JobSpec] = (),
+                 driver: str = "auto") -> None:
         jobs = tuple(jobs)  # the case's jobs: scaling keeps the tables they name
         self.members: tuple[Sysbench, ...] = tuple(
             Sysbench(client_factory, spec, timeline, size_scale=size_scale,
-                     keep_tables=tables_for_jobs(spec, jobs).keep, stop_timeout=stop_timeout)
+                     keep_tables=tables_for_jobs(spec, jobs).keep, stop_timeout=stop_timeout,
+                     driver=driver)
             for spec in specs)
         self._cleanup = cleanup
         self._started: list[Sysbench] = []

@@ -1,22 +1,24 @@
-"""A sysbench-style ``oltp_*`` workload in Python: prepare, run, stop, cleanup.
+"""A sysbench ``oltp_*`` workload: prepare, run, stop, cleanup — with either driver.
 
-The seeds run ``sysbench oltp_read_write`` beside the jobs and faults; doing it
-in-process means no external binary and metrics on the test's own
+The seeds run ``sysbench oltp_read_write`` beside the jobs and faults. The run
+goes to a driver (:mod:`.driver`): the real ``sysbench`` binary when it is on
+PATH (:mod:`.driver_sysbench`), else our Python client (:mod:`.driver_python`).
+Either way the metrics land on the test's own
 :class:`~pytest_tidb_ha.timeline.Timeline` (``workload.metrics`` once per
-second), so a report can show throughput dipping in each fault window.
+second), so a report can show throughput dipping in each fault window, and
+``workload.start`` records which driver ran.
 
-Robustness is the point, not speed:
+Table preparation is ours for both (a bulk load, much faster than ``sysbench
+prepare``'s row-at-a-time inserts on a cluster) and goes through
+``client_factory`` (pymysql connections with timeouts).
 
-* every connection comes from ``client_factory`` (in the plugin
-  ``TiDBClient.connect``, which carries connect/read/write timeouts), so a
-  partitioned node costs a worker at most one read timeout;
+Robustness is the point:
+
 * errors are counted per MySQL code; an error outside ``ignore_errors`` stops
   the workload, is recorded as ``workload.error`` and re-raised by
-  :meth:`Sysbench.stop`;
-* after a connection error the worker reconnects with a capped back-off;
+  :meth:`Sysbench.stop` (sysbench exits on it by itself);
 * :meth:`Sysbench.stop` returns within ``stop_timeout`` whatever the cluster
-  does: it asks workers to finish, then shuts down the sockets of those still
-  blocked in a read, and leaves (daemon) threads that still do not return.
+  does, and leaves no process or connection behind.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import socket
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -35,30 +37,26 @@ from ..redact import redact
 from ..scenario.model import Workload
 from ..timeline import Timeline
 from . import statements as sql
+from .driver import Choice, Driver, choose
+from .driver_python import PythonDriver
+from .driver_sysbench import SysbenchDriver
 from .errors import IgnorePolicy, WorkloadError, classify
 from .metrics import Aggregator, Sample, Totals
 from .sizing import scaled_size, scaled_threads
+from .sysbench_cli import Run
+from .target import Target
 
 log = logging.getLogger("pytest_tidb_ha.workload")
 
-#: Back-off after a connection error: doubles from the first to the last value.
-RECONNECT_BACKOFF = (0.05, 1.0)
 #: How often a loading table reports progress at most (seconds).
 PROGRESS_EVERY = 5.0
 #: Attempts per bulk INSERT batch during prepare (the cluster may blip).
 PREPARE_ATTEMPTS = 5
 #: Wait before a batch's retry: doubles from the first to the last value (seconds).
 PREPARE_BACKOFF = (0.2, 2.0)
-
-
-class _Stopping(Exception):
-    """Raised inside a worker's transaction when stop() was asked for."""
-
-
-class Cursor(Protocol):
-    def execute(self, query: str, args: Any = ...) -> Any: ...
-    def fetchall(self) -> Any: ...
-    def close(self) -> Any: ...
+#: The statement that tells whether the server has prepared statements (sysbench's
+#: default ``--db-ps-mode=auto`` needs them; the stand-in TiDB has none).
+PS_PROBE = ("PREPARE tidb_ha_ps_probe FROM 'SELECT 1'", "DEALLOCATE PREPARE tidb_ha_ps_probe")
 
 
 class Connection(Protocol):
@@ -71,25 +69,6 @@ class Connection(Protocol):
 ClientFactory = Callable[[], Connection]
 
 
-def _abort(conn: Connection | None) -> None:
-    """Unblock a thread stuck in a read on ``conn`` (called from another thread).
-
-    Shutting the socket down makes a blocked ``recv`` return at once, so the
-    driver raises "lost connection" in the worker; ``close()`` alone would race
-    with the worker's own use of the socket.
-    """
-    if conn is None:
-        return
-    sock = getattr(conn, "_sock", None)
-    try:
-        if isinstance(sock, socket.socket):
-            sock.shutdown(socket.SHUT_RDWR)
-        else:
-            conn.close()
-    except Exception:  # already closed, or half-dead: nothing more to do
-        pass
-
-
 def _close_quietly(conn: Connection | None) -> None:
     if conn is None:
         return
@@ -100,8 +79,11 @@ def _close_quietly(conn: Connection | None) -> None:
 class Sysbench:
     """sysbench ``oltp_read_write`` (or ``_read_only`` / ``_write_only``) on N tables.
 
-    ``client_factory()`` must return a *new* pymysql-compatible connection with
-    timeouts; it is called once per worker and again after connection errors.
+    ``client_factory()`` returns a *new* pymysql-compatible connection with
+    timeouts (used by :meth:`prepare`, :meth:`cleanup` and a probe); ``target``
+    names the TiDB endpoints the run connects to (default: the factory's own
+    ``target`` attribute, as :func:`~.fixtures.round_robin_factory` sets it).
+    ``driver`` is ``auto`` (the binary when it is on PATH), ``sysbench`` or ``python``.
     """
 
     def __init__(
@@ -110,6 +92,8 @@ class Sysbench:
         spec: Workload,
         timeline: Timeline,
         *,
+        target: Target | None = None,
+        driver: str = "auto",
         size_scale: float = 1.0,
         keep_tables: int = 1,
         seed: int | None = None,
@@ -132,16 +116,18 @@ class Sysbench:
         self.stop_timeout = stop_timeout
         self.batch_rows = max(1, min(batch_rows, sql.MAX_BATCH_ROWS))
         self.loaders = loaders or max(1, min(self.threads, self.size.tables, 4))
+        self.target: Target | None = target if target is not None else getattr(
+            client_factory, "target", None)
+        self.choice: Choice = choose(driver, spec.subtype, self.target)
         self._factory = client_factory
-        self._seed = random.randrange(2**32) if seed is None else seed
+        self._seed = random.randrange(1, 2**31) if seed is None else seed
         self._stop = threading.Event()
         self._prepare_abort = threading.Event()
-        self._workers: list[threading.Thread] = []
+        self._driver: Driver | None = None
         self._reporter: threading.Thread | None = None
-        self._conns: dict[int, Connection | None] = {}
-        self._conns_lock = threading.Lock()
         self._agg: Aggregator | None = None
         self._samples: list[Sample] = []
+        self._samples_lock = threading.Lock()
         self._fatal: WorkloadError | None = None
         self._fatal_at: float | None = None
         self._fatal_lock = threading.Lock()
@@ -159,9 +145,15 @@ class Sysbench:
         return self.size.table_size
 
     @property
+    def driver(self) -> str:
+        """Which driver runs (``sysbench 1.0.20`` / ``python``), or will run."""
+        return self._driver.label if self._driver is not None else self.choice.driver
+
+    @property
     def samples(self) -> list[Sample]:
         """Per-second samples emitted so far (also on the timeline)."""
-        return list(self._samples)
+        with self._samples_lock:
+            return list(self._samples)
 
     @property
     def error(self) -> WorkloadError | None:
@@ -170,17 +162,17 @@ class Sysbench:
 
     @property
     def running(self) -> bool:
-        return self._started and not self._stopped
+        return self._started and not self._stopped and self._fatal is None
 
     def totals(self) -> Totals:
-        if self._agg is None:
+        if self._driver is None:
             return Totals(0, 0, {}, 0.0)
-        return self._agg.totals(self.timeline.now())
+        return self._driver.totals(self.timeline.now())
 
     def __repr__(self) -> str:
         return (f"Sysbench({self.spec.subtype}, db={self.db}, tables={self.tables}, "
                 f"table_size={self.table_size}, threads={self.threads}, "
-                f"ignore_errors={self.policy})")
+                f"ignore_errors={self.policy}, driver={self.choice.driver})")
 
     def prepare(self) -> None:
         """Create ``sbtest1..N`` and load them; tables already complete are reused."""
@@ -214,23 +206,45 @@ class Sysbench:
                              table_size=self.table_size, seconds=round(seconds, 3))
 
     def start(self) -> None:
-        """Start the worker threads and the per-second metrics reporter."""
+        """Start the driver (and, for the Python one, the per-second metrics reporter)."""
         if self._started:
             raise RuntimeError("workload already started")
+        if self.target is None:
+            raise ValueError("Sysbench.start() needs target= (the TiDB endpoints), or a "
+                             "client factory that carries one (round_robin_factory)")
         self._started = True
-        self._agg = Aggregator(self.timeline.now())
+        now = self.timeline.now()
+        ps_mode = None
+        if self.choice.driver == "sysbench":
+            ps_mode = "auto" if self._prepared_statements() else "disable"
+            binary = shutil.which("sysbench") or "sysbench"
+            run = Run(db=self.db, subtype=self.spec.subtype, tables=self.tables,
+                      table_size=self.table_size, threads=self.threads, ignore=self.policy,
+                      ps_mode=ps_mode, seed=self._seed)
+            self._driver = SysbenchDriver(binary, self.target, run, self)
+        else:
+            self._agg = Aggregator(now)
+            self._driver = PythonDriver(self.target, self.db, self.mix, self.tables,
+                                        self.table_size, self.threads, self._seed, self._agg,
+                                        self, self._stop)
         self.timeline.record("workload.start", db=self.db, subtype=self.spec.subtype,
                              tables=self.tables, table_size=self.table_size,
-                             threads=self.threads, ignore_errors=str(self.policy))
-        log.info("workload start: %s", self)
-        for i in range(self.threads):
-            t = threading.Thread(target=self._worker, args=(i,), daemon=True,
-                                 name=f"tidb-ha-workload-{i}")
-            self._workers.append(t)
-            t.start()
-        self._reporter = threading.Thread(target=self._report_loop, daemon=True,
-                                          name="tidb-ha-workload-metrics")
-        self._reporter.start()
+                             threads=self.threads, ignore_errors=str(self.policy),
+                             driver=self._driver.label, driver_reason=self.choice.reason,
+                             **({"ps_mode": ps_mode} if ps_mode else {}))
+        log.info("workload start: %s with %s (%s)", self, self._driver.label,
+                 self.choice.reason)
+        try:
+            self._driver.start()
+        except BaseException as exc:
+            self._stopped = True
+            if isinstance(exc, WorkloadError):
+                self.on_fatal(exc.code, str(exc))
+            raise
+        if self._agg is not None:
+            self._reporter = threading.Thread(target=self._report_loop, daemon=True,
+                                              name="tidb-ha-workload-metrics")
+            self._reporter.start()
 
     def stop(self) -> Totals:
         """Stop within ``stop_timeout``; raise :class:`WorkloadError` if one stopped it."""
@@ -241,28 +255,19 @@ class Sysbench:
         self._stopped = True
         self._stop.set()
         deadline = time.monotonic() + self.stop_timeout
-        # Grace: a worker finishes its current statement (ms on a healthy cluster).
-        self._join_until(time.monotonic() + min(1.0, self.stop_timeout / 2))
-        stuck = [t for t in self._workers if t.is_alive()]
-        if stuck:
-            log.info("workload stop: %d workers blocked in a statement; aborting their "
-                     "connections", len(stuck))
-            with self._conns_lock:
-                conns = list(self._conns.values())
-            for c in conns:
-                _abort(c)
-            self._join_until(deadline)
-        left = [t.name for t in self._workers if t.is_alive()]
+        assert self._driver is not None
+        left = self._driver.stop(self.stop_timeout)
         if self._reporter is not None:
             self._reporter.join(max(0.0, deadline - time.monotonic()))
         self._flush(final=True)
         totals = self.totals()
         self.timeline.record("workload.stop", transactions=totals.transactions,
                              queries=totals.queries, errors=dict(totals.errors),
-                             seconds=round(totals.seconds, 3), abandoned_threads=left)
+                             seconds=round(totals.seconds, 3), abandoned_threads=left,
+                             driver=self._driver.label)
         log.info("workload stop: %d transactions (%.1f tps), %d errors %s%s",
                  totals.transactions, totals.tps, totals.error_count, dict(totals.errors),
-                 f"; {len(left)} threads did not return in time: {left}" if left else "")
+                 f"; did not stop in time: {left}" if left else "")
         if self._fatal is not None:
             raise self._fatal
         return totals
@@ -360,11 +365,34 @@ class Sysbench:
         raise AssertionError("unreachable")
 
     # -- run -----------------------------------------------------------------
-    def _set_conn(self, i: int, conn: Connection | None) -> None:
-        with self._conns_lock:
-            self._conns[i] = conn
+    def _prepared_statements(self) -> bool:
+        """Does the server take prepared statements? (sysbench's default mode needs them)."""
+        try:
+            conn = self._factory()
+        except Exception as exc:
+            log.info("workload: prepared-statement probe could not connect (%s); "
+                     "sysbench keeps its default", exc)
+            return True
+        try:
+            cur = conn.cursor()
+            for text in PS_PROBE:
+                cur.execute(text)
+            return True
+        except Exception as exc:
+            c = classify(exc)
+            if c.connection_lost:
+                return True  # says nothing about the server's SQL
+            log.info("workload: the server has no prepared statements ([%s] %s); sysbench "
+                     "runs with --db-ps-mode=disable", c.code, redact(c.message))
+            return False
+        finally:
+            _close_quietly(conn)
 
-    def _fail(self, code: int | None, message: str) -> None:
+    # the Reporter seam (drivers call these; see driver.Reporter)
+    def now(self) -> float:
+        return self.timeline.now()
+
+    def on_fatal(self, code: int | None, message: str) -> None:
         with self._fatal_lock:
             if self._fatal is None:
                 self._fatal = WorkloadError(
@@ -377,86 +405,21 @@ class Sysbench:
                           code, message, self.policy)
         self._stop.set()
 
-    def _count_error(self, code: int | None, message: str) -> bool:
-        """Count an error; True when the policy lets the worker go on."""
+    def on_error(self, code: int | None, message: str) -> bool:
         assert self._agg is not None
         self._agg.add_error(self.timeline.now(), -1 if code is None else code)
         if not self.policy.ignores(code):
-            self._fail(code, message)
+            self.on_fatal(code, message)
             return False
         if code is not None and code not in self._seen_codes:
             self._seen_codes.add(code)
             log.info("workload: ignoring error [%s] %s (first of its kind)", code, message)
         return True
 
-    def _worker(self, i: int) -> None:
-        assert self._agg is not None
-        agg, stop, timeline = self._agg, self._stop, self.timeline
-        rng = random.Random(self._seed + 7919 * (i + 1))
-        conn: Connection | None = None
-        cur: Any = None
-        backoff = RECONNECT_BACKOFF[0]
-        try:
-            while not stop.is_set():
-                if conn is None:
-                    try:
-                        conn, cur = self._connect()
-                        self._set_conn(i, conn)
-                        if stop.is_set():
-                            break
-                    except Exception as exc:
-                        c = classify(exc)
-                        if stop.is_set() or not self._count_error(c.code, c.message):
-                            break
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
-                        continue
-                stmts = sql.transaction(self.mix, self.tables, self.table_size, rng)
-                done = 0
-                began = time.perf_counter()
-                try:
-                    cur.execute("BEGIN")
-                    done += 1
-                    for text in stmts:
-                        if stop.is_set():
-                            raise _Stopping
-                        cur.execute(text)
-                        cur.fetchall()
-                        done += 1
-                    cur.execute("COMMIT")
-                    done += 1
-                    agg.add_transaction(timeline.now(), time.perf_counter() - began, done)
-                    backoff = RECONNECT_BACKOFF[0]
-                except _Stopping:
-                    agg.add_queries(timeline.now(), done)
-                    with contextlib.suppress(Exception):
-                        cur.execute("ROLLBACK")
-                    break
-                except Exception as exc:
-                    agg.add_queries(timeline.now(), done)
-                    if stop.is_set():
-                        break  # our own abort (or shutdown): not the cluster's error
-                    c = classify(exc)
-                    if not self._count_error(c.code, c.message):
-                        break
-                    if c.connection_lost:
-                        self._set_conn(i, None)
-                        _close_quietly(conn)
-                        conn = cur = None
-                        stop.wait(backoff)
-                        backoff = min(backoff * 2, RECONNECT_BACKOFF[1])
-                    else:
-                        try:
-                            cur.execute("ROLLBACK")
-                        except Exception:
-                            self._set_conn(i, None)
-                            _close_quietly(conn)
-                            conn = cur = None
-        except BaseException as exc:  # a bug in the loop itself: never silent
-            self._fail(None, f"worker {i} crashed: {type(exc).__name__}: {exc}")
-        finally:
-            self._set_conn(i, None)
-            _close_quietly(conn)
+    def on_sample(self, sample: Sample) -> None:
+        with self._samples_lock:
+            self._samples.append(sample)
+        self.timeline.record("workload.metrics", **sample.event_data())
 
     # -- metrics ---------------------------------------------------------------
     def _report_loop(self) -> None:
@@ -478,9 +441,4 @@ class Sysbench:
         else:
             samples = self._agg.drain(now)
         for s in samples:
-            self._samples.append(s)
-            self.timeline.record("workload.metrics", **s.event_data())
-
-    def _join_until(self, deadline: float) -> None:
-        for t in self._workers:
-            t.join(max(0.0, deadline - time.monotonic()))
+            self.on_sample(s)
