@@ -1,25 +1,27 @@
-"""The JSON Schema of QA case files, generated from the case language's own tables.
+"""The JSON Schema of QA case files, generated from the case language's one key table.
 
 Editors (VS Code's YAML extension, JetBrains IDEs) validate a YAML file against
 a JSON Schema as QA types: an unknown key, a misspelt ``faultType`` or a
 selector group that does not exist is underlined before anything runs. The
-schema is *generated* from the tables the loader itself checks against
-(``scenario.loader``'s key tuples and choices, the fault kinds and their
-parameters in ``scenario.build``, the selector groups in
-``scenario.selectors``), so a key the language gains appears in the schema by
-regenerating it, never by editing JSON by hand:
+schema is *generated* from the rows the loader itself reads,
+:data:`.scenario.keys.SECTIONS`: each key's ``kind`` gives its JSON type
+(:func:`kind_schema` is the only kind -> type table), its ``doc`` the
+description, its ``choices`` an enum, and its ``minimum``/``maximum``,
+``of``, ``required``/``unless``, ``requires`` and ``excludes`` the rest. The
+grammars come from their own modules' public names: fault types from
+``scenario.faulttypes`` and the per-kind parameters in ``scenario.build``,
+selectors from ``scenario.selectors``, durations from ``scenario.durations``.
+A key the language gains appears in the schema by regenerating it, never by
+editing JSON by hand::
 
     python -m pytest_tidb_ha schema > src/pytest_tidb_ha/case.schema.json
 
 The committed ``case.schema.json`` is checked against this generator by the
-test suite. The loader stays the judge (it also checks what a schema cannot:
-``faultDuration`` longer than ``period``, selectors the topology can never
-match); the schema is the editor's early warning.
-
-What each *key* holds is :data:`KEY_SCHEMAS`, by key name (a name means the
-same everywhere in the language: ``timeout`` is a duration wherever it
-appears). A key the tables have and :data:`KEY_SCHEMAS` lacks is published
-as "any value" and listed by :func:`untyped_keys` (a test keeps that empty).
+test suite. The loader stays the judge: it also checks what a schema cannot
+(``faultDuration`` longer than ``period``, a selector the topology can never
+match, case names unique in a file, a parameter given both in a parametric
+``faultType`` and as its own key, the contents of QA's ``default: |`` string);
+the schema is the editor's early warning.
 """
 
 from __future__ import annotations
@@ -27,241 +29,323 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
-from .scenario import build, loader, selectors
-from .scenario.model import FAULT_KINDS
+from .scenario import build, durations, faulttypes, selectors
+from .scenario.keys import SECTIONS, Key, Kind
+from .scenario.model import FAULT_KINDS, NETWORK_FAULTS
 
 SCHEMA_FILE = "case.schema.json"
+JSON = dict[str, Any]
 
-#: A Go-style duration as ``scenario.durations`` reads it, or a bare number of seconds.
-_DURATION_TEXT = r"(?:\d+(?:\.\d+)?|\.\d+)(?:ms|s|m|h)"
-DURATION: dict[str, Any] = {
-    "description": "a duration: 500ms, 90s, 1m, 1h30m, 1.5m (units ms, s, m, h); "
-                   "a bare number is seconds",
-    "oneOf": [
-        {"type": "string", "pattern": rf"^\s*(?:{_DURATION_TEXT})+\s*$|^\s*\d+(?:\.\d+)?\s*$"},
-        {"type": "number", "minimum": 0},
-    ],
-}
-PERIOD: dict[str, Any] = {
-    "description": "how often a fault window starts: '@every 5m' or a duration",
-    "oneOf": [
-        {"type": "string", "pattern": rf"^\s*@every\s+(?:{_DURATION_TEXT})+\s*$"},
-        {"$ref": "#/definitions/duration"},
-    ],
-}
-ON_OFF: dict[str, Any] = {
-    "description": "on or off (true/false too)",
-    "oneOf": [{"type": "boolean"}, {"type": "string", "pattern": "^([Oo][Nn]|[Oo][Ff][Ff])$"}],
-}
+#: The three shapes of file the loader reads (``scenario.loader``): definition names.
+CASE_FILE, CONFIG_LIST, CASE_LIST = "file", "configList", "caseList"
+
+# ---- kinds -> JSON types ---------------------------------------------------------------
+
+_NUMBER_TEXT = r"\+?(?:\d+(?:\.\d*)?|\.\d+)"  # a bare number of seconds, as float() reads it
+_DURATION_TEXT = rf"(?:{durations.PART.pattern})+|{_NUMBER_TEXT}"
+_NONZERO = r"(?=.*[1-9])"  # some digit is not zero: the duration is longer than zero
+_TEXT: JSON = {"type": ["string", "number"], "pattern": r"\S"}  # loader: _str (numbers too)
 
 
-def _selector_schema() -> dict[str, Any]:
-    """The selector grammar of ``scenario.selectors`` as one regular expression."""
-    groups = "|".join(re.escape(g) for g in selectors.GROUPS)
-    aliases = "|".join(re.escape(a) for a in selectors._ALIASES)  # the loader's own table
-    node = selectors._NODE.pattern.strip("^$")  # the loader's own table
-    side = rf"(?:{aliases}|{node}|(?:{groups})(?:\((?:random|one|all|\d+%?)\))?)"
-    sep = re.escape(selectors.SEPARATOR)
+def _escape(text: str) -> str:
+    """``re.escape`` for ECMA-262 with the ``u`` flag (editors' dialect): it rejects escapes
+    of characters that need none, such as ``\\-``, so only syntax characters are escaped."""
+    return re.sub(r"([\\^$.|?*+()\[\]{}/])", r"\\\1", text)
+
+
+def _ref(definition: str, description: str | None = None) -> JSON:
+    """A reference; in draft-07 a ``$ref``'s siblings are ignored, so wrap it to keep a doc."""
+    ref = {"$ref": f"#/definitions/{definition}"}
+    return ref if description is None else {"description": description, "allOf": [ref]}
+
+
+def _duration(positive: bool) -> JSON:
+    lead = _NONZERO if positive else ""
+    number: JSON = {"type": "number", "exclusiveMinimum": 0} if positive else \
+        {"type": "number", "minimum": 0}
     return {
-        "type": "string",
-        "description": "which nodes the fault hits: GROUP[(random|one|all|N|N%)], a node "
-                       f"name like tikv-1, or SOURCE{selectors.SEPARATOR}TARGET for network "
-                       f"faults; groups: {', '.join(selectors.GROUPS)}, tidb(ddl_owner)",
-        "pattern": rf"^\s*{side}(?:{sep}{side})?\s*$",
+        "description": "a duration: 500ms, 90s, 1m, 1h30m, 1.5m (units ms, s, m, h); a bare "
+                       "number is seconds" + ("; longer than zero" if positive else ""),
+        "anyOf": [{"type": "string", "pattern": rf"^{lead}\s*(?:{_DURATION_TEXT})\s*$"}, number],
     }
 
 
-def _enum(values: Iterable[str], description: str) -> dict[str, Any]:
-    return {"enum": list(values), "description": description}
-
-
-def _integer(minimum: int, description: str) -> dict[str, Any]:
-    return {"type": "integer", "minimum": minimum, "description": description}
-
-
-def _string(description: str) -> dict[str, Any]:
-    return {"type": "string", "minLength": 1, "description": description}
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/definitions/{name}"}
-
-
-def _list_of(name: str) -> dict[str, Any]:
-    return {"type": "array", "items": _ref(name)}
-
-
-#: What each key of the language holds, by name (the same name means the same thing
-#: in every mapping). Nested mappings refer to their definition.
-KEY_SCHEMAS: dict[str, dict[str, Any]] = {
-    # the file
-    "tag": _string("a label for the file's cases"),
-    "workloads": _list_of("workload"),
-    "cases": {**_list_of("case"), "minItems": 1},
-    # a workload
-    "type": _enum(loader.WORKLOAD_TYPES, "the workload"),
-    "storage": _string("where QA's harness restores the data from (informational)"),
-    "db": _string("database name"),
-    "tableNum": _integer(1, "number of tables"),
-    "tableSize": _integer(1, "rows per table (before --ha-workload-scale)"),
-    "threads": _integer(1, "client threads (before --ha-workload-scale)"),
-    "subType": _enum(loader.SUBTYPES, "the sysbench test"),
-    "ignoreErrors": {
-        "description": "'all', or MySQL error codes (a list or a comma list) the workload "
-                       "ignores",
-        "oneOf": [{"const": "all"}, {"type": "integer"},
-                  {"type": "array", "items": {"type": ["integer", "string"]}},
-                  {"type": "string", "pattern": r"^\s*\d+(\s*,\s*\d+)*\s*$"}],
-    },
-    # a case and its faults
-    "name": {"type": "string", "minLength": 1, "pattern": r"^(?!.*::)[^/\[\]]+$",
-             "description": "the case's test id (no '::', '/', '[' or ']')"},
-    "warmUpTime": {**_ref("duration"), "description": "when jobs (and the first fault "
-                                                       "window) start, from t0"},
-    "faultType": _enum(FAULT_KINDS, "the fault"),
-    "selector": _ref("selector"),
-    "period": _ref("period"),
-    "faultDuration": {**_ref("duration"), "description": "how long each window lasts"},
-    "faultTotalRunTime": {**_ref("duration"), "description": "how long windows keep "
-                                                             "starting (with period)"},
-    "latency": {**_ref("duration"), "description": "network or IO delay"},
-    "jitter": {**_ref("duration"), "description": "variation of the delay"},
-    "loss": {"description": "packet loss, 30% or 30",
-             "oneOf": [{"type": "number", "exclusiveMinimum": 0, "maximum": 100},
-                       {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%?\s*$"}]},
-    "direction": _enum(build.DIRECTIONS, "which traffic a network fault affects"),
-    "faults": _list_of("fault"),
-    "ddl": _ref("ddl"),
-    "importInto": _list_of("importInto"),
-    "distTask": {**ON_OFF, "description": "tidb_enable_dist_task: on or off"},
-    "expect": _ref("expect"),
-    "markers": {"type": "array", "description": "pytest markers of the case's test",
-                "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
-    "topology": _ref("topology"),
-    "version": _string("TiDB version of the case's cluster (images pingcap/*:VERSION)"),
-    # jobs
-    "addIndex": _list_of("addIndex"),
-    "table": _string("table name"),
-    "timeout": {**_ref("duration"), "description": "how long one run of the job may take"},
-    "times": _integer(1, "runs, one after another"),
-    "index_col_name": _string("the column to index"),
-    "job_type": _enum(loader.JOB_TYPES, "ADD INDEX reorganisation"),
-    "admin_check": {"type": "boolean", "description": "ADMIN CHECK TABLE after the job"},
-    "count_check": {"type": "boolean", "description": "compare the index's row count"},
-    "source": _string("IMPORT INTO source: a URL (s3://..., gs://...) or /import/<file or "
-                      "glob>"),
-    "format": _enum(loader.IMPORT_FORMATS, "the source files' format"),
-    "options": _ref("importOptions"),
-    "generate": _ref("generate"),
-    "createTable": _string("SQL run before the first import (CREATE TABLE ...)"),
-    "rows": _integer(1, "CSV rows to write (before --ha-workload-scale)"),
-    "files": _integer(1, "files to split them into"),
-    # expectations
-    "outcome": _enum(loader.OUTCOMES, "what the jobs must end as"),
-    "allowErrors": {"type": "array", "items": {"type": "string", "minLength": 1},
-                    "description": "regular expressions of errors that count as sensible"},
-    "stallWindow": {**_ref("duration"), "description": "fault-free time without progress "
-                                                       "that proves a job stuck"},
-    "cancelAfter": {**_ref("duration"), "description": "cancel every job after this long"},
-    # topology
-    "pd": _integer(1, "PD nodes"),
-    "tikv": _integer(1, "TiKV nodes"),
-    "tidb": _integer(1, "TiDB nodes"),
+_PERIOD: JSON = {
+    "description": "how often a fault window opens: '@every 5m' or a duration",
+    "anyOf": [{"type": "string", "pattern": rf"^{_NONZERO}\s*@every\s+(?:{_DURATION_TEXT})\s*$"},
+              _ref("duration")],
+}
+_PERCENT: JSON = {"anyOf": [
+    {"type": "number", "exclusiveMinimum": 0, "maximum": 100},
+    {"type": "string",
+     "pattern": rf"^{_NONZERO}\s*0*(?:100(?:\.0+)?|\d{{1,2}}(?:\.\d+)?)\s*%?\s*$"},
+]}
+_ERROR_CODES: JSON = {"anyOf": [
+    {"const": "all"},
+    {"type": "integer"},
+    {"type": "array",
+     "items": {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"^\s*[+-]?\d+\s*$"}]}},
+    {"type": "string", "pattern": r"^[\s,]*(?:[+-]?\d+(?:\s*,[\s,]*[+-]?\d+)*)?[\s,]*$"},
+]}
+_ON_OFF: JSON = {"anyOf": [{"type": "boolean"},
+                           {"type": "string", "pattern": "^([Oo][Nn]|[Oo][Ff][Ff])$"}]}
+#: ``name=value`` (``@@global.`` optional) or a whole ``SET ...`` statement (scenario.sqltext).
+_GLOBAL_VARIABLE: JSON = {
+    "type": "string",
+    "pattern": r"^\s*(?:[Ss][Ee][Tt]\s|(?:@@global\.|@@)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*\S)",
 }
 
-#: IMPORT INTO ... WITH options that are not free scalars.
-OPTION_SCHEMAS: dict[str, dict[str, Any]] = {
-    "skip_rows": {"type": "integer", "minimum": 0},
-    "thread": {"type": "integer", "minimum": 1},
-    "detached": {"type": "boolean"},
-    "disable_tikv_import_mode": {"type": "boolean"},
-    "disable_precheck": {"type": "boolean"},
-    "split_file": {"type": "boolean"},
-}
-_SCALAR: dict[str, Any] = {"type": ["string", "number", "boolean"]}
 
-#: Each mapping of the language: definition name -> (its key table, required keys).
-MAPPINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "workload": (loader.WORKLOAD_KEYS, ()),
-    "case": (loader.CASE_KEYS, ("name",)),
-    "fault": (loader.FAULT_ENTRY_KEYS, ("faultType",)),
-    "ddl": (loader.DDL_KEYS, ()),
-    "addIndex": (loader.ADD_INDEX_KEYS, ("table", "index_col_name", "timeout")),
-    "importInto": (loader.IMPORT_KEYS, ("table", "source", "timeout")),
-    "generate": (loader.GENERATE_KEYS, ("rows",)),
-    "expect": (loader.EXPECT_KEYS, ()),
-    "topology": (loader.TOPOLOGY_KEYS, ()),
-}
+def kind_schema(kind: str, key: Key | None = None) -> JSON | None:
+    """The JSON type of a value of ``kind`` (with ``key``'s bounds), None when unknown."""
+    lowest = key.minimum if key is not None else None
+    highest = key.maximum if key is not None else None
+    if kind in ("string", "sql"):
+        return dict(_TEXT)
+    if kind == "name":  # part of a test id
+        return {"type": ["string", "number"], "pattern": r"^(?!.*::)(?=.*\S)[^/\[\]]*$"}
+    if kind == "regex":
+        return {**_TEXT, "format": "regex"}
+    if kind == "marker":
+        return {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}
+    if kind == "scalar":
+        return {"type": ["string", "number", "boolean"]}
+    if kind == "integer":
+        out: JSON = {"type": "integer"}
+        if lowest is not None:
+            out["minimum"] = lowest
+        if highest is not None:
+            out["maximum"] = highest
+        return out
+    if kind == "boolean":
+        return {"type": "boolean"}
+    if kind == "choice":
+        return {"enum": list(key.choices) if key is not None else []}
+    simple: dict[str, JSON] = {"on_off": _ON_OFF, "percent": _PERCENT,
+                               "error_codes": _ERROR_CODES, "global_variable": _GLOBAL_VARIABLE}
+    if kind in simple:
+        return dict(simple[kind])
+    if kind == "duration":
+        return _ref("durationOrZero" if lowest == 0 else "duration")
+    refs = {"period": "period", "selector": "selector", "fault_type": "faultType"}
+    if kind in refs:
+        return _ref(refs[kind])
+    if kind == "case_file":  # QA's `default: |` string (a case file or a bare list), or
+        return {"anyOf": [{"type": "string", "pattern": r"\S"}, _ref(CASE_FILE)]}  # inline
+    if key is None:
+        return None
+    if kind == "mapping" and key.of in SECTIONS:
+        return _ref(key.of)
+    if kind == "list":
+        items = _ref(key.of) if key.of in SECTIONS else kind_schema(key.of)
+        if items is None:
+            return None
+        out = {"type": "array", "items": items}
+        if lowest:
+            out["minItems"] = lowest
+        return out
+    return None  # "any", or a mapping/list whose `of` names nothing
+
+
+def _description(key: Key) -> str:
+    if key.origin == "ext":
+        return f"{key.doc} [pytest-tidb-ha extension]"
+    if key.issues:
+        return f"{key.doc} [QA, e.g. pingcap/tidb#{', #'.join(map(str, key.issues))}]"
+    return key.doc
+
+
+def _key_schema(key: Key) -> JSON:
+    typed = kind_schema(key.kind, key)
+    if typed is None:
+        return {"description": f"{_description(key)} (no type published yet)"}
+    if "$ref" in typed:
+        return _ref(typed["$ref"].rsplit("/", 1)[1], _description(key))
+    return {"description": _description(key), **typed}
 
 
 def untyped_keys() -> list[str]:
-    """Keys of the language's tables that :data:`KEY_SCHEMAS` does not describe."""
-    keys = {k for table, _ in MAPPINGS.values() for k in table} | set(loader.TOP_KEYS)
-    return sorted(keys - set(KEY_SCHEMAS))
+    """``section.key`` of every key of :data:`SECTIONS` that has no JSON type."""
+    return sorted(f"{section}.{key.name}" for section, keys in SECTIONS.items() for key in keys
+                  if kind_schema(key.kind, key) is None)
 
 
-def _key_schema(key: str) -> dict[str, Any]:
-    return KEY_SCHEMAS.get(key, {"description": f"{key} (no type published yet)"})
+def unmapped_kinds() -> list[str]:
+    """Kinds of :data:`.keys.Kind` that :func:`kind_schema` cannot type (``any`` by design)."""
+    return [k for k in get_args(Kind) if k != "any"
+            and kind_schema(k, Key("probe", k, "", choices=("x",), of="file")) is None]
 
 
-def _object(keys: Iterable[str], required: Iterable[str] = ()) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "type": "object",
-        "properties": {k: _key_schema(k) for k in keys},
-        "additionalProperties": False,
+# ---- selectors (scenario.selectors) ----------------------------------------------------
+
+_QUANTIFIER = "|".join([*selectors.QUANTIFIERS, r"0*[1-9]\d*", r"0*(?:100|[1-9]\d?)%"])
+
+
+def _side(groups: Iterable[str] | None = None) -> str:
+    """One side of a selector, limited to the sides that resolve to ``groups``."""
+    allowed = set(groups) if groups is not None else {*selectors.GROUPS, "node"}
+    alts = [_escape(a) for a, g in selectors.ALIASES.items() if g in allowed]
+    if "node" in allowed:
+        alts.append(rf"(?:{'|'.join(selectors.COMPONENTS)})-\d+")
+    for component, roles in selectors.ROLES.items():
+        names = [_escape(r) for r, g in roles.items() if g in allowed]
+        if names:
+            alts.append(rf"{component}\((?:{'|'.join(names)})\)")
+    plain = [g for g in selectors.GROUPS if g in allowed]
+    if plain:
+        alts.append(rf"(?:{'|'.join(plain)})(?:\((?:{_QUANTIFIER})\))?")
+    return f"(?:{'|'.join(alts)})"
+
+
+def _selector_schema() -> JSON:
+    sep = _escape(selectors.SEPARATOR)
+    roles = ", ".join(f"{c}({r})" for c, rs in selectors.ROLES.items() for r in rs)
+    return {
+        "type": "string",
+        "description": f"which nodes the fault hits: GROUP[(random|one|all|N|N%)], "
+                       f"COMPONENT(ROLE), a node name like tikv-1, or "
+                       f"SOURCE{selectors.SEPARATOR}TARGET for network faults; groups: "
+                       f"{', '.join(selectors.GROUPS)}; roles: {roles}; also "
+                       f"{', '.join(selectors.ALIASES)}",
+        "pattern": rf"^\s*{_side()}(?:{sep}{_side()})?\s*$",
     }
-    if required:
-        out["required"] = list(required)
-    return out
 
 
-def _fault_rules() -> list[dict[str, Any]]:
-    """Per fault kind: the parameters it takes and needs (``build.FAULT_PARAMS``)."""
-    rules = []
+# ---- fault types (scenario.faulttypes, scenario.build) ---------------------------------
+
+def _params_of(name: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``name(key:value,...)``: the keys it takes and needs (QA's names for QA's types)."""
+    qa = faulttypes.QA_TYPES.get(name)
+    if qa is not None:
+        return tuple(qa.params), qa.required
+    return tuple(sorted(build.FAULT_PARAMS.get(name, ()))), ()
+
+
+def _alternatives(names: Iterable[str]) -> str:
+    return "|".join(_escape(n) for n in names)
+
+
+def _parametric(name: str) -> str:
+    """``name(...)`` whose body is comma-separated ``key:value`` parts of its keys."""
+    taken, needed = _params_of(name)
+    body = r"\s*"
+    if taken:
+        part = rf"\s*(?:{_alternatives(taken)})\s*:[^,]*[^,\s][^,]*"
+        body = rf"(?:{part}(?:,{part})*|\s*)"
+    needs = "".join(rf"(?=(?:[^,]*,)*\s*{_escape(n)}\s*:)" for n in needed)
+    return rf"{_escape(name)}\s*\({needs}{body}\)"
+
+
+def _fault_type_schema() -> JSON:
+    plain = faulttypes.plain_types()
+    parametric = faulttypes.known_types()
+    forms = ", ".join(f"{n}({','.join(f'{k}:...' for k in _params_of(n)[0])})"
+                      for n in parametric if _params_of(n)[0])
+    return {
+        "type": "string",
+        "description": f"the fault: {', '.join(plain)}; or QA's parametric form "
+                       f"name(key:value,...): {forms}",
+        "pattern": rf"^\s*(?:{_alternatives(plain)}|"
+                   rf"{'|'.join(_parametric(n) for n in parametric)})\s*$",
+    }
+
+
+def _is_kind(field: str, kind: str, *, plain_only: bool = False) -> JSON:
+    """An ``if``: the fault type in ``field`` means ``kind`` (plain or parametric form)."""
+    plain = [n for n in faulttypes.plain_types() if faulttypes.kind_of(n) == kind]
+    forms = [rf"(?:{_alternatives(plain)})\s*$"]
+    if not plain_only:
+        forms += [rf"{_escape(n)}\s*\(" for n in faulttypes.known_types()
+                  if faulttypes.kind_of(n) == kind]
+    return {"properties": {field: {"pattern": rf"^\s*(?:{'|'.join(forms)})"}},
+            "required": [field]}
+
+
+def _fault_rules(keys: tuple[Key, ...]) -> list[JSON]:
+    """Per fault kind: its parameters, duration and selector (``scenario.build``)."""
+    here = {k.name for k in keys}
+    names = build.YAML_NAMES
+    field, sel, dur = names["kind"], names["selector"], names["duration"]
+    rules: list[JSON] = []
     for kind in FAULT_KINDS:
         allowed = build.FAULT_PARAMS.get(kind, frozenset())
-        then: dict[str, Any] = {
-            "properties": {p: False for p in build.ALL_PARAMS if p not in allowed}}
-        needed = sorted(build.REQUIRED_PARAMS.get(kind, frozenset()))
-        if needed:
-            then["required"] = needed
+        props: JSON = {p: False for p in build.ALL_PARAMS if p in here and p not in allowed}
+        required: list[str] = []
         if kind not in build.INSTANT_FAULTS:
-            then["required"] = [*then.get("required", []), build.YAML_NAMES["duration"]]
-        rules.append({"if": {"properties": {"faultType": {"const": kind}},
-                             "required": ["faultType"]},
-                      "then": then})
+            required.append(dur)
+            props[dur] = _ref("duration")
+        fixed = build.FIXED_SELECTORS.get(kind)
+        if fixed is not None:
+            props[sel] = {"pattern": rf"^\s*{_side([fixed])}\s*$"}
+        else:
+            required.append(sel)
+            if kind not in NETWORK_FAULTS:
+                props[sel] = {"pattern": f"^(?!.*{_escape(selectors.SEPARATOR)})"}
+        then: JSON = {"properties": props}
+        if required:
+            then["required"] = required
+        rules.append({"if": _is_kind(field, kind), "then": then})
+        needed = sorted(build.REQUIRED_PARAMS.get(kind, frozenset()))
+        if needed:  # the parametric form may carry them inside faultType
+            rules.append({"if": _is_kind(field, kind, plain_only=True),
+                          "then": {"required": needed}})
     return rules
 
 
-def case_schema() -> dict[str, Any]:
-    """The schema of a case file (JSON Schema draft-07, what editors support best)."""
-    definitions: dict[str, Any] = {
-        "duration": DURATION,
-        "period": PERIOD,
-        "selector": _selector_schema(),
-    }
-    for name, (keys, required) in MAPPINGS.items():
-        definitions[name] = _object(keys, required)
-    names = build.YAML_NAMES  # a periodic fault needs both, a one-shot neither
-    for name in ("case", "fault"):
-        definitions[name]["allOf"] = _fault_rules()
-        definitions[name]["dependencies"] = {names["period"]: [names["total"]],
-                                             names["total"]: [names["period"]]}
-    definitions["importOptions"] = {
+# ---- sections --------------------------------------------------------------------------
+
+def _section(name: str) -> JSON:
+    keys = SECTIONS[name]
+    out: JSON = {
         "type": "object",
-        "description": "IMPORT INTO ... WITH options",
-        "properties": {k: OPTION_SCHEMAS.get(k, _SCALAR) for k in loader.IMPORT_OPTIONS},
+        "properties": {k.name: _key_schema(k) for k in keys},
         "additionalProperties": False,
     }
-    top = _object(loader.TOP_KEYS, ("cases",))
+    required = [k.name for k in keys if k.required and not k.unless]
+    if required:
+        out["required"] = required
+    rules: list[JSON] = []
+    for k in keys:
+        if k.required and k.unless:
+            rules.append({"if": {"required": [k.unless]}, "else": {"required": [k.name]}})
+        if k.excludes:
+            rules.append({"if": {"required": [k.name]},
+                          "then": {"properties": {x: False for x in k.excludes}}})
+    if any(k.kind == "fault_type" for k in keys):
+        rules += _fault_rules(keys)
+    if rules:
+        out["allOf"] = rules
+    requires = {k.name: list(k.requires) for k in keys if k.requires}
+    if requires:
+        out["dependencies"] = requires
+    return out
+
+
+def case_schema() -> JSON:
+    """The schema of a case file (JSON Schema draft-07, what editors support best)."""
+    definitions: JSON = {
+        "duration": _duration(positive=True),
+        "durationOrZero": _duration(positive=False),
+        "period": _PERIOD,
+        "selector": _selector_schema(),
+        "faultType": _fault_type_schema(),
+        CONFIG_LIST: {"description": "QA's config list (pingcap/tidb#48064): `- name: <config>`"
+                                     " / `default: |` holding a case file",
+                      "type": "array", "minItems": 1, "items": _ref("config")},
+        CASE_LIST: {"description": "a bare list of cases (`- name: ...` items), no workloads",
+                    "type": "array", "minItems": 1, "items": _ref("case")},
+    }
+    for name in SECTIONS:
+        definitions[name] = _section(name)
     return {
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "pytest-tidb-ha QA case file",
-        "description": "HA cases in TiDB QA's YAML format (docs/case-format.md); generated by "
-                       "`python -m pytest_tidb_ha schema`",
-        **top,
+        "description": "HA cases in TiDB QA's YAML format (docs/case-format.md): a case file, "
+                       "QA's config list, or a bare list of cases; generated from "
+                       "scenario/keys.py by `python -m pytest_tidb_ha schema`",
+        "anyOf": [_ref(CASE_FILE), _ref(CONFIG_LIST), _ref(CASE_LIST)],
         "definitions": definitions,
     }
 

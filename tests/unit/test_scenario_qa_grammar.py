@@ -112,6 +112,9 @@ def test_parametric_and_plain_fault_types(value: str, kind: str, params: dict[st
     ("iochaos_io_delay(delay:1s,delay:2s)", "given twice"),
     ("iochaos_io_dela(delay:1s)", "did you mean 'iochaos_io_delay'"),
     ("network_partion", "did you mean 'network_partition'"),
+    # QA's Chaos Mesh type without its parameters: no injector has that kind
+    ("iochaos_io_delay", "takes its parameters: iochaos_io_delay(volumePath:...,path:...,"
+                         "delay:...,percent:...) (needs delay)"),
 ])
 def test_bad_fault_types(value: str, words: str) -> None:
     with pytest.raises(FieldError) as info:

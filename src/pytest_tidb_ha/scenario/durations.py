@@ -24,7 +24,8 @@ _UNITS: dict[str, float] = {
     "m": 60.0,
     "h": 3600.0,
 }
-_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)")
+#: One `<number><unit>` part of a duration (`1h30m` is two); the JSON Schema reuses it.
+PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|s|m|h)")
 _EVERY = re.compile(r"^@every\s+(.+)$")
 
 
@@ -68,7 +69,7 @@ def parse_duration(value: object, *, allow_every: bool = False) -> Duration:
         return Duration(sign * seconds, text)
     pos = 0
     total = 0.0
-    for match in _PART.finditer(body):
+    for match in PART.finditer(body):
         if match.start() != pos:
             break
         total += float(match.group(1)) * _UNITS[match.group(2)]

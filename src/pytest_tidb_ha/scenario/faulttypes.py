@@ -77,6 +77,17 @@ def known_types() -> tuple[str, ...]:
     return (*FAULT_KINDS, *(t for t in QA_TYPES if t not in FAULT_KINDS))
 
 
+def plain_types() -> tuple[str, ...]:
+    """Names written without parameters: our kinds and QA's plain spellings of them."""
+    return (*FAULT_KINDS, *(t for t in QA_ALIASES if t not in FAULT_KINDS))
+
+
+def kind_of(name: str) -> str:
+    """Our kind for a fault type name, plain or parametric (``network_latency`` -> ``network_delay``)."""
+    qa = QA_TYPES.get(name)
+    return qa.kind if qa is not None else QA_ALIASES.get(name, name)
+
+
 def parse_fault_type(value: object, field: str = "faultType") -> FaultType:
     """``kill`` / ``network_latency`` / ``iochaos_io_delay(delay:1s,...)`` -> a FaultType."""
     from .build import suggest
@@ -91,7 +102,12 @@ def parse_fault_type(value: object, field: str = "faultType") -> FaultType:
         raise FieldError(field, f"unknown {field} {text!r}{suggest(name, known_types())}; "
                                 f"known: {', '.join(known_types())}")
     if match is None:
-        kind = QA_ALIASES.get(name, name)
+        if name not in plain_types():  # QA's parametric-only types (iochaos_io_delay)
+            qa_type = QA_TYPES[name]
+            form = ",".join(f"{k}:..." for k in qa_type.params)
+            raise FieldError(field, f"{field} {name} takes its parameters: {name}({form}) "
+                                    f"(needs {', '.join(qa_type.required)})")
+        kind = kind_of(name)
         return FaultType(kind, {}, None if kind == name else text)
     raw = _split_params(match.group(2), text, field)
     qa = QA_TYPES.get(name)

@@ -2,8 +2,10 @@
 
 The YAML loader takes each mapping's allowed keys from :data:`SECTIONS`, the
 never-silent collection check takes its QA signal keys from :data:`QA_SIGNAL_KEYS`,
-and a JSON Schema of case files can be derived from the same rows (each key's
-``kind``, ``choices`` and ``doc``), so the three cannot drift apart.
+and the JSON Schema of case files (``pytest_tidb_ha.schema``) is generated from the
+same rows -- each key's ``kind`` (its JSON type), ``doc`` (the editor's hover text),
+``choices`` (an enum) and the facts below -- so the three cannot drift apart. A new
+key is one row here plus ``python -m pytest_tidb_ha schema > .../case.schema.json``.
 
 ``origin`` says who writes the key: ``qa`` -- TiDB's QA harness (seen in public
 pingcap/tidb issues, listed in ``issues``), ``ext`` -- this plugin's extension.
@@ -11,11 +13,32 @@ pingcap/tidb issues, listed in ``issues``), ``ext`` -- this plugin's extension.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
-Kind = Literal["string", "integer", "boolean", "on_off", "duration", "period", "mapping",
-               "list", "choice", "sql", "selector", "fault_type", "any"]
+#: What a key holds. The scalar kinds are checked by the loader's converters and
+#: described by the schema's kind table; ``mapping`` and ``list`` name what they hold
+#: in :attr:`Key.of`.
+Kind = Literal[
+    "string",  # non-empty text (a number is read as its text)
+    "name",  # a case or config name: part of test ids, so no '::', '/', '[' or ']'
+    "sql",  # an SQL statement as text
+    "global_variable",  # `name=value` or a whole `SET GLOBAL ...` statement
+    "integer", "boolean",
+    "on_off",  # on/off (YAML 1.1 reads them as booleans), true/false
+    "duration", "period",
+    "percent",  # 30% or 30: above 0, at most 100
+    "choice",  # one of Key.choices
+    "selector", "fault_type",
+    "error_codes",  # "all", MySQL error codes (a list or "1062,8028")
+    "marker",  # a pytest marker name
+    "regex",
+    "scalar",  # any single value (string, number, true/false)
+    "case_file",  # a case file (or bare list of cases) as a string, or written inline
+    "mapping",  # the keys of the section named by Key.of
+    "list",  # items of the kind, or mappings of the section, named by Key.of
+    "any",  # not described yet: the schema publishes "any value" (keep unused)
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +49,17 @@ class Key:
     origin: Literal["qa", "ext"] = "qa"
     choices: tuple[str, ...] = ()
     issues: tuple[int, ...] = ()  # public pingcap/tidb issues whose QA files use the key
+    #: ``list``: what each item is, ``mapping``: whose keys it holds -- a section of
+    #: :data:`SECTIONS` or a :data:`Kind`.
+    of: str = ""
+    #: ``integer``: the least value; ``list``: the least number of items;
+    #: ``duration``: 0 lets zero through (otherwise a duration must be longer than zero).
+    minimum: int | None = None
+    maximum: int | None = None  # ``integer``: the greatest value
+    required: bool = False  # the mapping must have this key ...
+    unless: str = ""  # ... unless it has this one instead
+    requires: tuple[str, ...] = ()  # keys that must be given with this one
+    excludes: tuple[str, ...] = ()  # keys that must not be given with this one
 
 
 WORKLOAD_TYPES = ("sysbench",)
@@ -34,86 +68,116 @@ SUBTYPES = ("oltp_read_write", "oltp_read_only", "oltp_write_only", "oltp_point_
 JOB_TYPES = ("ingest", "txn")
 OUTCOMES = ("success", "success_or_sensible_error")
 IMPORT_FORMATS = ("csv", "sql", "parquet")
-#: IMPORT INTO ... WITH options (TiDB docs: IMPORT INTO), lower-case as in the seeds.
-IMPORT_OPTIONS = ("character_set", "fields_terminated_by", "fields_enclosed_by",
-                  "fields_escaped_by", "fields_defined_null_by", "lines_terminated_by",
-                  "skip_rows", "split_file", "disk_quota", "disable_tikv_import_mode", "thread",
-                  "max_write_speed", "checksum_table", "detached", "cloud_storage_uri",
-                  "disable_precheck")
 
 _SEEDS = (48303, 48546)
 _GLOBAL_VARIABLES = Key(
     "tidbGlobalVariables", "mapping",
     "SET GLOBAL statements: beforeCase (before the workload starts), afterCase (after the case); "
-    "each item `name=value` or a whole SET statement", issues=(47125,))
+    "each item `name=value` or a whole SET statement", issues=(47125,), of="tidbGlobalVariables")
+_NEEDS_FAULT = ("faultType",)
 
-#: Fault keys shared by a case's inline fault and a ``faults:`` entry.
+#: Fault keys shared by a case's inline fault and a ``faults:`` entry. Which parameters
+#: each fault kind takes is ``build.FAULT_PARAMS`` (a fact of the kinds, not of the keys).
 _FAULT = (
     Key("faultType", "fault_type", "what breaks: a plain kind (kill, network_partition, ...) or "
         "QA's parametric form name(key:value,...)", issues=(*_SEEDS, 48204, 48206)),
     Key("selector", "selector", "which nodes: group[(role|quantifier)][_to_group[(...)]]",
-        issues=(*_SEEDS, 47954, 48206)),
-    Key("period", "period", "a window opens every period (`@every 5m`)", issues=_SEEDS),
-    Key("faultDuration", "duration", "how long each window lasts", issues=_SEEDS),
+        issues=(*_SEEDS, 47954, 48206), requires=_NEEDS_FAULT),
+    Key("period", "period", "a window opens every period (`@every 5m`)", issues=_SEEDS,
+        requires=(*_NEEDS_FAULT, "faultTotalRunTime")),
+    Key("faultDuration", "duration", "how long each window lasts", issues=_SEEDS, minimum=0,
+        requires=_NEEDS_FAULT),
     Key("faultTotalRunTime", "duration", "keep opening windows while they start before "
-        "warmUpTime + this", issues=_SEEDS),
+        "warmUpTime + this", issues=_SEEDS, requires=(*_NEEDS_FAULT, "period")),
     Key("recoveryTime", "duration", "one-shot faults: time the cluster gets to recover after "
-        "the window closes (the default stall window grows by it)"),
-    Key("latency", "duration", "network_delay / io_delay: added latency", "ext"),
-    Key("jitter", "duration", "network_delay: latency jitter", "ext"),
-    Key("loss", "string", "network_loss: share of packets dropped (30%)", "ext"),
+        "the window closes (the default stall window grows by it)", minimum=0,
+        requires=_NEEDS_FAULT, excludes=("period",)),
+    Key("latency", "duration", "network_delay / io_delay: added latency", "ext",
+        requires=_NEEDS_FAULT),
+    Key("jitter", "duration", "network_delay: latency jitter", "ext", minimum=0,
+        requires=_NEEDS_FAULT),
+    Key("loss", "percent", "network_loss: share of packets dropped (30%)", "ext",
+        requires=_NEEDS_FAULT),
     Key("direction", "choice", "network faults: both | to | from", "ext",
-        choices=("both", "to", "from")),
+        choices=("both", "to", "from"), requires=_NEEDS_FAULT),
 )
+
+#: IMPORT INTO ... WITH options (TiDB docs: IMPORT INTO), lower-case as in the seeds.
+_IMPORT_OPTIONS = (
+    Key("character_set", "scalar", "the source files' character set", "ext"),
+    Key("fields_terminated_by", "scalar", "CSV field separator", "ext"),
+    Key("fields_enclosed_by", "scalar", "CSV field quote", "ext"),
+    Key("fields_escaped_by", "scalar", "CSV escape character", "ext"),
+    Key("fields_defined_null_by", "scalar", "CSV text of NULL", "ext"),
+    Key("lines_terminated_by", "scalar", "CSV line terminator", "ext"),
+    Key("skip_rows", "integer", "header rows to skip", "ext", minimum=0),
+    Key("split_file", "boolean", "split large CSV files into chunks", "ext"),
+    Key("disk_quota", "scalar", "local sort disk quota (10GiB)", "ext"),
+    Key("disable_tikv_import_mode", "boolean", "keep TiKV out of import mode", "ext"),
+    Key("thread", "integer", "import concurrency", "ext", minimum=1),
+    Key("max_write_speed", "scalar", "write speed limit per TiKV (100MiB)", "ext"),
+    Key("checksum_table", "scalar", "required | optional | off", "ext"),
+    Key("detached", "boolean", "return at once; the job runs in the background", "ext"),
+    Key("cloud_storage_uri", "scalar", "global sort storage URI", "ext"),
+    Key("disable_precheck", "boolean", "skip the pre-checks", "ext"),
+)
+IMPORT_OPTIONS = tuple(k.name for k in _IMPORT_OPTIONS)
 
 SECTIONS: dict[str, tuple[Key, ...]] = {
     "file": (
         Key("tag", "string", "free text shown in reports", issues=_SEEDS),
-        Key("workloads", "list", "background workloads shared by every case", issues=_SEEDS),
+        Key("workloads", "list", "background workloads shared by every case", issues=_SEEDS,
+            of="workload"),
         _GLOBAL_VARIABLES,
-        Key("cases", "list", "the cases; one test each", issues=_SEEDS),
+        Key("cases", "list", "the cases; one test each", issues=_SEEDS, of="case", minimum=1,
+            required=True),
     ),
     "config": (  # an item of QA's config list: `- name: x` / `default: |` (a case file)
-        Key("name", "string", "the config's name; items are <file>::<name>::<case>",
-            issues=(48064,)),
-        Key("default", "string", "the case file, as a string (`default: |`)", issues=(48064,)),
+        Key("name", "name", "the config's name; items are <file>::<name>::<case>",
+            issues=(48064,), required=True),
+        Key("default", "case_file", "the case file, as a string (`default: |`) or inline",
+            issues=(48064,), required=True),
     ),
     "workload": (
         Key("type", "choice", "workload kind", choices=WORKLOAD_TYPES, issues=_SEEDS),
         Key("storage", "string", "where QA keeps prepared data (informative)", issues=_SEEDS),
         Key("db", "string", "database (default sbtest)", issues=_SEEDS),
-        Key("tableNum", "integer", "tables (default 1)", issues=_SEEDS),
-        Key("tableSize", "integer", "rows per table, x --ha-workload-scale", issues=_SEEDS),
-        Key("threads", "integer", "client threads", issues=_SEEDS),
+        Key("tableNum", "integer", "tables (default 1)", issues=_SEEDS, minimum=1),
+        Key("tableSize", "integer", "rows per table, x --ha-workload-scale", issues=_SEEDS,
+            minimum=1),
+        Key("threads", "integer", "client threads", issues=_SEEDS, minimum=1),
         Key("subType", "choice", "sysbench test", choices=SUBTYPES, issues=_SEEDS),
-        Key("ignoreErrors", "any", '"all", a list of MySQL error codes, or "1062,8028"',
+        Key("ignoreErrors", "error_codes", '"all", a list of MySQL error codes, or "1062,8028"',
             issues=_SEEDS),
     ),
     "case": (
-        Key("name", "string", "unique in the file", issues=_SEEDS),
-        Key("warmUpTime", "duration", "jobs (and faults) start here", issues=_SEEDS),
+        Key("name", "name", "unique in the file", issues=_SEEDS, required=True),
+        Key("warmUpTime", "duration", "jobs (and faults) start here", issues=_SEEDS, minimum=0),
         *_FAULT,
-        Key("faults", "list", "several faults, each with its own warmUpTime", "ext"),
-        Key("ddl", "mapping", "addIndex (and importInto) jobs", issues=_SEEDS),
-        Key("importInto", "list", "IMPORT INTO jobs", issues=(46735, 47684)),
+        Key("faults", "list", "several faults, each with its own warmUpTime", "ext", of="fault"),
+        Key("ddl", "mapping", "addIndex (and importInto) jobs", issues=_SEEDS, of="ddl"),
+        Key("importInto", "list", "IMPORT INTO jobs", issues=(46735, 47684), of="importInto"),
         _GLOBAL_VARIABLES,
         Key("distTask", "on_off", "tidb_enable_dist_task for the case", "ext"),
-        Key("expect", "mapping", "what must hold", "ext"),
-        Key("markers", "list", "pytest markers for the case's test", "ext"),
-        Key("topology", "mapping", "minimum pd/tikv/tidb counts", "ext"),
+        Key("expect", "mapping", "what must hold", "ext", of="expect"),
+        Key("markers", "list", "pytest markers for the case's test", "ext", of="marker"),
+        Key("topology", "mapping", "minimum pd/tikv/tidb counts", "ext", of="topology"),
         Key("version", "string", "TiDB version for the case", "ext"),
     ),
-    "fault": (Key("warmUpTime", "duration", "this fault's first window", "ext"), *_FAULT),
+    "fault": (Key("warmUpTime", "duration", "this fault's first window", "ext", minimum=0),
+              replace(_FAULT[0], required=True), *_FAULT[1:]),
     "ddl": (
-        Key("addIndex", "list", "ADD INDEX jobs", issues=_SEEDS),
-        Key("importInto", "list", "IMPORT INTO jobs (also accepted at case level)", "ext"),
+        Key("addIndex", "list", "ADD INDEX jobs", issues=_SEEDS, of="addIndex"),
+        Key("importInto", "list", "IMPORT INTO jobs (also accepted at case level)", "ext",
+            of="importInto"),
     ),
     "addIndex": (
         Key("db", "string", "database (default: the first workload's)", issues=_SEEDS),
-        Key("table", "string", "table", issues=_SEEDS),
-        Key("timeout", "duration", "per run", issues=_SEEDS),
-        Key("times", "integer", "runs one after another (default 1)", issues=_SEEDS),
-        Key("index_col_name", "string", "the indexed column", issues=_SEEDS),
+        Key("table", "string", "table", issues=_SEEDS, required=True),
+        Key("timeout", "duration", "per run", issues=_SEEDS, required=True),
+        Key("times", "integer", "runs one after another (default 1)", issues=_SEEDS,
+            minimum=1),
+        Key("index_col_name", "string", "the indexed column", issues=_SEEDS, required=True),
         Key("job_type", "choice", "ingest | txn (default ingest)", choices=JOB_TYPES,
             issues=_SEEDS),
         Key("admin_check", "boolean", "ADMIN CHECK TABLE after success", issues=_SEEDS),
@@ -122,31 +186,38 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
     ),
     "importInto": (
         Key("db", "string", "database; QA's cmd runs in it", issues=(47684,)),
-        Key("table", "string", "target table (with cmd: taken from the statement)", "ext"),
+        Key("table", "string", "target table (with cmd: taken from the statement)", "ext",
+            required=True, unless="cmd"),
         Key("schema", "sql", "CREATE TABLE run in db before the first import", issues=(47684,)),
-        Key("cmd", "sql", "the IMPORT INTO statement, run as written in db", issues=(47684,)),
+        Key("cmd", "sql", "the IMPORT INTO statement, run as written in db", issues=(47684,),
+            excludes=("source", "format", "options")),
         Key("crc32Checksum", "integer", "expected table checksum after the import: "
             "BIT_XOR(CRC32(CONCAT_WS(',', cols..., CONCAT(ISNULL(col)...))))",
-            issues=(47684,)),
-        Key("source", "string", "file path or s3:// / gs:// URL (without cmd)", "ext"),
+            issues=(47684,), minimum=0, maximum=2**64 - 1),
+        Key("source", "string", "file path or s3:// / gs:// URL (without cmd)", "ext",
+            required=True, unless="cmd"),
         Key("format", "choice", "csv | sql | parquet (without cmd)", "ext",
             choices=IMPORT_FORMATS),
-        Key("options", "mapping", "IMPORT INTO ... WITH options (without cmd)", "ext"),
-        Key("timeout", "duration", "per run", issues=(47684,)),
-        Key("times", "integer", "runs one after another (default 1)", "ext"),
-        Key("generate", "mapping", "write CSV test data into /import first", "ext"),
-        Key("createTable", "sql", "same as schema", "ext"),
+        Key("options", "mapping", "IMPORT INTO ... WITH options (without cmd)", "ext",
+            of="importInto.options"),
+        Key("timeout", "duration", "per run", issues=(47684,), required=True),
+        Key("times", "integer", "runs one after another (default 1)", "ext", minimum=1),
+        Key("generate", "mapping", "write CSV test data into /import first", "ext",
+            of="generate"),
+        Key("createTable", "sql", "same as schema", "ext", excludes=("schema",)),
         Key("distTask", "on_off", "tidb_enable_dist_task for this job", "ext"),
     ),
-    "importInto.options": tuple(Key(o, "any", "IMPORT INTO option", "ext")
-                                for o in IMPORT_OPTIONS),
+    "importInto.options": _IMPORT_OPTIONS,
     "generate": (
-        Key("rows", "integer", "CSV rows, x --ha-workload-scale", "ext"),
-        Key("files", "integer", "files; '*' in the source is replaced by 1..files", "ext"),
+        Key("rows", "integer", "CSV rows, x --ha-workload-scale", "ext", minimum=1,
+            required=True),
+        Key("files", "integer", "files; '*' in the source is replaced by 1..files", "ext",
+            minimum=1),
     ),
     "expect": (
         Key("outcome", "choice", "what a job may end in", "ext", choices=OUTCOMES),
-        Key("allowErrors", "list", "regexes added to the sensible-error allow-list", "ext"),
+        Key("allowErrors", "list", "regexes added to the sensible-error allow-list", "ext",
+            of="regex"),
         Key("stallWindow", "duration", "fault-free time without progress that means stuck",
             "ext"),
         Key("cancelAfter", "duration", "cancel each job after this; it must then stop", "ext"),
@@ -154,14 +225,15 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
             "healed) does not fail the test", "ext"),
     ),
     "topology": (
-        Key("pd", "integer", "PD nodes at least", "ext"),
-        Key("tikv", "integer", "TiKV nodes at least", "ext"),
-        Key("tidb", "integer", "TiDB nodes at least", "ext"),
+        Key("pd", "integer", "PD nodes at least", "ext", minimum=1),
+        Key("tikv", "integer", "TiKV nodes at least", "ext", minimum=1),
+        Key("tidb", "integer", "TiDB nodes at least", "ext", minimum=1),
     ),
     "tidbGlobalVariables": (
-        Key("beforeCase", "list", "run before the case's workload starts", issues=(47125,)),
+        Key("beforeCase", "list", "run before the case's workload starts", issues=(47125,),
+            of="global_variable"),
         Key("afterCase", "list", "run after the case, whatever its outcome (not seen in "
-            "public QA files; accepted for symmetry)"),
+            "public QA files; accepted for symmetry)", of="global_variable"),
     ),
 }
 

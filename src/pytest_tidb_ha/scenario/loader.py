@@ -29,7 +29,7 @@ from typing import TypeVar
 
 import yaml
 
-from . import build
+from . import build, keys
 from .errors import FieldError, ScenarioError
 from .keys import (
     IMPORT_FORMATS,
@@ -541,13 +541,13 @@ def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportInt
 
 
 def _option_value(value: object, field: str) -> object:
+    """An IMPORT INTO option's value, checked by its row in :mod:`.keys`."""
     if value is None or isinstance(value, (list, dict)):
         raise FieldError(field, f"option {field} must be a single value, got {value!r}")
-    if field in ("skip_rows", "thread") and (isinstance(value, bool) or not isinstance(value, int)
-                                            or value < (0 if field == "skip_rows" else 1)):
-        raise FieldError(field, f"option {field} must be a whole number, got {value!r}")
-    if field in ("detached", "disable_tikv_import_mode", "disable_precheck", "split_file") \
-            and not isinstance(value, bool):
+    option = keys.key("importInto.options", field)
+    if option.kind == "integer":
+        return _int(option.minimum or 0)(value, f"option {field}")
+    if option.kind == "boolean" and not isinstance(value, bool):
         raise FieldError(field, f"option {field} is a flag: true or false, got {value!r}")
     return value
 

@@ -34,6 +34,8 @@ import re
 
 from .model import NodeSelector, Quantifier, Selector, Topology
 
+#: The components, whose nodes are named ``<component>-<index>`` (``tikv-1``).
+COMPONENTS: tuple[str, ...] = ("pd", "tikv", "tidb")
 GROUPS: tuple[str, ...] = ("pd", "pdleader", "pdfollower", "tikv", "tidb", "ddlowner", "all")
 #: ``component(role)`` -> the group that holds the role (resolved live when a window opens).
 ROLES: dict[str, dict[str, str]] = {
@@ -42,8 +44,9 @@ ROLES: dict[str, dict[str, str]] = {
     "tikv": {},
 }
 QUANTIFIERS = ("random", "one", "all")
-_ALIASES = {"ddl_owner": "ddlowner", "ddl-owner": "ddlowner"}
-_NODE = re.compile(r"^(pd|tikv|tidb)-(\d+)$")
+#: Whole sides that name a group by another spelling.
+ALIASES: dict[str, str] = {"ddl_owner": "ddlowner", "ddl-owner": "ddlowner"}
+_NODE = re.compile(rf"^({'|'.join(COMPONENTS)})-(\d+)$")
 _SIDE = re.compile(r"^([a-z_]+)(?:\(([a-z_-]+|\d+%?)\))?$")
 SEPARATOR = "_to_"
 
@@ -79,8 +82,8 @@ def _role_side(text: str, component: str, role: str) -> NodeSelector:
 
 def parse_side(text: str) -> NodeSelector:
     """Parse one side (``tikv(random)``, ``pdleader``, ``tikv-1``, ``tidb(ddl-owner)``)."""
-    if text in _ALIASES:
-        return NodeSelector(group=_ALIASES[text], quantifier=Quantifier("one"), text=text)
+    if text in ALIASES:
+        return NodeSelector(group=ALIASES[text], quantifier=Quantifier("one"), text=text)
     node = _NODE.match(text)
     if node:
         return NodeSelector(group="node", name=text, quantifier=Quantifier("one"), text=text)
