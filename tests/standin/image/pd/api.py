@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from common import httpclient
-from common.env import release_version
+from common.versions import release_version
 from common.etcd import EtcdError, EtcdUnavailable
 from common.gofmt import go_time
 from common.httpserver import Request, Response, Router, empty_response, json_response

@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Any
 
 from common import flags, httpclient
-from common.env import bugs, release_version, store_heartbeat_interval, time_scale
+from common.env import bugs, store_heartbeat_interval, time_scale
+from common.versions import release_version
 from common.httpserver import (
     Request,
     Response,
