@@ -21,6 +21,8 @@ from common.env import bug_enabled, scaled
 from common.etcd import EtcdError
 from common.log import get_logger
 
+from . import triggers
+
 if TYPE_CHECKING:
     from .server import Node
 
@@ -184,6 +186,8 @@ class DXF:
             prev = task.get("dispatcher_id")
             if prev and prev != self.node.exec_id and prev not in nodes:
                 log.info("taking over dist task from a dead scheduler", task_id=tid, previous=prev)
+                if task["type"] == "ImportInto":
+                    triggers.note("46735", task_id=tid)
                 if bug_enabled(46735) and task["type"] == "ImportInto":
                     self._orphaned.add(tid)
             task["dispatcher_id"] = self.node.exec_id

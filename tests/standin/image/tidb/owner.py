@@ -150,6 +150,7 @@ class OwnerManager:
         self._lock = threading.Lock()
         self.on_change: list[Callable[[bool], None]] = []
         self.generation = 0  # bumps every time this node becomes owner
+        self._stopped = False
 
     # -- public -------------------------------------------------------------------------
     def is_owner(self) -> bool:
@@ -194,6 +195,19 @@ class OwnerManager:
     def start(self) -> None:
         threading.Thread(target=self._loop, name="ddl-owner-campaign", daemon=True).start()
 
+    def close(self) -> None:
+        """Leave the cluster at shutdown: revoke the session lease at once.
+
+        TiDB's ``ownerManager.Cancel`` revokes its etcd session when the server closes
+        (pkg/owner/manager.go ``revokeSession``), so the owner key and the server's
+        registry entry vanish now and another TiDB takes over without waiting for the TTL.
+        """
+        self._stopped = True
+        sess = self.session
+        self._set_owner(False, "")
+        if sess is not None:
+            sess.close(self.etcd)
+
     # -- loop ---------------------------------------------------------------------------
     def _set_owner(self, owner: bool, owner_id: str) -> None:
         with self._lock:
@@ -216,7 +230,7 @@ class OwnerManager:
 
     def _loop(self) -> None:
         tick = scaled(0.5, 0.1)
-        while True:
+        while not self._stopped:
             try:
                 self._step()
             except EtcdError as exc:

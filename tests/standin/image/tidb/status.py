@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from common.etcd import EtcdError
 
+from . import triggers
 from .locks import goroutine_dump
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
                             "all_servers_info": servers,
                         },
                     )
+                elif path == "/standin/triggers":
+                    self._send(200, triggers.counts())
                 elif path == "/debug/pprof/goroutine":
                     self._send(200, goroutine_dump(), "text/plain; charset=utf-8")
                 elif path == "/metrics":
