@@ -149,8 +149,10 @@ class MemoryBackend(KVBackend):
     def call(self, store: str, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         with self._lock:
             if op == "batch_put":
-                for k, v in body["kvs"]:
-                    self._data[k] = v
+                for item in body["kvs"]:
+                    k, v = item[0], item[1]
+                    if decode_value(v)[0] >= decode_value(self._data.get(k))[0]:
+                        self._data[k] = v  # newest version wins, like the TiKV role
                 return {}
             if op == "batch_get":
                 return {"kvs": [[k, self._data[k]] for k in body["keys"] if k in self._data]}
@@ -270,25 +272,32 @@ class KVClient:
 
     def batch_put(
         self,
-        items: Sequence[tuple[str, Any]],
+        items: Sequence[tuple[str, Any] | tuple[str, Any, int]],
         *,
         wait_all: bool = False,
         report: WriteReport | None = None,
         version: int | None = None,
     ) -> None:
-        """Write ``(key, data)`` pairs (``data=None`` is a tombstone)."""
+        """Write ``(key, data)`` pairs (``data=None`` is a tombstone) at one new version.
+
+        An item ``(key, data, version)`` keeps its own version instead: a backfill writes
+        each index entry at the version of the row it was read from, so any later change of
+        that row (a newer version) wins over it whatever order the writes land in.
+        """
         if not items:
             return
         stores = self.stores()
         ver = version or _now_version()
         per_store: dict[str, dict[str, Any]] = {}
         owners: dict[str, list[str]] = {}
-        for key, data in items:
+        for item in items:
+            key, data = item[0], item[1]
+            item_ver = int(item[2]) if len(item) > 2 else ver
             reps = replicas_of(key, stores)
             owners[key] = reps
-            value = encode_value(data, ver)
+            value = [key, encode_value(data, item_ver), item_ver]
             for s in reps:
-                per_store.setdefault(s, {"kvs": []})["kvs"].append([key, value])
+                per_store.setdefault(s, {"kvs": []})["kvs"].append(value)
         answers = self._fanout(per_store, "batch_put", _need_map(owners), wait_all, report)
         for key, reps in owners.items():
             if sum(1 for s in reps if s in answers) < quorum(len(reps)):
@@ -340,6 +349,13 @@ class KVClient:
         self, start: str, end: str, limit: int
     ) -> tuple[list[tuple[str, Any]], str | None]:
         """Up to ``limit`` live pairs from ``start``; also the last key examined (None = range done)."""
+        live, bound = self.scan_versioned(start, end, limit)
+        return [(k, d) for k, d, _v in live], bound
+
+    def scan_versioned(
+        self, start: str, end: str, limit: int
+    ) -> tuple[list[tuple[str, Any, int]], str | None]:
+        """Like `scan_limited`, with each pair's version (the snapshot a backfill reads)."""
         stores = self.stores()
         r = min(_REPLICAS, len(stores))
         per_store = {s: {"start": start, "end": end, "limit": limit} for s in stores}
@@ -358,8 +374,8 @@ class KVClient:
                 if k not in best or ver > best[k][0]:
                     best[k] = (ver, d)
         keys = sorted(k for k in best if bound is None or k <= bound)
-        live = [(k, best[k][1]) for k in keys if best[k][1] is not None]
-        return live, (bound if bound is not None else None)
+        live = [(k, best[k][1], best[k][0]) for k in keys if best[k][1] is not None]
+        return live, bound
 
     def batch_delete(self, keys: Sequence[str]) -> None:
         """Delete by writing tombstones (a lagging replica must not resurrect rows)."""

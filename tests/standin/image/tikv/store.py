@@ -3,6 +3,12 @@
 `PRAGMA synchronous=FULL` makes each batch wait for the disk, so an injected IO delay
 slows writes down physically and a SIGKILL loses nothing that was acknowledged.  Keys are
 strings (ordered bytewise as UTF-8); values are any JSON value, stored as JSON text.
+
+A write may carry a version (``[key, value, version]``): the store keeps a key's newest
+version and ignores an older one that arrives later, as a TiKV replica applies its raft log
+in order and MVCC never goes back. Without it a request delayed by a partition (the kernel
+still delivers what a client sent before it gave up) could land after a newer write and
+turn this replica back in time, breaking the quorum reads of the TiDB role.
 """
 
 from __future__ import annotations
@@ -15,7 +21,15 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-_SCHEMA = "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL) WITHOUT ROWID"
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL,"
+    " ver INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID"
+)
+# Newest version wins; an equal one replaces (the same write retried); version 0 = unversioned.
+_UPSERT = (
+    "INSERT INTO kv (k, v, ver) VALUES (?, ?, ?) ON CONFLICT(k) DO UPDATE"
+    " SET v = excluded.v, ver = excluded.ver WHERE excluded.ver >= kv.ver OR excluded.ver = 0"
+)
 
 
 class KVStore:
@@ -29,13 +43,17 @@ class KVStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(_SCHEMA)
+        columns = [row[1] for row in self._db.execute("PRAGMA table_info(kv)")]
+        if "ver" not in columns:  # a data dir from before versions
+            self._db.execute("ALTER TABLE kv ADD COLUMN ver INTEGER NOT NULL DEFAULT 0")
 
     def batch_put(self, kvs: Iterable[Sequence[Any]]) -> int:
-        rows = [(_key(pair[0]), json.dumps(pair[1])) for pair in kvs]
+        """Write ``[key, value]`` or ``[key, value, version]`` items; returns how many were sent."""
+        rows = [(_key(item[0]), json.dumps(item[1]), _version(item)) for item in kvs]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany("INSERT OR REPLACE INTO kv (k, v) VALUES (?, ?)", rows)
+                self._db.executemany(_UPSERT, rows)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -101,6 +119,15 @@ class KVStore:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _version(item: Sequence[Any]) -> int:
+    if len(item) < 3 or item[2] is None:
+        return 0
+    version = int(item[2])
+    if version < 0:
+        raise ValueError(f"version must not be negative, got {version}")
+    return version
 
 
 def _key(value: Any) -> str:
