@@ -1,6 +1,6 @@
 """``ADMIN CHECK TABLE``: every public secondary index must match the records exactly.
 
-As TiDB (pkg/executor admin check, errors in pkg/errno): first the counts (8133
+As TiDB (pkg/executor admin check, errors in pkg/errno), at one snapshot: first the counts (8133
 ``index-count:%d != record-count:%d``), then each record's entry and each entry's record
 (8223 ``index-values:... != record-values:...``, the shape of the HA reports, e.g. pingcap/tidb
 #50895). Comparing contents as well as counts matters: a lost entry and a stray one cancel
@@ -21,13 +21,19 @@ if TYPE_CHECKING:
 
 def check_table(node: Node, table: Table) -> None:
     """Raise the first inconsistency between ``table``'s records and its public indexes."""
+    # One snapshot for the records and every index: the workload keeps writing meanwhile,
+    # and TiDB checks at one timestamp — two scans at two moments disagree without a fault.
+    snapshot = node.kv.snapshot()
     rp = codec.row_prefix(table.id)
-    records = {codec.handle_of_row_key(k): vals for k, vals in node.kv.scan(rp, codec.prefix_end(rp))}
+    records = {
+        codec.handle_of_row_key(k): vals
+        for k, vals in node.kv.scan(rp, codec.prefix_end(rp), snapshot=snapshot)
+    }
     for idx in table.secondary():
         if idx.state != "public":
             continue
         ip = codec.index_prefix(table.id, idx.id)
-        entries = [k for k, _ in node.kv.scan(ip, codec.prefix_end(ip))]
+        entries = [k for k, _ in node.kv.scan(ip, codec.prefix_end(ip), snapshot=snapshot)]
         problem = first_inconsistency(table, idx, records, entries)
         if problem is not None:
             raise problem

@@ -479,8 +479,11 @@ class Executor:
                 return ("range", (c.low.value, c.high.value))
         return None
 
-    def _rows(self, t: Table, where: Any) -> list[tuple[int, list[Any]]]:
-        """(handle, values) of rows matching ``where`` (with this session's txn buffer)."""
+    def _rows(
+        self, t: Table, where: Any, snapshot: int | None = None
+    ) -> list[tuple[int, list[Any]]]:
+        """(handle, values) of rows matching ``where`` (with this session's txn buffer), the
+        newest or as of ``snapshot``."""
         hr = self._handle_range(t, where)
         found: dict[int, list[Any]] = {}
         kv = self.node.kv
@@ -492,7 +495,7 @@ class Executor:
                 except (TypeError, ValueError):
                     continue
             keys = [codec.row_key(t.id, h) for h in handles]
-            got = kv.batch_get(keys)
+            got = kv.batch_get(keys, snapshot)
             for k, d in got.items():
                 found[codec.handle_of_row_key(k)] = d
             prefix_keys = set(keys)
@@ -503,7 +506,7 @@ class Executor:
             else:
                 start = codec.row_prefix(t.id)
                 end = codec.prefix_end(start)
-            for k, d in kv.scan(start, end):
+            for k, d in kv.scan(start, end, snapshot=snapshot):
                 found[codec.handle_of_row_key(k)] = d
             prefix_keys = None
         for k, d in self.session.buffer.items():
@@ -754,6 +757,9 @@ class Executor:
             (c.name, {"int": "int", "float": "double", "datetime": "datetime"}.get(c.kind, "str"))
             for c in t.columns
         ]
+        # A SELECT reads one state of the table, however long its pages take (TiDB reads at
+        # its start timestamp); DML reads the newest state under its row locks instead.
+        snapshot = self.node.kv.snapshot()
         if ref.hint:
             idx = t.index(ref.hint_index or "")
             if idx is None or idx.state != "public":
@@ -767,10 +773,13 @@ class Executor:
                 and not (idx.primary and t.pk_handle)
             ):
                 start = codec.index_prefix(t.id, idx.id)
-                n = len(self.node.kv.scan(start, codec.prefix_end(start)))
+                n = len(self.node.kv.scan(start, codec.prefix_end(start), snapshot=snapshot))
                 return Result([(stmt.items[0].name, "int")], [[n]])
         names = [c.name.lower() for c in t.columns]
-        dict_rows = [dict(zip(names, vals, strict=False)) for _h, vals in self._rows(t, stmt.where)]
+        dict_rows = [
+            dict(zip(names, vals, strict=False))
+            for _h, vals in self._rows(t, stmt.where, snapshot=snapshot)
+        ]
         return self._project(stmt, dict_rows, tcols)
 
     @staticmethod
