@@ -128,6 +128,61 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"stand-in cluster (TEST DOUBLE): image {ref}, bug modes: {bugs}"]
 
 
+TRIGGERS_JSON = "standin-triggers.json"
+
+
+def _trigger_counts(cluster: Any) -> dict[str, dict[str, int]]:
+    """Each TiDB's ``/standin/triggers`` (empty for a TiDB that does not answer)."""
+    import json
+    import urllib.request
+
+    counts: dict[str, dict[str, int]] = {}
+    for node, url in cluster.status_urls("tidb").items():
+        try:
+            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:
+                counts[node] = {str(k): int(v) for k, v in json.load(answer).items()}
+        except (OSError, ValueError):
+            counts[node] = {}
+    return counts
+
+
+@pytest.fixture(autouse=True)
+def standin_triggers(request: pytest.FixtureRequest) -> Any:
+    """``--standin``: how often each seed bug's physical trigger happened during the test.
+
+    A fixed-mode pass proves nothing unless the trigger happened, so every test that runs on
+    a stand-in cluster leaves ``standin-triggers.json`` in its artifacts folder: per bug, the
+    triggers counted by the cluster's TiDBs between set-up and teardown (a TiDB restarted
+    meanwhile counts from zero again).
+    """
+    if STANDIN_IMAGE_KEY not in request.config.stash or "tidb_cluster" not in request.fixturenames:
+        yield None
+        return
+    import json
+
+    cluster = request.getfixturevalue("tidb_cluster")
+    record = request.getfixturevalue("ha_record")
+    before = _trigger_counts(cluster)
+    yield None
+    after = _trigger_counts(cluster)
+    total: dict[str, int] = {}
+    for node, counts in after.items():
+        for bug, count in counts.items():
+            earlier = before.get(node, {}).get(bug, 0)
+            total[bug] = total.get(bug, 0) + (count - earlier if count >= earlier else count)
+    record.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    (record.artifacts_dir / TRIGGERS_JSON).write_text(json.dumps(total, indent=1) + "\n")
+
+
+def owner_ttl(config: pytest.Config) -> dict[str, str]:
+    """TiDB's own knob for the DDL owner's session TTL (``tidb_manager_ttl``, default 60 s),
+    scaled with the run: the stand-in honours it as tidb-server does, and the plugin can read
+    it from the container like any user's setting."""
+    from pytest_tidb_ha.recording import ha_options
+
+    return {"tidb_manager_ttl": str(max(2, round(60 * ha_options(config).time_scale)))}
+
+
 def standin_env(config: pytest.Config) -> dict[str, str]:
     """Environment of every stand-in container of this run."""
     from pytest_tidb_ha.recording import ha_options
@@ -147,7 +202,8 @@ def tidb_cluster_settings(tidb_cluster_settings: Any, request: pytest.FixtureReq
         return tidb_cluster_settings
     env = standin_env(request.config)
     merged = {
-        component: MappingProxyType({**dict(tidb_cluster_settings.env.get(component, {})), **env})
+        component: MappingProxyType({**dict(tidb_cluster_settings.env.get(component, {})), **env,
+                                     **(owner_ttl(request.config) if component == "tidb" else {})})
         for component in COMPONENTS
     }
     log.info("stand-in cluster: image %s, env %s", ref, env)

@@ -96,3 +96,22 @@ def test_ddl_jobs_and_dxf_as_the_release_shows_them(played: tuple[StandinNet, st
                 assert cur.fetchone()["COUNT(*)"] == 1  # only the ingest job went through DXF
         finally:
             cur.execute("SET GLOBAL tidb_ddl_enable_fast_reorg = ON")
+
+
+def test_scaled_timers_on_the_real_config_surfaces(played: tuple[StandinNet, str, str]) -> None:
+    """The stand-in's own (scaled) timers, under the keys real PD, TiKV and TiDB use, so a
+    plugin reading recovery floors from a cluster reads the stand-in's (scale 0.5 here)."""
+    net, tidb, _version = played
+    status, pd = net.pd_get("pd-0", "/config")
+    assert status == 200, pd
+    assert (pd["TickInterval"], pd["ElectionInterval"], pd["lease"]) == ("250ms", "1.5s", 2)
+    assert pd["schedule"]["max-store-down-time"] == "15m0s"  # 30m x 0.5
+    assert pd["replication"]["max-replicas"] == 3
+    status, tikv = net.http("tikv-0", 20180, "/config")
+    assert status == 200, tikv
+    assert tikv["raftstore"]["raft-base-tick-interval"] == "500ms"
+    assert tikv["raftstore"]["raft-election-timeout-ticks"] == 10
+    assert tikv["raftstore"]["pd-store-heartbeat-tick-interval"] == "500ms"
+    info = net.http(tidb, 10080, "/info")[1]
+    config = net.http(tidb, 10080, "/config")[1]
+    assert info["lease"] == config["lease"] == "22.5s"  # 45 s x 0.5

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,15 @@ SERVERS_PREFIX = "/standin/tidb/servers/"
 
 
 def session_ttl() -> int:
-    """Lease TTL in whole seconds (etcd's unit); at least 2 s so keepalives can land."""
+    """The owner's etcd session TTL in whole seconds (etcd's unit).
+
+    Like tidb-server, the ``tidb_manager_ttl`` environment variable sets it (pkg/owner
+    manager.go ``setManagerSessionTTL``; TiDB's default is 60); without it the stand-in uses
+    10 s scaled, at least 2 s so keepalives can land.
+    """
+    raw = os.environ.get("tidb_manager_ttl", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
     return max(2, round(scaled(10.0, 2.0)))
 
 
