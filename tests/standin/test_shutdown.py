@@ -9,7 +9,7 @@ closes, so its registry entry and DDL ownership go at once, not a session TTL la
 from __future__ import annotations
 
 import pytest
-from standin_helpers import StandinNet
+from standin_helpers import StandinNet, wait_for
 from test_tidb_support import owner, start_cluster
 
 pytestmark = pytest.mark.docker
@@ -28,12 +28,12 @@ def stop(net: StandinNet, name: str) -> tuple[int, str]:
 
 def test_every_role_exits_zero_on_sigterm(standin: StandinNet) -> None:
     tidbs = start_cluster(standin, tidbs=2)
-    owner_name = owner(standin, tidbs)
-    assert owner_name is not None, standin.story()
+    owner_name = wait_for("a DDL owner", lambda: owner(standin, tidbs), timeout=30,
+                          story=standin.story)
     other = next(n for n in tidbs if n != owner_name)
-    _status, before = standin.http(other, 10080, "/info/all")
-    owner_id = before["owner_id"]
-    assert owner_id in before["all_servers_info"]
+    owner_id = standin.http(owner_name, 10080, "/info")[1]["ddl_id"]
+    wait_for(f"{other} to know the owner", lambda: (
+        standin.http(other, 10080, "/info/all")[1]["owner_id"] == owner_id), timeout=30)
 
     code, logs = stop(standin, owner_name)
     assert code == 0, f"tidb exit code {code}\n{logs[-2000:]}"

@@ -62,6 +62,14 @@ class Surface:
         return self.at_least >= (8, 1, 0)
 
     @property
+    def import_cancel_waits(self) -> bool:
+        """CANCEL IMPORT JOB waits until the import task is done (PR #48928, "cancel import
+        job now wait task done", Dec 2023, after v7.5.0). v7.5.0 writes ``cancelled`` into
+        the job row at once and returns (pkg/executor/importer/job.go ``CancelJob``); the
+        first release with the wait is UNCONFIRMED — taken here as v7.5.1."""
+        return self.at_least >= (7, 5, 1)
+
+    @property
     def show_ddl_jobs_comments(self) -> bool:
         """ADMIN SHOW DDL JOBS gains a 13th column COMMENTS and JOB_TYPE loses its reorg suffix.
 
