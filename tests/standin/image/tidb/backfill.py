@@ -131,6 +131,27 @@ def current_session(node: Node, stop: Callable[[], bool]) -> LeaseSession:
         time.sleep(scaled(0.2, 0.05))
 
 
+def flush_session(
+    node: Node, job_id: int, captured: LeaseSession | None, stop: Callable[[], bool]
+) -> LeaseSession:
+    """The etcd session a DXF ingest flush takes its distributed lock with.
+
+    The trigger of #48546: the flush starts while this TiDB's session cannot be renewed —
+    its PD member is cut off from the quorum — or after it expired. In v7.5 the flush's
+    ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex: session is
+    expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the captured session
+    is used and left to expire). Fixed: the flush waits for a live session.
+    """
+    sess = captured if captured is not None else node.owner.session
+    if sess is not None and (sess.stalled() or not sess.alive):
+        triggers.note("48546", job_id=job_id, lease=f"{sess.lease_id:x}")
+        if bug_enabled(48546):
+            while sess.stalled() and not sess.expired.wait(0.05):
+                pass  # the lock waits while the lease runs out (or its member recovers)
+            return sess
+    return current_session(node, stop)
+
+
 def run_backfill(
     node: Node,
     table: Table,
@@ -192,9 +213,7 @@ def run_backfill(
             if ingest and engine is not None:
                 lock_key = ""
                 if dist:
-                    if captured is not None and not captured.alive:
-                        triggers.note("48546", job_id=job_id)
-                    sess = captured if bug_enabled(48546) else current_session(node, stop)
+                    sess = flush_session(node, job_id, captured, stop)
                     captured = sess
                     try:
                         lock_key = distributed_lock(node, job_id, sess)

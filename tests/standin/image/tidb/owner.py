@@ -126,6 +126,11 @@ class LeaseSession:
     def alive(self) -> bool:
         return self.lease_id != 0 and not self.expired.is_set()
 
+    def stalled(self) -> bool:
+        """Alive but not renewed for more than one and a half keepalive intervals: the PD
+        member it is pinned to cannot reach its quorum (or this TiDB cannot reach it)."""
+        return self.alive and time.monotonic() - self.last_ok > self.ttl / 2
+
     def close(self, etcd: Etcd | None = None) -> None:
         self._stop.set()
         if self.lease_id and etcd is not None:

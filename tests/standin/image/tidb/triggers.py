@@ -7,7 +7,8 @@ logs ``["stand-in trigger"] [bug=...]`` and serves the counts on its status port
 ``GET /standin/triggers`` (a stand-in-only path; nothing of the plugin reads it).
 
 - ``48303``: an ingest backfill write to a TiKV timed out (a partitioned store);
-- ``48546``: a DXF ingest flush found the etcd session its backfill started with expired;
+- ``48546``: a DXF ingest flush met its etcd session unable to renew (its PD member cut from
+  the quorum) or expired;
 - ``46735``: an owner took over an ``ImportInto`` task whose scheduler had died.
 """
 
@@ -22,7 +23,7 @@ log = get_logger("tidb.triggers")
 
 TRIGGERS = {
     "48303": "ingest write to a TiKV timed out during the backfill",
-    "48546": "the backfill's etcd session had expired at the ingest flush",
+    "48546": "a DXF ingest flush met an etcd session that could not renew (its PD member cut from the quorum) or had expired",
     "46735": "an owner took over an ImportInto task from a dead scheduler",
 }
 _counts: Counter[str] = Counter()
