@@ -9,6 +9,7 @@ from turning loops into busy spins on a shared 2-core machine.
 from __future__ import annotations
 
 import os
+import threading
 from functools import lru_cache
 
 KNOWN_BUGS = frozenset({"48303", "48546", "46735"})
@@ -68,3 +69,24 @@ def pd_retry_budget() -> float:
     election interval.
     """
     return 5 * max(1.0, scaled(PD_ELECTION_INTERVAL, 1.0))
+
+
+class Pace:
+    """A polling loop's pace: ``busy`` while it has work, ``idle`` when it has none, and
+    at once when something in this process ``poke``\\s it (a job or task submitted here).
+
+    At small time scales the stand-in's loops polled PD twenty times a second each, idle or
+    not; a cluster kept for later tests then took CPU from the one under test.
+    """
+
+    def __init__(self, busy: float, idle: float) -> None:
+        self.busy = busy
+        self.idle = max(idle, busy)
+        self._poked = threading.Event()
+
+    def wait(self, had_work: bool) -> None:
+        self._poked.wait(self.busy if had_work else self.idle)
+        self._poked.clear()
+
+    def poke(self) -> None:
+        self._poked.set()

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from common.env import scaled
+from common.env import Pace, scaled
 from common.etcd import EtcdError, Op
 from common.log import get_logger
 from common.versions import Surface
@@ -178,6 +178,7 @@ class DDL:
         self.node = node
         self._running: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
 
     # ---------------------------------------------------------------------------------------
     # storage
@@ -281,6 +282,7 @@ class DDL:
         )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
         log.info("add DDL job", category="ddl", job_id=job_id, query=query, type="add index")
+        self.pace.poke()
         self._wait(job_id)
 
     def drop_index(self, db: str, table_name: str, name: str, query: str, session: Session) -> None:
@@ -301,6 +303,7 @@ class DDL:
             index={"id": idx.id, "name": idx.name},
         )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
+        self.pace.poke()
         self._wait(job_id)
 
     def _wait(self, job_id: int) -> None:
@@ -431,21 +434,24 @@ class DDL:
         threading.Thread(target=self._loop, name="ddl-worker", daemon=True).start()
 
     def _loop(self) -> None:
-        tick = scaled(0.3, 0.05)
+        busy = True
         while True:
-            time.sleep(tick)
+            self.pace.wait(busy)
+            busy = False
             if not self.node.is_owner():
                 continue
             try:
-                self._dispatch()
+                busy = self._dispatch()
             except EtcdError as exc:
                 log.warn("ddl worker step failed", category="ddl", error=str(exc)[:200])
             except Exception as exc:  # noqa: BLE001 - the worker must survive
                 log.error("ddl worker crashed a step", category="ddl", error=repr(exc)[:300])
 
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> bool:
+        """Start a runner for each job whose table is free; True when there are jobs."""
         busy_tables: set[int] = set()
-        for job, _rev in self.active_jobs():
+        jobs = self.active_jobs()
+        for job, _rev in jobs:
             tid = job["table_id"]
             if tid in busy_tables:
                 # A job waits, in whatever state it has (queueing, or cancelling after an
@@ -464,6 +470,7 @@ class DDL:
                 )
                 self._running[job["id"]] = th
             th.start()
+        return bool(jobs)
 
     def update(self, job: dict[str, Any], rev: int) -> int:
         """Persist ``job`` fenced by ownership; returns the new revision or raises JobLost."""
@@ -504,7 +511,7 @@ class DDL:
                 int(s.get("schema_version", 0)) >= version for s in servers.values()
             ):
                 return
-            time.sleep(scaled(0.1, 0.02))
+            time.sleep(scaled(0.1, 0.05))
 
     def _run_job(self, job_id: int) -> None:
         from .jobrun import JobRunner

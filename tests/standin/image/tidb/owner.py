@@ -243,7 +243,7 @@ class OwnerManager:
                     log.warn("owner callback failed", error=repr(exc))
 
     def _loop(self) -> None:
-        tick = scaled(0.5, 0.1)
+        tick = scaled(0.5, 0.2)
         while not self._stopped:
             try:
                 self._step()

@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any
 
-from common.env import bug_enabled, bugs, pd_retry_budget, scaled
+from common.env import Pace, bug_enabled, bugs, pd_retry_budget, scaled
 from common.etcd import Etcd, EtcdError
 from common.gofmt import go_duration
 from common.log import get_logger, setup
@@ -194,11 +194,16 @@ class Node:
         return time.monotonic() - self.schema.checked_at > self.lease
 
     def schema_loop(self) -> None:
-        """Reload the schema when the global version moves (TiDB's schema lease loop)."""
+        """Reload the schema when the global version moves (TiDB's schema lease loop):
+        quickly while versions are moving (a DDL job is on), slowly when they are not."""
+        pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
+        changed_at = 0.0
         while True:
-            time.sleep(scaled(0.3, 0.05))
+            pace.wait(time.monotonic() - changed_at < scaled(10.0, 3.0))
             try:
-                self.adopt_schema()
+                before = self.loaded_version
+                if self.adopt_schema() != before:
+                    changed_at = time.monotonic()
             except EtcdError as exc:
                 log.warn("failed to reload schema", error=str(exc)[:200])
 
