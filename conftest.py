@@ -176,12 +176,14 @@ def standin_triggers(request: pytest.FixtureRequest) -> Any:
 
 def owner_ttl(config: pytest.Config) -> dict[str, str]:
     """TiDB's own knob for the DDL owner's session TTL (``tidb_manager_ttl``; tidb-server's
-    default is 60 s), set to what the stand-in uses at this scale (10 s x scale, at least 2 s:
-    tests/standin/image/tidb/owner.py), so the plugin can read the owner's recovery time from
-    the container like any user's setting."""
+    default is 60 s), scaled with the run (at least 2 s): the stand-in honours it as
+    tidb-server does, and the plugin can read the owner's recovery time from the container
+    like any user's setting. Keeping TiDB's proportion to the seeds' fault windows (60 s of a
+    2 m PD partition) keeps #48546's trigger — a flush while the session cannot renew — as
+    likely as on a real cluster."""
     from pytest_tidb_ha.recording import ha_options
 
-    return {"tidb_manager_ttl": str(max(2, round(10 * ha_options(config).time_scale)))}
+    return {"tidb_manager_ttl": str(max(2, round(60 * ha_options(config).time_scale)))}
 
 
 def standin_env(config: pytest.Config) -> dict[str, str]:
