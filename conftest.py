@@ -8,6 +8,11 @@
 
 Every stand-in container also gets ``STANDIN_TIME_SCALE`` = the run's ``--ha-time-scale``
 so lease TTLs and heartbeats shrink with the case's schedule.
+
+The release the stand-in plays travels the way the real one does, in the image tag: the
+images are ``tidb-standin:<hash>-<version>`` (``build.sh --version``, the same programs with
+``STANDIN_VERSION`` set) through the plugin's own ``--tidb-image COMPONENT=IMAGE:{version}``,
+so ``--tidb-version`` and a case's or marker's version reach the containers unchanged.
 """
 
 from __future__ import annotations
@@ -51,10 +56,14 @@ def parse_bugs(text: str) -> tuple[str, ...]:
     return bugs
 
 
-def build_standin_image(timeout: float = BUILD_TIMEOUT) -> str:
-    """Run build.sh (idempotent, fast when current) and return the image ref it prints."""
+def build_standin_image(version: str | None = None, timeout: float = BUILD_TIMEOUT) -> str:
+    """Run build.sh (idempotent, fast when current) and return the image ref it prints.
+
+    With ``version``: the image tagged for that release (``<ref>-<version>``).
+    """
+    command = ["bash", str(BUILD_SCRIPT)] + (["--version", version] if version else [])
     try:
-        done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True,
+        done = subprocess.run(command, capture_output=True, text=True,
                               timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
         raise RuntimeError(f"{BUILD_SCRIPT} did not finish within {timeout:.0f}s") from exc
@@ -78,18 +87,37 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("--standin"):
         return
     try:
-        ref = build_standin_image()
+        from pytest_tidb_ha.recording import HA_OPTIONS_KEY
+    except ImportError:  # plugin not installed: nothing to point at the image
+        HA_OPTIONS_KEY = None  # noqa: N806
+    opts = config.stash.get(HA_OPTIONS_KEY, None) if HA_OPTIONS_KEY is not None else None
+    try:
+        ref = build_standin_image(opts.tidb_version if opts is not None else None)
     except (OSError, RuntimeError) as exc:
         raise pytest.UsageError(f"--standin: cannot build the stand-in image: {exc}") from None
     config.stash[STANDIN_IMAGE_KEY] = ref
-    try:
-        from pytest_tidb_ha.recording import HA_OPTIONS_KEY
-    except ImportError:  # plugin not installed: nothing to point at the image
-        return
-    opts = config.stash.get(HA_OPTIONS_KEY, None)
-    if opts is not None:
+    if opts is not None and HA_OPTIONS_KEY is not None:
+        template = ref.removesuffix(f"-{opts.tidb_version}") + "-{version}"
+        overrides = MappingProxyType({c: template for c in COMPONENTS})
         images = MappingProxyType({c: ref for c in COMPONENTS})
-        config.stash[HA_OPTIONS_KEY] = dataclasses.replace(opts, images=images, image_overrides=images)
+        config.stash[HA_OPTIONS_KEY] = dataclasses.replace(
+            opts, images=images, image_overrides=overrides)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tag the stand-in for every other version a collected case or marker asks for."""
+    if STANDIN_IMAGE_KEY not in config.stash:
+        return
+    from pytest_tidb_ha.recording import CASE_KEY, ha_options
+
+    session_version = ha_options(config).tidb_version
+    versions = {case.version for item in items
+                if (case := item.stash.get(CASE_KEY, None)) is not None and case.version}
+    for version in sorted(versions - {session_version}):
+        try:
+            build_standin_image(version)
+        except (OSError, RuntimeError) as exc:
+            raise pytest.UsageError(f"--standin: cannot tag the stand-in for {version}: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -98,6 +126,64 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return []
     bugs = ",".join(parse_bugs(config.getoption("--standin-bugs") or "")) or "none"
     return [f"stand-in cluster (TEST DOUBLE): image {ref}, bug modes: {bugs}"]
+
+
+TRIGGERS_JSON = "standin-triggers.json"
+
+
+def _trigger_counts(cluster: Any) -> dict[str, dict[str, int]]:
+    """Each TiDB's ``/standin/triggers`` (empty for a TiDB that does not answer)."""
+    import json
+    import urllib.request
+
+    counts: dict[str, dict[str, int]] = {}
+    for node, url in cluster.status_urls("tidb").items():
+        try:
+            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:
+                counts[node] = {str(k): int(v) for k, v in json.load(answer).items()}
+        except (OSError, ValueError):
+            counts[node] = {}
+    return counts
+
+
+@pytest.fixture(autouse=True)
+def standin_triggers(request: pytest.FixtureRequest) -> Any:
+    """``--standin``: how often each seed bug's physical trigger happened during the test.
+
+    A fixed-mode pass proves nothing unless the trigger happened, so every test that runs on
+    a stand-in cluster leaves ``standin-triggers.json`` in its artifacts folder: per bug, the
+    triggers counted by the cluster's TiDBs between set-up and teardown (a TiDB restarted
+    meanwhile counts from zero again).
+    """
+    if STANDIN_IMAGE_KEY not in request.config.stash or "tidb_cluster" not in request.fixturenames:
+        yield None
+        return
+    import json
+
+    cluster = request.getfixturevalue("tidb_cluster")
+    record = request.getfixturevalue("ha_record")
+    before = _trigger_counts(cluster)
+    yield None
+    after = _trigger_counts(cluster)
+    total: dict[str, int] = {}
+    for node, counts in after.items():
+        for bug, count in counts.items():
+            earlier = before.get(node, {}).get(bug, 0)
+            total[bug] = total.get(bug, 0) + (count - earlier if count >= earlier else count)
+    record.artifacts_dir.mkdir(parents=True, exist_ok=True)
+    (record.artifacts_dir / TRIGGERS_JSON).write_text(json.dumps(total, indent=1) + "\n")
+
+
+def owner_ttl(config: pytest.Config) -> dict[str, str]:
+    """TiDB's own knob for the DDL owner's session TTL (``tidb_manager_ttl``; tidb-server's
+    default is 60 s), scaled with the run (at least 2 s): the stand-in honours it as
+    tidb-server does, and the plugin can read the owner's recovery time from the container
+    like any user's setting. Keeping TiDB's proportion to the seeds' fault windows (60 s of a
+    2 m PD partition) keeps #48546's trigger — a flush while the session cannot renew — as
+    likely as on a real cluster."""
+    from pytest_tidb_ha.recording import ha_options
+
+    return {"tidb_manager_ttl": str(max(2, round(60 * ha_options(config).time_scale)))}
 
 
 def standin_env(config: pytest.Config) -> dict[str, str]:
@@ -119,13 +205,10 @@ def tidb_cluster_settings(tidb_cluster_settings: Any, request: pytest.FixtureReq
         return tidb_cluster_settings
     env = standin_env(request.config)
     merged = {
-        component: MappingProxyType({**dict(tidb_cluster_settings.env.get(component, {})), **env})
+        component: MappingProxyType({**dict(tidb_cluster_settings.env.get(component, {})), **env,
+                                     **(owner_ttl(request.config) if component == "tidb" else {})})
         for component in COMPONENTS
     }
     log.info("stand-in cluster: image %s, env %s", ref, env)
-    return dataclasses.replace(
-        tidb_cluster_settings,
-        images=MappingProxyType({c: ref for c in COMPONENTS}),
-        env=MappingProxyType(merged),
-        pull_missing=False,
-    )
+    return dataclasses.replace(tidb_cluster_settings, env=MappingProxyType(merged),
+                               pull_missing=False)

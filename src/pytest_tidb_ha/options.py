@@ -24,6 +24,12 @@ def default_images(version: str) -> dict[str, str]:
     return {c: f"pingcap/{c}:{version}" for c in COMPONENTS}
 
 
+def versioned_images(overrides: Mapping[str, str], version: str) -> dict[str, str]:
+    """``--tidb-image`` values with ``{version}`` filled in (``mirror/tidb:{version}``), so an
+    image override still follows the version a case or marker asks for."""
+    return {c: image.replace("{version}", version) for c, image in overrides.items()}
+
+
 @dataclass(frozen=True)
 class HAOptions:
     tidb_version: str = DEFAULT_TIDB_VERSION
@@ -56,11 +62,13 @@ class HAOptions:
         """Images for a test whose marker/case asks for ``version`` (None: the session's).
 
         Precedence marker > CLI: the version comes from the marker, but an
-        image set explicitly with ``--tidb-image`` is kept as given.
+        image set explicitly with ``--tidb-image`` is kept as given (its ``{version}``
+        placeholder, if any, becomes the marker's version).
         """
         if version is None or version == self.tidb_version:
             return self.images
-        return MappingProxyType({**default_images(version), **self.image_overrides})
+        return MappingProxyType(
+            {**default_images(version), **versioned_images(self.image_overrides, version)})
 
 
 # ---- parsing (pure; the plugin wraps errors into pytest.UsageError) ---------------------
@@ -94,7 +102,8 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "TiDB version for the default images pingcap/{pd,tikv,tidb}:VERSION",
                DEFAULT_TIDB_VERSION, metavar="VERSION"),
     OptionSpec("tidb_image", "--tidb-image",
-               "override one component's image, COMPONENT=IMAGE (repeatable; env: comma list)",
+               "override one component's image, COMPONENT=IMAGE; {version} in IMAGE becomes "
+               "the version (repeatable; env: comma list)",
                "pingcap/<component>:<version>", kind="list", metavar="COMPONENT=IMAGE"),
     OptionSpec("tidb_topology", "--tidb-topology",
                "minimum cluster size, e.g. pd=3,tikv=3,tidb=2 (each case may need more)",
@@ -353,7 +362,7 @@ def resolve_options(
     if values.get("ha_docker_hosts") and values.get("tidb_dsn"):
         raise OptionError("--ha-docker-hosts starts clusters on those engines; --tidb-dsn "
                           "attaches to an existing cluster: give one of them")
-    images = {**default_images(version), **overrides}
+    images = {**default_images(version), **versioned_images(overrides, version)}
     return HAOptions(
         tidb_version=version,
         images=MappingProxyType(images),

@@ -40,8 +40,8 @@ def standin_image(docker_engine: Any, request: pytest.FixtureRequest) -> str:
 
     from pytest_tidb_ha.recording import ha_options
 
-    overrides = set(ha_options(request.config).image_overrides.values())
-    ref = overrides.pop() if len(overrides) == 1 else standin_image_ref()
+    images = set(ha_options(request.config).images.values())
+    ref = images.pop() if len(images) == 1 else standin_image_ref()
     try:
         docker_engine.images.get(ref)
     except docker.errors.ImageNotFound:

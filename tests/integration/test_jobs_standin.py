@@ -28,17 +28,23 @@ from pytest_tidb_ha.timeline import Timeline
 
 pytestmark = pytest.mark.docker
 
+#: The releases the plugin's own tests run the stand-in as.
+STANDIN_VERSIONS = ("v7.5.0", "v8.5.7")
+
 SCALE = 0.05
 ROWS = 300
 
 
-@pytest.fixture(scope="module")
-def cluster(docker_engine: Any, standin_image: str,
+@pytest.fixture(scope="module", params=STANDIN_VERSIONS)
+def cluster(request: pytest.FixtureRequest, docker_engine: Any, standin_image: str,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The jobs layer runs against the stand-in playing each release (v7.5's and v8.5's
+    ADMIN SHOW DDL JOBS, JOB_TYPE and DXF default differ)."""
+    env = {"STANDIN_TIME_SCALE": str(SCALE), "STANDIN_VERSION": str(request.param)}
     settings = ClusterSettings(
         run_id="jobs" + uuid.uuid4().hex[:6], topology=Topology(1, 1, 2),
         images={c: standin_image for c in ("pd", "tikv", "tidb")},
-        env={c: {"STANDIN_TIME_SCALE": str(SCALE)} for c in ("pd", "tikv", "tidb")},
+        env={c: env for c in ("pd", "tikv", "tidb")},
         import_dir=tmp_path_factory.mktemp("import"), pull_missing=False, startup_timeout=120)
     c = start_cluster(settings, docker_engine)
     try:

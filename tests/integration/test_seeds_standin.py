@@ -94,13 +94,22 @@ def assert_fast(v: dict[str, Any]) -> None:
     assert ev["fault_free_since_progress"] <= ev["stall_window"] + LATENCY_SLACK, v
 
 
+def triggers(folder: Path) -> dict[str, int]:
+    """How often each seed bug's trigger happened in the run (the repository conftest's file)."""
+    path = folder / "standin-triggers.json"
+    assert path.is_file(), sorted(p.name for p in folder.iterdir())
+    return {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
+
+
 @pytest.mark.parametrize("seed", ["48303", "48546", "46735"])
 def test_fixed_standin_converges(pytester: pytest.Pytester, seed: str) -> None:
-    result, verdicts, _ = run_seed(pytester, seed, None)
+    result, verdicts, folder = run_seed(pytester, seed, None)
     story = "\n".join(result.outlines[-80:])
     assert verdicts and all(v["verdict"] == "converged" for v in verdicts), \
         f"{names(verdicts)}\n{story}"
     assert result.ret == 0, story
+    # Converging proves the fix only if the bug's trigger really happened during the run.
+    assert triggers(folder)[seed] >= 1, f"{triggers(folder)}\n{story}"
 
 
 def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> None:
@@ -120,24 +129,27 @@ def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> N
     assert len(queued) == 1 and queued[0]["verdict"] == "stuck" \
         and "queueing" in queued[0]["reason"], got
     assert_fast(stuck)
+    assert triggers(folder)["48303"] >= 1
     dumps = list(folder.rglob("goroutine-*.txt"))
     assert dumps and any(d.stat().st_size > 0 for d in dumps), \
         sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def test_48546_failed_unexpected_mutex_session_expired(pytester: pytest.Pytester) -> None:
-    result, verdicts, _ = run_seed(pytester, "48546", "48546")
+    result, verdicts, folder = run_seed(pytester, "48546", "48546")
     story = "\n".join(result.outlines[-80:])
     failed = [v for v in verdicts if v["verdict"] == "failed-unexpected"]
     assert failed, f"{names(verdicts)}\n{story}"
+    assert triggers(folder)["48546"] >= 1
     assert "mutex: session is expired" in failed[0]["reason"], failed[0]
     assert result.ret == 1
 
 
 def test_46735_import_stuck_running_importing(pytester: pytest.Pytester) -> None:
-    result, verdicts, _ = run_seed(pytester, "46735", "46735")
+    result, verdicts, folder = run_seed(pytester, "46735", "46735")
     story = "\n".join(result.outlines[-80:])
     assert verdicts and verdicts[0]["verdict"] == "stuck", f"{names(verdicts)}\n{story}"
+    assert triggers(folder)["46735"] >= 1
     assert "status=running, step=importing" in verdicts[0]["reason"], verdicts[0]
     assert_fast(verdicts[0])
     assert result.ret == 1

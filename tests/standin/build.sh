@@ -10,7 +10,18 @@
 # The base also serves as the fault helper image (iptables, iproute2/tc, nsenter).
 # Idempotent: each stage is skipped when an image with its hash exists.
 # Prints the final image reference on stdout; progress goes to stderr.
+#
+#   build.sh --version v7.5.0   also tags tidb-standin:<hash>-v7.5.0: the same image with
+#                               STANDIN_VERSION set, so the release a container plays
+#                               travels in its image tag (one tag per --tidb-version).
 set -euo pipefail
+release=""
+if [ "${1:-}" = "--version" ]; then
+  release=${2:?"--version needs a value such as v8.5.7"}
+  case "$release" in
+    *[!A-Za-z0-9._-]*) echo "standin-build: bad --version '$release'" >&2; exit 2 ;;
+  esac
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 log() { echo "standin-build: $*" >&2; }
 
@@ -57,10 +68,16 @@ if ! docker image inspect "$final" >/dev/null 2>&1; then
   trap 'rm -rf "$ctx"' EXIT
   cp -r "$here/image" "$ctx/standin"
   find "$ctx/standin" -name '__pycache__' -prune -exec rm -rf {} +
+  mkdir "$ctx/bin"
+  for c in pd tikv tidb; do  # entry points at the real images' paths
+    printf '#!/bin/sh\nexec python3 -u /opt/standin/main.py %s "$@"\n' "$c" > "$ctx/bin/$c-server"
+    chmod 755 "$ctx/bin/$c-server"
+  done
+  # No RUN step: the build starts no container, so it needs no Docker network.
   cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM $base
 COPY standin /opt/standin
-RUN for c in pd tikv tidb; do printf '#!/bin/sh\nexec python3 -u /opt/standin/main.py %s "\$@"\n' \$c > /\$c-server; chmod 755 /\$c-server; done
+COPY bin/ /
 LABEL org.pytest-tidb-ha.standin=test-double
 DOCKERFILE
   log "docker build -> $final"
@@ -68,4 +85,13 @@ DOCKERFILE
   rm -rf "$ctx"; trap - EXIT
 fi
 docker tag "$final" tidb-standin:latest
+if [ -n "$release" ]; then
+  versioned="$final-$release"
+  if ! docker image inspect "$versioned" >/dev/null 2>&1; then
+    log "docker build -> $versioned"
+    printf 'FROM %s\nENV STANDIN_VERSION=%s\n' "$final" "$release" \
+      | DOCKER_BUILDKIT=0 docker build -q -t "$versioned" - >/dev/null
+  fi
+  final=$versioned
+fi
 echo "$final"

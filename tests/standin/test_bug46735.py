@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from standin_helpers import StandinNet, wait_for
-from test_tidb_support import owner, query, session, start_cluster
+from test_tidb_support import owner, query, session, start_cluster, triggers
 
 pytestmark = pytest.mark.docker
 
@@ -94,6 +94,7 @@ def test_kill_ddl_owner_during_import(standin: StandinNet, tmp_path: Path, bug: 
             f"SELECT state FROM mysql.tidb_global_task_history WHERE task_key='{task_key}'",
         )
         assert hist and hist[0]["state"] in ("succeed", "reverted", "failed")
+        assert triggers(standin, other)["46735"] >= 1
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             assert job() == {"id": job_id, "step": "importing", "status": "running"}
@@ -106,6 +107,8 @@ def test_kill_ddl_owner_during_import(standin: StandinNet, tmp_path: Path, bug: 
             story=lambda: standin.story(other),
         )
         assert job()["step"] == ""
+        # The trigger happened: the new owner took the task over from the dead scheduler.
+        assert triggers(standin, other)["46735"] >= 1
         rows = query(standin, other, "SELECT COUNT(*) FROM importtest.user_data1")
         assert rows == [{"COUNT(*)": FILES * PER_FILE}]
         assert imported() == FILES * PER_FILE

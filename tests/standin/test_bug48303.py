@@ -1,7 +1,8 @@
 """Bug mode 48303: a TiKV partition during ingest backfill deadlocks the owner's backfill.
 
 Seed: add index stays ``running`` forever, ``ADMIN CANCEL DDL JOBS`` answers ``successful``
-but changes nothing, the next ADD INDEX on the table stays ``queueing``, and the goroutine
+but the job stays ``cancelling`` (TiDB writes that into the row; the deadlocked worker never
+rolls it back), the next ADD INDEX on the table stays ``queueing``, and the goroutine
 dump shows the two blocked lock waits. The same fault without the bug mode ends ``synced``
 with a consistent index. The trigger is physical: an ingest write to the partitioned TiKV
 times out.
@@ -23,6 +24,7 @@ from test_tidb_support import (
     query,
     session,
     start_cluster,
+    triggers,
 )
 
 pytestmark = pytest.mark.docker
@@ -38,7 +40,8 @@ def _ingest_lock_waits(net: StandinNet, tidb: str) -> list[str]:
 
 @pytest.mark.parametrize("bug", [True, False], ids=["bug-48303", "fixed"])
 def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -> None:
-    env = {"STANDIN_BUGS": "48303"} if bug else {}
+    # The seed's release (affects-7.5): v7.5 shows the reorg type in JOB_TYPE.
+    env = {"STANDIN_VERSION": "v7.5.0", **({"STANDIN_BUGS": "48303"} if bug else {})}
     (tidb,) = start_cluster(standin, tikvs=3, env=env)
     load_sbtest(standin, tidb, "sb", "sbtest1", ROWS)
     with session(standin, tidb) as cur:
@@ -65,7 +68,13 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
                 "ingest.flush" in w for w in waits
             )
         else:
-            time.sleep(5)
+            # The trigger itself: an ingest write to the cut-off TiKV timed out.
+            wait_for(
+                "an ingest write to the partitioned TiKV to time out",
+                lambda: triggers(standin, tidb)["48303"] >= 1,
+                timeout=60,
+                story=lambda: standin.story(tidb),
+            )
     finally:
         standin.heal("tikv-1")
     if not bug:
@@ -77,8 +86,11 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
             cur.execute("SELECT COUNT(*) FROM sb.sbtest1 USE INDEX (idx_c)")
             assert cur.fetchone()["COUNT(*)"] == ROWS
         return
-    # Bug: stuck running after the fault healed; cancel is "successful" and ineffective.
+    assert triggers(standin, tidb)["48303"] >= 1
+    # Bug: stuck after the fault healed; cancel is "successful" and ineffective: the job row
+    # says ``cancelling`` (the cancel wrote it) and the deadlocked worker never moves it on.
     stuck_at = job_row_count(standin, tidb, job_id)
+    assert job_state(standin, tidb, job_id) == "running"
     assert query(standin, tidb, f"ADMIN CANCEL DDL JOBS {job_id}") == [
         {"JOB_ID": job_id, "RESULT": "successful"}
     ]
@@ -95,7 +107,7 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
     wait_for("second job queueing", lambda: job_state(standin, tidb, second) == "queueing", timeout=30)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        assert job_state(standin, tidb, job_id) == "running"
+        assert job_state(standin, tidb, job_id) == "cancelling"
         assert job_state(standin, tidb, second) == "queueing"
         assert job_row_count(standin, tidb, job_id) == stuck_at
         time.sleep(1)

@@ -60,7 +60,7 @@ def test_three_pds_elect_one_leader_with_pd_json_shapes(standin: StandinNet) -> 
     assert {h["name"]: h["health"] for h in health} == dict.fromkeys(names, True)
     assert set(health[0]) == {"name", "member_id", "client_urls", "health"}
 
-    assert standin.pd_get("pd-0", "/version") == (200, {"version": "v7.5.0"})
+    assert standin.pd_get("pd-0", "/version") == (200, {"version": "v8.5.7"})
     status, info = standin.pd_get("pd-0", "/status")
     assert status == 200 and {"build_ts", "version", "git_hash", "start_timestamp"} <= set(info)
     assert standin.pd_get("pd-0", "/stores") == (200, {"count": 0, "stores": []})

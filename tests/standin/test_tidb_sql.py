@@ -15,7 +15,15 @@ from typing import Any
 import pymysql
 import pytest
 from standin_helpers import StandinNet, wait_for
-from test_tidb_support import connect, latest_job_id, load_sbtest, query, session, start_cluster
+from test_tidb_support import (
+    connect,
+    job_state,
+    latest_job_id,
+    load_sbtest,
+    query,
+    session,
+    start_cluster,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -189,8 +197,9 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
         cur.execute(f"SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = {job_id}")
         row = cur.fetchone()
         assert cols(cur) == DDL_JOBS_COLUMNS
+        # v8.5 (the stand-in's default release): plain JOB_TYPE, reorg type in COMMENTS
         assert (row["JOB_TYPE"], row["STATE"], row["SCHEMA_STATE"], row["ROW_COUNT"]) == (
-            "add index /* ingest */",
+            "add index",
             "synced",
             "public",
             1200,
@@ -214,8 +223,10 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
         cur.execute("CREATE INDEX idx_pad ON ddltest.t1 (pad)")
         cur.execute("ADMIN SHOW DDL JOBS 2")
         jobs = cur.fetchall()
-        assert cols(cur) == DDL_JOBS_COLUMNS[:12]
-        assert jobs[0]["JOB_TYPE"] == "add index /* txn */" and jobs[0]["STATE"] == "synced"
+        assert cols(cur) == [*DDL_JOBS_COLUMNS[:12], "COMMENTS"]
+        assert (jobs[0]["JOB_TYPE"], jobs[0]["COMMENTS"], jobs[0]["STATE"]) == (
+            "add index", "txn", "synced")
+        assert jobs[1]["JOB_ID"] == job_id and jobs[1]["COMMENTS"] == "ingest, DXF"
         cur.execute("SET GLOBAL tidb_ddl_enable_fast_reorg = ON")
         cur.execute("SET GLOBAL tidb_enable_dist_task = ON")
         cur.execute("ALTER TABLE ddltest.t1 DROP INDEX idx_pad")
@@ -234,11 +245,9 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
         assert show["OWNER_ID"] == show["SELF_ID"] and show["OWNER_ADDRESS"] == f"{tidb}:4000"
         cur.execute(f"ADMIN CANCEL DDL JOBS {job_id}, 987654")
         assert cols(cur) == ["JOB_ID", "RESULT"]
+        # A finished job is in history, no longer in the job table: TiDB answers "not found".
         assert cur.fetchall() == [
-            {
-                "JOB_ID": job_id,
-                "RESULT": f"error: [ddl:8225]This job:{job_id} is finished, so can't be cancelled",
-            },
+            {"JOB_ID": job_id, "RESULT": f"error: [ddl:8224]DDL Job:{job_id} not found"},
             {"JOB_ID": 987654, "RESULT": "error: [ddl:8224]DDL Job:987654 not found"},
         ]
         cur.execute(
@@ -246,6 +255,28 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
             "AND TABLE_NAME = 't1' AND JOB_TYPE LIKE 'drop index%' ORDER BY JOB_ID DESC LIMIT 1"
         )
         assert cur.fetchone()["STATE"] == "synced"
+
+
+def test_ddl_commits_the_open_transaction(cluster: tuple[StandinNet, str]) -> None:
+    """pymysql's default is autocommit off: the DDL must commit (and backfill) what came before."""
+    net, tidb = cluster
+    conn = pymysql.connect(host=net.ip(tidb), port=4000, user="root", password="",
+                           connect_timeout=3, read_timeout=120)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE IF NOT EXISTS implicit")
+            cur.execute("CREATE TABLE implicit.t (id INT NOT NULL, c CHAR(20) NOT NULL, "
+                        "PRIMARY KEY (id))")
+            cur.execute("INSERT INTO implicit.t (id, c) VALUES "
+                        + ", ".join(f"({i}, 'c{i}')" for i in range(1, 51)))
+            cur.execute("ALTER TABLE implicit.t ADD INDEX idx_c (c)")
+            cur.execute("INSERT INTO implicit.t (id, c) VALUES (51, 'c51')")
+            cur.execute("CREATE TABLE implicit.t2 (id INT NOT NULL, PRIMARY KEY (id))")
+    finally:
+        conn.close()  # no COMMIT: closing rolls back whatever is still open
+    assert query(net, tidb, "SELECT COUNT(*) FROM implicit.t USE INDEX (idx_c)") == [
+        {"COUNT(*)": 51}]
+    query(net, tidb, "ADMIN CHECK TABLE implicit.t")
 
 
 def test_cancel_running_add_index(cluster: tuple[StandinNet, str]) -> None:
@@ -287,6 +318,11 @@ def test_cancel_running_add_index(cluster: tuple[StandinNet, str]) -> None:
     )
     rows = query(net, tidb, f"ADMIN CANCEL DDL JOBS {job_id}")
     assert rows == [{"JOB_ID": job_id, "RESULT": "successful"}]
+    # The cancel wrote ``cancelling`` into the job row itself; the worker takes it from there.
+    assert job_state(net, tidb, job_id) in ("cancelling", "rollingback", "rollback done")
+    again = query(net, tidb, f"ADMIN CANCEL DDL JOBS {job_id}")
+    assert again == [{"JOB_ID": job_id, "RESULT": "successful"}] or again == [
+        {"JOB_ID": job_id, "RESULT": f"error: [ddl:8224]DDL Job:{job_id} not found"}]
     th.join(120)
     assert outcome.get("error") == (8214, "Cancelled DDL job"), outcome
     final = query(
@@ -350,7 +386,8 @@ def test_import_into_and_show(cluster: tuple[StandinNet, str]) -> None:
         cur.execute("SELECT COUNT(*) FROM imp.s")
         assert cur.fetchone()["COUNT(*)"] == 50
         assert "SECRET" not in net.logs(tidb, 400)
-        assert error_of(cur, f"CANCEL IMPORT JOB {job_id}")[0] == 8171
+        assert error_of(cur, f"CANCEL IMPORT JOB {job_id}") == (
+            8171, "The current job status cannot perform the operation. CANCEL")
         assert error_of(cur, "CANCEL IMPORT JOB 99999")[0] == 8170
         assert error_of(cur, "SHOW IMPORT JOB 99999")[0] == 8170
         assert (
@@ -422,4 +459,5 @@ def test_cancel_running_import(cluster: tuple[StandinNet, str]) -> None:
             f"SELECT state FROM mysql.tidb_global_task_history WHERE task_key = 'ImportInto/{job_id}'"
         )
         assert cur.fetchone()["state"] == "reverted"
-        assert error_of(cur, f"CANCEL IMPORT JOB {job_id}")[0] == 8171
+        assert error_of(cur, f"CANCEL IMPORT JOB {job_id}") == (
+            8171, "The current job status cannot perform the operation. CANCEL")

@@ -75,7 +75,7 @@ def test_kv_rpc_and_status_server(standin: StandinNet) -> None:
     info = stores(standin)["tikv-0:20160"]
     assert info["store"]["id"] == 1
     assert info["store"]["status_address"] == "tikv-0:20180"
-    assert info["store"]["version"] == "7.5.0"
+    assert info["store"]["version"] == "8.5.7"
     assert {"capacity", "available", "last_heartbeat_ts", "start_ts"} <= set(info["status"])
 
 

@@ -77,6 +77,14 @@ def test_images_merge_per_component_and_markers_keep_explicit_images() -> None:
     assert plain.images_for(None) is plain.images
 
 
+def test_image_override_follows_the_version_through_its_placeholder() -> None:
+    opts = resolve_options({"tidb_image": ["tidb=mirror/tidb:{version}"],
+                            "tidb_version": "v8.5.7"}, {}, {})
+    assert opts.images["tidb"] == "mirror/tidb:v8.5.7"
+    assert opts.images_for("v7.5.0")["tidb"] == "mirror/tidb:v7.5.0"
+    assert opts.images_for("v7.5.0")["pd"] == "pingcap/pd:v7.5.0"
+
+
 @pytest.mark.parametrize(
     ("cli", "env", "ini", "message"),
     [

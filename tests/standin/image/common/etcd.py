@@ -259,9 +259,11 @@ class Etcd:
         raise EtcdUnavailable(f"etcd unavailable: {last}", code=14)
 
     def _pause_after_round(self, attempt: int, n: int, end: float) -> None:
-        # After every endpoint failed once, back off a little instead of hammering.
+        # After every endpoint failed once, back off (growing, like client-go's backoffer)
+        # instead of hammering members that are electing a leader.
         if attempt % n == 0:
-            time.sleep(max(0.0, min(0.1, end - time.monotonic())))
+            pause = min(0.05 * (attempt // n), 0.5)
+            time.sleep(max(0.0, min(pause, end - time.monotonic())))
 
     @staticmethod
     def _parse(result: httpclient.HTTPResult) -> Any:

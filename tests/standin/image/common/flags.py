@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from common.env import release_version
+from common.versions import release_version
 
 
 class FlagExit(Exception):

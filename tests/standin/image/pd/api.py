@@ -9,17 +9,18 @@ another PD, as TiDB's etcd client would).
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
 from common import httpclient
-from common.env import release_version
+from common.versions import release_version
 from common.etcd import EtcdError, EtcdUnavailable
-from common.gofmt import go_time
+from common.gofmt import go_duration, go_time
 from common.httpserver import Request, Response, Router, empty_response, json_response
 from common.log import get_logger
 
-from pd.etcdproc import ETCD_CLIENT_URL
+from pd.etcdproc import ETCD_CLIENT_URL, raft_timings
 from pd.stores import NotLoaded, stores_response
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def build_router(pd: PDServer) -> Router:
     router.add("GET", f"{API}/store/(?P<id>\\d+)", api.store)
     router.add("GET", f"{API}/status", api.status)
     router.add("GET", f"{API}/version", api.version)
+    router.add("GET", f"{API}/config", api.config)
     router.add("GET", f"{API}/cluster", api.cluster)
     router.add("GET", f"{API}/cluster/status", api.cluster_status)
     router.add("POST", f"{API}/standin/store-heartbeat", api.store_heartbeat)
@@ -258,6 +260,29 @@ class _Api:
 
     def version(self, req: Request) -> Response:
         return json_response({"version": release_version()})
+
+    def config(self, req: Request) -> Response:
+        """PD's effective config (tikv/pd server/config/config.go JSON names), with the
+        stand-in's own scaled timers: raft tick/election of its etcd, the leader lease it
+        keeps (its election timeout, whole seconds) and when a store counts as Down."""
+        cfg = self.pd.cfg
+        tick_ms, election_ms = raft_timings(cfg.tick_interval, cfg.election_interval)
+        return json_response({
+            "client-urls": ",".join(cfg.client_urls),
+            "peer-urls": ",".join(cfg.peer_urls),
+            "advertise-client-urls": ",".join(cfg.advertise_client_urls),
+            "advertise-peer-urls": ",".join(cfg.advertise_peer_urls),
+            "name": cfg.name,
+            "data-dir": cfg.data_dir,
+            "initial-cluster": cfg.initial_cluster,
+            "join": cfg.join,
+            "lease": max(1, math.ceil(election_ms / 1000)),
+            "TickInterval": go_duration(tick_ms / 1000),
+            "ElectionInterval": go_duration(election_ms / 1000),
+            "schedule": {"max-store-down-time": go_duration(self.pd.thresholds.down_after)},
+            "replication": {"max-replicas": cfg.max_replicas, "location-labels": ""},
+            "pd-server": {"use-region-storage": "true"},
+        })
 
     def cluster(self, req: Request) -> Response:
         try:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from common.env import release_version
+from common.versions import release_version
 from common.etcd import Etcd, EtcdError, Member
 
 MEMBER_PREFIX = "/standin/pd/members/"

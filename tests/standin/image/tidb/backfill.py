@@ -26,7 +26,7 @@ from common.env import bug_enabled, scaled
 from common.etcd import Compare, EtcdError, Op
 from common.log import get_logger
 
-from . import codec
+from . import codec, triggers
 from .catalog import Table
 from .kv import TiKVTimeout, WriteReport
 from .locks import TrackedLock
@@ -131,6 +131,27 @@ def current_session(node: Node, stop: Callable[[], bool]) -> LeaseSession:
         time.sleep(scaled(0.2, 0.05))
 
 
+def flush_session(
+    node: Node, job_id: int, captured: LeaseSession | None, stop: Callable[[], bool]
+) -> LeaseSession:
+    """The etcd session a DXF ingest flush takes its distributed lock with.
+
+    The trigger of #48546: the flush starts while this TiDB's session cannot be renewed —
+    its PD member is cut off from the quorum — or after it expired. In v7.5 the flush's
+    ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex: session is
+    expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the captured session
+    is used and left to expire). Fixed: the flush waits for a live session.
+    """
+    sess = captured if captured is not None else node.owner.session
+    if sess is not None and (sess.stalled() or not sess.alive):
+        triggers.note("48546", job_id=job_id, lease=f"{sess.lease_id:x}")
+        if bug_enabled(48546):
+            while sess.stalled() and not sess.expired.wait(0.05):
+                pass  # the lock waits while the lease runs out (or its member recovers)
+            return sess
+    return current_session(node, stop)
+
+
 def run_backfill(
     node: Node,
     table: Table,
@@ -167,27 +188,33 @@ def run_backfill(
             else codec.prefix_end(codec.row_prefix(table.id))
         )
         try:
-            rows, last = node.kv.scan_limited(start, end, size)
+            rows, last = node.kv.scan_versioned(start, end, size)
         except TiKVTimeout as exc:
             log.warn("backfill read timed out, retrying", job_id=job_id, error=exc.detail[:200])
             time.sleep(scaled(0.5, 0.1))
             continue
         if not rows and last is None:
             return rows_done
+        # Each entry carries the version of the row it comes from (the snapshot the backfill
+        # read): a DML that changed the row afterwards wrote a newer version of the same
+        # index keys, so it wins whatever order the writes land in — as TiDB's backfill reads
+        # a snapshot and concurrent DML reaches the index through the temp index / locks.
         entries = [
             (
                 codec.index_key(
                     table.id, index_id, [vals[p] for p in pos], codec.handle_of_row_key(k)
                 ),
                 1,
+                ver,
             )
-            for k, vals in rows
+            for k, vals, ver in rows
         ]
         try:
             if ingest and engine is not None:
                 lock_key = ""
                 if dist:
-                    sess = captured if bug_enabled(48546) else current_session(node, stop)
+                    sess = flush_session(node, job_id, captured, stop)
+                    captured = sess
                     try:
                         lock_key = distributed_lock(node, job_id, sess)
                     except BackfillError as exc:
@@ -203,7 +230,6 @@ def run_backfill(
                             node.etcd.delete(lock_key)
             else:
                 node.kv.batch_put(entries)
-            _verify_batch(node, table, index_id, pos, rows)
         except TiKVTimeout as exc:
             retries += 1
             log.warn(
@@ -243,7 +269,7 @@ def run_backfill(
 
 
 def _ingest_write(
-    node: Node, engine: IngestEngine, job_id: int, entries: list[tuple[str, Any]], retries: int
+    node: Node, engine: IngestEngine, job_id: int, entries: list[tuple[str, Any, int]], retries: int
 ) -> None:
     """Write to every replica; on a timed-out replica retry (or, bug 48303, deadlock)."""
     report = WriteReport()
@@ -261,6 +287,7 @@ def _ingest_write(
             job_id=job_id,
             stores=",".join(sorted(report.timed_out)),
         )
+        triggers.note("48303", job_id=job_id)
         if bug_enabled(48303) and runner_attached(job_id):
             # The worker wants the engine flushed before it retries and takes the flush
             # lock while still holding the engine lock; the runner's flush takes them the
@@ -274,42 +301,6 @@ def _ingest_write(
         # A quorum has the entries; the lagging replica is caught up by later writes/merges.
     finally:
         engine.engine_mu.release()
-
-
-def _verify_batch(
-    node: Node, table: Table, index_id: int, pos: list[int], rows: list[tuple[str, Any]]
-) -> None:
-    """Re-read the batch's rows and drop entries for rows that changed meanwhile."""
-    current = node.kv.batch_get([k for k, _ in rows])
-    stale: list[tuple[str, Any]] = []
-    for k, vals in rows:
-        now = current.get(k)
-        if now is None or [now[p] for p in pos] != [vals[p] for p in pos]:
-            stale.append(
-                (
-                    codec.index_key(
-                        table.id, index_id, [vals[p] for p in pos], codec.handle_of_row_key(k)
-                    ),
-                    None,
-                )
-            )
-            if now is not None:
-                stale.append(
-                    (
-                        codec.index_key(
-                            table.id, index_id, [now[p] for p in pos], codec.handle_of_row_key(k)
-                        ),
-                        1,
-                    )
-                )
-    if stale:
-        node.kv.batch_put(stale)
-
-
-def count_rows_and_entries(node: Node, table: Table, index_id: int) -> tuple[int, int]:
-    rp = codec.row_prefix(table.id)
-    ip = codec.index_prefix(table.id, index_id)
-    return len(node.kv.scan(rp, codec.prefix_end(rp))), len(node.kv.scan(ip, codec.prefix_end(ip)))
 
 
 class BackfillTaskHandler:

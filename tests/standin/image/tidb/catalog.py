@@ -8,10 +8,12 @@ next schema state, which is what makes ``done → synced`` observable.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -194,12 +196,22 @@ def commit_schema(
 
 
 class SchemaCache:
-    """This TiDB's loaded schema; reloaded when the global version moves."""
+    """This TiDB's loaded schema; reloaded when the global version moves.
+
+    Writes run ``in_use()`` of the schema they derive index entries from; `drain` waits
+    for the writes of older versions, so a TiDB reports a version only when no write
+    computed under an older one is still in flight — what TiDB's schema lease and commit
+    check guarantee (a transaction never commits across two schema states of its table).
+    ``checked_at`` is when this TiDB last saw the global version (TiDB's schema validator).
+    """
 
     def __init__(self, meta: Meta) -> None:
         self.meta = meta
         self._schema = Schema()
         self._lock = threading.Lock()
+        self._writes = threading.Condition()
+        self._inflight: Counter[int] = Counter()
+        self.checked_at = 0.0
 
     @property
     def current(self) -> Schema:
@@ -209,8 +221,34 @@ class SchemaCache:
     def reload(self, force: bool = False) -> Schema:
         version, _ = self.meta.get("schema/version")
         if not force and int(version or 0) == self.current.version and self.current.version:
+            self.checked_at = time.monotonic()
             return self.current
         schema = load_schema(self.meta)
         with self._lock:
-            self._schema = schema
+            if schema.version >= self._schema.version:
+                self._schema = schema
+            schema = self._schema
+        self.checked_at = time.monotonic()
         return schema
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[Schema]:
+        """The current schema, counted as in use by one write until the block ends."""
+        with self._writes:
+            schema = self.current
+            self._inflight[schema.version] += 1
+        try:
+            yield schema
+        finally:
+            with self._writes:
+                self._inflight[schema.version] -= 1
+                if not self._inflight[schema.version]:
+                    del self._inflight[schema.version]
+                self._writes.notify_all()
+
+    def drain(self, version: int, timeout: float) -> bool:
+        """Wait until no write that uses a schema older than ``version`` is in flight."""
+        with self._writes:
+            return self._writes.wait_for(
+                lambda: not any(v < version for v in self._inflight), timeout
+            )

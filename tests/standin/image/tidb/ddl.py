@@ -16,15 +16,10 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from common.env import scaled
-
-
-def schema_lease() -> float:
-    """The schema lease this stand-in runs with (10 s, scaled; at least 1 s). It bounds the
-    wait for schema sync (2 x lease, as TiDB) and is what ``/info`` reports as ``lease``."""
-    return scaled(10.0, 1.0)
+from common.env import Pace, scaled
 from common.etcd import EtcdError, Op
 from common.log import get_logger
+from common.versions import Surface
 
 from . import backfill, codec
 from .catalog import Index, Table, commit_schema, table_key
@@ -39,6 +34,12 @@ if TYPE_CHECKING:
 log = get_logger("tidb.ddl")
 
 TERMINAL = ("synced", "rollback done", "cancelled")
+DEFAULT_REORG_WORKERS = 4  # tidb_ddl_reorg_worker_cnt's default
+DEFAULT_REORG_BATCH = 256  # tidb_ddl_reorg_batch_size's default
+DIST_NEEDS_FAST_REORG = (
+    "Unsupported tidb_enable_dist_task setting. To utilize distributed task execution, "
+    "please enable tidb_ddl_enable_fast_reorg first."
+)
 ACTIVE_PREFIX = "ddl/jobs/"
 HISTORY_PREFIX = "ddl/history/"
 
@@ -87,7 +88,9 @@ def _job_record(
 def _queued_job(
     job_id: int, jtype: str, t: Table, query: str, *, schema_state: str, **fields: Any
 ) -> dict[str, Any]:
-    """A new job on table ``t``, queued (state ``none``) for the owner's worker to run.
+    """A new job on table ``t``, ``queueing`` for the owner's worker to run.
+
+    TiDB inserts every job as ``queueing`` (pkg/ddl/ddl_worker.go setJobStateToQueueing).
 
     ``fields`` are the job type's own (reorg choice, index); the error slots come last.
     """
@@ -100,7 +103,7 @@ def _queued_job(
             schema_id=t.db_id,
             table_id=t.id,
             query=query,
-            state="none",
+            state="queueing",
             schema_state=schema_state,
             create_time=time.time(),
         ),
@@ -110,16 +113,60 @@ def _queued_job(
     }
 
 
+def _int_sysvar(node: Node, name: str, default: int) -> int:
+    try:
+        return int(node.global_sysvar(name))
+    except (TypeError, ValueError):
+        return default
+
+
 def fmt_time(ts: float | None) -> _dt.datetime | None:
     return None if not ts else _dt.datetime.fromtimestamp(ts)
 
 
-def job_type_text(job: dict[str, Any]) -> str:
-    """``add index /* ingest */`` once the reorg type is picked (§2.3)."""
+def job_type_text(job: dict[str, Any], surface: Surface) -> str:
+    """JOB_TYPE: ``add index /* ingest */`` once the reorg type is picked (§2.3), v7.5-v8.4.
+
+    From v8.5 the reorg type moved to ADMIN SHOW DDL JOBS' COMMENTS: JOB_TYPE is plain.
+    """
     t = job["type"]
-    if t == "add index" and job.get("reorg_tp"):
+    if t == "add index" and job.get("reorg_tp") and not surface.show_ddl_jobs_comments:
         return f"{t} /* {job['reorg_tp']} */"
     return t
+
+
+def job_comments(job: dict[str, Any]) -> str:
+    """COMMENTS of ADMIN SHOW DDL JOBS (v8.5+): ``ingest, DXF``, non-default thread/batch size.
+
+    As pkg/executor/show_ddl_jobs.go ``showCommentsFromJob``; jobs without reorg meta (not
+    ADD INDEX) show an empty string.
+    """
+    if job["type"] != "add index":
+        return ""
+    labels = []
+    tp = job.get("reorg_tp")
+    if tp:
+        labels.append(tp)
+        if tp == "ingest" and job.get("dist"):
+            labels.append("DXF")
+    concurrency = int(job.get("concurrency") or DEFAULT_REORG_WORKERS)
+    size = int(job.get("batch_size") or DEFAULT_REORG_BATCH)
+    if concurrency != DEFAULT_REORG_WORKERS:
+        labels.append(f"thread={concurrency}")
+    if size != DEFAULT_REORG_BATCH:
+        labels.append(f"batch_size={size}")
+    return ", ".join(labels)
+
+
+def _rollbackable(job: dict[str, Any]) -> bool:
+    """TiDB's ``Job.IsRollbackable`` for the job types the stand-in runs.
+
+    ADD INDEX always is; DROP INDEX only before it left ``public`` (its delete-only, write-only
+    and delete-reorganization states cannot go back).
+    """
+    if job["type"] == "drop index":
+        return job.get("schema_state") not in ("write only", "delete only", "delete reorganization")
+    return True
 
 
 class JobLost(Exception):
@@ -131,6 +178,7 @@ class DDL:
         self.node = node
         self._running: dict[int, threading.Thread] = {}
         self._lock = threading.Lock()
+        self.pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
 
     # ---------------------------------------------------------------------------------------
     # storage
@@ -207,7 +255,11 @@ class DDL:
         ):
             raise SQLError(1061, f"Duplicate key name '{name}'", "42000")
         fast = node.sysvar_on("tidb_ddl_enable_fast_reorg")
-        dist = node.sysvar_on("tidb_enable_dist_task") and fast
+        dist = node.sysvar_on("tidb_enable_dist_task")
+        if dist and not fast and node.surface.dist_task_needs_fast_reorg:
+            # pkg/ddl initJobReorgMetaFromVariables: dbterror.ErrUnsupportedDistTask (8200).
+            raise SQLError(8200, DIST_NEEDS_FAST_REORG)
+        dist = dist and fast  # v7.5: DXF only on the ingest path (pickBackfillType)
         job_id = node.meta.next_id()
         index_id = max([i.id for i in t.indexes] + [0]) + 1 + (job_id % 1000) * 0
         job = _queued_job(
@@ -219,6 +271,8 @@ class DDL:
             reorg_tp=None,
             want_reorg="ingest" if fast else "txn",
             dist=dist,
+            concurrency=_int_sysvar(node, "tidb_ddl_reorg_worker_cnt", DEFAULT_REORG_WORKERS),
+            batch_size=backfill.batch_size(node),
             index={
                 "id": index_id,
                 "name": name,
@@ -228,6 +282,7 @@ class DDL:
         )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
         log.info("add DDL job", category="ddl", job_id=job_id, query=query, type="add index")
+        self.pace.poke()
         self._wait(job_id)
 
     def drop_index(self, db: str, table_name: str, name: str, query: str, session: Session) -> None:
@@ -248,6 +303,7 @@ class DDL:
             index={"id": idx.id, "name": idx.name},
         )
         node.meta.put(ACTIVE_PREFIX + _jk(job_id), job)
+        self.pace.poke()
         self._wait(job_id)
 
     def _wait(self, job_id: int) -> None:
@@ -270,41 +326,44 @@ class DDL:
     # ---------------------------------------------------------------------------------------
     # ADMIN statements
     def cancel_jobs(self, ids: list[int]) -> Result:
-        rows = []
-        for job_id in ids:
-            job, _rev, finished = self.find(job_id)
-            if job is None:
-                rows.append([job_id, f"error: [ddl:8224]DDL Job:{job_id} not found"])
-            elif finished or job["state"] in ("done", "rollback done", "cancelled", "synced"):
-                rows.append(
-                    [
-                        job_id,
-                        f"error: [ddl:8225]This job:{job_id} is finished, so can't be cancelled",
-                    ]
-                )
-            elif job.get("schema_state") == "public" and job["type"] == "add index":
-                rows.append(
-                    [
-                        job_id,
-                        f"error: [ddl:8226]This job:{job_id} is almost finished, can't be cancelled now",
-                    ]
-                )
-            else:
-                self.node.meta.put(f"ddl/cancel/{_jk(job_id)}", {"at": time.time()})
-                rows.append([job_id, "successful"])
+        """``ADMIN CANCEL DDL JOBS``: mark each job ``cancelling`` in its row, at once.
+
+        As TiDB's ``processJobs(cancelRunningJob)`` (pkg/ddl/ddl.go): only jobs still in the
+        job table can be cancelled — a finished one (in history) is 8224 not found; ``done``
+        is 8225; a job already cancelling or rolling back answers ``successful``; a job
+        that cannot roll back is 8226. The owner's worker does the rest.
+        """
+        rows = [[job_id, self._cancel_one(job_id)] for job_id in ids]
         return Result([("JOB_ID", "int"), ("RESULT", "str")], rows)
 
-    def check_table(self, t: Table) -> None:
-        for idx in t.secondary():
-            if idx.state != "public":
-                continue
-            rows, entries = backfill.count_rows_and_entries(self.node, t, idx.id)
-            if rows != entries:
-                raise SQLError(
-                    8133,
-                    f"data inconsistency in table: {t.name}, index: {idx.name}, "
-                    f"index-count:{entries} != record-count:{rows}",
+    def _cancel_one(self, job_id: int) -> str:
+        key = ACTIVE_PREFIX + _jk(job_id)
+        for _ in range(50):
+            job, rev = self.node.meta.get(key)
+            if job is None:
+                return f"error: [ddl:8224]DDL Job:{job_id} not found"
+            state = job["state"]
+            if state in ("done", "synced"):
+                return f"error: [ddl:8225]This job:{job_id} is finished, so can't be cancelled"
+            if state in ("cancelling", "cancelled", "rollingback", "rollback done"):
+                return "successful"
+            if not _rollbackable(job):
+                return (
+                    f"error: [ddl:8226]This job:{job_id} is almost finished, can't be cancelled now"
                 )
+            job["state"] = "cancelling"
+            if self.node.meta.cas(key, job, rev):
+                log.info("cancel DDL job", category="ddl", job_id=job_id)
+                return "successful"
+            time.sleep(0.01)  # the owner wrote the job meanwhile: read it again
+        raise SQLError(9007, "Write conflict, txnStartTS is stale [try again later]")
+
+    def cancelling(self, job_id: int) -> tuple[dict[str, Any], int] | None:
+        """The job's row and revision when a cancel has marked it ``cancelling``."""
+        job, rev = self.node.meta.get(ACTIVE_PREFIX + _jk(job_id))
+        if job is not None and job["state"] == "cancelling":
+            return job, rev
+        return None
 
     def ddl_job_rows(self) -> list[list[Any]]:
         """information_schema.ddl_jobs rows (13 columns): running first, then history newest first."""
@@ -315,13 +374,12 @@ class DDL:
             out.append(self._row(job))
         return out
 
-    @staticmethod
-    def _row(job: dict[str, Any]) -> list[Any]:
+    def _row(self, job: dict[str, Any]) -> list[Any]:
         return [
             job["id"],
             job["db"],
             job["table"],
-            job_type_text(job),
+            job_type_text(job, self.node.surface),
             job.get("schema_state", "none"),
             job["schema_id"],
             job["table_id"],
@@ -334,13 +392,16 @@ class DDL:
         ]
 
     def admin_show_ddl_jobs(self, n: int) -> Result:
-        # ADMIN SHOW DDL JOBS = information_schema.ddl_jobs without its last column, QUERY.
-        cols = DDL_JOBS_COLUMNS[:-1]
-        width = len(cols)
-        active = [
-            self._row(j)[:width] for j, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"])
-        ]
-        hist = [self._row(j)[:width] for j in reversed(self.history_jobs())][:n]
+        """information_schema.ddl_jobs' rows with QUERY dropped (v7.5-v8.4) or, from v8.5,
+        replaced by COMMENTS (pkg/planner/core/planbuilder.go buildShowDDLJobsFields)."""
+        comments = self.node.surface.show_ddl_jobs_comments
+        cols = DDL_JOBS_COLUMNS[:-1] + ([("COMMENTS", "str")] if comments else [])
+
+        def row(job: dict[str, Any]) -> list[Any]:
+            return self._row(job)[:-1] + ([job_comments(job)] if comments else [])
+
+        active = [row(j) for j, _ in sorted(self.active_jobs(), key=lambda x: -x[0]["id"])]
+        hist = [row(j) for j in reversed(self.history_jobs())][:n]
         return Result(cols, active + hist)
 
     def admin_show_ddl(self) -> Result:
@@ -373,34 +434,28 @@ class DDL:
         threading.Thread(target=self._loop, name="ddl-worker", daemon=True).start()
 
     def _loop(self) -> None:
-        tick = scaled(0.3, 0.05)
+        busy = True
         while True:
-            time.sleep(tick)
+            self.pace.wait(busy)
+            busy = False
             if not self.node.is_owner():
                 continue
             try:
-                self._dispatch()
+                busy = self._dispatch()
             except EtcdError as exc:
                 log.warn("ddl worker step failed", category="ddl", error=str(exc)[:200])
             except Exception as exc:  # noqa: BLE001 - the worker must survive
                 log.error("ddl worker crashed a step", category="ddl", error=repr(exc)[:300])
 
-    def cancel_requested(self, job_id: int) -> bool:
-        obj, _ = self.node.meta.get(f"ddl/cancel/{_jk(job_id)}")
-        return obj is not None
-
-    def _dispatch(self) -> None:
+    def _dispatch(self) -> bool:
+        """Start a runner for each job whose table is free; True when there are jobs."""
         busy_tables: set[int] = set()
-        for job, rev in self.active_jobs():
+        jobs = self.active_jobs()
+        for job, _rev in jobs:
             tid = job["table_id"]
             if tid in busy_tables:
-                if job["state"] == "none":
-                    job["state"] = "queueing"
-                    self.update(job, rev)
-                elif job["state"] == "queueing" and self.cancel_requested(job["id"]):
-                    job["state"] = "cancelled"
-                    job["error"], job["error_code"] = "Cancelled DDL job", 8214
-                    self.finish(job, self.node.meta.get(ACTIVE_PREFIX + _jk(job["id"]))[1])
+                # A job waits, in whatever state it has (queueing, or cancelling after an
+                # ADMIN CANCEL), until the earlier job on its table is finished.
                 continue
             busy_tables.add(tid)
             with self._lock:
@@ -415,6 +470,7 @@ class DDL:
                 )
                 self._running[job["id"]] = th
             th.start()
+        return bool(jobs)
 
     def update(self, job: dict[str, Any], rev: int) -> int:
         """Persist ``job`` fenced by ownership; returns the new revision or raises JobLost."""
@@ -432,10 +488,7 @@ class DDL:
             None,
             rev,
             guards=self.node.owner.guard(),
-            extra=[
-                Op.put(meta.key(HISTORY_PREFIX + _jk(job["id"])), json.dumps(job)),
-                Op.delete(meta.key(f"ddl/cancel/{_jk(job['id'])}")),
-            ],
+            extra=[Op.put(meta.key(HISTORY_PREFIX + _jk(job["id"])), json.dumps(job))],
         )
         if not ok:
             raise JobLost(job["id"])
@@ -447,8 +500,8 @@ class DDL:
             time.sleep(scaled(0.2, 0.05))
 
     def wait_synced(self, version: int, stop: Any = None) -> None:
-        """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2*lease)."""
-        deadline = time.monotonic() + 2 * schema_lease()
+        """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2 * lease)."""
+        deadline = time.monotonic() + 2 * self.node.lease
         while time.monotonic() < deadline:
             try:
                 servers = self.node.owner.servers()
@@ -458,7 +511,7 @@ class DDL:
                 int(s.get("schema_version", 0)) >= version for s in servers.values()
             ):
                 return
-            time.sleep(scaled(0.1, 0.02))
+            time.sleep(scaled(0.1, 0.05))
 
     def _run_job(self, job_id: int) -> None:
         from .jobrun import JobRunner
@@ -513,9 +566,7 @@ class DDL:
                 node.meta, {table_key(t.db, t.name): t.to_json()}, guards=node.owner.guard()
             )
             if version is not None:
-                node.schema.reload(force=True)
-                node.loaded_version = node.schema.current.version
-                node.owner.publish()
+                node.adopt_schema(force=True)
                 return version
             if not node.is_owner():
                 raise JobLost(job["id"])

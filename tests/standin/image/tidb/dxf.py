@@ -17,9 +17,11 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from common.env import bug_enabled, scaled
+from common.env import Pace, bug_enabled, scaled
 from common.etcd import EtcdError
 from common.log import get_logger
+
+from . import triggers
 
 if TYPE_CHECKING:
     from .server import Node
@@ -61,6 +63,8 @@ class DXF:
         self._orphaned: set[int] = set()  # 46735: tasks taken over from a dead scheduler
         self._term = -1
         self._lock = threading.Lock()
+        self.scheduler_pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
+        self.executor_pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
         from .backfill import BackfillTaskHandler
 
         self.handlers["backfill"] = BackfillTaskHandler(node)  # type: ignore[assignment]
@@ -120,6 +124,7 @@ class DXF:
         }
         self.node.meta.put(f"dxf/tasks/{task_id:010d}", task)
         log.info("task submitted", task_id=task_id, task_key=key, type=ttype)
+        self.scheduler_pace.poke()
         return task_id
 
     def cancel_task(self, key: str) -> None:
@@ -146,9 +151,10 @@ class DXF:
         return sorted({f"{s['ip']}:{s['listening_port']}" for s in servers.values()})
 
     def _scheduler_loop(self) -> None:
-        tick = scaled(0.3, 0.05)
+        busy = True
         while True:
-            time.sleep(tick)
+            self.scheduler_pace.wait(busy)
+            busy = False
             if not self.node.is_owner():
                 continue
             term = self.node.owner.generation
@@ -156,8 +162,10 @@ class DXF:
                 self._term = term
                 self._scheduled.clear()
             try:
-                nodes = self.live_nodes()
-                for task, rev in sorted(self._list("dxf/tasks/"), key=lambda x: x[0]["id"]):
+                tasks = sorted(self._list("dxf/tasks/"), key=lambda x: x[0]["id"])
+                busy = bool(tasks)
+                nodes = self.live_nodes() if tasks else []
+                for task, rev in tasks:
                     self._schedule(task, rev, nodes)
             except EtcdError as exc:
                 log.warn("dist task scheduler step failed", error=str(exc)[:200])
@@ -184,6 +192,8 @@ class DXF:
             prev = task.get("dispatcher_id")
             if prev and prev != self.node.exec_id and prev not in nodes:
                 log.info("taking over dist task from a dead scheduler", task_id=tid, previous=prev)
+                if task["type"] == "ImportInto":
+                    triggers.note("46735", task_id=tid)
                 if bug_enabled(46735) and task["type"] == "ImportInto":
                     self._orphaned.add(tid)
             task["dispatcher_id"] = self.node.exec_id
@@ -280,6 +290,7 @@ class DXF:
                 "summary": {},
             }
             self.node.meta.put(f"dxf/subtasks/{sid:010d}", sub)
+        self.executor_pace.poke()
 
     def _archive(self, task: dict[str, Any]) -> None:
         meta = self.node.meta
@@ -293,25 +304,29 @@ class DXF:
 
     # ---------------------------------------------------------------------------------------
     def _executor_loop(self) -> None:
-        tick = scaled(0.3, 0.05)
+        busy = True
         while True:
-            time.sleep(tick)
+            self.executor_pace.wait(busy)
+            busy = False
             try:
-                self._execute_step()
+                busy = self._execute_step()
             except EtcdError as exc:
                 log.warn("task executor step failed", error=str(exc)[:200])
             except Exception as exc:  # noqa: BLE001
                 log.error("task executor crashed a step", error=repr(exc)[:300])
 
-    def _execute_step(self) -> None:
+    def _execute_step(self) -> bool:
+        """Start an executor for each pending subtask of this node; True when there are any
+        subtasks in the table (work may come this node's way)."""
         me = self.node.exec_id
+        listed = self._list("dxf/subtasks/")
         mine = [
             s
-            for s, _ in self._list("dxf/subtasks/")
+            for s, _ in listed
             if s.get("exec_id") == me and s["state"] in ("pending", "running")
         ]
         if not mine:
-            return
+            return bool(listed)
         tasks = {t["id"]: t for t in self.tasks()}
         for sub in mine:
             task = tasks.get(int(sub["task_key"]))
@@ -329,6 +344,7 @@ class DXF:
                 )
                 self._executing[sub["id"]] = th
             th.start()
+        return True
 
     def _run_subtask(self, sid: int, task: dict[str, Any]) -> None:
         key = f"dxf/subtasks/{sid:010d}"

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from common.etcd import EtcdError
+from common.env import scaled
+from common.etcd import EtcdError, EtcdUnavailable
+from common.log import get_logger
 
-from . import codec
+from . import admin_check, codec
 from . import sql as q
 from .catalog import Column, Index, Table, commit_schema, table_key
 from .kv import TiKVTimeout
@@ -24,6 +28,8 @@ from .sql import SQLError
 
 if TYPE_CHECKING:
     from .server import Node
+
+log = get_logger("tidb.executor")
 
 
 @dataclass
@@ -52,12 +58,19 @@ class Session:
         return self.in_txn or not self.autocommit
 
 
+#: Statements that commit the open transaction first: the DDL statements the stand-in
+#: knows (``BEGIN`` and ``SET autocommit = 1`` commit in their own handlers).
+IMPLICIT_COMMIT = frozenset(
+    {"create_database", "drop_database", "drop_table", "add_index", "drop_index"}
+)
+
+
 def tikv_timeout() -> SQLError:
     return SQLError(9002, "TiKV server timeout")
 
 
 def pd_timeout() -> SQLError:
-    return SQLError(9001, "PD server timeout")
+    return SQLError(9001, "PD server timeout: ")
 
 
 class Env(q.Env):
@@ -120,10 +133,22 @@ class Executor:
             return self._dispatch(stmt, text)
         except TiKVTimeout:
             raise tikv_timeout() from None
-        except EtcdError as exc:
-            raise SQLError(9001, f"PD server timeout: {exc}") from None
+        except EtcdUnavailable as exc:
+            # client-go gives up after its PD backoff budget with ErrPDServerTimeout(""),
+            # which TiDB renders as 9001 "PD server timeout: " (pkg/store/driver/error).
+            log.warn("PD unavailable past the retry budget", error=str(exc)[:300])
+            raise pd_timeout() from None
+        except EtcdError as exc:  # an etcd answer (e.g. lease not found) surfaces as is
+            raise SQLError(1105, exc.message) from None
 
     def _dispatch(self, stmt: Any, text: str) -> Result:
+        if isinstance(stmt, q.CreateTable) or (
+            isinstance(stmt, q.Simple) and stmt.kind in IMPLICIT_COMMIT
+        ):
+            # TiDB commits the session's open transaction before a DDL statement and leaves
+            # it outside any transaction afterwards (pkg/executor/ddl.go DDLExec.Next:
+            # sessiontxn.NewTxnInStmt, then SetInTxn(false)), like MySQL's implicit commit.
+            self._commit()
         if isinstance(stmt, q.Select):
             return self.select(stmt)
         if isinstance(stmt, q.Insert):
@@ -329,9 +354,7 @@ class Executor:
 
     def _synced(self, version: int) -> None:
         """Load our own change, then wait until every live TiDB has it (TiDB's schema sync)."""
-        self.node.schema.reload(force=True)
-        self.node.loaded_version = self.node.schema.current.version
-        self.node.owner.publish()
+        self.node.adopt_schema(force=True)
         self.node.ddl.wait_synced(version)
 
     def _wipe_table_data(self, t: Table) -> None:
@@ -388,8 +411,7 @@ class Executor:
 
     def do_admin_check(self, tables: list[q.TableRef]) -> Result:
         for ref in tables:
-            t = self._table(ref)
-            self.node.ddl.check_table(t)
+            admin_check.check_table(self.node, self._table(ref))
         return Result()
 
     def do_import_into(
@@ -457,8 +479,11 @@ class Executor:
                 return ("range", (c.low.value, c.high.value))
         return None
 
-    def _rows(self, t: Table, where: Any) -> list[tuple[int, list[Any]]]:
-        """(handle, values) of rows matching ``where`` (with this session's txn buffer)."""
+    def _rows(
+        self, t: Table, where: Any, snapshot: int | None = None
+    ) -> list[tuple[int, list[Any]]]:
+        """(handle, values) of rows matching ``where`` (with this session's txn buffer), the
+        newest or as of ``snapshot``."""
         hr = self._handle_range(t, where)
         found: dict[int, list[Any]] = {}
         kv = self.node.kv
@@ -470,7 +495,7 @@ class Executor:
                 except (TypeError, ValueError):
                     continue
             keys = [codec.row_key(t.id, h) for h in handles]
-            got = kv.batch_get(keys)
+            got = kv.batch_get(keys, snapshot)
             for k, d in got.items():
                 found[codec.handle_of_row_key(k)] = d
             prefix_keys = set(keys)
@@ -481,7 +506,7 @@ class Executor:
             else:
                 start = codec.row_prefix(t.id)
                 end = codec.prefix_end(start)
-            for k, d in kv.scan(start, end):
+            for k, d in kv.scan(start, end, snapshot=snapshot):
                 found[codec.handle_of_row_key(k)] = d
             prefix_keys = None
         for k, d in self.session.buffer.items():
@@ -515,26 +540,52 @@ class Executor:
         """Write rows and derive index entries from the row each change really replaces.
 
         Index deltas are computed at commit against the committed row (under this
-        TiDB's row locks), so concurrent transactions on one row can lose an update
-        but never leave a stale or missing index entry.
+        TiDB's row locks), so concurrent transactions on one row of this TiDB can lose an
+        update but never leave a stale or missing index entry. A commit that did not reach
+        a quorum is rolled back (`_roll_back`) before its rows are unlocked.
         """
         if not items:
             return
         node = self.node
+        if node.schema_expired():
+            raise SQLError(
+                8027,
+                "Information schema is out of date: schema failed to update in 1 lease, "
+                "please make sure TiDB can connect to TiKV",
+            )
         stripes = sorted({zlib.crc32(k.encode()) % len(node.row_locks) for k, _ in items})
+        deadline = time.monotonic() + max(scaled(50.0), node.kv.timeout)
         with contextlib.ExitStack() as held:
             for n in stripes:  # ascending order: no lock-order deadlock between commits
-                held.enter_context(node.row_locks[n])
+                lock = node.row_locks[n]
+                if not lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    # TiDB's pessimistic lock wait (innodb_lock_wait_timeout, 50 s)
+                    raise SQLError(1205, "Lock wait timeout exceeded; try restarting transaction")
+                held.callback(lock.release)
+            schema = held.enter_context(node.schema.in_use())
             current = node.kv.batch_get([k for k, _ in items])
             writes: list[tuple[str, Any]] = []
-            schema = node.schema.current
+            undo: list[tuple[str, Any]] = []
             for key, new in items:
+                old = current.get(key)
                 writes.append((key, new))
+                undo.append((key, old))
                 t = schema.table_by_id(int(key[1:11]))
                 if t is not None:
                     h = codec.handle_of_row_key(key)
-                    writes.extend(self._index_writes(t, h, current.get(key), new))
-            node.kv.batch_put(writes)
+                    writes.extend(self._index_writes(t, h, old, new))
+                    undo.extend(self._index_writes(t, h, new, old))
+            try:
+                node.kv.batch_put(writes)
+            except TiKVTimeout:
+                # Some replicas may hold this write although it failed: keep the rows locked
+                # until the rollback reached a quorum (TiKV keeps a failed prewrite's locks
+                # until they are resolved), so no later commit reads around it.
+                pending = held.pop_all()
+                threading.Thread(
+                    target=_roll_back, args=(node, undo, pending), name="rollback", daemon=True
+                ).start()
+                raise
 
     def _index_writes(
         self, t: Table, handle: int, old: list[Any] | None, new: list[Any] | None
@@ -706,6 +757,9 @@ class Executor:
             (c.name, {"int": "int", "float": "double", "datetime": "datetime"}.get(c.kind, "str"))
             for c in t.columns
         ]
+        # A SELECT reads one state of the table, however long its pages take (TiDB reads at
+        # its start timestamp); DML reads the newest state under its row locks instead.
+        snapshot = self.node.kv.snapshot()
         if ref.hint:
             idx = t.index(ref.hint_index or "")
             if idx is None or idx.state != "public":
@@ -719,10 +773,13 @@ class Executor:
                 and not (idx.primary and t.pk_handle)
             ):
                 start = codec.index_prefix(t.id, idx.id)
-                n = len(self.node.kv.scan(start, codec.prefix_end(start)))
+                n = len(self.node.kv.scan(start, codec.prefix_end(start), snapshot=snapshot))
                 return Result([(stmt.items[0].name, "int")], [[n]])
         names = [c.name.lower() for c in t.columns]
-        dict_rows = [dict(zip(names, vals, strict=False)) for _h, vals in self._rows(t, stmt.where)]
+        dict_rows = [
+            dict(zip(names, vals, strict=False))
+            for _h, vals in self._rows(t, stmt.where, snapshot=snapshot)
+        ]
         return self._project(stmt, dict_rows, tcols)
 
     @staticmethod
@@ -818,6 +875,26 @@ class Executor:
                     t = "null"
             types.append((it.name, t))
         return Result(types, result_rows)
+
+
+def _roll_back(node: Node, undo: list[tuple[str, Any]], held: contextlib.ExitStack) -> None:
+    """Write the pre-images of a failed commit at a newer version until a quorum has them.
+
+    Without this a minority replica keeps the failed write, newer than everything around
+    it: a later commit that read the row from the other replicas leaves it standing (e.g. a
+    tombstone of the index entry of the row's value), and the index loses an entry.
+    """
+    version = time.time_ns()
+    with held:
+        while True:
+            try:
+                node.kv.batch_put(undo, version=version)
+            except TiKVTimeout as exc:
+                log.warn("rolling back a failed commit, retrying", error=exc.detail[:200])
+                time.sleep(scaled(0.5, 0.1))
+                continue
+            log.info("rolled back a failed commit", keys=len(undo))
+            return
 
 
 def _sort_key_pos(pos: int) -> Any:

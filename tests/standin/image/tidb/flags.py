@@ -21,20 +21,9 @@ class TiDBFlags:
     status_host: str
     log_file: str
     log_level: str
-    lease: str  # Go duration text, as /info shows it ("45s")
+    lease_seconds: float  # --lease (unscaled; the role scales it: server.Node.lease)
     run_ddl: bool
     report_status: bool = True
-
-
-def go_duration(seconds: float) -> str:
-    """``45.0`` -> ``45s``, ``1.5`` -> ``1.5s`` (Go's time.Duration.String for whole/fractional s)."""
-    if seconds == int(seconds):
-        whole = int(seconds)
-        if whole >= 60:
-            m, s = divmod(whole, 60)
-            return f"{m}m{s}s"
-        return f"{whole}s"
-    return f"{seconds:g}s"
 
 
 def from_config(cfg: Any) -> TiDBFlags:
@@ -50,7 +39,7 @@ def from_config(cfg: Any) -> TiDBFlags:
         status_host=str(cfg.status_host),
         log_file=str(cfg.log_file or ""),
         log_level=str(cfg.log_level or "info"),
-        lease=go_duration(float(cfg.lease)),
+        lease_seconds=float(cfg.lease),
         run_ddl=bool(cfg.run_ddl),
         report_status=bool(getattr(cfg, "report_status", True)),
     )

@@ -293,12 +293,17 @@ class Importer:
         if job is None:
             raise SQLError(8170, f"Job ID {job_id} doesn't exist")
         if job["status"] not in ("pending", "running"):
-            raise SQLError(
-                8171,
-                "The current job status cannot perform the operation. need status pending or "
-                f"running, but got {job['status']}",
-            )
+            # pkg/executor/import_into.go checkPrivilegeAndStatus:
+            # ErrLoadDataInvalidOperation.FastGenByArgs("CANCEL")
+            raise SQLError(8171, "The current job status cannot perform the operation. CANCEL")
         task = self.node.dxf.find_task(f"ImportInto/{job_id}")
+        if not self.node.surface.import_cancel_waits:
+            # v7.5.0 (pkg/executor/importer/job.go CancelJob): the row says cancelled at once,
+            # in the transaction that cancels the task, and the statement does not wait.
+            self.update(job_id, status="cancelled", error_message="cancelled by user")
+            if task is not None and not task.get("history"):
+                self.node.dxf.cancel_task(f"ImportInto/{job_id}")
+            return
         if task is None or task.get("history"):
             self.update(
                 job_id, status="cancelled", end_time=time.time(), error_message="cancelled by user"

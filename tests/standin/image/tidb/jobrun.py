@@ -24,8 +24,11 @@ if TYPE_CHECKING:
 log = get_logger("tidb.ddl")
 
 
+ROLLING_BACK = ("cancelling", "rollingback", "rollback done", "cancelled")
+
+
 class Cancelled(Exception):
-    pass
+    """ADMIN CANCEL marked the job ``cancelling``."""
 
 
 class JobRunner:
@@ -44,7 +47,22 @@ class JobRunner:
         return True
 
     def save(self) -> None:
-        self.rev = self.ddl.update(self.job, self.rev)
+        """Persist the job; a cancel that marked the row meanwhile raises `Cancelled`.
+
+        TiDB's cancel rewrites the job row in its own transaction; the worker's next write
+        conflicts, and the worker then finds the job ``cancelling`` and rolls it back.
+        """
+        try:
+            self.rev = self.ddl.update(self.job, self.rev)
+        except JobLost:
+            if self.job["state"] in ROLLING_BACK or self.owner_lost():
+                raise
+            marked = self.ddl.cancelling(self.job_id)
+            if marked is None:
+                raise
+            self.rev = marked[1]
+            self.job["state"] = "cancelling"
+            raise Cancelled() from None
 
     def owner_lost(self) -> bool:
         return not self.node.is_owner()
@@ -64,69 +82,79 @@ class JobRunner:
     # ---------------------------------------------------------------------------------------
     def run_add(self) -> None:
         job = self.job
-        if job["state"] in ("cancelling", "rollingback"):
-            self.rollback(
-                job.get("error") or "Cancelled DDL job", int(job.get("error_code") or 8214)
-            )
-            return
-        if job["state"] in ("none", "queueing"):
-            if self.ddl.cancel_requested(self.job_id):
-                job["state"], job["error"], job["error_code"] = (
-                    "cancelled",
-                    "Cancelled DDL job",
-                    8214,
-                )
-                self.ddl.finish(job, self.rev)
-                return
-            job["state"] = "running"
-            job["start_time"] = time.time()
-            self.save()
         try:
-            for current, nxt in (
-                ("none", "delete only"),
-                ("delete only", "write only"),
-                ("write only", "write reorganization"),
-            ):
-                if job["schema_state"] == current:
-                    self.check_cancel()
-                    version = self.ddl.set_index_state(job, nxt)
-                    job["schema_state"] = nxt
-                    if nxt == "write reorganization":
-                        job["reorg_tp"] = job.get("want_reorg") or "txn"
-                    self.save()
-                    self.ddl.wait_synced(version)
-            if job["schema_state"] == "write reorganization":
-                self.check_cancel()
-                try:
-                    rows = self.run_dist() if job.get("dist") else self.run_local()
-                except backfill.BackfillError as exc:
-                    log.warn(
-                        "add index backfill failed",
-                        category="ddl",
-                        job_id=self.job_id,
-                        error=str(exc),
-                    )
-                    self.rollback(str(exc), exc.code)
-                    return
-                job["row_count"] = rows
-                version = self.ddl.set_index_state(job, "public")
-                job["schema_state"] = "public"
-                job["state"] = "done"
+            if job["state"] == "cancelling" and job["schema_state"] == "none":
+                self.cancel_unstarted()
+                return
+            if job["state"] in ("cancelling", "rollingback"):
+                self.rollback(
+                    job.get("error") or "Cancelled DDL job", int(job.get("error_code") or 8214)
+                )
+                return
+            if job["state"] in ("none", "queueing"):
+                job["state"] = "running"
+                job["start_time"] = time.time()
                 self.save()
-                self.ddl.wait_synced(version)
-            if job["state"] == "done" or job["schema_state"] == "public":
-                job["state"] = "synced"
-                job["end_time"] = time.time()
-                self.ddl.finish(job, self.rev)
+            self._advance_add()
         except Cancelled:
             job["state"] = "cancelling"
+            if job["schema_state"] == "none":
+                self.cancel_unstarted()
+                return
             self.save()
             self.rollback("Cancelled DDL job", 8214)
+
+    def _advance_add(self) -> None:
+        job = self.job
+        for current, nxt in (
+            ("none", "delete only"),
+            ("delete only", "write only"),
+            ("write only", "write reorganization"),
+        ):
+            if job["schema_state"] == current:
+                self.check_cancel()
+                version = self.ddl.set_index_state(job, nxt)
+                job["schema_state"] = nxt
+                if nxt == "write reorganization":
+                    job["reorg_tp"] = job.get("want_reorg") or "txn"
+                self.save()
+                self.ddl.wait_synced(version)
+        if job["schema_state"] == "write reorganization":
+            self.check_cancel()
+            try:
+                rows = self.run_dist() if job.get("dist") else self.run_local()
+            except backfill.BackfillError as exc:
+                log.warn(
+                    "add index backfill failed",
+                    category="ddl",
+                    job_id=self.job_id,
+                    error=str(exc),
+                )
+                self.rollback(str(exc), exc.code)
+                return
+            job["row_count"] = rows
+            version = self.ddl.set_index_state(job, "public")
+            job["schema_state"] = "public"
+            job["state"] = "done"
+            self.save()
+            self.ddl.wait_synced(version)
+        if job["state"] == "done" or job["schema_state"] == "public":
+            job["state"] = "synced"
+            job["end_time"] = time.time()
+            self.ddl.finish(job, self.rev)
+
+    def cancel_unstarted(self) -> None:
+        """A job cancelled before its first schema change ends ``cancelled`` (nothing to undo)."""
+        job = self.job
+        job["state"], job["error"], job["error_code"] = "cancelled", "Cancelled DDL job", 8214
+        self.ddl.finish(job, self.rev)
 
     def check_cancel(self) -> None:
         if self.owner_lost():
             raise JobLost(self.job_id)
-        if self.ddl.cancel_requested(self.job_id):
+        marked = self.ddl.cancelling(self.job_id)
+        if marked is not None:
+            self.rev = marked[1]
             raise Cancelled()
 
     def rollback(self, message: str, code: int) -> None:
@@ -249,6 +277,9 @@ class JobRunner:
     # ---------------------------------------------------------------------------------------
     def run_drop(self) -> None:
         job = self.job
+        if job["state"] == "cancelling":  # only a still-public DROP INDEX can be cancelled
+            self.cancel_unstarted()
+            return
         if job["state"] in ("none", "queueing"):
             job["state"] = "running"
             job["start_time"] = time.time()

@@ -18,6 +18,7 @@ import json
 import threading
 import time
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -149,8 +150,10 @@ class MemoryBackend(KVBackend):
     def call(self, store: str, op: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
         with self._lock:
             if op == "batch_put":
-                for k, v in body["kvs"]:
-                    self._data[k] = v
+                for item in body["kvs"]:
+                    k, v = item[0], item[1]
+                    if decode_value(v)[0] >= decode_value(self._data.get(k))[0]:
+                        self._data[k] = v  # newest version wins, like the TiKV role
                 return {}
             if op == "batch_get":
                 return {"kvs": [[k, self._data[k]] for k in body["keys"] if k in self._data]}
@@ -189,6 +192,21 @@ class KVClient:
         self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="tikv-client")
         self._suspect: dict[str, float] = {}
         self._suspect_lock = threading.Lock()
+        self._writing: Counter[int] = Counter()  # versions of this TiDB's writes in flight
+        self._writes_done = threading.Condition()
+
+    def snapshot(self) -> int:
+        """A read version for a statement: now, once this TiDB's writes older than it landed.
+
+        TiKV makes a reader at ``ts`` wait for the locks of transactions older than ``ts``
+        (their prewrites); the stand-in's equivalent is waiting for its own writes in flight.
+        """
+        version = _now_version()
+        with self._writes_done:
+            self._writes_done.wait_for(
+                lambda: not any(v < version for v in self._writing), self.timeout + 0.5
+            )
+        return version
 
     @property
     def timeout(self) -> float:
@@ -270,34 +288,50 @@ class KVClient:
 
     def batch_put(
         self,
-        items: Sequence[tuple[str, Any]],
+        items: Sequence[tuple[str, Any] | tuple[str, Any, int]],
         *,
         wait_all: bool = False,
         report: WriteReport | None = None,
         version: int | None = None,
     ) -> None:
-        """Write ``(key, data)`` pairs (``data=None`` is a tombstone)."""
+        """Write ``(key, data)`` pairs (``data=None`` is a tombstone) at one new version.
+
+        An item ``(key, data, version)`` keeps its own version instead: a backfill writes
+        each index entry at the version of the row it was read from, so any later change of
+        that row (a newer version) wins over it whatever order the writes land in.
+        """
         if not items:
             return
         stores = self.stores()
         ver = version or _now_version()
         per_store: dict[str, dict[str, Any]] = {}
         owners: dict[str, list[str]] = {}
-        for key, data in items:
+        for item in items:
+            key, data = item[0], item[1]
+            item_ver = int(item[2]) if len(item) > 2 else ver
             reps = replicas_of(key, stores)
             owners[key] = reps
-            value = encode_value(data, ver)
+            value = [key, encode_value(data, item_ver), item_ver]
             for s in reps:
-                per_store.setdefault(s, {"kvs": []})["kvs"].append([key, value])
-        answers = self._fanout(per_store, "batch_put", _need_map(owners), wait_all, report)
+                per_store.setdefault(s, {"kvs": []})["kvs"].append(value)
+        with self._writes_done:
+            self._writing[ver] += 1
+        try:
+            answers = self._fanout(per_store, "batch_put", _need_map(owners), wait_all, report)
+        finally:
+            with self._writes_done:
+                self._writing[ver] -= 1
+                if not self._writing[ver]:
+                    del self._writing[ver]
+                self._writes_done.notify_all()
         for key, reps in owners.items():
             if sum(1 for s in reps if s in answers) < quorum(len(reps)):
                 raise TiKVTimeout(
                     f"write of {key!r} reached {sorted(set(reps) & set(answers))} of {reps}"
                 )
 
-    def batch_get(self, keys: Sequence[str]) -> dict[str, Any]:
-        """Newest live value per key (missing and tombstoned keys are absent)."""
+    def batch_get(self, keys: Sequence[str], snapshot: int | None = None) -> dict[str, Any]:
+        """Newest live value per key, at ``snapshot`` if given (missing/tombstoned: absent)."""
         if not keys:
             return {}
         stores = self.stores()
@@ -307,7 +341,7 @@ class KVClient:
             reps = replicas_of(key, stores)
             owners[key] = reps
             for s in reps:
-                per_store.setdefault(s, {"keys": []})["keys"].append(key)
+                per_store.setdefault(s, {"keys": [], "snapshot": snapshot})["keys"].append(key)
         answers = self._fanout(per_store, "batch_get", _need_map(owners), False, None)
         best: dict[str, tuple[int, Any]] = {}
         for key, reps in owners.items():
@@ -322,27 +356,39 @@ class KVClient:
                     best[k] = (ver, d)
         return {k: d for k, (v, d) in best.items() if d is not None}
 
-    def scan(self, start: str, end: str, page: int = 4000) -> list[tuple[str, Any]]:
+    def scan(
+        self, start: str, end: str, page: int = 4000, snapshot: int | None = None
+    ) -> list[tuple[str, Any]]:
         """All live ``(key, data)`` in ``[start, end)`` in key order, merged over replicas.
 
-        Read in pages (like coprocessor paging) so every request stays small and bounded.
+        Read in pages (like coprocessor paging) so every request stays small and bounded;
+        with ``snapshot`` every page reads the same state, whatever is written meanwhile.
         """
         out: list[tuple[str, Any]] = []
         cursor = start
         while True:
-            items, last = self.scan_limited(cursor, end, page)
+            items, last = self.scan_limited(cursor, end, page, snapshot)
             out.extend(items)
             if last is None:
                 return out
             cursor = last + "\0"
 
     def scan_limited(
-        self, start: str, end: str, limit: int
+        self, start: str, end: str, limit: int, snapshot: int | None = None
     ) -> tuple[list[tuple[str, Any]], str | None]:
         """Up to ``limit`` live pairs from ``start``; also the last key examined (None = range done)."""
+        live, bound = self.scan_versioned(start, end, limit, snapshot)
+        return [(k, d) for k, d, _v in live], bound
+
+    def scan_versioned(
+        self, start: str, end: str, limit: int, snapshot: int | None = None
+    ) -> tuple[list[tuple[str, Any, int]], str | None]:
+        """Like `scan_limited`, with each pair's version (the snapshot a backfill reads)."""
         stores = self.stores()
         r = min(_REPLICAS, len(stores))
-        per_store = {s: {"start": start, "end": end, "limit": limit} for s in stores}
+        per_store = {
+            s: {"start": start, "end": end, "limit": limit, "snapshot": snapshot} for s in stores
+        }
         answers = self._fanout(per_store, "scan", None, True, None)
         if len(stores) - len(answers) > r - quorum(r):
             raise TiKVTimeout(f"scan reached {sorted(answers)} of {stores}")
@@ -358,8 +404,8 @@ class KVClient:
                 if k not in best or ver > best[k][0]:
                     best[k] = (ver, d)
         keys = sorted(k for k in best if bound is None or k <= bound)
-        live = [(k, best[k][1]) for k in keys if best[k][1] is not None]
-        return live, (bound if bound is not None else None)
+        live = [(k, best[k][1], best[k][0]) for k in keys if best[k][1] is not None]
+        return live, bound
 
     def batch_delete(self, keys: Sequence[str]) -> None:
         """Delete by writing tombstones (a lagging replica must not resurrect rows)."""

@@ -156,6 +156,17 @@ class Connection:
         self.pk = Packets(sock)
         self.handler = make_handler(self)
         self.client_caps = 0
+        self.shutting_down = threading.Event()  # the listener's: set once the server closes
+
+    def in_txn(self) -> bool:
+        """TiDB's ``InTxn``: an explicit transaction, or buffered writes not yet committed."""
+        s = self.handler.session
+        return bool(s.in_txn or s.buffer)
+
+    def _closing(self) -> bool:
+        # TiDB (pkg/server/conn.go Run): in shutdown mode a connection closes between
+        # transactions, before it reads and again before it dispatches a command.
+        return self.shutting_down.is_set() and not self.in_txn()
 
     # -- packets ------------------------------------------------------------------------
     def status_flags(self) -> int:
@@ -290,8 +301,10 @@ class Connection:
             if not self.handshake():
                 return
             while True:
+                if self._closing():
+                    return
                 data = self.pk.read()
-                if not data:
+                if not data or self._closing():
                     continue
                 cmd, body = data[0], data[1:]
                 if cmd == COM_QUIT:
@@ -345,12 +358,17 @@ class Listener:
         self._next_id = 0
         self._lock = threading.Lock()
         self.connections = 0
+        self._live: dict[int, Connection] = {}
+        self.closed = threading.Event()
 
     def serve_forever(self) -> None:
-        while True:
+        while not self.closed.is_set():
             try:
                 client, _addr = self.sock.accept()
             except OSError:
+                return
+            if self.closed.is_set():
+                client.close()
                 return
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self._lock:
@@ -361,10 +379,35 @@ class Listener:
             ).start()
 
     def _run(self, client: socket.socket, conn_id: int) -> None:
+        conn = Connection(client, conn_id, self.server_version, self.make_handler)
+        conn.shutting_down = self.closed
         with self._lock:
             self.connections += 1
+            self._live[conn_id] = conn
         try:
-            Connection(client, conn_id, self.server_version, self.make_handler).serve()
+            conn.serve()
         finally:
             with self._lock:
                 self.connections -= 1
+                self._live.pop(conn_id, None)
+
+    def close(self) -> None:
+        """Stop accepting (TiDB's ``Server.Close``: new clients are refused from now on)."""
+        self.closed.set()
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def in_txn(self) -> int:
+        """How many open connections are inside a transaction now."""
+        with self._lock:
+            return sum(1 for c in self._live.values() if c.in_txn())
+
+    def kill_all(self) -> None:
+        """Close every client connection (TiDB's ``KillAllConnections`` after the drain)."""
+        with self._lock:
+            conns = list(self._live.values())
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)

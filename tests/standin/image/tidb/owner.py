@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +29,15 @@ SERVERS_PREFIX = "/standin/tidb/servers/"
 
 
 def session_ttl() -> int:
-    """Lease TTL in whole seconds (etcd's unit); at least 2 s so keepalives can land."""
+    """The owner's etcd session TTL in whole seconds (etcd's unit).
+
+    Like tidb-server, the ``tidb_manager_ttl`` environment variable sets it (pkg/owner
+    manager.go ``setManagerSessionTTL``; TiDB's default is 60); without it the stand-in uses
+    10 s scaled, at least 2 s so keepalives can land.
+    """
+    raw = os.environ.get("tidb_manager_ttl", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
     return max(2, round(scaled(10.0, 2.0)))
 
 
@@ -117,6 +126,11 @@ class LeaseSession:
     def alive(self) -> bool:
         return self.lease_id != 0 and not self.expired.is_set()
 
+    def stalled(self) -> bool:
+        """Alive but not renewed for more than one and a half keepalive intervals: the PD
+        member it is pinned to cannot reach its quorum (or this TiDB cannot reach it)."""
+        return self.alive and time.monotonic() - self.last_ok > self.ttl / 2
+
     def close(self, etcd: Etcd | None = None) -> None:
         self._stop.set()
         if self.lease_id and etcd is not None:
@@ -150,6 +164,7 @@ class OwnerManager:
         self._lock = threading.Lock()
         self.on_change: list[Callable[[bool], None]] = []
         self.generation = 0  # bumps every time this node becomes owner
+        self._stopped = False
 
     # -- public -------------------------------------------------------------------------
     def is_owner(self) -> bool:
@@ -194,6 +209,19 @@ class OwnerManager:
     def start(self) -> None:
         threading.Thread(target=self._loop, name="ddl-owner-campaign", daemon=True).start()
 
+    def close(self) -> None:
+        """Leave the cluster at shutdown: revoke the session lease at once.
+
+        TiDB's ``ownerManager.Cancel`` revokes its etcd session when the server closes
+        (pkg/owner/manager.go ``revokeSession``), so the owner key and the server's
+        registry entry vanish now and another TiDB takes over without waiting for the TTL.
+        """
+        self._stopped = True
+        sess = self.session
+        self._set_owner(False, "")
+        if sess is not None:
+            sess.close(self.etcd)
+
     # -- loop ---------------------------------------------------------------------------
     def _set_owner(self, owner: bool, owner_id: str) -> None:
         with self._lock:
@@ -215,8 +243,8 @@ class OwnerManager:
                     log.warn("owner callback failed", error=repr(exc))
 
     def _loop(self) -> None:
-        tick = scaled(0.5, 0.1)
-        while True:
+        tick = scaled(0.5, 0.2)
+        while not self._stopped:
             try:
                 self._step()
             except EtcdError as exc:

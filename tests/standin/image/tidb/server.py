@@ -13,14 +13,16 @@ import time
 import uuid
 from typing import Any
 
-from common.env import bug_enabled, bugs, scaled
+from common.env import Pace, bug_enabled, bugs, pd_retry_budget, scaled
 from common.etcd import Etcd, EtcdError
+from common.gofmt import go_duration
 from common.log import get_logger, setup
+from common.signals import exit_on_signals
+from common.versions import release_version, surface
 
 from . import flags as tflags
 from . import sysvars
 from .catalog import Meta, SchemaCache
-from .ddl import schema_lease
 from .executor import Executor, Result, Session
 from .kv import HTTPBackend, KVClient, MemoryBackend, StoreList
 from .mysql_protocol import Connection, Listener
@@ -33,20 +35,6 @@ GIT_HASH = "5c0f1e7a3d9b2e4f6a8c0d1e2f3a4b5c6d7e8f90"
 SYSTEM_DBS = frozenset({"information_schema", "mysql", "performance_schema", "metrics_schema"})
 
 
-def release_version() -> str:
-    return os.environ.get("STANDIN_VERSION", "").strip() or "v8.5.7"
-
-
-def _version_tuple(v: str) -> tuple[int, ...]:
-    parts = []
-    for p in v.lstrip("v").split("-")[0].split("."):
-        try:
-            parts.append(int(p))
-        except ValueError:
-            parts.append(0)
-    return tuple(parts)
-
-
 class Node:
     """Everything one tidb-server process holds; sessions reach it through the executor."""
 
@@ -55,13 +43,16 @@ class Node:
     def __init__(self, opts: tflags.TiDBFlags) -> None:
         self.opts = opts
         self.release = release_version()
+        self.surface = surface(self.release)
         self.version_string = f"8.0.11-TiDB-{self.release}-standin"
         self.ddl_id = str(uuid.uuid4())
         self.advertise = opts.advertise_address or _local_ip()
         self.start_ts = time.time()
         endpoints = [e.strip() for e in opts.path.split(",") if e.strip()]
         self.pd_endpoints = endpoints
-        self.etcd = Etcd(endpoints, timeout=scaled(2.0, 0.5))
+        # Like TiDB's PD client, every meta call retries across the PD members for the PD
+        # retry budget (a leader change is survived) before it fails.
+        self.etcd = Etcd(endpoints, timeout=scaled(2.0, 0.5), deadline=pd_retry_budget())
         self.meta = Meta(self.etcd)
         if opts.store == "tikv":
             self.kv = KVClient(StoreList(endpoints), HTTPBackend())
@@ -69,6 +60,11 @@ class Node:
             self.kv = KVClient(None, MemoryBackend())
         self.schema = SchemaCache(self.meta)
         self.loaded_version = 0
+        # The schema lease, scaled like every stand-in timer but never below the PD retry
+        # budget: real TiDB's 45 s lease is far longer than a PD leader change, so a PD
+        # election never expires a TiDB's schema. /info reports this value.
+        lease = opts.lease_seconds if opts.lease_seconds > 0 else 45.0
+        self.lease = max(scaled(lease), pd_retry_budget())
         self.owner = OwnerManager(
             self.etcd, endpoints, self.ddl_id, self.server_info, campaign=opts.run_ddl
         )
@@ -97,7 +93,7 @@ class Node:
             "ip": self.advertise,
             "listening_port": self.opts.port,
             "status_port": self.opts.status_port,
-            "lease": tflags.go_duration(round(schema_lease(), 3)),  # the one it runs with
+            "lease": go_duration(self.lease),
             "binlog_status": "Off",
             "start_timestamp": int(self.start_ts),
             "labels": {},
@@ -117,8 +113,8 @@ class Node:
 
     # -- sysvars ------------------------------------------------------------------------
     def default_sysvar(self, name: str) -> Any:
-        if name == "tidb_enable_dist_task" and _version_tuple(self.release) < (8, 1):
-            return "OFF"
+        if name == "tidb_enable_dist_task":
+            return "ON" if self.surface.dist_task_default_on else "OFF"
         return sysvars.DEFAULTS[name][0]
 
     def global_sysvar(self, name: str) -> Any:
@@ -177,15 +173,37 @@ class Node:
                 log.warn("waiting for PD", error=str(exc)[:200])
                 time.sleep(scaled(1.0, 0.2))
 
+    def adopt_schema(self, force: bool = False) -> int:
+        """Load the newest schema; report it only once no write of an older one is in flight.
+
+        The owner moves a job to its next schema state when every TiDB reported the last
+        one, so a write computed under (say) ``delete only`` can never land after the
+        backfill has read past its row.
+        """
+        s = self.schema.reload(force=force)
+        if s.version != self.loaded_version:
+            if not self.schema.drain(s.version, self.lease):
+                log.warn("writes of an older schema still in flight after a lease",
+                         schema_version=s.version)
+            self.loaded_version = s.version
+            self.owner.publish()
+        return s.version
+
+    def schema_expired(self) -> bool:
+        """No schema check succeeded for a lease: TiDB's schema validator refuses commits."""
+        return time.monotonic() - self.schema.checked_at > self.lease
+
     def schema_loop(self) -> None:
-        """Reload the schema when the global version moves (TiDB's schema lease loop)."""
+        """Reload the schema when the global version moves (TiDB's schema lease loop):
+        quickly while versions are moving (a DDL job is on), slowly when they are not."""
+        pace = Pace(scaled(0.3, 0.05), scaled(1.0, 0.25))
+        changed_at = 0.0
         while True:
-            time.sleep(scaled(0.3, 0.05))
+            pace.wait(time.monotonic() - changed_at < scaled(10.0, 3.0))
             try:
-                s = self.schema.reload()
-                if s.version != self.loaded_version:
-                    self.loaded_version = s.version
-                    self.owner.publish()
+                before = self.loaded_version
+                if self.adopt_schema() != before:
+                    changed_at = time.monotonic()
             except EtcdError as exc:
                 log.warn("failed to reload schema", error=str(exc)[:200])
 
@@ -248,7 +266,28 @@ def main(argv: list[str]) -> int:
 
     if opts.report_status:
         serve_status(node)
+    done = exit_on_signals(lambda name: log.info("got signal to exit", signal=name))
     node.listener = Listener(opts.host, opts.port, node.version_string, lambda c: Handler(node, c))
     log.info("server is running MySQL protocol", addr=f"{opts.host}:{opts.port}")
-    node.listener.serve_forever()
+    threading.Thread(target=node.listener.serve_forever, name="mysql-listener", daemon=True).start()
+    done.wait()
+    shutdown(node, node.listener)
     return 0
+
+
+def shutdown(node: Node, listener: Listener) -> None:
+    """SIGTERM/SIGINT: close like tidb-server (cmd/tidb-server/main.go, signal handler).
+
+    ``Server.Close`` stops accepting; ``DrainClients`` waits for connections inside a
+    transaction (they close themselves when it ends) up to ``gracefulCloseConnectionsTimeout``
+    (15 s; scaled here like every stand-in timer) and then kills the rest; closing the domain
+    revokes the etcd session, so ownership passes at once.
+    """
+    listener.close()
+    log.info("start drain clients")
+    deadline = time.monotonic() + scaled(15.0, 1.0)
+    while listener.in_txn() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    listener.kill_all()
+    node.owner.close()
+    log.info("tidb-server exited", ddl_id=node.ddl_id)

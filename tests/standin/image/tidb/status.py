@@ -10,7 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 from common.etcd import EtcdError
+from common.gofmt import go_duration
 
+from . import triggers
 from .locks import goroutine_dump
 
 if TYPE_CHECKING:
@@ -67,6 +69,18 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
                             "all_servers_info": servers,
                         },
                     )
+                elif path == "/config":
+                    opts = node.opts
+                    self._send(200, {  # TiDB's config JSON names; the lease as scaled
+                        "host": opts.host, "advertise-address": node.advertise,
+                        "port": opts.port, "store": opts.store, "path": opts.path,
+                        "lease": go_duration(node.lease), "run-ddl": opts.run_ddl,
+                        "status": {"report-status": opts.report_status,
+                                   "status-host": opts.status_host,
+                                   "status-port": opts.status_port},
+                    })
+                elif path == "/standin/triggers":
+                    self._send(200, triggers.counts())
                 elif path == "/debug/pprof/goroutine":
                     self._send(200, goroutine_dump(), "text/plain; charset=utf-8")
                 elif path == "/metrics":

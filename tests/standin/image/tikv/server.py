@@ -15,7 +15,8 @@ from collections import Counter
 from typing import Any
 
 from common import flags, httpclient
-from common.env import bugs, release_version, store_heartbeat_interval, time_scale
+from common.env import bugs, scaled, store_heartbeat_interval, time_scale
+from common.versions import release_version
 from common.httpserver import (
     Request,
     Response,
@@ -52,9 +53,11 @@ class TiKVServer:
     def kv_router(self) -> Router:
         router = Router()
         router.add("POST", "/kv/batch_put", self._rpc("batch_put", lambda b: {"count": self.store.batch_put(_list(b, "kvs"))}))
-        router.add("POST", "/kv/batch_get", self._rpc("batch_get", lambda b: {"kvs": self.store.batch_get(_list(b, "keys"))}))
+        router.add("POST", "/kv/batch_get", self._rpc("batch_get", lambda b: {"kvs": self.store.batch_get(
+            _list(b, "keys"), _snapshot(b))}))
         router.add("POST", "/kv/scan", self._rpc("scan", lambda b: {"kvs": self.store.scan(
-            str(b.get("start") or ""), b.get("end") or None, int(b.get("limit") or 0), bool(b.get("reverse")))}))
+            str(b.get("start") or ""), b.get("end") or None, int(b.get("limit") or 0), bool(b.get("reverse")),
+            _snapshot(b))}))
         router.add("POST", "/kv/batch_delete", self._rpc("batch_delete", lambda b: {"deleted": self.store.batch_delete(_list(b, "keys"))}))
         router.add("POST", "/kv/delete_range", self._rpc("delete_range", lambda b: {"deleted": self.store.delete_range(
             str(b.get("start") or ""), b.get("end") or None)}))
@@ -87,10 +90,34 @@ class TiKVServer:
         router = Router()
         router.add("GET", "/status", lambda _r: empty_response(200))
         router.add("GET", "/metrics", self._metrics)
+        router.add("GET", "/config", self._config)
         return router
 
+    def _config(self, _req: Request) -> Response:
+        """TiKV's ``/config`` (tikv/tikv TikvConfig JSON names) with the stand-in's timers.
+
+        The stand-in has no raft: what stands for a raft election is how long its TiDB
+        waits on a store before giving up on it, reported as ten base ticks.
+        """
+        cfg = self.cfg
+        return json_response({
+            "log-level": cfg.log_level,
+            "server": {"addr": cfg.addr, "advertise-addr": cfg.advertise_addr,
+                       "status-addr": cfg.status_addr,
+                       "advertise-status-addr": cfg.advertise_status_addr,
+                       "labels": dict(cfg.labels)},
+            "storage": {"data-dir": cfg.data_dir},
+            "pd": {"endpoints": list(cfg.pd_endpoints)},
+            "raftstore": {
+                "raft-base-tick-interval": readable_duration(scaled(1.0, 0.1)),
+                "raft-heartbeat-ticks": 2,
+                "raft-election-timeout-ticks": 10,
+                "pd-store-heartbeat-tick-interval": readable_duration(store_heartbeat_interval()),
+            },
+        })
+
     def _metrics(self, _req: Request) -> Response:
-        keys, size = self.store.stats()
+        keys, size = self.store.count_keys(), self.store.size()
         capacity, available = self._capacity()
         lines = [
             "# HELP tikv_store_size_bytes Size of storage.",
@@ -152,7 +179,7 @@ class TiKVServer:
         last_warning = 0.0
         while not self._stop.is_set():
             began = time.monotonic()
-            _, used = self.store.stats()
+            used = self.store.size()
             capacity, available = self._capacity()
             beat = {
                 "address": self.cfg.advertise_addr,
@@ -194,8 +221,36 @@ class TiKVServer:
                 last_warning = time.monotonic()
             self._stop.wait(max(0.0, interval - (time.monotonic() - began)))
 
+    def gc_loop(self) -> None:
+        """Collect versions older than the GC life time (TiDB's default 10 m, scaled)."""
+        life = scaled(600.0, 30.0)
+        while not self._stop.wait(life / 10):
+            try:
+                dropped = self.store.gc(time.time_ns() - int(life * 1e9))
+            except Exception:
+                log.exception("mvcc gc failed")
+                continue
+            if dropped:
+                log.debug("mvcc gc", dropped=dropped)
+
     def stop(self) -> None:
         self._stop.set()
+
+
+def readable_duration(seconds: float) -> str:
+    """TiKV's ReadableDuration: ``1s``, ``500ms``, ``1m30s`` (no zero parts)."""
+    millis = round(seconds * 1000)
+    parts = []
+    for unit, size in (("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        amount, millis = divmod(millis, size)
+        if amount:
+            parts.append(f"{amount}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _snapshot(body: dict[str, Any]) -> int | None:
+    value = body.get("snapshot")
+    return None if value is None else int(value)
 
 
 def _list(body: dict[str, Any], name: str) -> list[Any]:
@@ -232,6 +287,7 @@ def main(argv: list[str]) -> int:
         log.fatal("failed to start server", error=str(exc))
         return 1
     threading.Thread(target=tikv.heartbeat_loop, name="pd-heartbeat", daemon=True).start()
+    threading.Thread(target=tikv.gc_loop, name="gc-worker", daemon=True).start()
     log.info("TiKV is ready to serve", pid=os.getpid())
     done.wait()
     tikv.stop()
