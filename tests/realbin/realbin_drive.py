@@ -126,6 +126,11 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
                 h = watcher.add(add_index(client, timeline, "t_watch", "c", "watch"))
                 watcher.start()
                 v = h.wait(WAIT)
+                # the DXF reads of a job that has a task (txn jobs have none): by hand
+                reader = JobReader(watch_client, 5.0)
+                for history in (False, True):
+                    reader.task("ddl/backfill/0", history=history)
+                    reader.subtasks(0, history)
                 facts["watch"] = {
                     "verdict": v.verdict if v else None, "states": observed(h),
                     "job_type": h.latest.job_type if h.latest else None,
@@ -188,10 +193,12 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
                 finally:
                     configure(client, dist_task=False, timeline=timeline)
 
+            with tr.phase_of("implicit-commit"):
+                facts["implicit_commit"] = implicit_commit(client)
+
             with tr.phase_of("import"):
                 imp = JobHandle("import", JobTarget(IMPORT_INTO, DB, "t_watch"), POLICY,
                                 query="(none)", submitted_at=0.0, job_id=NO_SUCH_JOB)
-                reader = JobReader(watch_client, 5.0)
                 facts["import_show"] = _error_of(lambda: reader.observe(imp, timeline.now))
                 probe = issue_cancel(watch_client, imp, timeline, reason="test", window=10.0)
                 facts["import_cancel"] = {"result": probe.result, "accepted": probe.accepted}
@@ -221,6 +228,24 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
     facts["seconds"] = round(time.monotonic() - started, 1)
     log.info("%s: driver done in %.0fs", side, facts["seconds"])
     return tr
+
+
+def implicit_commit(client: Any) -> dict[str, Any]:
+    """BEGIN; INSERT; DDL; ROLLBACK: does the DDL commit the open transaction first?"""
+    conn = client.connect(read_timeout=60)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"INSERT INTO {DB}.t_watch (id, k, c, pad) VALUES (-1, 0, 'implicit', 'p')")
+            cur.execute(f"CREATE TABLE {DB}.t_implicit (id INT PRIMARY KEY)")
+            seen = client.query(f"SELECT COUNT(*) AS n FROM {DB}.t_watch WHERE id = -1",
+                                timeout=10)[0]["n"]
+            cur.execute("ROLLBACK")
+            kept = client.query(f"SELECT COUNT(*) AS n FROM {DB}.t_watch WHERE id = -1",
+                                timeout=10)[0]["n"]
+    finally:
+        conn.close()
+    return {"visible_to_others_after_ddl": int(seen), "kept_after_rollback": int(kept)}
 
 
 def _error_of(fn: Callable[[], Any]) -> dict[str, Any]:

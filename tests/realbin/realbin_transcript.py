@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tidb_ha.cluster.client import TiDBClient
+from pytest_tidb_ha.cluster.client import TiDBClient, is_read_only
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "pytest_tidb_ha"
 #: Where the statements the issue names live: (module, functions or None for all).
@@ -181,26 +181,27 @@ class Transcript:
         real_query, real_execute = TiDBClient.query, TiDBClient.execute
         real_urlopen = urllib.request.urlopen
 
-        def sql_call(sql: str, fn: Any, *args: Any, **kw: Any) -> Any:
+        def sql_call(self_: TiDBClient, sql: str, args: Any, fn: Any, *rest: Any,
+                     **kw: Any) -> Any:
             call = Call("sql", normalize(sql), me.phase)
             try:
-                result = fn(*args, **kw)
+                result = fn(self_, sql, args, *rest, **kw)
             except Exception as exc:
                 call.error_code = getattr(exc, "code", None)
                 call.error = str(exc)[:500]
                 me.add(call)
                 raise
             if isinstance(result, list):
-                call.columns = tuple(result[0].keys()) if result else ()
+                call.columns = tuple(result[0].keys()) if result else _columns(self_, sql, args)
                 call.rows = [{k: _text(v)[:300] for k, v in r.items()} for r in result[:MAX_ROWS]]
             me.add(call)
             return result
 
-        def query(self: TiDBClient, sql: str, *args: Any, **kw: Any) -> Any:
-            return sql_call(sql, real_query, self, sql, *args, **kw)
+        def query(self: TiDBClient, sql: str, args: Any = None, *rest: Any, **kw: Any) -> Any:
+            return sql_call(self, sql, args, real_query, *rest, **kw)
 
-        def execute(self: TiDBClient, sql: str, *args: Any, **kw: Any) -> Any:
-            return sql_call(sql, real_execute, self, sql, *args, **kw)
+        def execute(self: TiDBClient, sql: str, args: Any = None, *rest: Any, **kw: Any) -> Any:
+            return sql_call(self, sql, args, real_execute, *rest, **kw)
 
         def urlopen(req: Any, *args: Any, **kw: Any) -> Any:
             url = req.full_url if isinstance(req, urllib.request.Request) else str(req)
@@ -235,6 +236,24 @@ class Transcript:
             monkeypatch.setattr(TiDBClient, "query", real_query)
             monkeypatch.setattr(TiDBClient, "execute", real_execute)
             monkeypatch.setattr(urllib.request, "urlopen", real_urlopen)
+
+
+def _columns(client: TiDBClient, sql: str, args: Any) -> tuple[str, ...] | None:
+    """Column names of an empty answer, read again through a cursor (read-only only)."""
+    if not is_read_only(sql):
+        return None
+    try:
+        conn = client.connect(read_timeout=10)
+    except Exception:  # noqa: BLE001 - no names is an answer the comparison shows
+        return None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return tuple(d[0] for d in cur.description or ())
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        conn.close()
 
 
 def _decode(body: bytes) -> Any:
@@ -273,13 +292,17 @@ class _Response(_Body):
 
 
 # -- comparison (pure) -------------------------------------------------------------------------
+#: Map keys that are ids (TiDB server UUIDs in /info/all, numeric ids), not field names.
+ID_KEY = re.compile(r"^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\d+)$")
+
+
 def shape(value: Any, prefix: str = "") -> set[str]:
-    """Key paths of a JSON value with their types: ``members[].name:str``."""
+    """Key paths of a JSON value with their types: ``members[].name:str``; ids as ``*``."""
     out: set[str] = set()
     if isinstance(value, dict):
         out.add(f"{prefix or '.'}:object")
         for k, v in value.items():
-            out |= shape(v, f"{prefix}.{k}")
+            out |= shape(v, f"{prefix}.{'*' if ID_KEY.match(str(k)) else k}")
     elif isinstance(value, list):
         out.add(f"{prefix or '.'}:array")
         for v in value:
@@ -297,7 +320,7 @@ def summary(calls: list[Call]) -> dict[str, Any]:
     if not calls:
         return out
     if calls[0].kind == "sql":
-        out["columns"] = sorted({c.columns for c in calls if c.columns})
+        out["columns"] = sorted({c.columns for c in calls if c.columns is not None})
         out["errors"] = sorted({c.error_code for c in calls if c.error_code is not None})
         out["ok"] = any(c.error_code is None and c.error is None for c in calls)
     else:

@@ -96,9 +96,11 @@ func parseFlags(args []string) (*flags, error) {
 // tikvConfig holds the few keys of a TiKV TOML config this store honours; the
 // rest of the file (rocksdb, raftdb, block cache ...) is parsed and ignored.
 type tikvConfig struct {
-	LogLevel string         `toml:"log-level"`
-	Log      struct{ Level string `toml:"level"` } `toml:"log"`
-	Raw      map[string]any `toml:"-"`
+	LogLevel string `toml:"log-level"`
+	Log      struct {
+		Level string `toml:"level"`
+	} `toml:"log"`
+	Raw map[string]any `toml:"-"`
 }
 
 func loadConfig(path string) (*tikvConfig, error) {
@@ -115,15 +117,17 @@ func loadConfig(path string) (*tikvConfig, error) {
 	return c, nil
 }
 
-// versionedPD stamps this store's version, status address and start time on
-// every store record sent to PD: unistore sends only id and address, which PD
-// reads as version 1.0.0 and refuses for a v7 cluster.
+// versionedPD stamps what TiKV puts in its store record on every one sent to PD
+// (version, git hash, status and peer address, start time, deploy path = the
+// binary's directory): unistore sends only id and address, which PD reads as
+// version 1.0.0.
 type versionedPD struct {
 	pd.Client
+	peerAddr   string
 	statusAddr string
+	deployPath string
 	labels     []*metapb.StoreLabel
 	start      int64
-	dataDir    string
 }
 
 func (v *versionedPD) stamp(s *metapb.Store) *metapb.Store {
@@ -132,7 +136,8 @@ func (v *versionedPD) stamp(s *metapb.Store) *metapb.Store {
 	out.GitHash = GitHash
 	out.StatusAddress = v.statusAddr
 	out.StartTimestamp = v.start
-	out.DeployPath = v.dataDir
+	out.PeerAddress = v.peerAddr
+	out.DeployPath = v.deployPath
 	if len(v.labels) > 0 {
 		out.Labels = v.labels
 	}
@@ -265,8 +270,23 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("PD %v: %w", endpoints, err)
 	}
-	pdClient := &versionedPD{Client: raw, statusAddr: f.advertiseStatusAddr, labels: labels,
-		start: time.Now().Unix(), dataDir: f.dataDir}
+	deployPath := "/"
+	if exe, err := os.Executable(); err == nil {
+		deployPath = filepath.Dir(exe)
+	}
+	// One store per cluster: a fresh unistore would bootstrap a cluster of its own
+	// and cannot join one (no raft, no replicas). Refuse instead of corrupting it.
+	if _, err := os.Stat(filepath.Join(f.dataDir, "kv")); os.IsNotExist(err) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		booted, err := raw.IsBootstrapped(ctx)
+		cancel()
+		if err == nil && booted {
+			return errors.New("the cluster already has a store: this unistore store serves " +
+				"a cluster alone (one store, no raft); start one tikv per cluster")
+		}
+	}
+	pdClient := &versionedPD{Client: raw, peerAddr: f.advertiseAddr, statusAddr: f.advertiseStatusAddr,
+		deployPath: deployPath, labels: labels, start: time.Now().Unix()}
 
 	// Listen before registering: PD hands our address to TiDB as soon as we PutStore.
 	lis, err := net.Listen("tcp", f.addr)
