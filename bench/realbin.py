@@ -18,9 +18,9 @@ Figures, each beside its goal or anchor as a ratio:
                      ``start_cluster``, median of ``--reps``; goal 60 s (issue 3), anchor: the
                      stand-in at the same topology, same code, alternating.
 * ``watcher``     -- workload tps with the job watcher polling a txn ADD INDEX every 0.25 s
-                     vs not polling (``bench/watcher_overhead.py``'s method) on the real
-                     cluster; goal >= 0.95x; anchor: the stand-in's figure
-                     (bench/results/watcher_overhead.json when present).
+                     vs not polling (``bench/watcher_overhead.py``'s method, 4 pairs of 12 s
+                     windows) on the real cluster; goal >= 0.95x; anchor: the same
+                     measurement on the stand-in in the same run.
 
 This bench is not part of ``bench/run.py`` (its cold build alone is longer than that bench's
 10-minute budget). Results: ``bench/results/realbin.json``; ``--markdown`` rewrites the
@@ -80,7 +80,8 @@ CURRENT_GOAL = 5.0
 COLDSTART_GOAL = 60.0
 WATCHER_GOAL = 0.95
 #: A txn backfill at batch size 32 and one worker runs ~6,000 rows/s on an idle 2-core
-#: machine; the windows take ~45 s, so 1,024,000 rows keep the job in its backfill.
+#: machine (slower under the workload); 8 windows of 12 s take ~100 s, so 1,024,000 rows
+#: keep the job in its backfill (checked after every window).
 JOB = AddIndexJob(db="bench_watch_job", table="t_job", index_col_name="c",
                   timeout=Duration(900.0), job_type="txn", dist_task=False)
 JOB_ROWS = 1_024_000
@@ -180,14 +181,9 @@ def watcher(real: str, *, window: float, pairs: int) -> dict[str, Any]:
         docker.close()
 
 
-def standin_watcher_anchor() -> float | None:
-    path = RESULTS / "watcher_overhead.json"
-    if not path.exists():
-        return None
-    import json
-
-    ratio = json.loads(path.read_text()).get("data", {}).get("ratio_on_over_off")
-    return float(ratio) if ratio is not None else None
+def standin_watcher(stand: str, *, window: float, pairs: int) -> dict[str, Any]:
+    """The anchor: the same measurement on the stand-in (its own 1/1/1 cluster, ingest job)."""
+    return watcher_overhead.run(stand, window=window, pairs=pairs).data
 
 
 # -- the table --------------------------------------------------------------------------------
@@ -224,11 +220,13 @@ def rows_of(data: dict[str, Any]) -> list[Row]:
                         f"({s['median']:.1f} s, {s['ready']}), plugin start_cluster both"))
     if "watcher" in data:
         w = data["watcher"]
-        anchor = data.get("standin_watcher_ratio")
+        anchor = data.get("standin_watcher", {}).get("ratio_on_over_off")
         rows.append(Row(f"real binaries: workload tps, watcher polling every "
                         f"{w['poll_interval']:g} s / not polling", f"{w['ratio_on_over_off']:.2f}x",
-                        f"goal >= {WATCHER_GOAL:.2f}x; stand-in anchor "
-                        f"{f'{anchor:.2f}x' if anchor else '-'}; {w['tps_on']:.1f} vs "
+                        f"{ratio(w['ratio_on_over_off'], WATCHER_GOAL)} of the goal (>= "
+                        f"{WATCHER_GOAL:.2f}x); {ratio(w['ratio_on_over_off'], anchor)} of the "
+                        f"stand-in's {f'{anchor:.2f}x' if anchor else '-'} measured alike in this "
+                        f"run; {w['tps_on']:.1f} vs "
                         f"{w['tps_off']:.1f} tps (4 threads, {w['pairs']} x {w['window_seconds']:g} s "
                         f"windows each way, txn ADD INDEX of {w['job']['rows']:,} rows backfilling "
                         f"throughout); watcher sent {w['watcher_statements_per_second']:.1f} "
@@ -251,9 +249,19 @@ def markdown_section(data: dict[str, Any]) -> str:
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     for name, err in data.get("errors", {}).items():
         lines.append(f"| {name}: FAILED | - | {err.splitlines()[0][:300].replace('|', '/')} |")
+    for name, when in data.get("reused", {}).items():
+        lines.append(f"| ({name}: figure of the run at {when}) | | |")
     lines += ["", "- Real TiDB's absolute speed on this store says little about TiKV: what "
               "matters is the plugin's cost beside the cluster's own (ratios), and that the "
-              "cold build fits the CI budget.", SECTION_END]
+              "cold build fits the CI budget.",
+              "- The cold build is timed at `nice 10` on the shared machine (load above); in "
+              "`scripts/test.sh` it runs at `nice 19` beside the main suite, so there it takes "
+              "what the suite leaves of the two cores.",
+              "- Watcher overhead: unlike the stand-in (where the 0.25 s poll hardly shows), "
+              "each of the watcher's statements costs real TiDB tens of milliseconds here "
+              "(`information_schema.ddl_jobs` is built from the DDL job queue and history on "
+              "every read, tidb-contract.md §9), so at the CI poll floor of 0.25 s it slows the "
+              "workload measurably; at time scale 1 the watcher polls every 2 s.", SECTION_END]
     return "\n".join(lines)
 
 
@@ -265,12 +273,28 @@ def splice(page: str, section: str) -> str:
     return page.rstrip("\n") + "\n\n" + section + "\n"
 
 
+def reuse_skipped(data: dict[str, Any], skip: set[str], path: Path) -> None:
+    """Figures of skipped steps from the previous run's JSON, marked as such (so the slow
+    cold build and the Docker-heavy steps can run at different times)."""
+    if not skip or not path.exists():
+        return
+    import json
+
+    old = json.loads(path.read_text())
+    for name in sorted(skip):
+        if name in old and name not in data:
+            data[name] = old[name]
+            data.setdefault("reused", {})[name] = (old.get("reused", {}).get(name)
+                                                   or old.get("machine", {}).get("date"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--skip", default="", help="comma list of cold_build,warm_build,coldstart,watcher")
+    ap.add_argument("--skip", default="",
+                    help="comma list of cold_build,warm_build,coldstart,watcher,standin_watcher")
     ap.add_argument("--reps", type=int, default=3, help="cold-start repetitions per side")
-    ap.add_argument("--window", type=float, default=10.0)
-    ap.add_argument("--pairs", type=int, default=2)
+    ap.add_argument("--window", type=float, default=12.0)
+    ap.add_argument("--pairs", type=int, default=4)
     ap.add_argument("--markdown", type=Path, default=None)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
@@ -291,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     data["image"] = real
     stand = standin_image()
     for name, fn2 in (("coldstart", lambda: coldstarts(real, stand, args.reps)),
-                      ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs))):
+                      ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs)),
+                      ("standin_watcher",
+                       lambda: standin_watcher(stand, window=args.window, pairs=args.pairs))):
         if name in skip:
             continue
         try:
@@ -299,8 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             log.warning("%s: %s", name, data[name])
         except BenchError as exc:
             data["errors"][name] = str(exc)
-    data["standin_watcher_ratio"] = standin_watcher_anchor()
     data["machine"]["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    reuse_skipped(data, skip, RESULTS / "realbin.json")
     write_json(RESULTS / "realbin.json", data)
     section = Section("realbin", rows=rows_of(data), data=data)
     for row in section.rows:

@@ -5,11 +5,14 @@
   names the main modules ``github.com/pingcap/tidb`` and ``github.com/tikv/pd`` at the
   versions pinned in the wrapper go.mod files;
 * PD reports its own release (a v8.1 alpha commit: README.md here says why) and the
-  store registered with the version it stamps; the store says it is not TiKV.
+  store registered with the version it stamps; the store says it is not TiKV;
+* a second store is refused loudly (a unistore cannot join a cluster), so a topology the
+  store cannot serve fails at start-up instead of corrupting the cluster.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import shutil
@@ -21,6 +24,8 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha.cluster.http import get_json
+from pytest_tidb_ha.cluster.lifecycle import ClusterStartError, start_cluster
+from pytest_tidb_ha.scenario.model import Topology
 
 pytestmark = [pytest.mark.realbin, pytest.mark.docker]
 
@@ -81,3 +86,14 @@ def test_pd_and_store_versions(realbin_cluster: Any) -> None:
     assert stores[0]["store"]["state_name"] == "Up", stores
     status = stores[0]["store"]["status_address"]
     assert status == "tikv-0:20180", stores
+
+
+def test_a_second_store_is_refused(realbin_image: str, tidb_cluster_settings: Any,
+                                   tidb_cluster_pool: Any) -> None:
+    settings = dataclasses.replace(tidb_cluster_settings, topology=Topology(pd=1, tikv=2, tidb=1),
+                                   name_prefix="tidb-ha-2stores", startup_timeout=120.0)
+    with pytest.raises(ClusterStartError) as err:
+        start_cluster(settings, tidb_cluster_pool.docker())
+    text = str(err.value)
+    assert re.search(r"tikv-[01] exited", text), text[-3000:]
+    assert "one tikv per cluster" in text, text[-3000:]

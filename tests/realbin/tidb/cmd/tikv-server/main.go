@@ -148,8 +148,16 @@ func (v *versionedPD) PutStore(ctx context.Context, s *metapb.Store) error {
 	return v.Client.PutStore(ctx, v.stamp(s))
 }
 
+// Bootstrap fails when PD refuses it (another store bootstrapped the cluster first):
+// unistore would otherwise go on with regions of its own in someone else's cluster.
 func (v *versionedPD) Bootstrap(ctx context.Context, s *metapb.Store, r *metapb.Region) (*pdpb.BootstrapResponse, error) {
-	return v.Client.Bootstrap(ctx, v.stamp(s), r)
+	resp, err := v.Client.Bootstrap(ctx, v.stamp(s), r)
+	if err == nil && resp.GetHeader().GetError() != nil {
+		return resp, fmt.Errorf("PD refused to bootstrap the cluster with this store (%s): "+
+			"this unistore store serves a cluster alone; start one tikv per cluster",
+			resp.GetHeader().GetError().String())
+	}
+	return resp, err
 }
 
 func parseLabels(text string) ([]*metapb.StoreLabel, error) {
