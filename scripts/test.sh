@@ -23,10 +23,11 @@ build_log=$(mktemp "${TMPDIR:-/tmp}/tidb-realbin-build.XXXXXX.log")
 build_pid=
 if [ "$realbin" = 1 ]; then
   build_started=$(date +%s)
-  REALBIN_NICE=19 nice -n 19 bash tests/realbin/build.sh >"$build_log.ref" 2>"$build_log" &
+  # its own process group, so an interrupted run stops the go build with it
+  REALBIN_NICE=19 setsid nice -n 19 bash tests/realbin/build.sh >"$build_log.ref" 2>"$build_log" &
   build_pid=$!
 fi
-trap '[ -n "$build_pid" ] && kill "$build_pid" 2>/dev/null; rm -f "$build_log" "$build_log.ref"' EXIT
+trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null; rm -f "$build_log" "$build_log.ref"' EXIT
 
 status=0
 .venv/bin/python -m pytest tests -m "not realbin" -p no:cacheprovider -q -ra --timeout=900 "$@" \
