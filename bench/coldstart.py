@@ -125,9 +125,11 @@ def _capture_waits() -> Iterator[_WaitLog]:
         logger.propagate = propagate
 
 
-def plugin_once(docker: Any, image: str) -> dict[str, float]:
-    """One cold start and stop through the plugin's own cluster code."""
-    s = settings_for(image, new_run_id("p"))
+def plugin_once(docker: Any, image: str,
+                settings: ClusterSettings | None = None) -> dict[str, float]:
+    """One cold start and stop through the plugin's own cluster code (*settings*: another
+    topology or image set than the stand-in 3/3/2; its run id must be a fresh bench id)."""
+    s = settings or settings_for(image, new_run_id("p"))
     with _capture_waits() as waits:
         began = time.monotonic()
         cluster = start_cluster(s, docker)

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import coldstart  # noqa: E402 - bench scripts run as files
 import collection  # noqa: E402
+import realbin  # noqa: E402
 import verdict_latency  # noqa: E402
 import watcher_overhead  # noqa: E402
 from common import (  # noqa: E402
@@ -256,6 +257,15 @@ NOTES = (
 )
 
 
+def write_page(path: Path, text: str) -> None:
+    """Write the figures page, keeping the real-binary section bench/realbin.py wrote."""
+    old = path.read_text() if path.exists() else ""
+    if realbin.SECTION_BEGIN in old and realbin.SECTION_END in old:
+        kept = old[old.index(realbin.SECTION_BEGIN):old.index(realbin.SECTION_END)]
+        text = realbin.splice(text, kept + realbin.SECTION_END)
+    path.write_text(text)
+
+
 def expected(seen: list[float], default: float) -> float:
     """What one more run will take: 1.25 x the slowest seen on this machine now, else *default*.
 
@@ -282,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown_from is not None:
         if args.markdown is None:
             ap.error("--markdown-from needs --markdown")
-        args.markdown.write_text(markdown(json.loads(args.markdown_from.read_text())))
+        write_page(args.markdown, markdown(json.loads(args.markdown_from.read_text())))
         return 0
     budget = Budget(args.budget)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -365,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     write_json(args.out, report)
     print(f"wrote {args.out}")  # noqa: T201
     if args.markdown is not None:
-        args.markdown.write_text(markdown(report))
+        write_page(args.markdown, markdown(report))
         print(f"wrote {args.markdown}")  # noqa: T201
     return 1 if any(s.error for s in sections) else 0
 

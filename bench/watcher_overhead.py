@@ -30,6 +30,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -153,20 +154,27 @@ def wait_job_id(client: Any, handle: JobHandle, timeout: float = 60.0) -> int:
     raise BenchError(f"ADD INDEX job not visible in information_schema.ddl_jobs after {timeout:.0f}s")
 
 
-def measure(cluster: Any, *, window: float, pairs: int, poll: float) -> dict[str, Any]:
+def measure(cluster: Any, *, window: float, pairs: int, poll: float, job: AddIndexJob = JOB,
+            job_rows: int = JOB_ROWS,
+            prepare_job_table: Callable[[Any, AddIndexJob, int], None] | None = None
+            ) -> dict[str, Any]:
+    """*prepare_job_table(client, job, rows)*: how the job's table is filled (default: the
+    workload's own prepare, which a Python client does at a few thousand rows a second)."""
     client = cluster.client(connect_timeout=3, read_timeout=30, write_timeout=30)
     timeline = Timeline()
-    job_table = Sysbench(round_robin_factory(client, read_timeout=60),
-                         Workload(db=JOB.db, tables=1, table_size=JOB_ROWS, threads=1),
-                         timeline, loaders=1)
     t = time.monotonic()
-    job_table.prepare()
+    if prepare_job_table is not None:
+        prepare_job_table(client, job, job_rows)
+    else:
+        Sysbench(round_robin_factory(client, read_timeout=60),
+                 Workload(db=job.db, tables=1, table_size=job_rows, threads=1),
+                 timeline, loaders=1).prepare()
     workload = Sysbench(round_robin_factory(client), WORKLOAD, timeline)
     workload.prepare()
     prepare_s = time.monotonic() - t
     client.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 32")
     policy = JobPolicy(timeout=600.0, stall_window=600.0)
-    submitted = submit_add_index(client, JOB, 1, timeline, policy=policy, job_key="bench")
+    submitted = submit_add_index(client, job, 1, timeline, policy=policy, job_key="bench")
     windows: list[Window] = []
     try:
         job_id = wait_job_id(client, submitted)
@@ -196,7 +204,7 @@ def measure(cluster: Any, *, window: float, pairs: int, poll: float) -> dict[str
                         i + 1, mode, end - start, counter.count, state)
             if state not in RUNNING:
                 raise BenchError(f"the ADD INDEX job left its backfill ({state}) during window "
-                                 f"{i + 1}: raise JOB_ROWS")
+                                 f"{i + 1}: raise the job's rows ({job_rows})")
         totals = workload.stop()
     finally:
         if workload.running:
@@ -214,7 +222,8 @@ def measure(cluster: Any, *, window: float, pairs: int, poll: float) -> dict[str
         "poll_interval": poll, "window_seconds": window, "pairs": pairs,
         "workload": {"tables": WORKLOAD.tables, "table_size": WORKLOAD.table_size,
                      "threads": WORKLOAD.threads, "subtype": WORKLOAD.subtype},
-        "job": {"rows": JOB_ROWS, "kind": "add_index ingest, dist task on", "id": job_id},
+        "job": {"rows": job_rows, "kind": f"add_index {job.job_type}, dist task "
+                f"{'on' if job.dist_task else 'off'}", "id": job_id},
         "prepare_seconds": round(prepare_s, 1),
         "windows": [{"mode": w.mode, "seconds": round(w.end - w.start, 2),
                      "tps": round(w.tps(samples), 1), "watcher_statements": w.statements,

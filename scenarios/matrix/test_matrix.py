@@ -1,5 +1,10 @@
 """The scenario matrix: fault kinds x job kinds x dist task on/off.
 
+Job kinds: ADD INDEX with the ingest backfill, ADD INDEX with the txn backfill
+(``tidb_ddl_enable_fast_reorg=OFF``; DXF off only -- with DXF on TiDB v8.1+ refuses it,
+8200), and IMPORT INTO. The txn cells are the ones a cluster without TiKV's import
+service can run (this repository's real-binary cluster, tests/realbin).
+
 Every cell is an ordinary pytest test written with the plugin's public API — the
 ``fault`` and ``workload`` markers declare what happens, the ``tidb`` fixture submits
 the job, ``assert_job_converges`` judges it — so the matrix doubles as the example of
@@ -35,7 +40,7 @@ FAULTS: dict[str, pytest.MarkDecorator] = {
     "tikv-network-delay": pytest.mark.fault(
         "network_delay", selector="tikv(random)", latency="200ms", warmup="30s", duration="1m"),
 }
-JOB_KINDS = ("add_index", "import_into")
+JOB_KINDS = ("add_index", "add_index_txn", "import_into")
 #: The PR-gate subset: one network fault and one node fault, one cell per job kind.
 SMOKE = {("tikv-partition", "add_index", True), ("ddl-owner-kill", "import_into", True)}
 #: Case-time deadline for each job (scaled like every other duration).
@@ -46,6 +51,8 @@ def cells() -> Iterator[Any]:
     for fault, mark in FAULTS.items():
         for job_kind in JOB_KINDS:
             for dist_task in (True, False):
+                if job_kind == "add_index_txn" and dist_task:
+                    continue
                 marks = [mark]
                 if (fault, job_kind, dist_task) in SMOKE:
                     marks.append(pytest.mark.smoke)
@@ -57,8 +64,9 @@ def cells() -> Iterator[Any]:
 @pytest.mark.parametrize(("job_kind", "dist_task"), list(cells()))
 def test_job_converges_under_fault(tidb: Any, ha_workload: Any, nemesis: Any,
                                    job_kind: str, dist_task: bool) -> None:
-    if job_kind == "add_index":
+    if job_kind in ("add_index", "add_index_txn"):
         job = tidb.add_index("sbtest1", "c", dist_task=dist_task,
+                             job_type="txn" if job_kind == "add_index_txn" else "ingest",
                              admin_check=True, count_check=True, timeout=JOB_TIMEOUT)
     else:
         job = tidb.import_into("user_data", generate_rows=200_000, files=2,

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 log = get_logger("pd.api")
 API = "/pd/api/v1"
+#: What GET /leader shows of the leader (pdpb.Member as the election key holds it).
+LEADER_FIELDS = ("name", "member_id", "peer_urls", "client_urls")
 
 
 def build_router(pd: PDServer) -> Router:
@@ -130,7 +132,10 @@ class _Api:
             return _error(500, str(exc))
         if not view.leader:
             return _error(500, "no leader")
-        return json_response(view.leader)
+        # PD answers with the member record of the election key (InitMemberInfo): name,
+        # member_id, peer_urls, client_urls -- no deploy_path/binary_version/git_hash,
+        # which only /members adds (v7.5.0 and v8.1, checked by tests/realbin).
+        return json_response({k: view.leader[k] for k in LEADER_FIELDS if k in view.leader})
 
     def resign(self, req: Request) -> Response:
         return self._move_leader(None, req)

@@ -5,6 +5,7 @@ POST /ddl/owner/resign, /debug/pprof/goroutine?debug=2 (a real dump of this proc
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -17,6 +18,16 @@ from .locks import goroutine_dump
 
 if TYPE_CHECKING:
     from .server import Node
+
+
+#: Fields of our server record that TiDB's infosync.ServerInfo does not have (v7.5.0,
+#: checked by tests/realbin): kept in etcd for the stand-in's own schema sync only.
+PRIVATE_INFO = ("schema_version",)
+
+
+def public_info(info: dict[str, Any]) -> dict[str, Any]:
+    """A server record as TiDB's /info and /info/all show it."""
+    return {k: v for k, v in info.items() if k not in PRIVATE_INFO}
 
 
 def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
@@ -55,11 +66,12 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
                         },
                     )
                 elif path == "/info":
-                    info = node.server_info()
-                    info["is_owner"] = node.is_owner()
+                    # tikvhandler.ServerInfo: is_owner, max_procs, gogc + infosync.ServerInfo
+                    info = {"is_owner": node.is_owner(), "max_procs": os.cpu_count() or 1,
+                            "gogc": 100, **public_info(node.server_info())}
                     self._send(200, info)
                 elif path == "/info/all":
-                    servers = node.owner.servers()
+                    servers = {k: public_info(v) for k, v in node.owner.servers().items()}
                     self._send(
                         200,
                         {

@@ -10,6 +10,8 @@ import datetime as _dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from common.env import release_version
+
 from .sql import SQLError
 
 if TYPE_CHECKING:
@@ -88,6 +90,26 @@ SUBTASK_COLUMNS = [
 ]
 
 
+#: DXF columns TiDB added after v7.5: a real v7.5.0 tidb-server has none of them
+#: (tests/realbin/test_differential.py); v8.x shapes as above.
+V8_TASK_COLUMNS = frozenset({"priority", "create_time", "end_time", "target_scope"})
+V8_SUBTASK_COLUMNS = frozenset({"concurrency", "create_time", "end_time", "ordinal"})
+
+
+def for_release(columns: list[tuple[str, str]], rows: list[list[Any]],
+                newer: frozenset[str]) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    """The table as the release the stand-in plays shows it (v7.x: without *newer*)."""
+    if release_major() >= 8:
+        return columns, rows
+    keep = [i for i, (name, _) in enumerate(columns) if name not in newer]
+    return [columns[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
+def release_major() -> int:
+    digits = release_version().lstrip("vV").split(".")[0]
+    return int(digits) if digits.isdigit() else 8
+
+
 def _t(ts: float | None) -> _dt.datetime | None:
     return None if not ts else _dt.datetime.fromtimestamp(ts).replace(microsecond=0)
 
@@ -150,13 +172,13 @@ def render(
     if db == "mysql" and name == "tidb_import_jobs":
         return IMPORT_JOBS_COLUMNS, node.importer.table_rows()
     if db == "mysql" and name in ("tidb_global_task", "tidb_global_task_history"):
-        return GLOBAL_TASK_COLUMNS, [
+        return for_release(GLOBAL_TASK_COLUMNS, [
             _task_row(t) for t in node.dxf.tasks(history=name.endswith("history"))
-        ]
+        ], V8_TASK_COLUMNS)
     if db == "mysql" and name in ("tidb_background_subtask", "tidb_background_subtask_history"):
-        return SUBTASK_COLUMNS, [
+        return for_release(SUBTASK_COLUMNS, [
             _subtask_row(s) for s in node.dxf.subtasks(history=name.endswith("history"))
-        ]
+        ], V8_SUBTASK_COLUMNS)
     if db == "information_schema" and name == "schemata":
         schema = node.schema.reload()
         rows = [

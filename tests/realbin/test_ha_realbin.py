@@ -1,0 +1,146 @@
+"""HA on the real binaries at time scale 1: 3 PD / 1 store / 2 TiDB, public API only.
+
+A txn ADD INDEX (``tidb_ddl_enable_fast_reorg=OFF``: the store has no import service)
+runs through each fault and must converge, with its verdict in the test's record:
+
+* (a) the DDL owner killed -- a new owner takes over only after the killed one's etcd
+  session lease (60 s, TiDB's ``ManagerSessionTTL``) expires, so the stall window
+  (60 s of fault-free time) must cover lease expiry minus the kill window;
+* (b) the PD leader partitioned from its followers;
+* (c) the PD leader resigning; (d) the DDL owner resigning;
+
+and a cancelled ADD INDEX ends ``cancelled``/``rollback done`` with the cancel judged
+effective.
+
+Determinism: the fault must hit a job *in its backfill*, so the job starts in a fixture
+that waits until TiDB reports ``write reorganization`` with rows done, and only then
+does ``nemesis`` (requested after it) start the schedule; the backfill is slowed with
+TiDB's own knobs (batch size 32, one worker) and each test checks from the timeline
+that the fault was applied while the job was still running.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha import assert_cancellable, assert_job_converges
+from pytest_tidb_ha.jobs.handle import JobHandle
+
+pytestmark = [pytest.mark.realbin, pytest.mark.docker,
+              pytest.mark.tidb_cluster(pd=3, tikv=1, tidb=2)]
+
+#: Rows of the indexed table: at batch size 32 and one worker the real backfill runs at
+#: ~6,000 rows/s on an idle 2-core machine, so 128k rows is ~20 s of backfill -- the
+#: fault is applied within a second or two of the backfill being seen.
+ROWS = 128_000
+JOB_TIMEOUT = 900.0
+BACKFILL_WAIT = 180.0
+
+
+def fill(tidb: Any, table: str, rows: int) -> None:
+    """*rows* rows (a power of two times 1000) by doubling: seconds on real TiDB."""
+    tidb.execute(f"CREATE TABLE {table} (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, "
+                 "c CHAR(60) NOT NULL)", timeout=60)
+    values = ", ".join(f"({i}, {i % 101}, 'c-{i:08d}')" for i in range(1, 1001))
+    tidb.execute(f"INSERT INTO {table} (id, k, c) VALUES {values}", timeout=60)
+    n = 1000
+    while n < rows:
+        tidb.execute(f"INSERT INTO {table} (id, k, c) SELECT id + {n}, (id + {n}) % 101, "
+                     f"CONCAT('c-', LPAD(id + {n}, 8, '0')) FROM {table}", timeout=300)
+        n *= 2
+
+
+@pytest.fixture
+def slow_reorg(tidb: Any) -> Iterator[None]:
+    """TiDB's own backfill knobs at their slowest; restored afterwards."""
+    tidb.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 32", timeout=30)
+    tidb.execute("SET GLOBAL tidb_ddl_reorg_worker_cnt = 1", timeout=30)
+    try:
+        yield
+    finally:
+        tidb.execute("SET GLOBAL tidb_ddl_reorg_batch_size = 256", timeout=30)
+        tidb.execute("SET GLOBAL tidb_ddl_reorg_worker_cnt = 4", timeout=30)
+
+
+@pytest.fixture
+def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
+    """A txn ADD INDEX that TiDB reports in its backfill (rows done, not finished)."""
+    fill(tidb, "t_idx", ROWS)
+    job = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False, timeout=JOB_TIMEOUT)
+    deadline = time.monotonic() + BACKFILL_WAIT
+    while time.monotonic() < deadline and not job.terminal:
+        o = job.latest
+        if o is not None and o.schema_state == "write reorganization" and (o.row_count or 0) > 0:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"{job.label()} never showed its backfill: {job.latest}")
+
+
+def applied_while_running(record: Any, job: JobHandle) -> list[str]:
+    """Fault ids applied after the job was seen backfilling and before it was terminal."""
+    first = next(o.t for o in job.observations if o.schema_state == "write reorganization")
+    end = next((o.t for o in job.observations if o.state in ("synced", "rollback done",
+                                                              "cancelled")), float("inf"))
+    hits = []
+    for e in record.timeline.events("fault.applied"):
+        if first <= e.t <= end:
+            hits.append(str(e.data.get("fault_id")))
+    return hits
+
+
+def converged_through_fault(tidb: Any, job: JobHandle) -> None:
+    v = assert_job_converges(job, timeout=JOB_TIMEOUT)
+    assert v.verdict == "converged", v
+    hits = applied_while_running(tidb.record, job)
+    assert hits, ("no fault was applied while the job was backfilling: the case tested "
+                  f"nothing (faults: {[e.data for e in tidb.record.timeline.events('fault.applied')]})")
+    recorded = [x.verdict for x in tidb.verdicts()]
+    assert "converged" in recorded, recorded
+
+
+@pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+@pytest.mark.fault("kill", selector="tidb(ddl_owner)", warmup="1s", duration="30s")
+def test_txn_add_index_survives_killed_ddl_owner(tidb: Any, ha_workload: Any,
+                                                 backfilling_job: JobHandle,
+                                                 nemesis: Any) -> None:
+    converged_through_fault(tidb, backfilling_job)
+
+
+@pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+@pytest.mark.fault("network_partition", selector="pdleader_to_pdfollower(all)",
+                   warmup="1s", duration="30s")
+def test_txn_add_index_survives_pd_leader_partition(tidb: Any, ha_workload: Any,
+                                                    backfilling_job: JobHandle,
+                                                    nemesis: Any) -> None:
+    converged_through_fault(tidb, backfilling_job)
+
+
+@pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+@pytest.mark.fault("pd_leader_resign", selector="pdleader", warmup="1s", duration="1s")
+def test_txn_add_index_survives_pd_leader_resign(tidb: Any, ha_workload: Any,
+                                                 backfilling_job: JobHandle,
+                                                 nemesis: Any) -> None:
+    old = tidb.pd_leader()
+    converged_through_fault(tidb, backfilling_job)
+    assert tidb.pd_leader() is not None and old is not None
+
+
+@pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
+@pytest.mark.fault("ddl_owner_resign", selector="tidb(ddl_owner)", warmup="1s", duration="1s")
+def test_txn_add_index_survives_ddl_owner_resign(tidb: Any, ha_workload: Any,
+                                                 backfilling_job: JobHandle,
+                                                 nemesis: Any) -> None:
+    converged_through_fault(tidb, backfilling_job)
+
+
+def test_cancelled_txn_add_index_rolls_back(tidb: Any, backfilling_job: JobHandle) -> None:
+    v = assert_cancellable(backfilling_job, window=60)
+    assert backfilling_job.state in ("cancelled", "rollback done"), backfilling_job.observations
+    assert v.verdict == "failed-sensible", v
+    assert backfilling_job.cancel is not None and backfilling_job.cancel.accepted, \
+        backfilling_job.cancel
+    assert backfilling_job.cancel_verdict is None, backfilling_job.cancel_verdict

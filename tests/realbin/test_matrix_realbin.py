@@ -1,0 +1,72 @@
+"""The scenario matrix's txn cells that fit 3 PD / 1 store / 2 TiDB, on the real binaries.
+
+Runs ``pytest scenarios/matrix --realbin`` from the repository root, as a user's gate
+would, selecting the ``add_index_txn`` cells whose faults the one-store cluster can take
+(the plugin's own topology needs decide which: a TiKV partition needs 3 TiKV), and reads
+the verdicts from the JUnit properties.
+
+Time scale 0.5, not lower: the real cluster's timers do not scale, and a killed DDL
+owner's etcd lease (60 s) must expire inside the default stall window (60 s of case
+time x scale after the kill window of 60 s x scale ends).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_tidb_ha.scenario.markers import fault_from_marker
+from pytest_tidb_ha.scenario.model import SourceRef
+from pytest_tidb_ha.scenario.needs import fault_needs
+
+pytestmark = [pytest.mark.realbin, pytest.mark.docker]
+
+REPO = Path(__file__).resolve().parents[2]
+MATRIX = REPO / "scenarios" / "matrix" / "test_matrix.py"
+TOPOLOGY = {"pd": 3, "tikv": 1, "tidb": 2}
+SCALE = "0.5"
+
+
+def fitting_faults() -> tuple[list[str], list[str]]:
+    """Fault names of the matrix whose needs fit the topology, and the others (pure)."""
+    spec = importlib.util.spec_from_file_location("realbin_matrix", MATRIX)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fits, not_fit = [], []
+    for name, mark in module.FAULTS.items():
+        fault = fault_from_marker(mark.args, mark.kwargs, SourceRef())
+        too_big = [n for n in fault_needs(fault) if n.count > TOPOLOGY[n.component]]
+        (not_fit if too_big else fits).append(name)
+    return fits, not_fit
+
+
+def test_only_tikv_partition_needs_more_stores() -> None:
+    fits, not_fit = fitting_faults()
+    assert not_fit == ["tikv-partition"], (fits, not_fit)
+    assert len(fits) == 4, fits
+
+
+def test_txn_cells_converge_on_real_binaries(tmp_path: Path) -> None:
+    fits, _ = fitting_faults()
+    junit = tmp_path / "junit.xml"
+    select = "add_index_txn and (" + " or ".join(fits) + ")"
+    cmd = [sys.executable, "-m", "pytest", "scenarios/matrix", "-k", select, "--realbin",
+           "--tidb-topology", ",".join(f"{k}={v}" for k, v in TOPOLOGY.items()),
+           "--ha-time-scale", SCALE, "--ha-workload-scale", "0.1",
+           "--ha-artifacts", str(tmp_path / "artifacts"), f"--junitxml={junit}",
+           "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    story = proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, story
+    verdicts = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        verdicts[case.get("name")] = props.get("ha_verdict")
+    assert len(verdicts) == len(fits), (verdicts, story)
+    assert all(v == "converged" for v in verdicts.values()), (verdicts, story)
