@@ -31,7 +31,6 @@ pytestmark = [pytest.mark.realbin, pytest.mark.docker]
 #: each side (checked by the tests, never assumed).
 ROWS = {"real": 100_000, "standin": 4_000}
 TEMPLATES = inventory()
-H14 = "stand-in fix on h/standin: issue 14 item {}"
 #: Divergences that stay, by template id: the reason (mirrored in docs/standin.md).
 KNOWN: dict[str, str] = {}
 #: Templates whose stand-in answer another helper is fixing right now (xfail, strict).
@@ -157,13 +156,11 @@ def test_standin_cancel_mid_backfill_matches(transcripts: dict[str, Transcript])
     assert s["cancel"]["states"][-1] == r["cancel"]["states"][-1], (r["cancel"], s["cancel"])
 
 
-@pytest.mark.xfail(strict=True, reason=H14.format(4))
 def test_standin_cancel_of_a_finished_job_matches(transcripts: dict[str, Transcript]) -> None:
     r, s = facts(transcripts, "real")["cancel_finished"], facts(transcripts, "standin")["cancel_finished"]
     assert ("8224" in s["result"]) == ("8224" in r["result"]) and s["accepted"] == r["accepted"], (r, s)
 
 
-@pytest.mark.xfail(strict=True, reason=H14.format(4))
 def test_standin_cancel_writes_cancelling_at_once(transcripts: dict[str, Transcript]) -> None:
     r, s = facts(transcripts, "real")["cancel_queued"], facts(transcripts, "standin")["cancel_queued"]
     assert s["first_still_running"], s
@@ -176,7 +173,6 @@ def test_standin_dxf_on_with_fast_reorg_off_matches_v75(transcripts: dict[str, T
     assert s == r, (r, s)
 
 
-@pytest.mark.xfail(strict=True, reason=H14.format(13))
 def test_standin_ddl_commits_the_open_transaction(transcripts: dict[str, Transcript]) -> None:
     r, s = facts(transcripts, "real")["implicit_commit"], facts(transcripts, "standin")["implicit_commit"]
     assert s == r, (r, s)
