@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,10 @@ class FaultContext:
     cluster: Any
     runner: NetnsRunner
     tag: Tag
+    #: this window's own generator (seeded from --ha-seed and the fault id): shapes, picks
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    #: kept by the nemesis across windows (long-lived helpers), closed at its stop
+    shared: dict[str, Any] = field(default_factory=dict)
     _ifaces: dict[str, str] = field(default_factory=dict)
     _containers: dict[str, Any] = field(default_factory=dict)
 
@@ -83,7 +88,7 @@ class FaultContext:
         return out
 
     def exec(self, node: str, script: str, what: str, *, missing_ok: bool = False,
-             check: bool = True) -> Result:
+             check: bool = True, timeout: float | None = None) -> Result:
         """Run ``script`` in ``node``'s network namespace; raise with its output on failure.
 
         ``missing_ok``: a node whose container is gone or stopped counts as done (its
@@ -95,7 +100,8 @@ class FaultContext:
                 c.reload()
                 if c.status not in ("running", "paused"):
                     return Result(0, f"{node} is {c.status}: nothing to heal")
-            result = self.runner.run(c, script)
+            result = (self.runner.run(c, script) if timeout is None
+                      else self.runner.run(c, script, timeout=timeout))
         except FaultExecError:
             if missing_ok and not self._running(node):
                 return Result(0, f"{node} stopped: nothing to heal")

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from .model import IMPORT_STEPS, JOB_STATES, SCHEMA_STATES
+
 Kind = Literal["string", "integer", "boolean", "on_off", "duration", "period", "mapping",
                "list", "choice", "sql", "selector", "fault_type", "any"]
 
@@ -64,6 +66,26 @@ _FAULT = (
     Key("loss", "string", "network_loss: share of packets dropped (30%)", "ext"),
     Key("direction", "choice", "network faults: both | to | from", "ext",
         choices=("both", "to", "from")),
+    Key("when", "mapping", "start the schedule when a job is first seen in a state: "
+        "{job: 1, state|schemaState|importStep|progress: ...}; every time of the fault then "
+        "counts from that observation", "ext"),
+    Key("schedule", "choice", "periodic (default: period / one-shot) or random (gaps drawn "
+        "from interval, seeded by --ha-seed)", "ext", choices=("periodic", "random")),
+    Key("interval", "string", "schedule: random: SHORTEST..LONGEST gap between windows "
+        "(10s..60s)", "ext"),
+    Key("faultTypes", "list", "instead of faultType: several kinds, one picked at random "
+        "(seeded) for each window", "ext"),
+    Key("free", "string", "disk_full: bytes left free on the node's data volume (10MB; "
+        "default 0)", "ext"),
+    Key("diskSize", "string", "disk_full: size of the node's data volume, created with "
+        "that limit for the case (default 256MiB)", "ext"),
+    Key("rate", "string", "bandwidth: egress rate towards the peers (1mbit, 500kbit, 10MB/s)",
+        "ext"),
+    Key("ports", "list", "network_partition: cut only connections using these TCP ports "
+        "([2379])", "ext"),
+    Key("shape", "choice", "network_partition: cut the selected nodes into halves, a "
+        "bridge or a majorities ring (Jepsen's grudges)", "ext",
+        choices=("halves", "bridge", "majorities_ring")),
 )
 
 SECTIONS: dict[str, tuple[Key, ...]] = {
@@ -152,6 +174,14 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("cancelAfter", "duration", "cancel each job after this; it must then stop", "ext"),
         Key("allowFaultErrors", "boolean", "a fault window that was not applied (or not "
             "healed) does not fail the test", "ext"),
+    ),
+    "when": (
+        Key("job", "integer", "the n-th job run of the case, in plan order (default 1)", "ext"),
+        Key("state", "choice", "the job's state (DDL STATE or IMPORT INTO status)", "ext",
+            choices=JOB_STATES),
+        Key("schemaState", "choice", "ADD INDEX schema state", "ext", choices=SCHEMA_STATES),
+        Key("importStep", "choice", "IMPORT INTO step (Phase)", "ext", choices=IMPORT_STEPS),
+        Key("progress", "string", "share of the table's rows processed, reached (30%)", "ext"),
     ),
     "topology": (
         Key("pd", "integer", "PD nodes at least", "ext"),
