@@ -32,10 +32,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cluster.specs import PD_CLIENT_PORT, TIDB_PORT, TIDB_STATUS_PORT, TIKV_PORT, TIKV_STATUS_PORT
+
 #: The port a probe aims at on each component (the port its peers use).
-PROBE_PORTS: Mapping[str, int] = {"pd": 2379, "tikv": 20160, "tidb": 4000}
+PROBE_PORTS: Mapping[str, int] = {"pd": PD_CLIENT_PORT, "tikv": TIKV_PORT, "tidb": TIDB_PORT}
 #: A port that answers HTTP on each component (pause: does a request get an answer?).
-STATUS_PORTS: Mapping[str, int] = {"pd": 2379, "tikv": 20180, "tidb": 10080}
+STATUS_PORTS: Mapping[str, int] = {"pd": PD_CLIENT_PORT, "tikv": TIKV_STATUS_PORT,
+                                   "tidb": TIDB_STATUS_PORT}
 #: A lossy path is "not lossy" only when no loss in this many tries is this unlikely.
 LOSS_FALSE_NEGATIVE = 1e-3
 MAX_LOSS_PROBES = 200

@@ -404,10 +404,12 @@ def make_fault(
         if period is not None:
             raise FieldError(names["period"], f"a random schedule has no {names['period']}: "
                                               f"its gaps come from {names['interval']}")
-        if interval_value is None or total is None:
+        if interval_value is None:
             raise FieldError(names["schedule"], f"{names['schedule']}: random needs "
-                                                f"{names['interval']} (e.g. 10s..60s) and "
-                                                f"{names['total']}")
+                                                f"{names['interval']} (the gaps, e.g. 10s..60s)")
+        if total is None:
+            raise FieldError(names["schedule"], f"{names['schedule']}: random needs "
+                                                f"{names['total']} (how long to keep drawing)")
         gaps = interval(interval_value, names["interval"])
     elif interval_value is not None:
         raise FieldError(names["interval"], f"{names['interval']} belongs to "

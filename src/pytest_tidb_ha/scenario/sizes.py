@@ -54,8 +54,9 @@ def parse_rate(value: object) -> float:
 
 
 def format_size(n: int) -> str:
-    """``10485760`` -> ``10MiB`` (exact binary units when they fit, else bytes)."""
-    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    """``10485760`` -> ``10MiB``, ``10000000`` -> ``10MB`` (exact units when they fit, else bytes)."""
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024),
+                         ("GB", 1000**3), ("MB", 1000**2), ("kB", 1000)):
         if n and n % factor == 0:
             return f"{n // factor}{unit}"
     return f"{n}B"
