@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from test_faults_nemesis import ROLES, FakeCluster, Recorder
 
 from pytest_tidb_ha.events import FAULT_TRIGGER, JOB_STATE
 from pytest_tidb_ha.faults.nemesis import Nemesis
@@ -16,8 +17,6 @@ from pytest_tidb_ha.scenario.markers import fault_from_marker
 from pytest_tidb_ha.scenario.model import SourceRef, Trigger
 from pytest_tidb_ha.scenario.plan import render_plan
 from pytest_tidb_ha.timeline import Timeline
-
-from test_faults_nemesis import ROLES, FakeCluster, Recorder
 
 
 def sighting(seq: int | None = 1, **kw: object) -> Sighting:
