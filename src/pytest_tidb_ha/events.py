@@ -27,7 +27,12 @@ FAULT_APPLIED = "fault.applied"
 FAULT_HEALED = "fault.healed"  # a window closes here
 FAULT_ERROR = "fault.error"  # phase: resolve | apply | heal | reapply
 FAULT_REAPPLIED = "fault.reapplied"
-FAULT_EVENTS = (FAULT_INJECT, FAULT_APPLIED, FAULT_HEALED, FAULT_ERROR, FAULT_REAPPLIED)
+#: The effect of an applied fault, measured from inside the cluster (ok: true/false/null).
+FAULT_VERIFIED = "fault.verified"
+#: A ``when:`` trigger fired: which fault spec, on which job observation.
+FAULT_TRIGGER = "fault.trigger"
+FAULT_EVENTS = (FAULT_INJECT, FAULT_APPLIED, FAULT_HEALED, FAULT_ERROR, FAULT_REAPPLIED,
+                FAULT_VERIFIED, FAULT_TRIGGER)
 
 NEMESIS_START = "nemesis.start"
 NEMESIS_STOP = "nemesis.stop"

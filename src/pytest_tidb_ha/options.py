@@ -53,6 +53,10 @@ class HAOptions:
     image_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     shard: ShardSpec | None = None  # --ha-shard K/N; None: run the whole selection
     docker_hosts: tuple[str, ...] = ()  # --ha-docker-hosts; empty: DOCKER_HOST / the default
+    #: --ha-seed: every random choice of the faults; None until pytest_configure picks one
+    seed: int | None = None
+    seed_picked: bool = False  # True: no --ha-seed was given, the run picked ``seed``
+    shrink: bool = False  # --ha-shrink: minimise the fault windows of a failing case
 
     @property
     def attach(self) -> bool:
@@ -146,6 +150,14 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "run only shard K of N of the selected items (balanced by the planner's "
                "estimate, items of one cluster kept together)", "the whole selection",
                metavar="K/N"),
+    OptionSpec("ha_seed", "--ha-seed",
+               "seed of every random choice of the faults ((random)/(N%%) targets, random "
+               "schedules, faultTypes mixes, partition shapes): the same seed replays the same "
+               "choices", "a random seed, printed in the header", metavar="N"),
+    OptionSpec("ha_shrink", "--ha-shrink",
+               "when a YAML case fails, run it again with subsets of its fault windows "
+               "(delta debugging) and write the smallest schedule that still fails as a case "
+               "file into its artifacts", "off", kind="bool"),
     OptionSpec("ha_docker_hosts", "--ha-docker-hosts",
                "Docker engines to spread clusters over, comma list of unix://, tcp:// or "
                "ssh:// URLs (each xdist worker uses one engine at a time)",
@@ -247,6 +259,16 @@ def _parse_url(text: str) -> str:
     return text.rstrip("/")
 
 
+def _parse_seed(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError("not a whole number") from None
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
 def _parse_bool(text: str) -> bool:
     low = text.strip().lower()
     if low in _TRUE:
@@ -303,6 +325,8 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ha_no_docker": _choice("fail", "skip"),
     "ha_shard": parse_shard,
     "ha_docker_hosts": parse_docker_hosts,
+    "ha_seed": _parse_seed,
+    "ha_shrink": _parse_bool,
 }
 
 
@@ -381,4 +405,20 @@ def resolve_options(
         no_docker=values.get("ha_no_docker", "fail"),  # type: ignore[arg-type]
         shard=values.get("ha_shard"),  # type: ignore[arg-type]
         docker_hosts=values.get("ha_docker_hosts", ()),  # type: ignore[arg-type]
+        seed=values.get("ha_seed"),  # type: ignore[arg-type]
+        shrink=bool(values.get("ha_shrink", False)),
     )
+
+
+def with_seed(opts: HAOptions, inherited: int | None = None) -> HAOptions:
+    """``opts`` with a seed: the one given, else ``inherited`` (an xdist worker gets the
+    controller's), else a fresh random one (``seed_picked``: the header prints it)."""
+    import dataclasses
+    import random
+
+    if opts.seed is not None:
+        return opts
+    if inherited is not None:
+        return dataclasses.replace(opts, seed=inherited, seed_picked=True)
+    return dataclasses.replace(opts, seed=random.SystemRandom().randrange(2**31),
+                               seed_picked=True)

@@ -29,6 +29,9 @@ from .scenario.model import Topology
 
 #: ``config.workeroutput`` key: ``[[collection index, nodeid, plan text], ...]``.
 PLANS_OUTPUT = "tidb_ha_plans"
+#: ``node.workerinput`` key: the controller's ``--ha-seed`` (given or picked), so every
+#: worker makes the same random choices.
+SEED_INPUT = "tidb_ha_seed"
 #: Prefix of every ``xdist_group`` name the plugin gives.
 GROUP_PREFIX = "tidb-ha"
 
@@ -74,6 +77,12 @@ class XdistHooks:
         self.config = config
         self.plans_key = plans_key
         self.received: list[list[Any]] = []
+
+    @pytest.hookimpl
+    def pytest_configure_node(self, node: Any) -> None:
+        from .recording import ha_options
+
+        node.workerinput[SEED_INPUT] = ha_options(self.config).seed
 
     @pytest.hookimpl
     def pytest_testnodedown(self, node: Any, error: object) -> None:

@@ -32,8 +32,15 @@ from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
 from .jobs import timing
-from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options
-from .parallel import PLANS_OUTPUT, XdistHooks, cluster_group, is_xdist_worker, plans_payload
+from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options, with_seed
+from .parallel import (
+    PLANS_OUTPUT,
+    SEED_INPUT,
+    XdistHooks,
+    cluster_group,
+    is_xdist_worker,
+    plans_payload,
+)
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
@@ -86,7 +93,9 @@ def options_from_config(config: pytest.Config, env: Mapping[str, str] | None = N
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKER_HELP.values():
         config.addinivalue_line("markers", line)
-    config.stash[HA_OPTIONS_KEY] = options_from_config(config)
+    # one seed for the whole run: an xdist worker takes its controller's
+    inherited = getattr(config, "workerinput", {}).get(SEED_INPUT)
+    config.stash[HA_OPTIONS_KEY] = with_seed(options_from_config(config), inherited)
     # header, JUnit properties, artifacts policy, verdict summary (report layer)
     if not config.pluginmanager.has_plugin(REPORT_PLUGIN):
         config.pluginmanager.register(ReportHooks(config), REPORT_PLUGIN)

@@ -86,8 +86,10 @@ def summary(verdicts: list[Verdict]) -> str:
 class CaseRun:
     """The state of one case run (kept on an object so ``finally`` can clean up)."""
 
-    def __init__(self, case: Case, cluster: Any, record: HARecord, options: HAOptions) -> None:
+    def __init__(self, case: Case, cluster: Any, record: HARecord, options: HAOptions,
+                 only: frozenset[str] | None = None) -> None:
         self.case = case
+        self.only = only  # fault ids to run (--ha-shrink's attempts); None: all
         self.cluster = cluster
         self.record = record
         self.options = options
@@ -146,8 +148,10 @@ class CaseRun:
         from .faults.nemesis import Nemesis
 
         self.nemesis = Nemesis(self.cluster, self.case.faults, self.timeline, self.scale,
+                               seed=self.options.seed,
                                helper_image=self.options.fault_helper_image,
-                               allow_errors=self.case.expect.allow_fault_errors)
+                               allow_errors=self.case.expect.allow_fault_errors,
+                               only=self.only)
         if self.nemesis.skipped and not self.nemesis.specs:
             pytest.skip("; ".join(sorted({reason for _, reason in self.nemesis.skipped})))
 
@@ -160,6 +164,8 @@ class CaseRun:
         the ones the case allows (allowFaultErrors) go to the notes instead."""
         if self.nemesis is None:
             return []
+        # a trigger that never fired is said in the summary too, allowed or not
+        self.record.notes.extend(f"trigger never fired: {m}" for m in self.nemesis.missed)
         failing, allowed = self.nemesis.fault_failures()
         self.record.notes.extend(f"fault error allowed by the case: {m}" for m in allowed)
         return failing
@@ -311,12 +317,16 @@ class CaseRun:
 
 
 def run_case(case: Case, *, cluster: Any, record: HARecord,
-             options: HAOptions | None = None) -> list[Verdict]:
-    """Run *case* on *cluster*; verdicts go to ``record``; fails the test unless all ok."""
+             options: HAOptions | None = None,
+             only: frozenset[str] | None = None) -> list[Verdict]:
+    """Run *case* on *cluster*; verdicts go to ``record``; fails the test unless all ok.
+
+    ``only``: run just these fault windows (``f<spec>.<window>``; --ha-shrink).
+    """
     __tracebackhide__ = True
     options = options or HAOptions()
     record.case_id = case.id
-    run = CaseRun(case, cluster, record, options)
+    run = CaseRun(case, cluster, record, options, only)
     verdicts: list[Verdict] = []
     try:
         run.prepare_nemesis()

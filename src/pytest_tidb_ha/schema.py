@@ -31,7 +31,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, get_args
 
-from .scenario import build, durations, faulttypes, selectors
+from .scenario import build, durations, faulttypes, selectors, sizes
 from .scenario.keys import SECTIONS, Key, Kind
 from .scenario.model import FAULT_KINDS, NETWORK_FAULTS
 
@@ -92,6 +92,25 @@ _ERROR_CODES: JSON = {"anyOf": [
 _ON_OFF: JSON = {"anyOf": [{"type": "boolean"},
                            {"type": "string", "pattern": "^([Oo][Nn]|[Oo][Ff][Ff])$"}]}
 #: ``name=value`` (``@@global.`` optional) or a whole ``SET ...`` statement (scenario.sqltext).
+def _units(units: Iterable[str]) -> str:
+    """An alternation of unit names, case-insensitive as the loader reads them (ECMA
+    patterns take no inline flags)."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else _escape(c) for c in u)
+               for u in sorted(units, key=len, reverse=True) if u)
+    return "|".join(spelled)
+
+
+_SIZE: JSON = {"anyOf": [
+    {"type": "integer", "minimum": 0},
+    {"type": "string", "pattern": rf"^\s*\d+(?:\.\d+)?\s*(?:{_units(sizes.SIZE_UNITS)})?\s*$"},
+]}
+_RATE: JSON = {"type": "string",
+               "pattern": rf"^{_NONZERO}\s*\d+(?:\.\d+)?\s*(?:{_units(sizes.RATE_UNITS)})\s*$"}
+_INTERVAL: JSON = {"anyOf": [
+    {"type": "string",
+     "pattern": rf"^\s*(?:{_DURATION_TEXT})\s*\.\.\s*(?:{_DURATION_TEXT})\s*$"},
+    {"type": "array", "items": _ref("durationOrZero"), "minItems": 2, "maxItems": 2},
+]}
 _GLOBAL_VARIABLE: JSON = {
     "type": "string",
     "pattern": r"^\s*(?:[Ss][Ee][Tt]\s|(?:@@global\.|@@)?[A-Za-z_][A-Za-z0-9_]*\s*=\s*\S)",
@@ -121,9 +140,12 @@ def kind_schema(kind: str, key: Key | None = None) -> JSON | None:
         return out
     if kind == "boolean":
         return {"type": "boolean"}
+    if kind == "port":
+        return {"type": "integer", "minimum": 1, "maximum": 65535}
     if kind == "choice":
         return {"enum": list(key.choices) if key is not None else []}
-    simple: dict[str, JSON] = {"on_off": _ON_OFF, "percent": _PERCENT,
+    simple: dict[str, JSON] = {"on_off": _ON_OFF, "percent": _PERCENT, "size": _SIZE,
+                               "rate": _RATE, "interval": _INTERVAL,
                                "error_codes": _ERROR_CODES, "global_variable": _GLOBAL_VARIABLE}
     if kind in simple:
         return dict(simple[kind])
@@ -315,11 +337,15 @@ def _section(name: str) -> JSON:
                           "then": {"properties": {x: False for x in k.excludes}}})
     if any(k.kind == "fault_type" for k in keys):
         rules += _fault_rules(keys)
+    requires = {k.name: [r for r in k.requires if "|" not in r] for k in keys}
+    if any(requires.values()):
+        out["dependencies"] = {name: need for name, need in requires.items() if need}
+    for k in keys:
+        for either in (r.split("|") for r in k.requires if "|" in r):
+            rules.append({"if": {"required": [k.name]},
+                          "then": {"anyOf": [{"required": [alt]} for alt in either]}})
     if rules:
         out["allOf"] = rules
-    requires = {k.name: list(k.requires) for k in keys if k.requires}
-    if requires:
-        out["dependencies"] = requires
     return out
 
 

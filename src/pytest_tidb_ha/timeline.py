@@ -82,8 +82,15 @@ class Timeline:
         return ev
 
     def subscribe(self, fn: Callable[[Event], None]) -> None:
+        """Call ``fn`` with every event recorded from now on (on the recording thread;
+        it must be quick and must not record events itself)."""
         with self._lock:
             self._listeners.append(fn)
+
+    def unsubscribe(self, fn: Callable[[Event], None]) -> None:
+        with self._lock:
+            if fn in self._listeners:
+                self._listeners.remove(fn)
 
     # -- reading ---------------------------------------------------------
     def events(self, prefix: str | None = None) -> list[Event]:

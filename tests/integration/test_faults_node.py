@@ -106,7 +106,10 @@ def test_kill_tikv_store_disconnects_and_comes_back(healthy: Cluster) -> None:
         n.stop()
     assert healthy.state("tikv-1") == "running"
     wait_for("store Up again", lambda: store_state(healthy, "tikv-1") == "Up", 60)
-    assert [e.kind for e in n.timeline.events("fault.")] == ["fault.inject", "fault.applied", "fault.healed"]
+    assert [e.kind for e in n.timeline.events("fault.")] == ["fault.inject", "fault.applied",
+                                                             "fault.verified", "fault.healed"]
+    verified = n.timeline.events("fault.verified")[0].data
+    assert verified["ok"] is True and verified["measured"]["state"] == "exited", verified
 
 
 def test_kill_tidb_select_fails_then_recovers(healthy: Cluster) -> None:

@@ -84,4 +84,4 @@ def test_options_are_in_the_config_stash(pytester: pytest.Pytester) -> None:
 def test_report_header(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--ha-time-scale", "0.01", "--ha-dry-run")
-    result.stdout.fnmatch_lines(["tidb-ha: TiDB v8.5.7, images *, time scale 0.01 (dry run)"])
+    result.stdout.fnmatch_lines(["tidb-ha: TiDB v8.5.7, images *, time scale 0.01, fault seed * (picked for this run; --ha-seed * replays it) (dry run)"])

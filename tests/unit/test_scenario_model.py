@@ -94,7 +94,7 @@ def test_marker_case() -> None:
     [
         ([(("kill",), {"selector": "tikv", "duration": "1m", "duraton": 1})], None, None,
          "unexpected keyword 'duraton' (did you mean 'duration'?)"),
-        ([((), {"selector": "tikv"})], None, None, "missing a required argument: 'kind'"),
+        ([((), {"selector": "tikv"})], None, None, "give the fault kind (first argument) or fault_types"),
         ([(("boom",), {"selector": "tikv", "duration": "1m"})], None, None,
          "unknown kind 'boom'"),
         ([(("kill",), {"selector": "tikv", "duration": "-1m"})], None, None,

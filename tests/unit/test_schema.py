@@ -392,7 +392,7 @@ BASE: dict[str, dict[str, object]] = {
     "ddl": {}, "addIndex": {"db": "d", "table": "t", "index_col_name": "c", "timeout": "1m"},
     "importInto": {"db": "d", "table": "t", "source": "/import/t.csv", "timeout": "1m"},
     "importInto.options": {}, "generate": {"rows": 1}, "expect": {}, "topology": {},
-    "tidbGlobalVariables": {},
+    "tidbGlobalVariables": {}, "when": {"state": "running"},
 }
 FAULT_BASE = BASE["fault"]
 #: Keys that only make sense beside others (None removes a key of the base).
@@ -405,6 +405,16 @@ CONTEXT: dict[str, dict[str, object]] = {
     "period": {"faultTotalRunTime": "30m"},
     "faultTotalRunTime": {"period": "@every 5m"},
     "cmd": {"table": None, "source": None},
+    "shape": {"faultType": "network_partition"},
+    "ports": {"faultType": "network_partition"},
+    "free": {"faultType": "disk_full"},
+    "diskSize": {"faultType": "disk_full"},
+    "rate": {"faultType": "bandwidth"},
+    "faultTypes": {"faultType": None, "selector": "tikv", "faultDuration": "1m"},
+    "interval": {"schedule": "random", "faultTotalRunTime": "30m"},
+    "schemaState": {"state": None},
+    "importStep": {"state": None},
+    "progress": {"state": None},
 }
 #: Values a kind's sample cannot be (the statement QA's cmd must be).
 GOOD_VALUE: dict[str, object] = {"cmd": "import into t from '/import/t.csv'"}
@@ -429,6 +439,7 @@ def _wrap(section: str, mapping: dict[str, object]) -> object:
         "expect": lambda: case(expect=mapping),
         "topology": lambda: case(topology=mapping),
         "tidbGlobalVariables": lambda: {"tidbGlobalVariables": mapping, **case()},
+        "when": lambda: case(faults=[{**FAULT_BASE, "when": mapping}]),
     }[section]()
 
 
@@ -466,6 +477,10 @@ def _samples(kind: str, key: Key | None) -> tuple[list[object], list[object]]:
         "on_off": (["on", False], ["maybe"]),
         "period": (["@every 5m"], ["@every soon"]),
         "percent": (["30%", 30], ["0%", "150%"]),
+        "size": (["10MB", "2MiB", 2097152], ["x", -1, "10 parsecs"]),
+        "rate": (["1mbit", "10MB/s"], ["x", "0mbit", 100]),
+        "port": ([2379], [0, 65536, "x"]),
+        "interval": (["10s..60s", ["1s", "5s"]], ["x", "10s", ["1s"]]),
         "selector": (["tikv(random)"], ["tivk"]),
         "fault_type": (["kill"], ["partition"]),
         "error_codes": ([[1062, "8028"], "all", "1062,8028"], ["x", "1062 8028"]),

@@ -22,6 +22,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import NoReturn
 
 import pytest
@@ -150,6 +151,12 @@ def tidb_cluster(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterS
         if case is not None and case.version not in (None, settings.version):
             settings = dataclasses.replace(settings, version=case.version,
                                            images=opts.images_for(case.version))
+        if case is not None:  # disk_full: size-limited data volumes for the components it fills
+            from ..scenario.needs import disk_limits
+
+            limits = disk_limits(case)
+            if limits:
+                settings = dataclasses.replace(settings, disk_limits=MappingProxyType(limits))
         log.info("%s: needs a cluster %s", request.node.nodeid, topology)
         # skip/fail outside the except blocks: no "during handling..." chain in the report.
         problem: DockerUnavailable | ClusterStartError | None = None

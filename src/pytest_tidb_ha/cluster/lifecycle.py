@@ -20,7 +20,7 @@ import os
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -33,12 +33,14 @@ from .specs import (
     HOST_IP,
     LABEL_CLUSTER,
     LABEL_COMPONENT,
+    LABEL_KEEPER_FOR,
     PD_CLIENT_PORT,
     TIDB_PORT,
     TIDB_STATUS_PORT,
     TIKV_PORT,
     ClusterSettings,
     ContainerSpec,
+    VolumeMount,
     render_specs,
 )
 
@@ -146,6 +148,7 @@ class _Started:
     docker: DockerClient
     network_name: str | None = None
     volumes: list[str] = field(default_factory=list)
+    keepers: list[Any] = field(default_factory=list)  # containers holding tmpfs volumes
     containers: dict[str, Any] = field(default_factory=dict)  # node -> DockerContainer
     host_ports: dict[str, dict[int, int]] = field(default_factory=dict)
 
@@ -412,6 +415,32 @@ def _tidb_probe(url_of: PortOf, tidb_nodes: Sequence[str],
     return probe
 
 
+def create_volume(docker: DockerClient, vol: VolumeMount, labels: Mapping[str, str]) -> None:
+    """A labelled volume; with ``size``, a tmpfs of that many bytes (disk_full: a disk of its
+    own that a balloon may fill, never one the host shares)."""
+    if vol.size is None:
+        docker.volumes.create(vol.volume, labels={**labels})
+        return
+    docker.volumes.create(vol.volume, driver="local", labels={**labels},
+                          driver_opts={"type": "tmpfs", "device": "tmpfs",
+                                       "o": f"size={int(vol.size)}"})
+
+
+def start_keeper(docker: DockerClient, spec: ContainerSpec, vol: VolumeMount) -> Any:
+    """A container that keeps a tmpfs volume mounted for the cluster's life.
+
+    Docker unmounts a local volume when no running container uses it, and a tmpfs
+    loses its content then: without a keeper a killed node would come back empty. The
+    keeper runs the node's own image (nothing to pull), sleeps, has no network, and
+    carries the cluster's labels (removed and reaped with it).
+    """
+    labels = {**spec.labels, LABEL_COMPONENT: "keeper", LABEL_KEEPER_FOR: spec.container_name}
+    return docker.containers.run(
+        spec.image, entrypoint=["/bin/sh", "-c", "while :; do sleep 3600; done"],
+        name=f"{spec.container_name}-keeper", detach=True, network_mode="none",
+        labels=labels, volumes={vol.volume: {"bind": "/keep", "mode": "rw"}})
+
+
 def _started_url_of(started: _Started) -> PortOf:
     host = started.settings.address
     return lambda node, port: f"http://{host}:{started.host_ports[node][port]}"
@@ -440,8 +469,10 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
         started.network_name = name
         for spec in specs:
             for vol in spec.volumes:
-                docker.volumes.create(vol.volume, labels={**spec.labels})
+                create_volume(docker, vol, spec.labels)
                 started.volumes.append(vol.volume)
+                if vol.size is not None:
+                    started.keepers.append(start_keeper(docker, spec, vol))
 
         by_component = {c: [s for s in specs if s.component == c] for c in ("pd", "tikv", "tidb")}
         pd_nodes = [s.node for s in by_component["pd"]]
@@ -561,6 +592,9 @@ def _close_clients(started: _Started) -> None:
 def _teardown(started: _Started) -> None:
     for dc in list(started.containers.values()):
         _remove_container(dc)
+    for keeper in started.keepers:
+        with contextlib.suppress(Exception):
+            keeper.remove(force=True)
     if started.network_name:
         remove_network(started.docker, started.network_name)
     for vol in started.volumes:

@@ -56,6 +56,12 @@ PUBLISHED_PORTS: Mapping[str, tuple[int, ...]] = MappingProxyType(
 )
 
 DATA_ROOT = "/data"
+#: Where each component's data volume is mounted; TiDB's (only for a case with
+#: ``disk_full``) is its temp dir, where ingest sorts and IMPORT INTO stages data.
+DATA_TARGETS: Mapping[str, str] = MappingProxyType(
+    {"pd": DATA_ROOT, "tikv": DATA_ROOT, "tidb": "/tmp/tidb"})
+#: Label of the container that keeps a size-limited volume mounted: the node it serves.
+LABEL_KEEPER_FOR = f"{LABEL_PREFIX}.keeper-for"
 IMPORT_MOUNT = "/import"
 CONFIG_PATHS: Mapping[str, str] = MappingProxyType(
     {"pd": "/pd.toml", "tikv": "/tikv.toml", "tidb": "/tidb.toml"}
@@ -98,6 +104,9 @@ class ClusterSettings:
     publish_ip: str = HOST_IP
     address: str = HOST_IP
     engine: str | None = None  # --ha-docker-hosts URL of the engine; None: DOCKER_HOST/default
+    #: ``{component: bytes}``: data volumes created with a size limit (a case with
+    #: ``disk_full``, scenario.needs.disk_limits); TiDB's is its temp dir
+    disk_limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
         missing = [c for c in COMPONENTS if c not in self.images]
@@ -120,6 +129,7 @@ class ClusterSettings:
                 "env": {c: dict(sorted(v.items())) for c, v in sorted(self.env.items())},
                 "entrypoints": {c: list(v) for c, v in sorted(self.entrypoints.items())},
                 "import": str(self.import_dir) if self.import_dir else None,
+                **({"disk": dict(sorted(self.disk_limits.items()))} if self.disk_limits else {}),
             },
             sort_keys=True,
         )
@@ -157,6 +167,9 @@ class VolumeMount:
     volume: str
     target: str
     read_only: bool = False
+    #: a size-limited tmpfs volume of this many bytes (disk_full), kept mounted by a
+    #: keeper container so the node's data survives its own kill; None: a plain volume
+    size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -288,8 +301,10 @@ def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:
         for node in node_names(component, counts[component]):
             labels = {**base, LABEL_COMPONENT: component, LABEL_NODE: node}
             volumes: tuple[VolumeMount, ...] = ()
-            if component in ("pd", "tikv"):
-                volumes = (VolumeMount(volume_name(settings, node), DATA_ROOT),)
+            limit = settings.disk_limits.get(component)
+            if component in ("pd", "tikv") or limit:
+                volumes = (VolumeMount(volume_name(settings, node), DATA_TARGETS[component],
+                                       size=limit or None),)
             binds: tuple[BindMount, ...] = ()
             if component == "tidb" and settings.import_dir is not None:
                 binds = (BindMount(settings.import_dir, IMPORT_MOUNT, read_only=True),)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,23 @@ def container_ip(container: Any, network: str | None) -> str | None:
     return ips[0] if len(ips) == 1 else None
 
 
+def _network_ips(docker: Any, network: str | None) -> dict[str, str]:
+    """``{container id: IP}`` of every container on ``network`` (one API call; {} on error)."""
+    if docker is None or not network:
+        return {}
+    try:
+        info = docker.api.inspect_network(network)
+    except Exception as exc:  # noqa: BLE001 - the per-container path still works
+        log.debug("network inspect %s failed: %s", network, exc)
+        return {}
+    out: dict[str, str] = {}
+    for cid, entry in (info.get("Containers") or {}).items():
+        addr = str((entry or {}).get("IPv4Address") or "").split("/")[0]
+        if addr:
+            out[cid] = addr
+    return out
+
+
 @dataclass
 class FaultContext:
     """One fault window's view of the cluster; built by the nemesis per window."""
@@ -51,6 +69,11 @@ class FaultContext:
     cluster: Any
     runner: NetnsRunner
     tag: Tag
+    #: this window's own generator (seeded from --ha-seed and the fault id): shapes, picks
+    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    #: kept by the nemesis across windows (long-lived helpers), closed at its stop;
+    #: None: a fault used alone owns what it starts and stops it at heal
+    shared: dict[str, Any] | None = None
     _ifaces: dict[str, str] = field(default_factory=dict)
     _containers: dict[str, Any] = field(default_factory=dict)
 
@@ -66,24 +89,33 @@ class FaultContext:
         self._ifaces.pop(node, None)
 
     def ips(self) -> dict[str, str]:
-        """IP of every node on the cluster network, read from Docker now (restarts move IPs)."""
+        """IP of every node on the cluster network, read from Docker now (restarts move IPs).
+
+        One ``network inspect`` answers for every container at once; a node it does not
+        list is read from its own container (or the handle) as before.
+        """
         out: dict[str, str] = {}
         network = getattr(self.cluster, "network_name", None)
+        by_id = _network_ips(getattr(self.cluster, "docker", None), network)
         for node in self.cluster.nodes:
             ip: str | None = None
-            try:
-                c = self.container(node.name)
-                c.reload()
-                ip = container_ip(c, network)
-            except Exception as exc:  # noqa: BLE001 - fall back to what the handle knows
-                log.debug("no live IP for %s: %s", node.name, exc)
+            cid = getattr(node, "container_id", None)
+            if cid and cid in by_id:
+                ip = by_id[cid]
+            if ip is None:
+                try:
+                    c = self.container(node.name)
+                    c.reload()
+                    ip = container_ip(c, network)
+                except Exception as exc:  # noqa: BLE001 - fall back to what the handle knows
+                    log.debug("no live IP for %s: %s", node.name, exc)
             ip = ip or getattr(node, "ip", None)
             if ip:
                 out[node.name] = ip
         return out
 
     def exec(self, node: str, script: str, what: str, *, missing_ok: bool = False,
-             check: bool = True) -> Result:
+             check: bool = True, timeout: float | None = None) -> Result:
         """Run ``script`` in ``node``'s network namespace; raise with its output on failure.
 
         ``missing_ok``: a node whose container is gone or stopped counts as done (its
@@ -95,7 +127,8 @@ class FaultContext:
                 c.reload()
                 if c.status not in ("running", "paused"):
                     return Result(0, f"{node} is {c.status}: nothing to heal")
-            result = self.runner.run(c, script)
+            result = (self.runner.run(c, script) if timeout is None
+                      else self.runner.run(c, script, timeout=timeout))
         except FaultExecError:
             if missing_ok and not self._running(node):
                 return Result(0, f"{node} stopped: nothing to heal")
@@ -120,6 +153,10 @@ class FaultContext:
 
         if node in self._ifaces:
             return self._ifaces[node]
+        key = f"iface:{node}:{ip}"  # the same address in the same cluster: the same interface
+        if self.shared is not None and key in self.shared:
+            self._ifaces[node] = self.shared[key]
+            return str(self.shared[key])
         result = self.exec(node, "ip -o -4 addr show", "ip addr", missing_ok=missing_ok)
         dev = iface_for_ip(result.output, ip)
         if dev is None:
@@ -127,4 +164,6 @@ class FaultContext:
                 return None
             raise FaultExecError(f"no interface of {node} has {ip}: {result.output.strip()}")
         self._ifaces[node] = dev
+        if self.shared is not None:
+            self.shared[key] = dev
         return dev

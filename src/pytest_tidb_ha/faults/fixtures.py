@@ -33,7 +33,7 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
     cluster = request.getfixturevalue("tidb_cluster")
     opts = ha_options(request.config)
     allow = case.expect.allow_fault_errors if case is not None else False
-    nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale,
+    nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale, seed=opts.seed,
                   helper_image=opts.fault_helper_image, allow_errors=allow)
     if nem.skipped and not nem.specs:
         pytest.skip("; ".join(sorted({reason for _, reason in nem.skipped})))
@@ -44,6 +44,7 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
         nem.stop()
         for ev in ha_record.timeline.events(NEMESIS_REAPED):
             ha_record.notes.append(f"fault reaper healed leftovers of dead runs: {ev.data['healed']}")
+        ha_record.notes.extend(f"trigger never fired: {m}" for m in nem.missed)
         failing, allowed = nem.fault_failures()
         ha_record.notes.extend(f"fault error allowed by the test: {m}" for m in allowed)
         if failing:  # a fault planned but not applied (or not healed) fails the test, loudly

@@ -16,10 +16,19 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .context import FaultContext, UnsupportedFault
+from .disk import DiskFullFault
 from .iodelay import IoDelayFault
 from .ledger import ledger_add_script, ledger_remove_script
-from .network import NetemFault, PartitionFault
+from .network import BandwidthFault, NetemFault, PartitionFault
 from .resolve import Resolved
+from .verify import (
+    STATUS_PORTS,
+    Verification,
+    judge_killed,
+    judge_pause,
+    judge_restarted,
+    run_probe,
+)
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
@@ -27,7 +36,7 @@ HTTP_TIMEOUT = 5.0
 START_TIMEOUT = 60.0
 #: Faults that act on containers (need ``cluster.can_control_nodes``).
 NODE_CONTROL = frozenset({"network_partition", "network_delay", "network_loss", "kill",
-                          "restart", "pause", "io_delay"})
+                          "restart", "pause", "io_delay", "bandwidth", "disk_full"})
 
 
 class Injector(Protocol):
@@ -38,6 +47,13 @@ class Injector(Protocol):
     def heal(self) -> None: ...
 
     def describe(self) -> dict[str, object]: ...
+
+
+class Verifiable(Protocol):
+    """An injector that can prove its effect from inside the cluster (faults.verify);
+    ``budget``: seconds a probe may wait for an answer. None: nothing to measure."""
+
+    def verify(self, budget: float) -> Verification | None: ...
 
 
 def _wait_status(container: Any, wanted: tuple[str, ...], timeout: float) -> str:
@@ -94,7 +110,8 @@ class KillFault:
                 c.kill(signal="SIGKILL")
                 if node not in self.killed:
                     self.killed.append(node)
-            _wait_status(c, ("exited", "dead", "created"), 30)
+            # Docker's own wait (no polling): returns once the container is not running
+            c.wait(condition="not-running", timeout=30)
 
     def heal(self) -> None:
         for node in self.targets:
@@ -106,6 +123,18 @@ class KillFault:
     def describe(self) -> dict[str, object]:
         return {"killed": list(self.killed)}
 
+    def verify(self, budget: float) -> Verification | None:
+        """Each killed container is stopped and its process gone."""
+        result: Verification | None = None
+        for node in self.targets:
+            c = self.ctx.container(node)
+            c.reload()
+            pid = int((c.attrs.get("State") or {}).get("Pid") or 0)
+            result = judge_killed(str(c.status), pid, node)
+            if not result.ok:
+                return result
+        return result
+
 
 class RestartFault:
     """``docker restart`` at window open (SIGTERM, SIGKILL after 10 s, start)."""
@@ -115,12 +144,28 @@ class RestartFault:
     def __init__(self, ctx: FaultContext, targets: tuple[str, ...]) -> None:
         self.ctx = ctx
         self.targets = targets
+        self.started_before: dict[str, str] = {}
 
     def apply(self) -> None:
         for node in self.targets:
             c = self.ctx.container(node)
+            c.reload()
+            self.started_before[node] = str((c.attrs.get("State") or {}).get("StartedAt", ""))
             c.restart(timeout=10)
             _refresh(self.ctx.cluster, node)
+
+    def verify(self, budget: float) -> Verification | None:
+        """Each container started again after the window opened."""
+        result: Verification | None = None
+        for node in self.targets:
+            c = self.ctx.container(node)
+            c.reload()
+            after = str((c.attrs.get("State") or {}).get("StartedAt", ""))
+            result = judge_restarted(self.started_before.get(node, ""), after, str(c.status),
+                                     node)
+            if not result.ok:
+                return result
+        return result
 
     def heal(self) -> None:
         for node in self.targets:
@@ -168,6 +213,25 @@ class PauseFault:
 
     def describe(self) -> dict[str, object]:
         return {}
+
+    def verify(self, budget: float) -> Verification | None:
+        """Docker says ``paused``, and a request to the node's status port, sent from a
+        running peer's namespace, gets no answer."""
+        node = self.targets[0]
+        c = self.ctx.container(node)
+        c.reload()
+        answers: list[str] = []
+        peer = next((n.name for n in self.ctx.cluster.nodes if n.name not in self.targets), None)
+        ip = self.ctx.ips().get(node) if peer is not None else None
+        if peer is not None and ip:
+            port = STATUS_PORTS.get(node.split("-")[0], 10080)
+            try:
+                results = run_probe(self.ctx, peer, [(ip, port)], 1, budget,
+                                    send="GET /status HTTP/1.0\r\n\r\n")
+                answers = [o for v in results.values() for o, _ in v]
+            except Exception as exc:  # noqa: BLE001 - the state still tells
+                log.debug("pause probe from %s failed: %s", peer, exc)
+        return judge_pause(str(c.status), answers, node)
 
 
 def http_post(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[int, str]:
@@ -246,6 +310,10 @@ def build(kind: str, ctx: FaultContext, resolved: Resolved, params: Mapping[str,
         return PartitionFault(ctx, resolved.sources, targets, params)
     if kind in ("network_delay", "network_loss"):
         return NetemFault(kind, ctx, resolved.sources, targets, params)
+    if kind == "bandwidth":
+        return BandwidthFault(ctx, resolved.sources, targets, params)
+    if kind == "disk_full":
+        return DiskFullFault(ctx, targets, dict(params))
     if kind == "kill":
         return KillFault(ctx, targets)
     if kind == "restart":

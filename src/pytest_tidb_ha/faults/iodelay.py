@@ -24,6 +24,27 @@ from .context import FaultContext, UnsupportedFault
 from .ledger import ledger_add_script, ledger_remove_script
 from .netns import container_pid, engine_is_local
 from .network import seconds_of
+from .verify import Verification, judge_fsync
+
+#: Measures fsync from inside the node's cgroup: the process moves itself into the
+#: container's cgroup (so the throttle applies to it) and writes through the node's root.
+FSYNC_PROBE = r"""
+import os, sys, time
+procs, path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with open(procs, "w") as f:
+    f.write(str(os.getpid()))
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+lat = []
+try:
+    for i in range(n):
+        os.pwrite(fd, os.urandom(4096), (i % 8) * 4096)
+        t = time.perf_counter(); os.fsync(fd); lat.append(time.perf_counter() - t)
+finally:
+    os.close(fd)
+    os.unlink(path)
+lat.sort()
+print(lat[len(lat) // 2])
+"""
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DATA_DIR = "/data"
@@ -168,3 +189,25 @@ class IoDelayFault:
     def describe(self) -> dict[str, object]:
         return {"throttles": {n: {"device": p.device, "iops": p.iops, "cgroup": f"v{p.version}"}
                               for n, p in self._plans.items()}}
+
+    def verify(self, budget: float) -> Verification | None:
+        """An fsync on the node's data directory, from a process in its cgroup."""
+        import subprocess
+        import sys
+
+        node = next(iter(self._plans), None)
+        if node is None:
+            return None
+        plan = self._plans[node]
+        pid = container_pid(self.ctx.container(node))
+        if pid <= 0:
+            return None
+        per_io = 1.0 / plan.iops
+        n = 1 if per_io >= 0.5 else 3
+        path = f"/proc/{pid}/root{DATA_DIR}/.tidb-ha-fsync-{self.ctx.tag.fault_id}"
+        done = subprocess.run(
+            [sys.executable, "-c", FSYNC_PROBE, str(plan.cgroup / "cgroup.procs"), path, str(n)],
+            capture_output=True, text=True, timeout=10 + 4 * n * per_io, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"fsync probe in {node} failed: {done.stderr.strip()[-300:]}")
+        return judge_fsync(float(done.stdout.strip().splitlines()[-1]), per_io, node)

@@ -70,13 +70,38 @@ def container_pid(container: Any) -> int:
 
 
 class NsenterRunner:
-    """``nsenter -t <pid> -n sh -c <script>`` on this host (root, local engine)."""
+    """``nsenter -t <pid> -n sh -c <script>`` on this host (root, local engine).
+
+    The container's pid is asked from Docker once and kept while ``/proc/<pid>/ns/net``
+    still is the namespace it was (a restarted container has a new pid and namespace):
+    a fault's apply then spends no API call on it.
+    """
 
     method = "nsenter"
     python = sys.executable  # the delayer runs with the host's python in the target netns
 
-    def run(self, container: Any, script: str, *, timeout: float = COMMAND_TIMEOUT) -> Result:
+    def __init__(self) -> None:
+        self._pids: dict[str, tuple[int, str]] = {}  # container id -> (pid, netns link)
+
+    def _pid(self, container: Any) -> int:
+        cached = self._pids.get(container.id)
+        if cached is not None:
+            pid, ns = cached
+            try:
+                if os.readlink(f"/proc/{pid}/ns/net") == ns:
+                    return pid
+            except OSError:
+                pass
         pid = container_pid(container)
+        if pid > 0:
+            try:
+                self._pids[container.id] = (pid, os.readlink(f"/proc/{pid}/ns/net"))
+            except OSError:
+                self._pids.pop(container.id, None)
+        return pid
+
+    def run(self, container: Any, script: str, *, timeout: float = COMMAND_TIMEOUT) -> Result:
+        pid = self._pid(container)
         if pid <= 0:
             raise FaultExecError(f"container {container.name} is not running (no pid)")
         try:

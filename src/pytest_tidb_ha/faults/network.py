@@ -1,4 +1,4 @@
-"""Network faults: partition (iptables DROP), delay and loss (tc netem).
+"""Network faults: partition (iptables DROP), delay and loss (tc netem), bandwidth (tc htb).
 
 Every change happens inside the affected containers' network namespaces (see
 :mod:`.netns`) and is keyed to peer container IPs on the cluster network, so only
@@ -15,20 +15,45 @@ Both sides enforce a partition (each drops what it would send or receive across 
 cut), so a node that restarts its network stack on one side stays cut. Delay/loss act
 on egress only: ``to`` on the sources, ``from`` on the targets, ``both`` on each side
 (a round trip then takes twice the latency). A single-sided selector (``tikv-1``)
-isolates/delays the node towards every other node of the cluster.
+isolates/delays the node towards every other node of the cluster. A partition
+``shape`` (Jepsen's grudges, :mod:`.grudges`) cuts the selected nodes among
+themselves; ``ports`` limits a partition to connections using those TCP ports.
+
+Speed (issue 13): all rules of one namespace go in with **one** ``iptables-restore
+--noflush`` (no process per rule), the namespaces of one fault are changed in
+parallel, the peers' IPs come from one network inspect, and the NFQUEUE delayer of
+a netem-less kernel is started once per node and latency and kept for the run
+(``FaultContext.shared``); a window then only inserts and deletes its rules.
 """
 
 from __future__ import annotations
 
+import logging
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+from .grudges import Grudge, grudge_for, grudge_sides
 from .ledger import LEDGER_CHAIN, QDISC_HANDLE, Tag, ledger_add_script, ledger_remove_script
+from .verify import (
+    Verification,
+    judge_delay,
+    judge_loss,
+    judge_partition,
+    judge_shaped,
+    loss_probes,
+    port_of,
+    run_probe,
+)
+
+log = logging.getLogger("pytest_tidb_ha.faults")
 
 DIRECTIONS = ("both", "to", "from")
 IPT = "iptables -w 5"
+RESTORE = "iptables-restore -w 5 --noflush"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,32 +93,74 @@ def plan_sides(
     return [s for s in sides if s.egress or s.ingress]
 
 
-def partition_rules(side: Side, tag: Tag) -> list[tuple[str, list[str]]]:
+def _port_matches(ports: Sequence[int], chain: str) -> list[list[str]]:
+    """Match a connection using one of ``ports`` at either end (its packets carry the port
+    as destination one way and as source the other)."""
+    if not ports:
+        return [[]]
+    plist = ",".join(str(p) for p in ports)
+    return [["-p", "tcp", "-m", "multiport", "--dports", plist],
+            ["-p", "tcp", "-m", "multiport", "--sports", plist]]
+
+
+def partition_rules(side: Side, tag: Tag, ports: Sequence[int] = ()) -> list[tuple[str, list[str]]]:
     """(chain, rule spec) pairs for one container."""
     comment = ["-m", "comment", "--comment", str(tag), "-j", "DROP"]
-    rules = [("OUTPUT", ["-d", f"{ip}/32", *comment]) for ip in side.egress]
-    rules += [("INPUT", ["-s", f"{ip}/32", *comment]) for ip in side.ingress]
+    rules = [("OUTPUT", ["-d", f"{ip}/32", *pm, *comment])
+             for ip in side.egress for pm in _port_matches(ports, "OUTPUT")]
+    rules += [("INPUT", ["-s", f"{ip}/32", *pm, *comment])
+              for ip in side.ingress for pm in _port_matches(ports, "INPUT")]
     return rules
 
 
-def partition_apply_script(side: Side, tag: Tag) -> str:
-    """Insert each DROP rule at the top of its chain unless it is there already."""
-    parts = []
-    for chain, spec in partition_rules(side, tag):
-        s = shlex.join(spec)
-        parts.append(f"{{ {IPT} -C {chain} {s} 2>/dev/null || {IPT} -I {chain} 1 {s}; }}")
-    return " && ".join(parts) or "true"
+def restore_script(lines: Sequence[str], *, chain: str | None = None) -> str:
+    """One ``iptables-restore --noflush`` of ``lines`` (``-I``/``-A``/``-D`` rules of the
+    filter table). ``chain``: create this user chain first when it is missing (a restore
+    that declared it would flush it)."""
+    body = "\n".join(["*filter", *lines, "COMMIT", ""])
+    head = f"{IPT} -N {chain} 2>/dev/null; " if chain else ""
+    return f"{head}{RESTORE} <<'TIDBHA'\n{body}TIDBHA"
+
+
+def rule_line(op: str, chain: str, spec: Sequence[str]) -> str:
+    """``-I INPUT 1 -s ...`` / ``-D INPUT -s ...`` as an iptables-restore line."""
+    where = f"{op} {chain} 1" if op == "-I" else f"{op} {chain}"
+    return f"{where} {shlex.join(spec)}"
+
+
+def partition_apply_script(side: Side, tag: Tag, ports: Sequence[int] = ()) -> str:
+    """Insert every DROP rule of one container at the top of its chain, in one restore."""
+    rules = partition_rules(side, tag, ports)
+    return restore_script([rule_line("-I", c, sp) for c, sp in rules]) if rules else "true"
 
 
 def tagged_rules_delete_script(tag: Tag) -> str:
-    """Delete every rule in INPUT/OUTPUT whose comment is exactly ``tag`` (idempotent)."""
+    """Delete every rule in INPUT/OUTPUT whose comment is exactly ``tag`` (idempotent):
+    ``iptables-save`` filtered by the tag, as ``-D`` lines, in one restore."""
     # iptables-nft quotes every comment, iptables-legacy only those with spaces.
     quoted = shlex.quote(f'--comment "{tag}"')
     bare = shlex.quote(f"--comment {tag} ")
     return (
-        f"for c in INPUT OUTPUT; do {IPT} -S $c | grep -F -e {quoted} -e {bare} | sed 's/^-A /-D /' "
-        f"| while read -r rule; do eval {IPT} $rule; done; done; true"
+        f"r=$(iptables-save -t filter | grep -E '^-A (INPUT|OUTPUT) ' "
+        f"| grep -F -e {quoted} -e {bare} | sed 's/^-A /-D /'); "
+        f"[ -z \"$r\" ] || printf '*filter\\n%s\\nCOMMIT\\n' \"$r\" | {RESTORE}"
     )
+
+
+def delete_script(lines: Sequence[str], tag: Tag) -> str:
+    """Delete the rules we inserted (one restore); if any is gone already (a restarted
+    namespace, a second heal) fall back to deleting whatever still carries the tag."""
+    if not lines:
+        return tagged_rules_delete_script(tag)
+    dels = [_as_delete(ln) for ln in lines]
+    return f"{{ {restore_script(dels)}\n}} 2>/dev/null || {{ {tagged_rules_delete_script(tag)}; }}"
+
+
+def _as_delete(line: str) -> str:
+    """``-I CHAIN 1 spec`` (as :func:`rule_line` writes it) -> ``-D CHAIN spec``."""
+    op, chain, pos, spec = line.split(" ", 3)
+    assert op == "-I" and pos == "1", line
+    return f"-D {chain} {spec}"
 
 
 def seconds_of(value: object) -> float:
@@ -137,6 +204,17 @@ def iface_for_ip(ip_addr_output: str, ip: str) -> str | None:
     return None
 
 
+def _root_guard(dev: str, tag: Tag) -> list[str]:
+    h = QDISC_HANDLE
+    d = shlex.quote(dev)
+    mine = shlex.quote(str(tag) + " ")
+    return [
+        f"if {IPT} -S {LEDGER_CHAIN} 2>/dev/null | grep -qF -- {mine}; then exit 0; fi; ",
+        f"if tc qdisc show dev {d} | grep -q '^qdisc [a-z_]* {h}: root'; then "
+        f"echo 'another tidb-ha fault owns the root qdisc on {dev}'; exit 4; fi; ",
+    ]
+
+
 def netem_apply_script(dev: str, peers: Sequence[str], netem: Sequence[str], tag: Tag,
                        kind: str) -> str:
     """Root qdisc ``7e57:`` on ``dev`` plus our ledger marker.
@@ -146,31 +224,41 @@ def netem_apply_script(dev: str, peers: Sequence[str], netem: Sequence[str], tag
     packets for the peers' IPs to band 4 -- everything else leaves undelayed.
     Idempotent: when our ledger marker for ``tag`` exists the qdisc is ours already;
     a ``7e57:`` root of someone else's fault is an error (one tc fault per node at a time).
+    All tc commands go through one ``tc -batch``.
     """
     h = QDISC_HANDLE
-    d = shlex.quote(dev)
-    mine = shlex.quote(str(tag) + " ")
-    lines = [
-        f"if {IPT} -S {LEDGER_CHAIN} 2>/dev/null | grep -qF -- {mine}; then exit 0; fi; ",
-        f"if tc qdisc show dev {d} | grep -q '^qdisc [a-z_]* {h}: root'; then "
-        f"echo 'another tidb-ha fault owns the root qdisc on {dev}'; exit 4; fi; ",
-    ]
-    net = shlex.join(list(netem))
+    net = " ".join(netem)
     if not peers:
-        lines.append(f"tc qdisc replace dev {d} root handle {h}: netem {net} && ")
+        cmds = [f"qdisc replace dev {dev} root handle {h}: netem {net}"]
     else:
-        lines.append(
-            f"tc qdisc replace dev {d} root handle {h}: prio bands 4 "
-            "priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1 && "
-            f"tc qdisc add dev {d} parent {h}:4 handle 7e58: netem {net} && "
-        )
-        for ip in peers:
-            lines.append(
-                f"tc filter add dev {d} parent {h}: protocol ip prio 1 u32 "
-                f"match ip dst {ip}/32 flowid {h}:4 && "
-            )
-    lines.append("{ " + ledger_add_script(tag, marker_attrs(kind, dev)) + "; }")
-    return "".join(lines)
+        cmds = [f"qdisc replace dev {dev} root handle {h}: prio bands 4 "
+                "priomap 1 2 2 2 1 2 0 0 1 1 1 1 1 1 1 1",
+                f"qdisc add dev {dev} parent {h}:4 handle 7e58: netem {net}"]
+        cmds += [f"filter add dev {dev} parent {h}: protocol ip prio 1 u32 "
+                 f"match ip dst {ip}/32 flowid {h}:4" for ip in peers]
+    return "".join(_root_guard(dev, tag)) + _tc_batch(cmds) + " && { " + \
+        ledger_add_script(tag, marker_attrs(kind, dev)) + "; }"
+
+
+def _tc_batch(cmds: Sequence[str]) -> str:
+    body = "\n".join(cmds)
+    return f"tc -batch - <<'TIDBHA'\n{body}\nTIDBHA\n"
+
+
+def htb_apply_script(dev: str, peers: Sequence[str], rate_bits: float, tag: Tag) -> str:
+    """``bandwidth``: an htb root ``7e57:`` whose class 4 is limited to ``rate``; with peers
+    only their packets (u32 on the destination) go to class 4, the rest to the unlimited
+    class 1. One ``tc -batch``; the ledger marker as for netem."""
+    h = QDISC_HANDLE
+    rate = f"{max(8, int(rate_bits))}bit"
+    cmds = [f"qdisc replace dev {dev} root handle {h}: htb default {1 if peers else 4}",
+            f"class add dev {dev} parent {h}: classid {h}:1 htb rate 10gbit quantum 60000",
+            f"class add dev {dev} parent {h}: classid {h}:4 htb rate {rate} ceil {rate} "
+            f"quantum 1514"]
+    cmds += [f"filter add dev {dev} parent {h}: protocol ip prio 1 u32 "
+             f"match ip dst {ip}/32 flowid {h}:4" for ip in peers]
+    return "".join(_root_guard(dev, tag)) + _tc_batch(cmds) + " && { " + \
+        ledger_add_script(tag, marker_attrs("bandwidth", dev)) + "; }"
 
 
 def marker_attrs(kind: str, dev: str) -> dict[str, object]:
@@ -188,8 +276,27 @@ def netem_heal_script(dev: str, tag: Tag, kind: str) -> str:
     )
 
 
+def in_parallel(fn: Callable[[str], T], nodes: Sequence[str]) -> dict[str, T]:
+    """``fn(node)`` for every node at once (each a process in another namespace); the
+    first error is raised after all have finished, so what worked is known."""
+    if len(nodes) <= 1:
+        return {n: fn(n) for n in nodes}
+    with ThreadPoolExecutor(min(8, len(nodes))) as pool:
+        futures = {n: pool.submit(fn, n) for n in nodes}
+    out: dict[str, T] = {}
+    first: BaseException | None = None
+    for n, f in futures.items():
+        try:
+            out[n] = f.result()
+        except BaseException as exc:  # noqa: BLE001 - raised below, after the others
+            first = first or exc
+    if first is not None:
+        raise first
+    return out
+
+
 class NetworkFault:
-    """Base of the three network injectors: resolves IPs, runs scripts per container."""
+    """Base of the network injectors: resolves IPs, runs scripts per container."""
 
     kind = "network"
 
@@ -228,20 +335,90 @@ class NetworkFault:
         self._sides = None
         for node in restarted:
             self.ctx.forget(node)
+            self._forget(node)
         self.apply()
+
+    def _forget(self, node: str) -> None:
+        """What this fault put into ``node``'s old namespace is gone with it."""
+
+    def _pair(self) -> tuple[str, str] | None:
+        """(from node, to node) of one link the fault must change (for :meth:`verify`)."""
+        for side in self.sides():
+            for ip in side.egress:
+                peer = next((n for n, i in self._ips.items() if i == ip), None)
+                if peer is not None:
+                    return side.node, peer
+        return None
 
 
 class PartitionFault(NetworkFault):
+    """DROP rules in both sides' namespaces; ``shape`` and ``ports`` as documented above."""
+
     kind = "network_partition"
 
+    def __init__(self, ctx: Any, sources: Sequence[str], targets: Sequence[str],
+                 params: Mapping[str, object]) -> None:
+        super().__init__(ctx, sources, targets, params)
+        self.ports: tuple[int, ...] = tuple(params.get("ports") or ())  # type: ignore[arg-type]
+        self.shape = params.get("shape")
+        self.grudge: Grudge | None = None
+        self._done: dict[str, list[str]] = {}  # node -> restore lines inserted there
+
+    def sides(self) -> list[Side]:
+        if self._sides is None and self.shape:
+            self._ips = self.ctx.ips()
+            nodes = list(self.sources) + [t for t in self.targets if t not in self.sources]
+            if self.grudge is None:  # drawn once per window (a refresh keeps the groups)
+                self.grudge = grudge_for(str(self.shape), nodes, self.ctx.rng)
+            self._sides = grudge_sides(self.grudge, self._ips)
+        return super().sides()
+
     def apply(self) -> None:
+        todo: dict[str, list[str]] = {}
         for side in self.sides():
-            self.ctx.exec(side.node, partition_apply_script(side, self.ctx.tag), "iptables DROP")
+            lines = [rule_line("-I", c, sp) for c, sp in
+                     partition_rules(side, self.ctx.tag, self.ports)]
+            new = [ln for ln in lines if ln not in self._done.get(side.node, [])]
+            if new:
+                todo[side.node] = new
+
+        def one(node: str) -> None:
+            self.ctx.exec(node, restore_script(todo[node]), "iptables-restore DROP")
+            self._done.setdefault(node, []).extend(todo[node])
+
+        in_parallel(one, list(todo))
 
     def heal(self) -> None:
-        for side in self.sides():
-            self.ctx.exec(side.node, tagged_rules_delete_script(self.ctx.tag), "iptables -D",
-                          missing_ok=True)
+        nodes = list(dict.fromkeys([s.node for s in self.sides()] + list(self._done)))
+
+        def one(node: str) -> None:
+            self.ctx.exec(node, delete_script(self._done.get(node, []), self.ctx.tag),
+                          "iptables-restore -D", missing_ok=True)
+            self._done.pop(node, None)
+
+        in_parallel(one, nodes)
+
+    def _forget(self, node: str) -> None:
+        self._done.pop(node, None)
+
+    def describe(self) -> dict[str, object]:
+        out = super().describe()
+        if self.ports:
+            out["ports"] = list(self.ports)
+        if self.grudge is not None:
+            out["shape"] = self.shape
+            out["grudge"] = {n: sorted(g) for n, g in self.grudge.items()}
+        return out
+
+    def verify(self, budget: float) -> Verification | None:
+        """A connection attempt across the cut (on a cut port) must time out."""
+        pair = self._pair()
+        if pair is None:
+            return None
+        src, dst = pair
+        port = self.ports[0] if self.ports else port_of(dst)
+        results = run_probe(self.ctx, src, [(self._ips[dst], port)], 2, budget)
+        return judge_partition(results, f"{src} -> {dst}:{port}")
 
 
 NETEM_MISSING = "qdisc kind is unknown"
@@ -268,9 +445,8 @@ def shaping_rule_specs(kind: str, params: Mapping[str, object], peers: Sequence[
 
 
 def insert_rules_script(chain: str, specs: Sequence[Sequence[str]]) -> str:
-    parts = [f"{{ {IPT} -C {chain} {shlex.join(sp)} 2>/dev/null || {IPT} -I {chain} 1 {shlex.join(sp)}; }}"
-             for sp in specs]
-    return " && ".join(parts) or "true"
+    """Insert ``specs`` at the top of ``chain`` in one restore."""
+    return restore_script([rule_line("-I", chain, sp) for sp in specs]) if specs else "true"
 
 
 def delayer_start_script(python: str, queue: int, latency_ms: float, jitter_ms: float, tag: Tag) -> str:
@@ -298,6 +474,35 @@ def delayer_stop_script(pid: int | None, queue: int) -> str:
     )
 
 
+class Delayer:
+    """One NFQUEUE delayer in one node's namespace, kept for the run (closed at the
+    nemesis' stop). It carries its own ledger marker, so a reaper stops it when the run
+    died; with ``--queue-bypass`` an idle delayer delays nothing."""
+
+    def __init__(self, ctx: Any, node: str, queue: int, latency_ms: float,
+                 jitter_ms: float) -> None:
+        self.node = node
+        self.queue = queue
+        self._exec = ctx.exec
+        self.tag = Tag.mine(ctx.tag.run, f"delayer-{queue}")
+        python = getattr(ctx.runner, "python", "python3")
+        out = ctx.exec(node, delayer_start_script(python, queue, latency_ms, jitter_ms, self.tag),
+                       "start NFQUEUE delayer").output
+        pids = [ln[4:] for ln in out.splitlines() if ln.startswith("pid=")]
+        self.pid = int(pids[-1]) if pids else 0
+        self.marker = {"kind": "network_delay", "backend": "iptables", "queue": queue,
+                       "dpid": self.pid}
+        ctx.exec(node, ledger_add_script(self.tag, self.marker), "ledger")
+
+    def close(self) -> None:
+        self._exec(self.node, delayer_stop_script(self.pid, self.queue) + "; "
+                   + ledger_remove_script(self.tag, self.marker), "stop NFQUEUE delayer",
+                   missing_ok=True)
+
+    def __repr__(self) -> str:
+        return f"Delayer({self.node}, queue={self.queue}, pid={self.pid})"
+
+
 class NetemFault(NetworkFault):
     """``network_delay`` / ``network_loss``: tc netem, or iptables where netem is missing.
 
@@ -317,7 +522,8 @@ class NetemFault(NetworkFault):
         self.kind = kind
         self.netem = netem_args(kind, self.params)
         self.backends: dict[str, str] = {}
-        self._delayers: dict[str, int] = {}
+        self._rules: dict[str, list[str]] = {}  # node -> iptables lines inserted there
+        self._own: dict[str, Any] = {}  # delayers of a fault used without a nemesis
 
     def _egress(self) -> list[tuple[str, tuple[str, ...]]]:
         if not self.sources:  # whole node: all egress, no filter
@@ -326,76 +532,165 @@ class NetemFault(NetworkFault):
         return [(s.node, s.egress) for s in self.sides() if s.egress]
 
     def apply(self) -> None:
-        for node, peers in self._egress():
-            dev = self.ctx.iface(node, self._ips[node])
-            assert dev is not None
-            if self.backends.get(node) != "iptables" and not NetemFault.netem_missing:
-                script = netem_apply_script(dev, peers, self.netem, self.ctx.tag, self.kind)
-                result = self.ctx.exec(node, script, f"tc netem {' '.join(self.netem)}", check=False)
-                if result.code == 0:
-                    self.backends[node] = "netem"
-                    continue
-                if NETEM_MISSING in result.output:
-                    NetemFault.netem_missing = True  # same kernel for every container: ask once
-                else:
-                    self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
-                                  "tc qdisc del", missing_ok=True)
-                    raise_exec(result, f"tc netem {' '.join(self.netem)}", node)
-            self.backends[node] = "iptables"
-            self._apply_iptables(node, peers, dev)
+        egress = dict(self._egress())
+        in_parallel(lambda node: self._apply_node(node, egress[node]), list(egress))
+
+    def _apply_node(self, node: str, peers: tuple[str, ...]) -> None:
+        dev = self.ctx.iface(node, self._ips[node])
+        assert dev is not None
+        if self.backends.get(node) != "iptables" and not NetemFault.netem_missing:
+            script = netem_apply_script(dev, peers, self.netem, self.ctx.tag, self.kind)
+            result = self.ctx.exec(node, script, f"tc netem {' '.join(self.netem)}", check=False)
+            if result.code == 0:
+                self.backends[node] = "netem"
+                return
+            if NETEM_MISSING in result.output:
+                NetemFault.netem_missing = True  # same kernel for every container: ask once
+            else:
+                self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
+                              "tc qdisc del", missing_ok=True)
+                raise_exec(result, f"tc netem {' '.join(self.netem)}", node)
+        self.backends[node] = "iptables"
+        self._apply_iptables(node, peers, dev)
+
+    def _delayer(self, node: str) -> Delayer:
+        """The run's delayer for this node's namespace and this latency (started once)."""
+        from .delayer import queue_number
+
+        latency = seconds_of(self.params["latency"]) * 1000
+        jitter = seconds_of(self.params.get("jitter") or 0) * 1000
+        c = self.ctx.container(node)
+        started = str((c.attrs.get("State") or {}).get("StartedAt", ""))
+        key = f"delayer:{c.id}:{started}:{latency:g}:{jitter:g}"
+        shared = self.ctx.shared if self.ctx.shared is not None else self._own
+        found = shared.get(key)
+        if found is None:
+            queue = queue_number(f"{self.ctx.tag.run}:{key}")
+            found = shared[key] = Delayer(self.ctx, node, queue, latency, jitter)
+        assert isinstance(found, Delayer)
+        return found
 
     def _apply_iptables(self, node: str, peers: tuple[str, ...], dev: str) -> None:
-        from .delayer import queue_number
-
         tag = self.ctx.tag
-        queue: int | None = None
-        if self.kind == "network_delay":
-            queue = queue_number(f"{tag}:{node}")
-            if node not in self._delayers:
-                latency = seconds_of(self.params["latency"]) * 1000
-                jitter = seconds_of(self.params.get("jitter") or 0) * 1000
-                python = getattr(self.ctx.runner, "python", "python3")
-                out = self.ctx.exec(node, delayer_start_script(python, queue, latency, jitter, tag),
-                                    "start NFQUEUE delayer").output
-                pids = [ln[4:] for ln in out.splitlines() if ln.startswith("pid=")]
-                self._delayers[node] = int(pids[-1]) if pids else 0
-        marker: dict[str, object] = {"kind": self.kind, "backend": "iptables", "dev": dev}
-        if queue is not None:
-            marker.update(queue=queue, dpid=self._delayers.get(node, 0))
+        queue = self._delayer(node).queue if self.kind == "network_delay" else None
         specs = shaping_rule_specs(self.kind, self.params, peers, dev, tag, queue)
-        script = ledger_add_script(tag, marker) + " && " + insert_rules_script("OUTPUT", specs)
-        self.ctx.exec(node, script, f"iptables {self.kind}")
+        lines = [rule_line("-I", "OUTPUT", sp) for sp in specs]
+        new = [ln for ln in lines if ln not in self._rules.get(node, [])]
+        if new:
+            self.ctx.exec(node, restore_script(new), f"iptables {self.kind}")
+            self._rules.setdefault(node, []).extend(new)
 
-    def refresh(self, restarted: Sequence[str]) -> None:
-        for node in restarted:
-            pid = self._delayers.pop(node, None)
-            if pid:  # its namespace is gone with the old container process; so must it
-                from .delayer import queue_number
-
-                self.ctx.exec(node, delayer_stop_script(pid, queue_number(f"{self.ctx.tag}:{node}")),
-                              "stop stale delayer", missing_ok=True)
-        super().refresh(restarted)
+    def _forget(self, node: str) -> None:
+        self._rules.pop(node, None)
+        if self.backends.get(node) == "iptables":
+            self.backends.pop(node, None)
+        # a delayer bound in the node's old namespace keeps that namespace alive: stop it
+        cid = self.ctx.container(node).id
+        for shared in (self.ctx.shared, self._own):
+            for key, helper in list((shared or {}).items()):
+                if key.startswith(f"delayer:{cid}:") and isinstance(helper, Delayer):
+                    shared.pop(key, None)
+                    helper.close()
 
     def heal(self) -> None:
-        from .delayer import queue_number
+        egress = [node for node, _ in self._egress()]
+        in_parallel(self._heal_node, list(dict.fromkeys(egress + list(self._rules))))
+        for delayer in list(self._own.values()):  # a nemesis keeps its own for the run
+            delayer.close()
+        self._own.clear()
 
-        for node, _ in self._egress():
-            if self.backends.get(node) == "iptables":
-                queue = queue_number(f"{self.ctx.tag}:{node}")
-                script = (tagged_rules_delete_script(self.ctx.tag) + "; "
-                          + delayer_stop_script(self._delayers.get(node), queue) + "; "
-                          + ledger_tag_remove_script(self.ctx.tag))
-                self.ctx.exec(node, script, "iptables -D", missing_ok=True)
-                self._delayers.pop(node, None)
-                continue
-            dev = self.ctx.iface(node, self._ips[node], missing_ok=True)
-            if dev is None:
-                continue  # container gone or stopped: its qdisc went with its namespace
-            self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
-                          "tc qdisc del", missing_ok=True)
+    def _heal_node(self, node: str) -> None:
+        if self.backends.get(node) == "iptables" or node in self._rules:
+            self.ctx.exec(node, delete_script(self._rules.get(node, []), self.ctx.tag),
+                          "iptables -D", missing_ok=True)
+            self._rules.pop(node, None)
+            return
+        dev = self.ctx.iface(node, self._ips[node], missing_ok=True)
+        if dev is None:
+            return  # container gone or stopped: its qdisc went with its namespace
+        self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
+                      "tc qdisc del", missing_ok=True)
 
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "backends": dict(self.backends), "netem": self.netem}
+
+    def _probe_pair(self) -> tuple[str, str] | None:
+        if self.sources:
+            return self._pair()
+        node = self.targets[0] if self.targets else None
+        peer = next((n for n in self._ips if n != node), None)
+        return (node, peer) if node and peer else None
+
+    def verify(self, budget: float) -> Verification | None:
+        """Delay: handshake round trips; loss: lost handshakes, towards one affected peer."""
+        pair = self._probe_pair()
+        if pair is None:
+            return None
+        src, dst = pair
+        target = [(self._ips[dst], port_of(dst))]
+        label = f"{src} -> {dst}"
+        if self.kind == "network_delay":
+            latency = seconds_of(self.params["latency"])
+            jitter = seconds_of(self.params.get("jitter") or 0)
+            wait = max(budget, 2 * latency + 0.5)
+            return judge_delay(run_probe(self.ctx, src, target, 3, wait), latency, jitter, label)
+        percent = float(str(self.params["loss"]).rstrip("%"))
+        n = loss_probes(percent)
+        return judge_loss(run_probe(self.ctx, src, target, n, budget), percent, label)
+
+
+class BandwidthFault(NetworkFault):
+    """``bandwidth``: egress towards the peers limited to ``rate`` (tc htb)."""
+
+    kind = "bandwidth"
+
+    def __init__(self, ctx: Any, sources: Sequence[str], targets: Sequence[str],
+                 params: Mapping[str, object]) -> None:
+        super().__init__(ctx, sources, targets, params)
+        self.rate = float(params["rate"])  # type: ignore[arg-type]
+        self._devs: dict[str, str] = {}
+
+    def _egress(self) -> list[tuple[str, tuple[str, ...]]]:
+        if not self.sources:
+            self._ips = self.ctx.ips()
+            return [(n, ()) for n in self.targets]
+        return [(s.node, s.egress) for s in self.sides() if s.egress]
+
+    def apply(self) -> None:
+        egress = dict(self._egress())
+
+        def one(node: str) -> None:
+            dev = self.ctx.iface(node, self._ips[node])
+            assert dev is not None
+            self.ctx.exec(node, htb_apply_script(dev, egress[node], self.rate, self.ctx.tag),
+                          "tc htb")
+            self._devs[node] = dev
+
+        in_parallel(one, list(egress))
+
+    def heal(self) -> None:
+        def one(node: str) -> None:
+            dev = self._devs.get(node) or self.ctx.iface(node, self._ips[node], missing_ok=True)
+            if dev is not None:
+                self.ctx.exec(node, netem_heal_script(dev, self.ctx.tag, self.kind),
+                              "tc qdisc del", missing_ok=True)
+            self._devs.pop(node, None)
+
+        in_parallel(one, [n for n, _ in self._egress()])
+
+    def _forget(self, node: str) -> None:
+        self._devs.pop(node, None)
+
+    def verify(self, budget: float) -> Verification | None:
+        node = next(iter(self._devs), None)
+        if node is None:
+            return None
+        out = self.ctx.exec(node, f"tc class show dev {shlex.quote(self._devs[node])}",
+                            "tc class show").output
+        return judge_shaped(out, self.rate, node)
+
+    def describe(self) -> dict[str, object]:
+        return {**super().describe(), "rate_bits": self.rate, "devs": dict(self._devs)}
 
 
 def ledger_tag_remove_script(tag: Tag) -> str:
@@ -415,6 +710,7 @@ def raise_exec(result: Any, what: str, node: str) -> None:
 
 __all__ = [
     "DIRECTIONS",
+    "BandwidthFault",
     "NetemFault",
     "PartitionFault",
     "Side",

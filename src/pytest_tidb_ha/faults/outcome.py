@@ -10,9 +10,14 @@ case allows fault errors (``expect: {allowFaultErrors: true}`` /
 ``@pytest.mark.fault(..., allow_fault_errors=True)``). A green run with no
 partition at all is the defect this module exists to prevent.
 
-Extension point: ``WindowRecord.verified`` (None = not checked). A later check
-that proves the fault from inside the cluster sets it; ``False`` makes an
+``WindowRecord.verified`` (None = not checked or inconclusive): the measured
+effect of the fault from inside the cluster (faults.verify); ``False`` makes an
 applied window count as not applied.
+
+A window of a ``when:`` fault has its planned times relative to the trigger
+(``trigger`` says which) until the trigger fires (:meth:`FaultBook.fired`); a
+trigger that never fired leaves its windows unopened, which the nemesis reports
+as a problem naming the job's last observation.
 """
 
 from __future__ import annotations
@@ -50,6 +55,13 @@ class WindowRecord:
     healed_at: float | None = None
     verified: bool | None = None
     problems: list[FaultProblem] = field(default_factory=list)
+    trigger: str | None = None  # ``when:`` text; planned times count from its firing
+    fired_at: float | None = None  # when the trigger fired (timeline seconds)
+
+    @property
+    def waiting(self) -> bool:
+        """A triggered window whose trigger has not fired (planned times are offsets)."""
+        return self.trigger is not None and self.fired_at is None
 
     @property
     def applied(self) -> bool:
@@ -72,9 +84,13 @@ class WindowRecord:
 
     def label(self) -> str:
         """``fault f0.1 network_partition window 2 on tikv(random)_to_all (t=6.0s..12.0s)``."""
+        if self.waiting:
+            when = (f"when {self.trigger}: trigger+{self.planned_start:.1f}s.."
+                    f"+{self.planned_end:.1f}s")
+        else:
+            when = f"t={self.planned_start:.1f}s..{self.planned_end:.1f}s"
         return (f"fault {self.fault_id} {self.kind} window {self.window + 1} on "
-                f"{self.selector or 'the cluster'} (planned t={self.planned_start:.1f}s.."
-                f"{self.planned_end:.1f}s)")
+                f"{self.selector or 'the cluster'} (planned {when})")
 
 
 def _cause(problems: Sequence[FaultProblem]) -> str:
@@ -98,6 +114,15 @@ class FaultBook:
             r = self._records[fault_id]
             r.opened = True
             r.nodes = tuple(nodes)
+
+    def fired(self, fault_ids: Sequence[str], t: float) -> None:
+        """The trigger of these windows fired at ``t``: their planned times become absolute."""
+        with self._lock:
+            for fid in fault_ids:
+                r = self._records[fid]
+                r.fired_at = t
+                r.planned_start = round(r.planned_start + t, 3)
+                r.planned_end = round(r.planned_end + t, 3)
 
     def applied(self, fault_id: str, t: float) -> None:
         with self._lock:
@@ -155,7 +180,8 @@ class FaultBook:
                                + (f": {_cause(r.problems)}" if r.problems else "")))
             elif r.problems:  # applied and healed, but e.g. not re-applied after a restart
                 out.append((r, f"{r.label()} was only partly applied: {_cause(r.problems)}"))
-            elif (not r.opened and stopped_at is not None and r.planned_start <= stopped_at):
+            elif (not r.opened and not r.waiting and stopped_at is not None
+                  and r.planned_start <= stopped_at):
                 out.append((r, f"{r.label()} was due at t={r.planned_start:.1f}s but the "
                                f"nemesis stopped at t={stopped_at:.1f}s without applying it"))
         runnable = [r for r in records if r.skipped is None]

@@ -7,8 +7,9 @@ carries a ledger :class:`~.ledger.Tag` naming the process that made it, so the n
 run finds exactly those whose process is dead on this host and undoes them:
 
 * iptables rules (partition, iptables loss/delay) tagged in INPUT/OUTPUT: deleted;
-* ledger markers: the netem root qdisc ``7e57:``, the NFQUEUE delayer process, the
-  blkio/io throttle and a ``docker pause`` are undone, then the marker is deleted;
+* ledger markers: the netem/htb root qdisc ``7e57:``, the NFQUEUE delayer process, the
+  blkio/io throttle, a ``docker pause`` and a ``disk_full`` balloon file are undone, then
+  the marker is deleted;
 * fault helper containers whose process is dead (or whose target is gone): removed.
 
 Faults of live processes (other sessions, xdist workers) and of other hosts are
@@ -145,6 +146,14 @@ def _undo_outside(c: Any, rules: list[RuleLine], healed: Healed) -> None:
                 healed.undone.append(f"{c.name}: io throttle {device} {r.tag}")
             except Exception as exc:  # noqa: BLE001
                 healed.problems.append(f"{c.name}: io throttle: {exc}")
+        elif kind == "disk_full" and r.attrs.get("file"):
+            from .disk import reap_balloon
+
+            try:
+                healed.undone.append(f"{c.name}: disk_full {reap_balloon(c, r.attrs['file'])} "
+                                     f"{r.tag}")
+            except Exception as exc:  # noqa: BLE001
+                healed.problems.append(f"{c.name}: balloon: {exc}")
         elif r.attrs.get("qdisc") or r.attrs.get("dpid"):
             healed.undone.append(f"{c.name}: {kind} {r.tag}")
 

@@ -152,6 +152,8 @@ def _component(side: NodeSelector) -> set[str]:
 def affected(fault: FaultSpec) -> set[str]:
     """Components a fault disrupts: its source side, and its target side unless that is
     ``all`` (``tikv(random)_to_all`` cuts one TiKV off; the others only lose that one)."""
+    if fault.kinds:  # faultTypes: any of them may be the one a window applies
+        return set().union(*(affected(v) for v in fault.variants()))
     if fault.kind == "pd_leader_resign":
         return {"pd"}
     if fault.kind == "ddl_owner_resign":

@@ -79,6 +79,8 @@ class JobHandle:
         self.statement = statement
         self._checks_fn = checks
         self.discovered = discovered  # found queued behind our job, not submitted by us
+        #: the n-th job the test submitted (plan order; set by the watcher, None when found)
+        self.seq: int | None = None
         self._lock = threading.Lock()
         self._decided = threading.Event()
         self._job_id = job_id

@@ -92,6 +92,14 @@ class Observation:
         return ", ".join(parts)
 
 
+def progress_percent(rows: int | None, total: int | None) -> float | None:
+    """ROW_COUNT / imported rows against the table's rows, in percent (None: unknown).
+    Published on ``job.state`` events (a fault's ``when: {progress: 30%}`` reads it)."""
+    if rows is None or not total:
+        return None
+    return round(100.0 * rows / total, 2)
+
+
 def is_terminal(kind: str, state: str | None) -> bool:
     return state in (IMPORT_TERMINAL if kind == IMPORT_INTO else DDL_TERMINAL)
 

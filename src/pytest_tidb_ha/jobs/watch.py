@@ -26,7 +26,7 @@ from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
 from .catalog import parse_error
 from .handle import JobHandle, JobPolicy, JobTarget
-from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal
+from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal, progress_percent
 from .submit import (
     TRANSIENT_CODES,
     SQLClient,
@@ -256,6 +256,7 @@ class Watcher:
         self.discover_queued = discover_queued
         self.on_verdict = on_verdict
         self._handles: list[JobHandle] = []
+        self._seq = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -270,6 +271,11 @@ class Watcher:
         handle.watcher = self
         handle.timeline = self.timeline
         with self._lock:
+            if not handle.discovered and handle.seq is None:
+                # the n-th job run of the test, in the order the runner submits them (its
+                # plan order): what a fault's ``when: {job: n}`` names
+                self._seq += 1
+                handle.seq = self._seq
             self._handles.append(handle)
         self._wake.set()
         return handle
@@ -388,7 +394,11 @@ class Watcher:
         prev = h.latest
         if not h.observe(obs):
             return
-        self.timeline.record(JOB_STATE, job_key=h.job_key, **obs.to_event())
+        # published for every reader of the Timeline; a fault's ``when:`` trigger reads
+        # job_seq and progress (faults.triggers)
+        rows = obs.imported_rows if obs.imported_rows is not None else obs.row_count
+        self.timeline.record(JOB_STATE, job_key=h.job_key, job_seq=h.seq, **obs.to_event(),
+                             progress=progress_percent(rows, h.total_rows))
         if prev is None or state_signature(prev) != state_signature(obs):
             log.info("%s: %s %s", h.job_key, h.label(), obs.describe())
         else:

@@ -99,7 +99,7 @@ class ReportHooks:
         failed = outcome in ("failed", "error") or not record.ok
         kept = apply_keep_policy(record.artifacts_dir, opts.artifacts, opts.artifacts_keep,
                                  failed)
-        props = junit.properties(record.verdicts, record.timeline.events(), kept)
+        props = junit.properties(record.verdicts, record.timeline.events(), kept, opts.seed)
         # junitxml reads the teardown report's copy; the item's list serves
         # other reporters that look there.
         report.user_properties.extend(props)

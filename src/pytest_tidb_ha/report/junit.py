@@ -12,6 +12,8 @@ CI dashboards read JUnit, not our terminal, so each testcase carries:
 * ``ha_artifacts`` — the artifacts folder, when it was kept;
 * ``ha_workload_driver`` — which workload client ran (``sysbench 1.0.20`` /
   ``python``, from ``workload.start``), when the test ran a workload.
+* ``ha_seed``      — the seed of the run's random fault choices (``--ha-seed`` replays
+  them): the nemesis' own when it ran, else the run's.
 
 pytest's ``record_property`` fixture warns under ``junit_family=xunit2``, but
 the XML writer itself keeps ``<properties>`` inside ``<testcase>`` for every
@@ -26,13 +28,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..events import FAULT_APPLIED, FAULT_ERROR, FAULT_INJECT, NEMESIS_SUMMARY
+from ..events import FAULT_APPLIED, FAULT_ERROR, FAULT_INJECT, NEMESIS_START, NEMESIS_SUMMARY
 from ..jobs.verdict import Verdict
 from ..redact import redact, redact_obj
 from ..timeline import Event
 from .derive import job_tracks
 
-PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts", "ha_workload_driver")
+PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts", "ha_workload_driver",
+                  "ha_seed")
 
 #: Fields of the last ``job.state`` event worth a JUnit reader's attention.
 _STATE_FIELDS = ("state", "schema_state", "row_count", "import_step", "import_status",
@@ -86,7 +89,7 @@ def fault_text(events: Sequence[Event]) -> str:
 
 
 def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
-               artifacts: Path | None) -> list[tuple[str, str]]:
+               artifacts: Path | None, seed: int | None = None) -> list[tuple[str, str]]:
     """The ``(name, value)`` pairs for one testcase, values already strings."""
     props = [
         ("ha_verdict", ",".join(v.verdict for v in verdicts)),
@@ -100,4 +103,8 @@ def properties(verdicts: Sequence[Verdict], events: Sequence[Event],
                if e.kind == "workload.start" and e.data.get("driver")]
     if drivers:
         props.append(("ha_workload_driver", ",".join(dict.fromkeys(drivers))))
+    seed = next((e.data["seed"] for e in events if e.kind == NEMESIS_START
+                 and e.data.get("seed") is not None), seed)
+    if seed is not None:
+        props.append(("ha_seed", str(seed)))
     return [(k, redact(val)) for k, val in props]

@@ -128,7 +128,7 @@ def summary_lines(tests: Iterable[CaseSummary], artifacts_root: Path | None = No
 #: Options the reproduce command spells out (value-taking, as parsed by plugin.py).
 _OWN_OPTIONS = ("--tidb-version", "--tidb-image", "--tidb-topology", "--tidb-dsn",
                 "--tidb-pd-url", "--ha-time-scale", "--ha-workload-scale",
-                "--ha-workload-driver")
+                "--ha-workload-driver", "--ha-seed")
 
 
 def _strip_options(args: Sequence[str], names: Sequence[str]) -> list[str]:
@@ -166,6 +166,8 @@ def resolved_option_args(opts: HAOptions) -> list[str]:
         out += ["--ha-workload-scale", f"{opts.workload_scale:g}"]
     if opts.workload_driver != "auto":
         out += ["--ha-workload-driver", opts.workload_driver]
+    if opts.seed is not None:
+        out += ["--ha-seed", str(opts.seed)]
     return out
 
 
@@ -182,6 +184,10 @@ def header_lines(opts: HAOptions, args: Sequence[str]) -> list[str]:
     target = f"existing cluster {opts.dsn}" if opts.dsn else f"images {images}"
     first = (f"tidb-ha: TiDB {opts.tidb_version}, {target}, topology {topo}, "
              f"time scale {opts.time_scale:g}")
+    if opts.seed is not None:
+        first += (f", fault seed {opts.seed}" + (" (picked for this run; --ha-seed "
+                                                 f"{opts.seed} replays it)"
+                                                 if opts.seed_picked else ""))
     if opts.dry_run:
         first += " (dry run)"
     return [redact(first), f"tidb-ha reproduce: {reproduce_command(args, opts)}"]

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from .model import IMPORT_STEPS, JOB_STATES, SCHEMA_STATES
+
 #: What a key holds. The scalar kinds are checked by the loader's converters and
 #: described by the schema's kind table; ``mapping`` and ``list`` name what they hold
 #: in :attr:`Key.of`.
@@ -28,6 +30,10 @@ Kind = Literal[
     "on_off",  # on/off (YAML 1.1 reads them as booleans), true/false
     "duration", "period",
     "percent",  # 30% or 30: above 0, at most 100
+    "size",  # bytes: 10MB, 512MiB, a bare number (scenario/sizes.py)
+    "rate",  # bits per second as tc writes them: 1mbit, 500kbit, 10MB/s
+    "port",  # a TCP port number, 1..65535
+    "interval",  # SHORTEST..LONGEST, two durations (10s..60s) or a two-item list
     "choice",  # one of Key.choices
     "selector", "fault_type",
     "error_codes",  # "all", MySQL error codes (a list or "1062,8028")
@@ -58,7 +64,8 @@ class Key:
     maximum: int | None = None  # ``integer``: the greatest value
     required: bool = False  # the mapping must have this key ...
     unless: str = ""  # ... unless it has this one instead
-    requires: tuple[str, ...] = ()  # keys that must be given with this one
+    #: keys that must be given with this one; ``a|b``: one of them at least
+    requires: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()  # keys that must not be given with this one
 
 
@@ -74,7 +81,8 @@ _GLOBAL_VARIABLES = Key(
     "tidbGlobalVariables", "mapping",
     "SET GLOBAL statements: beforeCase (before the workload starts), afterCase (after the case); "
     "each item `name=value` or a whole SET statement", issues=(47125,), of="tidbGlobalVariables")
-_NEEDS_FAULT = ("faultType",)
+#: A fault key needs a kind: ``faultType`` or a ``faultTypes`` mix (either one).
+_NEEDS_FAULT = ("faultType|faultTypes",)
 
 #: Fault keys shared by a case's inline fault and a ``faults:`` entry. Which parameters
 #: each fault kind takes is ``build.FAULT_PARAMS`` (a fact of the kinds, not of the keys).
@@ -88,7 +96,7 @@ _FAULT = (
     Key("faultDuration", "duration", "how long each window lasts", issues=_SEEDS, minimum=0,
         requires=_NEEDS_FAULT),
     Key("faultTotalRunTime", "duration", "keep opening windows while they start before "
-        "warmUpTime + this", issues=_SEEDS, requires=(*_NEEDS_FAULT, "period")),
+        "warmUpTime + this", issues=_SEEDS, requires=(*_NEEDS_FAULT, "period|schedule")),
     Key("recoveryTime", "duration", "one-shot faults: time the cluster gets to recover after "
         "the window closes (the default stall window grows by it)", minimum=0,
         requires=_NEEDS_FAULT, excludes=("period",)),
@@ -100,6 +108,27 @@ _FAULT = (
         requires=_NEEDS_FAULT),
     Key("direction", "choice", "network faults: both | to | from", "ext",
         choices=("both", "to", "from"), requires=_NEEDS_FAULT),
+    Key("when", "mapping", "start the schedule when a job is first seen in a state: "
+        "{job: 1, state|schemaState|importStep|progress: ...}; every time of the fault then "
+        "counts from that observation", "ext", of="when", requires=_NEEDS_FAULT),
+    Key("schedule", "choice", "periodic (default: period / one-shot) or random (gaps drawn "
+        "from interval, seeded by --ha-seed)", "ext", choices=("periodic", "random"),
+        requires=_NEEDS_FAULT),
+    Key("interval", "interval", "schedule: random: SHORTEST..LONGEST gap between windows "
+        "(10s..60s)", "ext", requires=("schedule",)),
+    Key("faultTypes", "list", "instead of faultType: several kinds, one picked at random "
+        "(seeded) for each window", "ext", of="fault_type", minimum=1, excludes=("faultType",)),
+    Key("free", "size", "disk_full: bytes left free on the node's data volume (10MB; "
+        "default 0)", "ext", requires=_NEEDS_FAULT),
+    Key("diskSize", "size", "disk_full: size of the node's data volume, created with "
+        "that limit for the case (default 256MiB)", "ext", requires=_NEEDS_FAULT),
+    Key("rate", "rate", "bandwidth: egress rate towards the peers (1mbit, 500kbit, 10MB/s)",
+        "ext", requires=_NEEDS_FAULT),
+    Key("ports", "list", "network_partition: cut only connections using these TCP ports "
+        "([2379])", "ext", of="port", minimum=1, requires=_NEEDS_FAULT),
+    Key("shape", "choice", "network_partition: cut the selected nodes into halves, a "
+        "bridge or a majorities ring (Jepsen's grudges)", "ext",
+        choices=("halves", "bridge", "majorities_ring"), requires=_NEEDS_FAULT),
 )
 
 #: IMPORT INTO ... WITH options (TiDB docs: IMPORT INTO), lower-case as in the seeds.
@@ -165,7 +194,7 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("version", "string", "TiDB version for the case", "ext"),
     ),
     "fault": (Key("warmUpTime", "duration", "this fault's first window", "ext", minimum=0),
-              replace(_FAULT[0], required=True), *_FAULT[1:]),
+              replace(_FAULT[0], required=True, unless="faultTypes"), *_FAULT[1:]),
     "ddl": (
         Key("addIndex", "list", "ADD INDEX jobs", issues=_SEEDS, of="addIndex"),
         Key("importInto", "list", "IMPORT INTO jobs (also accepted at case level)", "ext",
@@ -223,6 +252,15 @@ SECTIONS: dict[str, tuple[Key, ...]] = {
         Key("cancelAfter", "duration", "cancel each job after this; it must then stop", "ext"),
         Key("allowFaultErrors", "boolean", "a fault window that was not applied (or not "
             "healed) does not fail the test", "ext"),
+    ),
+    "when": (
+        Key("job", "integer", "the n-th job run of the case, in plan order (default 1)", "ext",
+            minimum=1),
+        Key("state", "choice", "the job's state (DDL STATE or IMPORT INTO status)", "ext",
+            choices=JOB_STATES),
+        Key("schemaState", "choice", "ADD INDEX schema state", "ext", choices=SCHEMA_STATES),
+        Key("importStep", "choice", "IMPORT INTO step (Phase)", "ext", choices=IMPORT_STEPS),
+        Key("progress", "percent", "share of the table's rows processed, reached (30%)", "ext"),
     ),
     "topology": (
         Key("pd", "integer", "PD nodes at least", "ext", minimum=1),

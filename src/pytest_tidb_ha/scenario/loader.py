@@ -369,8 +369,9 @@ def _workload(ctx: Ctx, node: yaml.Node) -> Workload:
 
 def _fault(ctx: Ctx, m: Map, default_warmup: Duration, *, entry: bool) -> FaultSpec:
     """A fault from case-level keys (``entry=False``) or a ``faults:`` item."""
-    kind_node = m.required("faultType")
-    params = {k: m.raw(k) for k in build.ALL_PARAMS if k in m}
+    kind_key = "faultType" if "faultType" in m or "faultTypes" not in m else "faultTypes"
+    kind_node = m.required(kind_key)
+    params = {name: m.raw(key) for name, key in build.param_keys() if key in m}
     blame = m.node_of("selector") or kind_node
     try:
         return build.make_fault(
@@ -384,9 +385,14 @@ def _fault(ctx: Ctx, m: Map, default_warmup: Duration, *, entry: bool) -> FaultS
             default_warmup=default_warmup,
             params=params,
             source=ctx.ref(blame),
+            when=m.raw("when"),
+            schedule=m.raw("schedule"),
+            interval_value=m.raw("interval"),
+            kinds=m.raw("faultTypes"),
         )
     except FieldError as exc:
-        raise ctx.error(m.at(exc.field or "faultType"), exc.message) from None
+        field = build.YAML_PARAM_KEYS.get(exc.field or "", exc.field)
+        raise ctx.error(m.at(field or kind_key), exc.message) from None
 
 
 def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str | None,
@@ -395,11 +401,11 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
     name = m.need("name", _named("case name"))
     warmup = m.get("warmUpTime", _duration("non-negative"), Duration(0.0, "0s"))
     faults: list[FaultSpec] = []
-    if "faultType" in m:
+    if "faultType" in m or "faultTypes" in m:
         faults.append(_fault(ctx, m, warmup, entry=False))
     else:
         stray = [k for k in build.YAML_NAMES.values() if k in m and k not in ("warmUpTime",)]
-        stray += [k for k in build.ALL_PARAMS if k in m]
+        stray += [key for _, key in build.param_keys() if key in m]
         if stray:
             raise ctx.error(m.at(stray[0]), f"{stray[0]} without faultType (add faultType: ...)")
     for fnode in m.seq("faults"):

@@ -22,9 +22,10 @@ from .model import Case, Duration, FaultSpec, SourceRef, Topology, Workload
 MarkArgs = tuple[Sequence[Any], Mapping[str, Any]]
 
 
-def fault(kind: str, *, selector: str | None = None, duration: object = None,
+def fault(kind: str | None = None, *, selector: str | None = None, duration: object = None,
           period: object = None, total: object = None, warmup: object = None,
-          recovery: object = None, allow_fault_errors: bool = False,
+          recovery: object = None, allow_fault_errors: bool = False, when: object = None,
+          schedule: object = None, interval: object = None, fault_types: object = None,
           **params: object) -> None:
     """Signature of ``@pytest.mark.fault`` (repeatable)."""
 
@@ -47,8 +48,12 @@ MARKER_HELP: dict[str, str] = {
         "recovery=None, **params): inject a fault (repeatable). kinds: "
         + ", ".join(known_types()) + " (QA's parametric form too: 'network_latency(latency:1s)'"
         "). params: "
-        "latency='1s', jitter='100ms', loss='30%', direction='both|to|from'. Durations like "
-        "'90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = one-shot. "
+        "latency='1s', jitter='100ms', loss='30%', direction='both|to|from', rate='1mbit', "
+        "free='10MB', disk_size='256MiB', ports=[2379], shape='halves|bridge|majorities_ring'. "
+        "Durations like '90s', '5m', '1h30m', '500ms' or seconds; a period needs total; none = "
+        "one-shot; schedule='random' with interval='10s..60s' and total; "
+        "fault_types=[...] mixes kinds; when={'job': 1, 'schema_state': 'write reorganization'} "
+        "starts the schedule when the job is first seen so. "
         "A window that was not applied (or not healed) fails the test unless "
         "allow_fault_errors=True"
     ),
@@ -85,10 +90,14 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
     b = _bind(fault, "fault", args, kwargs, ref).arguments
     for key in b.get("params", {}):
         if key not in build.ALL_PARAMS:
-            known = (*build.MARKER_NAMES.values(), *build.ALL_PARAMS, "allow_fault_errors")
+            known = (*dict.fromkeys(build.MARKER_NAMES.values()), *build.ALL_PARAMS,
+                     "allow_fault_errors")
             raise ScenarioError(ref, f"@pytest.mark.fault: unexpected keyword {key!r}"
                                      f"{build.suggest(key, known)}; accepted: "
                                      f"{', '.join(known[1:])}")
+    if b["kind"] is None and b["fault_types"] is None:
+        raise ScenarioError(ref, "@pytest.mark.fault: give the fault kind (first argument) or "
+                                 "fault_types=[...]")
     allow = b["allow_fault_errors"]
     if not isinstance(allow, bool):
         raise ScenarioError(ref, f"@pytest.mark.fault: allow_fault_errors must be True or False, "
@@ -98,7 +107,8 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
             b["kind"], selector=b["selector"], duration_value=b["duration"], period=b["period"],
             total=b["total"], warmup=b["warmup"], recovery=b["recovery"],
             params=b.get("params", {}), source=ref,
-            names=build.MARKER_NAMES,
+            names=build.MARKER_NAMES, when=b["when"], schedule=b["schedule"],
+            interval_value=b["interval"], kinds=b["fault_types"],
         )
     except FieldError as exc:
         raise ScenarioError(ref, f"@pytest.mark.fault: {exc.message}") from None

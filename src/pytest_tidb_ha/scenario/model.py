@@ -11,6 +11,7 @@ consumer through :meth:`Duration.scaled` so the plan can show both.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,6 +27,8 @@ FaultKind = Literal[
     "io_delay",
     "pd_leader_resign",
     "ddl_owner_resign",
+    "disk_full",
+    "bandwidth",
 ]
 FAULT_KINDS: tuple[str, ...] = (
     "network_partition",
@@ -37,8 +40,11 @@ FAULT_KINDS: tuple[str, ...] = (
     "io_delay",
     "pd_leader_resign",
     "ddl_owner_resign",
+    "disk_full",
+    "bandwidth",
 )
-NETWORK_FAULTS: frozenset[str] = frozenset({"network_partition", "network_delay", "network_loss"})
+NETWORK_FAULTS: frozenset[str] = frozenset({"network_partition", "network_delay", "network_loss",
+                                            "bandwidth"})
 
 Outcome = Literal["success", "success_or_sensible_error"]
 Component = Literal["pd", "tikv", "tidb"]
@@ -122,11 +128,14 @@ class Selector:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Fault windows relative to t0 (workload start).
+    """Fault windows relative to t0 (workload start) -- or to the trigger (``when:``).
 
     Periodic: first window at ``warmup``, one every ``period`` lasting
     ``duration``, while the window *starts* before ``warmup + total``.
     One-shot (no period/total): one window at ``warmup`` lasting ``duration``.
+    Random (``interval``, Jepsen's stagger): the gap between a window's end and
+    the next one's start is drawn uniformly from ``interval`` (seeded by the
+    run's ``--ha-seed``), while the window starts before ``warmup + total``.
     """
 
     warmup: Duration
@@ -136,20 +145,80 @@ class Schedule:
     #: one-shot faults (QA's ``recoveryTime``): time the cluster gets after the heal; the
     #: default stall window grows by it, so a job resuming within it is not judged stuck
     recovery: Duration | None = None
+    #: ``schedule: random``: (shortest, longest) gap between windows
+    interval: tuple[Duration, Duration] | None = None
 
-    def windows(self, scale: float = 1.0) -> list[tuple[float, float]]:
+    @property
+    def is_random(self) -> bool:
+        return self.interval is not None
+
+    def windows(self, scale: float = 1.0,
+                rng: random.Random | None = None) -> list[tuple[float, float]]:
+        """``(start, end)`` of every window, scaled. A random schedule draws its gaps
+        from ``rng``; without one it uses the middle of ``interval`` (the plan's and
+        the estimate's expected schedule)."""
         start = self.warmup.scaled(scale)
         dur = self.duration.scaled(scale)
+        if self.interval is not None:
+            lo, hi = (d.scaled(scale) for d in self.interval)
+            end = start + (self.total.scaled(scale) if self.total is not None else dur)
+            out: list[tuple[float, float]] = []
+            t = start
+            while t < end - 1e-9 or not out:
+                out.append((t, t + dur))
+                t += dur + (rng.uniform(lo, hi) if rng is not None else (lo + hi) / 2)
+            return out
         if self.period is None:
             return [(start, start + dur)]
         period = self.period.scaled(scale)
         total = (self.total.scaled(scale) if self.total is not None else period)
-        out: list[tuple[float, float]] = []
+        out = []
         t = start
         while t < start + total - 1e-9:
             out.append((t, t + dur))
             t += period
         return out
+
+
+#: ``when: {schemaState: ...}`` values: TiDB's SchemaState strings (reference §1.2).
+SCHEMA_STATES = ("none", "delete only", "write only", "write reorganization",
+                 "delete reorganization", "public")
+#: ``when: {importStep: ...}`` values: IMPORT INTO phases (reference §3, job.go constants).
+IMPORT_STEPS = ("preparing", "global-sorting", "importing", "resolving-conflicts", "validating",
+                "add-index")
+#: ``when: {state: ...}`` values: DDL job states and IMPORT INTO statuses (reference §1.1, §3.3).
+JOB_STATES = ("none", "queueing", "running", "rollingback", "rollback done", "done", "cancelled",
+              "synced", "cancelling", "paused", "pausing", "pending", "finished", "failed")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """``when:``: the schedule starts when the case's ``job``-th job run (plan order,
+    1-based) is first *seen* in a state -- by the watcher's poll, not by a clock.
+
+    Every condition given must hold on the same observation; ``progress`` is the
+    share of the table's rows the job processed (ADD INDEX ROW_COUNT, IMPORT INTO
+    imported rows), as a percentage, reached or passed.
+    """
+
+    job: int = 1
+    state: str | None = None
+    schema_state: str | None = None
+    import_step: str | None = None
+    progress: float | None = None
+
+    def conditions(self) -> dict[str, object]:
+        """The conditions given, in YAML's names."""
+        out: dict[str, object] = {}
+        for name, value in (("state", self.state), ("schemaState", self.schema_state),
+                            ("importStep", self.import_step), ("progress", self.progress)):
+            if value is not None:
+                out[name] = f"{value:g}%" if name == "progress" else value
+        return out
+
+    def __str__(self) -> str:
+        conds = ", ".join(f"{k}={v}" for k, v in self.conditions().items())
+        return f"job {self.job} {conds}"
 
 
 @dataclass(frozen=True)
@@ -164,10 +233,27 @@ class FaultSpec:
     #: windows of this fault may fail to apply without failing the test
     #: (``@pytest.mark.fault(..., allow_fault_errors=True)``)
     allow_errors: bool = False
+    #: ``when:``: the schedule counts from this job-state trigger instead of t0
+    trigger: Trigger | None = None
+    #: ``faultTypes:``: each window is one of these kinds, picked at random (seeded);
+    #: ``kind`` is then the first of them
+    kinds: tuple[str, ...] = ()
 
     @property
     def direction(self) -> str:
         return str(self.params.get("direction", "both"))
+
+    @property
+    def mixed(self) -> bool:
+        return len(self.kinds) > 1
+
+    def variants(self) -> tuple[FaultSpec, ...]:
+        """One spec per kind a window of this fault can be (itself unless ``faultTypes``)."""
+        if not self.kinds:
+            return (self,)
+        from dataclasses import replace
+
+        return tuple(replace(self, kind=k, kinds=()) for k in self.kinds)
 
 
 @dataclass(frozen=True)

@@ -91,10 +91,31 @@ def case_needs(case: Case) -> list[Need]:
     """Every need of the case's faults (duplicates removed, order kept)."""
     out: list[Need] = []
     for fault in case.faults:
-        for need in fault_needs(fault):
-            if need not in out:
-                out.append(need)
+        for variant in fault.variants():
+            for need in fault_needs(variant):
+                if need not in out:
+                    out.append(need)
     return out
+
+
+def disk_limits(case: Case) -> dict[str, int]:
+    """``{component: bytes}``: the components whose data volume a ``disk_full`` fault of
+    the case may fill, and the size its volume must be created with (the largest
+    ``diskSize`` asked). Only such volumes are ever filled: never a disk the host shares."""
+    limits: dict[str, int] = {}
+    for fault in case.faults:
+        for variant in fault.variants():
+            if variant.kind != "disk_full":
+                continue
+            size = int(variant.params.get("disk_size", 0))  # type: ignore[call-overload]
+            sides = _sides(variant)
+            components = {_component_of(side) for side in sides}
+            if not sides or None in components or any(s.group == "all" for s in sides):
+                components = {"pd", "tikv", "tidb"}
+            for component in components:
+                assert component is not None
+                limits[component] = max(limits.get(component, 0), size)
+    return limits
 
 
 @dataclass(frozen=True)

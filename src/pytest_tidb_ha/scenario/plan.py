@@ -48,11 +48,16 @@ def _dist_task(case: Case) -> str:
 
 def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
     s = fault.schedule
-    params = ", ".join(f"{k}={v}" for k, v in fault.params.items())
-    head = f"  fault {index}: {fault.kind} on {fault.selector}"
+    params = ", ".join(f"{k}={_param(k, v)}" for k, v in fault.params.items())
+    kinds = " | ".join(fault.kinds) + " (one per window, seeded)" if fault.kinds else fault.kind
+    head = f"  fault {index}: {kinds} on {fault.selector}"
     if params:
         head += f" ({params})"
-    if s.period is not None:
+    if s.interval is not None:
+        lo, hi = s.interval
+        head += (f"; {s.duration} windows, random gaps {lo}..{hi} (seeded by --ha-seed), from "
+                 f"{s.warmup} for {s.total}")
+    elif s.period is not None:
         head += (f"; {s.duration} every {format_seconds(s.period.seconds)} from {s.warmup} "
                  f"for {s.total}")
     else:
@@ -60,6 +65,9 @@ def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
         if s.recovery is not None:
             head += f", then {s.recovery} to recover"
     lines = [head + f"  [{fault.source}]"]
+    if fault.trigger is not None:
+        lines.append(f"    when: {fault.trigger} is first seen (by the watcher's poll); "
+                     f"the times below count from then (trigger+)")
     if fault.written is not None:
         lines.append(f"    as written: faultType {fault.written}")
     lines += [f"    {line}" for line in approximation(fault)]
@@ -67,19 +75,35 @@ def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
     shown = list(enumerate(unscaled, 1))
     if len(shown) > MAX_WINDOWS:
         shown = shown[: MAX_WINDOWS // 2] + [(-1, (0.0, 0.0))] + shown[-MAX_WINDOWS // 2:]
+    at = "trigger+" if fault.trigger is not None else ""
+    expected = " (expected: the middle gap)" if s.interval is not None else ""
     for n, (start, end) in shown:
         if n < 0:
             lines.append(f"    ... {len(unscaled) - MAX_WINDOWS} more windows ...")
             continue
         if start == end:
-            lines.append(f"    event {n}: at {_t(start, scale)}")
+            lines.append(f"    event {n}: at {at}{_t(start, scale)}{expected}")
         else:
-            lines.append(f"    window {n}: {_t(start, scale)} -> {_t(end, scale)}")
+            lines.append(f"    window {n}: {at}{_t(start, scale)} -> {at}{_t(end, scale)}"
+                         f"{expected}")
     if s.recovery is not None and unscaled:
         end = unscaled[-1][1]
-        lines.append(f"    recovery: {_t(end, scale)} -> {_t(end + s.recovery.seconds, scale)} "
+        lines.append(f"    recovery: {at}{_t(end, scale)} -> {at}{_t(end + s.recovery.seconds, scale)} "
                      f"(the default stall window grows by {s.recovery})")
     return lines
+
+
+def _param(key: str, value: object) -> str:
+    """A fault parameter as the plan shows it (sizes and rates in their units)."""
+    from .sizes import format_rate, format_size
+
+    if key in ("free", "disk_size") and isinstance(value, int):
+        return format_size(value)
+    if key == "rate" and isinstance(value, float):
+        return format_rate(value)
+    if key == "ports" and isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value)
 
 
 def _job_label(job: JobSpec) -> str:
