@@ -105,9 +105,10 @@ def case_text(i: int) -> str:
     if i % 4 == 3:
         lines.append(IMPORT.format(t=i))
     else:
+        ingest = bool(i % 2)  # DXF on needs fast reorg (txn + distTask: on is refused)
         lines.append(ADD_INDEX.format(t=1 + i % 4, times=1 + i % 3,
-                                      job_type="ingest" if i % 2 else "txn",
-                                      dist="on" if i % 3 else "off"))
+                                      job_type="ingest" if ingest else "txn",
+                                      dist="on" if ingest and i % 3 else "off"))
     return "".join(lines)
 
 

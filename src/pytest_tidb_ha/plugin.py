@@ -39,7 +39,7 @@ from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
 from .scenario.loader import load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
-from .scenario.model import Case, Duration
+from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
 
@@ -161,9 +161,20 @@ class CaseConfig(pytest.Collector):
 
 
 def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[pytest.Item]:
+    """One :class:`CaseItem` per case; the fixture closure is resolved once per parent.
+
+    Every case of a parent runs the same function under the same collectors, so its
+    fixtures resolve the same way: like the items of one parametrized function, the
+    siblings share the first item's resolution (pytest's ``fixtureinfo`` argument)
+    instead of walking the fixture graph again per case.
+    """
     func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
+    fixtureinfo = None
     for case in cases:
-        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
+        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case,
+                                    fixtureinfo=fixtureinfo)
+        if fixtureinfo is None:
+            fixtureinfo = getattr(item, "_fixtureinfo", None)
         for marker in case.markers:
             item.add_marker(marker)
         yield item
@@ -264,16 +275,27 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
     timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
                 and not _user_timeout(config))
     groups = pm.has_plugin("xdist") and not opts.attach
+    # marks are immutable: one per distinct deadline / cluster, shared by the items
+    timeout_marks: dict[int, pytest.MarkDecorator] = {}
+    group_marks: dict[tuple[Topology, str | None], pytest.MarkDecorator] = {}
     for item in items:
         case: Case | None = item.stash.get(CASE_KEY, None)
         if timeouts and item.get_closest_marker("timeout") is None:
             budget = timing.case_budget(case or Case(name=item.name, warmup=Duration(0.0)),
                                         opts.time_scale, jobs_declared=isinstance(item, CaseItem))
-            item.add_marker(pytest.mark.timeout(math.ceil(budget + timing.STARTUP_MARGIN)))
+            seconds = math.ceil(budget + timing.STARTUP_MARGIN)
+            mark = timeout_marks.get(seconds)
+            if mark is None:
+                mark = timeout_marks[seconds] = pytest.mark.timeout(seconds)
+            item.add_marker(mark)
         if groups and item.get_closest_marker("xdist_group") is None:
-            topology = requested_topology(item, opts.topology)
-            images = opts.images_for(case.version if case is not None else None)
-            item.add_marker(pytest.mark.xdist_group(cluster_group(topology, images)))
+            key = (requested_topology(item, opts.topology),
+                   case.version if case is not None else None)
+            mark = group_marks.get(key)
+            if mark is None:
+                name = cluster_group(key[0], opts.images_for(key[1]))
+                mark = group_marks[key] = pytest.mark.xdist_group(name)
+            item.add_marker(mark)
 
 
 def _is_yaml_case(item: pytest.Item) -> bool:

@@ -21,6 +21,7 @@ its line -- never silently skipped.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import TypeVar
 
 import yaml
 
-from . import build
+from . import build, keys
 from .errors import FieldError, ScenarioError
 from .keys import (
     IMPORT_FORMATS,
@@ -39,7 +40,6 @@ from .keys import (
     QA_SIGNAL_KEYS,
     SUBTYPES,
     WORKLOAD_TYPES,
-    names,
 )
 from .model import (
     AddIndexJob,
@@ -57,12 +57,15 @@ from .model import (
     frozen_map,
 )
 from .sqltext import global_variable_statement, parse_import_cmd, strip_statement
-from .yamlnodes import Ctx, Map, compose, kind_of
+from .yamlnodes import Ctx, Map, compose, gc_paused, kind_of
 
 __all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "load_file",
            "load_groups", "load_text", "parse_ignore_errors"]
 
 T = TypeVar("T")
+
+#: The allowed keys of a section, looked up once (:data:`.keys.SECTIONS` is a constant).
+names = functools.cache(keys.names)
 
 #: A QA key followed by a colon anywhere outside a comment line: in block or flow YAML,
 #: JSON, or a flattened dump of a config (``map[cases:[map[faultType:kill ...]]]``).
@@ -194,14 +197,17 @@ def load_groups(text: str, path: str, *, stem: str | None = None) -> tuple[CaseG
     as cases raises :class:`ScenarioError` with its line.
     """
     signal = qa_signal(text)
-    try:
-        root = compose(text, path)
-    except ScenarioError:
-        if signal is not None:
-            raise
-        return None
     file_stem = stem if stem is not None else Path(path).stem
-    return _read_root(root, Ctx(path), file_stem, signal, configs=True)
+    with gc_paused():
+        try:
+            root = compose(text, path)
+        except ScenarioError:
+            if signal is not None:
+                raise
+            return None
+        groups = _read_root(root, Ctx(path), file_stem, signal, configs=True)
+        del root  # the nodes go now, before the collector is back and would walk them
+    return groups
 
 
 def load_text(text: str, path: str, *, stem: str | None = None) -> tuple[Case, ...] | None:
