@@ -19,6 +19,7 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
@@ -37,7 +39,7 @@ from .parallel import PLANS_OUTPUT, XdistHooks, cluster_group, is_xdist_worker, 
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
-from .scenario.loader import load_groups, looks_like_case_file
+from .scenario.loader import CaseGroup, load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
@@ -133,40 +135,68 @@ class CaseFile(pytest.File):
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
+        topologies: dict[int, Topology] = {}  # id(case) -> its cluster, for the marks
         try:
-            groups = load_groups(text, shown, stem=self.path.stem) or ()
+            groups = _load(self.config, text, shown, self.path.stem) or ()
             for group in groups:
                 for case in group.cases:
                     check_switches(case)
                     if not opts.attach:
-                        check_case_topology(case, required_topology(case, opts.topology))
+                        topology = topologies[id(case)] = required_topology(case, opts.topology)
+                        check_case_topology(case, topology)
         except ScenarioError as exc:
             raise self.CollectError(str(exc)) from None
         for group in groups:
             if group.config is None:
-                yield from case_items(self, group.cases)
+                yield from case_items(self, group.cases, topologies)
             else:
-                yield CaseConfig.from_parent(self, name=group.config, cases=group.cases)
+                yield CaseConfig.from_parent(self, name=group.config, cases=group.cases,
+                                             topologies=topologies)
+
+
+#: The cluster a YAML case needs (``needs.required_topology``), computed by its file's checks.
+TOPOLOGY_KEY = pytest.StashKey[Topology]()
+#: The session's case cache (``casecache``); None when pytest's cache provider is off.
+CASE_CACHE_KEY = pytest.StashKey["CaseCache | None"]()
+
+
+def _load(config: pytest.Config, text: str, shown: str, stem: str) -> tuple[CaseGroup, ...] | None:
+    """:func:`load_groups`, remembered between sessions when pytest's cache is on."""
+    if CASE_CACHE_KEY not in config.stash:
+        cache: CaseCache | None = None
+        provider = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        if provider is not None:
+            with contextlib.suppress(OSError):
+                cache = CaseCache(provider.mkdir(CACHE_NAME), loader_fingerprint())
+        config.stash[CASE_CACHE_KEY] = cache
+    cache = config.stash[CASE_CACHE_KEY]
+    if cache is None:
+        return load_groups(text, shown, stem=stem)
+    return cache.load(text, shown, stem=stem)
 
 
 class CaseConfig(pytest.Collector):
     """One named config of QA's config list: its cases, already loaded by the file."""
 
-    def __init__(self, *, cases: tuple[Case, ...], **kwargs: Any) -> None:
+    def __init__(self, *, cases: tuple[Case, ...], topologies: Mapping[int, Topology],
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cases = cases
+        self.topologies = topologies
 
     def collect(self) -> Iterator[pytest.Item]:
-        yield from case_items(self, self.cases)
+        yield from case_items(self, self.cases, self.topologies)
 
 
-def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[pytest.Item]:
+def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
+               topologies: Mapping[int, Topology]) -> Iterator[pytest.Item]:
     """One :class:`CaseItem` per case; the fixture closure is resolved once per parent.
 
     Every case of a parent runs the same function under the same collectors, so its
     fixtures resolve the same way: like the items of one parametrized function, the
     siblings share the first item's resolution (pytest's ``fixtureinfo`` argument)
-    instead of walking the fixture graph again per case.
+    instead of walking the fixture graph again per case. ``topologies``: the cluster
+    each case needs (by ``id``), as the file's checks computed it, kept for the marks.
     """
     func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
     fixtureinfo = None
@@ -175,6 +205,9 @@ def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[py
                                     fixtureinfo=fixtureinfo)
         if fixtureinfo is None:
             fixtureinfo = getattr(item, "_fixtureinfo", None)
+        topology = topologies.get(id(case))
+        if topology is not None:
+            item.stash[TOPOLOGY_KEY] = topology
         for marker in case.markers:
             item.add_marker(marker)
         yield item
@@ -200,9 +233,17 @@ class CaseItem(pytest.Function):
 # ---- marker-based tests ------------------------------------------------------------------
 
 def _marker_case(item: pytest.Item) -> Case | None:
-    faults = [(m.args, m.kwargs) for m in item.iter_markers("fault")]
-    workload = item.get_closest_marker("workload")
-    cluster = item.get_closest_marker("tidb_cluster")
+    # one walk over the item's marks (closest first), not one per marker name: this runs
+    # for every test of the session, HA or not
+    faults: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = []
+    workload = cluster = None
+    for mark in item.iter_markers():
+        if mark.name == "fault":
+            faults.append((mark.args, mark.kwargs))
+        elif mark.name == "workload" and workload is None:
+            workload = mark
+        elif mark.name == "tidb_cluster" and cluster is None:
+            cluster = mark
     if not faults and workload is None and cluster is None:
         return None
     return case_from_markers(
@@ -289,8 +330,9 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
                 mark = timeout_marks[seconds] = pytest.mark.timeout(seconds)
             item.add_marker(mark)
         if groups and item.get_closest_marker("xdist_group") is None:
-            key = (requested_topology(item, opts.topology),
-                   case.version if case is not None else None)
+            topology = item.stash.get(TOPOLOGY_KEY, None) or requested_topology(item,
+                                                                                opts.topology)
+            key = (topology, case.version if case is not None else None)
             mark = group_marks.get(key)
             if mark is None:
                 name = cluster_group(key[0], opts.images_for(key[1]))

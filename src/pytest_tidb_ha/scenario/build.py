@@ -50,6 +50,9 @@ DIRECTIONS = ("both", "to", "from")
 ALL_PARAMS = ("latency", "jitter", "loss", "direction")
 QA_PARAMS = ("volume_path", "path", "percent", "volume_name", "correlation")
 
+#: The parameters of a fault that takes none: one read-only map shared by all of them.
+_NO_PARAMS = frozen_map()
+
 #: Field names as the YAML format spells them.
 YAML_NAMES: dict[str, str] = {
     "kind": "faultType",
@@ -187,7 +190,7 @@ def fault_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object
         raise FieldError(None, f"{kind} needs {', '.join(sorted(missing))} (e.g. latency: 1s, loss: 30%)")
     if kind in NETWORK_FAULTS:
         out.setdefault("direction", "both")
-    return frozen_map(out)
+    return frozen_map(out) if out else _NO_PARAMS
 
 
 def make_fault(

@@ -75,6 +75,7 @@ _SIGNAL = re.compile(
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CASE_KEYS = frozenset(names("case")) - {"name", "version", "markers", "topology", "expect"}
 _MAX_CHECKSUM = 2**64
+_NO_EXPECT = Expectation()
 
 
 @dataclass(frozen=True)
@@ -419,7 +420,7 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
         jobs += [_add_index(ctx, n, default_db) for n in ddl.seq("addIndex")]
         jobs += [_import_into(ctx, n, default_db) for n in ddl.seq("importInto")]
     jobs += [_import_into(ctx, n, default_db) for n in m.seq("importInto")]
-    expect = Expectation()
+    expect = _NO_EXPECT  # one shared default: thousands of cases keep it for the session
     expect_node = m.node_of("expect")
     if expect_node is not None:
         expect = _expect(ctx, expect_node)
@@ -449,7 +450,8 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
         dist_task=m.get("distTask", _on_off, None),
         markers=tuple(markers),
         source=ctx.ref(node),
-        global_variables=file_gv + _global_variables(ctx, m),
+        global_variables=(file_gv + _global_variables(ctx, m) if "tidbGlobalVariables" in m
+                          else file_gv),
     )
 
 
