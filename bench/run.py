@@ -2,21 +2,24 @@
 
     .venv/bin/python bench/run.py [--budget 600] [--skip coldstart,faults,...]
 
-Figures (each from a run made now; bench/README.md says how to read them):
+Figures (each from a run made now; bench/README.md says how to read them), each beside
+its goal and its anchor measured in the same run, as a ratio (``bench/page.py``):
 
-* ``collection``       — ``pytest --collect-only`` on 10,000 generated case items;
+* ``collection``       — ``pytest --collect-only`` on 10,000 generated case items, warm and
+                         cold, against pytest collecting 10,000 plain parametrized items;
 * ``coldstart``        — 3 PD / 3 TiKV / 2 TiDB stand-in cluster to SQL-ready, the plugin's
-                         cluster code vs raw ``docker`` of the same containers (ratio);
+                         cluster code vs raw ``docker`` of the same containers;
 * ``faults``           — apply/heal latency per injector (``bench/faults.py``);
 * ``verdict_latency``  — seconds from a job's last progress to its ``stuck`` verdict,
                          against the stall window (seed #48303 in its stand-in bug mode);
-* ``watcher_overhead`` — workload tps with and without the job watcher polling.
+* ``watcher_overhead`` — workload tps with the job watcher polling vs not polling.
 
 The required figures run first, in that order. Then, while the time budget (default
 600 s: the whole bench must finish in under 10 minutes on a 2-core machine) allows:
 more cold-start repetitions, seed #46735, and ``bench/workload.py`` (our workload's
 client CPU next to Debian's sysbench on MariaDB). Whatever was skipped is named in the
-table and in ``bench/results/all.json``.
+table and in ``bench/results/all.json``; ``--markdown`` keeps the earlier page's figures of
+what this run did not measure, with their date.
 
 It first makes sure a Docker engine answers (``scripts/ensure-docker.sh``) and the
 stand-in image is current (``tests/standin/build.sh``). Every container, network and

@@ -44,6 +44,7 @@ from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
+from .scenario.yamlnodes import gc_paused
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -128,7 +129,7 @@ class CaseFile(pytest.File):
     A file that carries QA keys but cannot be read as cases fails collection.
     """
 
-    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
         try:
@@ -136,22 +137,28 @@ class CaseFile(pytest.File):
         except (OSError, UnicodeDecodeError) as exc:
             raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
         topologies: dict[int, Topology] = {}  # id(case) -> its cluster, for the marks
-        try:
-            groups = _load(self.config, text, shown, self.path.stem) or ()
+        # the file's cases and items are built without the cyclic collector (as the loader
+        # reads): they are thousands of new objects without cycles, walked once afterwards
+        with gc_paused():
+            try:
+                groups = _load(self.config, text, shown, self.path.stem) or ()
+                for group in groups:
+                    for case in group.cases:
+                        check_switches(case)
+                        if not opts.attach:
+                            topology = topologies[id(case)] = required_topology(case,
+                                                                                opts.topology)
+                            check_case_topology(case, topology)
+            except ScenarioError as exc:
+                raise self.CollectError(str(exc)) from None
+            out: list[pytest.Item | pytest.Collector] = []
             for group in groups:
-                for case in group.cases:
-                    check_switches(case)
-                    if not opts.attach:
-                        topology = topologies[id(case)] = required_topology(case, opts.topology)
-                        check_case_topology(case, topology)
-        except ScenarioError as exc:
-            raise self.CollectError(str(exc)) from None
-        for group in groups:
-            if group.config is None:
-                yield from case_items(self, group.cases, topologies)
-            else:
-                yield CaseConfig.from_parent(self, name=group.config, cases=group.cases,
-                                             topologies=topologies)
+                if group.config is None:
+                    out += case_items(self, group.cases, topologies)
+                else:
+                    out.append(CaseConfig.from_parent(self, name=group.config, cases=group.cases,
+                                                      topologies=topologies))
+        return out
 
 
 #: The cluster a YAML case needs (``needs.required_topology``), computed by its file's checks.
