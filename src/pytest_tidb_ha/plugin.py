@@ -211,6 +211,9 @@ def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
         item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case,
                                     fixtureinfo=fixtureinfo)
         if fixtureinfo is None:
+            # pytest takes a resolution (``fixtureinfo=``) but has no public getter for one;
+            # should a later pytest drop this attribute, each item resolves its own again
+            # (slower, same result)
             fixtureinfo = getattr(item, "_fixtureinfo", None)
         topology = topologies.get(id(case))
         if topology is not None:
