@@ -45,11 +45,35 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Row:
-    """One line of the table: what was measured, the figure, and how to read it."""
+    """One line of the table: what was measured, the figure, its goal and its anchor.
+
+    ``goal`` is the target in words (``<= 2x pytest``, ``p95 <= 100 ms``; empty: none
+    set); ``anchor`` is what the figure is compared with, *measured in the same run*
+    (pytest's plain items, Debian's sysbench, raw docker), with its value; ``ratio`` is
+    figure / anchor as text (``1.62x``); ``verdict`` is :func:`verdict` of the goal
+    (``met`` / ``NOT met``; empty without a goal). Build rows with :func:`ratio` and
+    :func:`verdict` so every bench writes them alike.
+    """
 
     figure: str
     value: str
     detail: str = ""
+    goal: str = ""
+    anchor: str = ""
+    ratio: str = ""
+    verdict: str = ""
+
+
+def ratio(value: float | None, anchor: float | None, digits: int = 2) -> str:
+    """``value / anchor`` as ``1.62x`` (``-`` when either is missing or the anchor is 0)."""
+    if value is None or anchor is None or not anchor or value != value or anchor != anchor:
+        return "-"
+    return f"{value / anchor:.{digits}f}x"
+
+
+def verdict(met: bool | None) -> str:
+    """The goal's verdict: ``met``, ``NOT met``, or ``-`` when it could not be judged."""
+    return "-" if met is None else ("met" if met else "NOT met")
 
 
 @dataclass

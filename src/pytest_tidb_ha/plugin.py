@@ -19,6 +19,7 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 
 from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
@@ -44,11 +46,12 @@ from .parallel import (
 from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario.errors import ScenarioError
-from .scenario.loader import load_groups, looks_like_case_file
+from .scenario.loader import CaseGroup, load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
-from .scenario.model import Case, Duration
+from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
+from .scenario.yamlnodes import gc_paused
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -135,44 +138,95 @@ class CaseFile(pytest.File):
     A file that carries QA keys but cannot be read as cases fails collection.
     """
 
-    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+    def collect(self) -> list[pytest.Item | pytest.Collector]:
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
         try:
             text = self.path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
-        try:
-            groups = load_groups(text, shown, stem=self.path.stem) or ()
+        topologies: dict[int, Topology] = {}  # id(case) -> its cluster, for the marks
+        # the file's cases and items are built without the cyclic collector (as the loader
+        # reads): they are thousands of new objects without cycles, walked once afterwards
+        with gc_paused():
+            try:
+                groups = _load(self.config, text, shown, self.path.stem) or ()
+                for group in groups:
+                    for case in group.cases:
+                        check_switches(case)
+                        if not opts.attach:
+                            topology = topologies[id(case)] = required_topology(case,
+                                                                                opts.topology)
+                            check_case_topology(case, topology)
+            except ScenarioError as exc:
+                raise self.CollectError(str(exc)) from None
+            out: list[pytest.Item | pytest.Collector] = []
             for group in groups:
-                for case in group.cases:
-                    check_switches(case)
-                    if not opts.attach:
-                        check_case_topology(case, required_topology(case, opts.topology))
-        except ScenarioError as exc:
-            raise self.CollectError(str(exc)) from None
-        for group in groups:
-            if group.config is None:
-                yield from case_items(self, group.cases)
-            else:
-                yield CaseConfig.from_parent(self, name=group.config, cases=group.cases)
+                if group.config is None:
+                    out += case_items(self, group.cases, topologies)
+                else:
+                    out.append(CaseConfig.from_parent(self, name=group.config, cases=group.cases,
+                                                      topologies=topologies))
+        return out
+
+
+#: The cluster a YAML case needs (``needs.required_topology``), computed by its file's checks.
+TOPOLOGY_KEY = pytest.StashKey[Topology]()
+#: The session's case cache (``casecache``); None when pytest's cache provider is off.
+CASE_CACHE_KEY = pytest.StashKey["CaseCache | None"]()
+
+
+def _load(config: pytest.Config, text: str, shown: str, stem: str) -> tuple[CaseGroup, ...] | None:
+    """:func:`load_groups`, remembered between sessions when pytest's cache is on."""
+    if CASE_CACHE_KEY not in config.stash:
+        cache: CaseCache | None = None
+        provider = getattr(config, "cache", None)  # absent under -p no:cacheprovider
+        if provider is not None:
+            with contextlib.suppress(OSError):
+                cache = CaseCache(provider.mkdir(CACHE_NAME), loader_fingerprint())
+        config.stash[CASE_CACHE_KEY] = cache
+    cache = config.stash[CASE_CACHE_KEY]
+    if cache is None:
+        return load_groups(text, shown, stem=stem)
+    return cache.load(text, shown, stem=stem)
 
 
 class CaseConfig(pytest.Collector):
     """One named config of QA's config list: its cases, already loaded by the file."""
 
-    def __init__(self, *, cases: tuple[Case, ...], **kwargs: Any) -> None:
+    def __init__(self, *, cases: tuple[Case, ...], topologies: Mapping[int, Topology],
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.cases = cases
+        self.topologies = topologies
 
     def collect(self) -> Iterator[pytest.Item]:
-        yield from case_items(self, self.cases)
+        yield from case_items(self, self.cases, self.topologies)
 
 
-def case_items(parent: pytest.Collector, cases: tuple[Case, ...]) -> Iterator[pytest.Item]:
+def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
+               topologies: Mapping[int, Topology]) -> Iterator[pytest.Item]:
+    """One :class:`CaseItem` per case; the fixture closure is resolved once per parent.
+
+    Every case of a parent runs the same function under the same collectors, so its
+    fixtures resolve the same way: like the items of one parametrized function, the
+    siblings share the first item's resolution (pytest's ``fixtureinfo`` argument)
+    instead of walking the fixture graph again per case. ``topologies``: the cluster
+    each case needs (by ``id``), as the file's checks computed it, kept for the marks.
+    """
     func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
+    fixtureinfo = None
     for case in cases:
-        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
+        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case,
+                                    fixtureinfo=fixtureinfo)
+        if fixtureinfo is None:
+            # pytest takes a resolution (``fixtureinfo=``) but has no public getter for one;
+            # should a later pytest drop this attribute, each item resolves its own again
+            # (slower, same result)
+            fixtureinfo = getattr(item, "_fixtureinfo", None)
+        topology = topologies.get(id(case))
+        if topology is not None:
+            item.stash[TOPOLOGY_KEY] = topology
         for marker in case.markers:
             item.add_marker(marker)
         yield item
@@ -198,9 +252,17 @@ class CaseItem(pytest.Function):
 # ---- marker-based tests ------------------------------------------------------------------
 
 def _marker_case(item: pytest.Item) -> Case | None:
-    faults = [(m.args, m.kwargs) for m in item.iter_markers("fault")]
-    workload = item.get_closest_marker("workload")
-    cluster = item.get_closest_marker("tidb_cluster")
+    # one walk over the item's marks (closest first), not one per marker name: this runs
+    # for every test of the session, HA or not
+    faults: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = []
+    workload = cluster = None
+    for mark in item.iter_markers():
+        if mark.name == "fault":
+            faults.append((mark.args, mark.kwargs))
+        elif mark.name == "workload" and workload is None:
+            workload = mark
+        elif mark.name == "tidb_cluster" and cluster is None:
+            cluster = mark
     if not faults and workload is None and cluster is None:
         return None
     return case_from_markers(
@@ -273,16 +335,28 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
     timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
                 and not _user_timeout(config))
     groups = pm.has_plugin("xdist") and not opts.attach
+    # marks are immutable: one per distinct deadline / cluster, shared by the items
+    timeout_marks: dict[int, pytest.MarkDecorator] = {}
+    group_marks: dict[tuple[Topology, str | None], pytest.MarkDecorator] = {}
     for item in items:
         case: Case | None = item.stash.get(CASE_KEY, None)
         if timeouts and item.get_closest_marker("timeout") is None:
             budget = timing.case_budget(case or Case(name=item.name, warmup=Duration(0.0)),
                                         opts.time_scale, jobs_declared=isinstance(item, CaseItem))
-            item.add_marker(pytest.mark.timeout(math.ceil(budget + timing.STARTUP_MARGIN)))
+            seconds = math.ceil(budget + timing.STARTUP_MARGIN)
+            mark = timeout_marks.get(seconds)
+            if mark is None:
+                mark = timeout_marks[seconds] = pytest.mark.timeout(seconds)
+            item.add_marker(mark)
         if groups and item.get_closest_marker("xdist_group") is None:
-            topology = requested_topology(item, opts.topology)
-            images = opts.images_for(case.version if case is not None else None)
-            item.add_marker(pytest.mark.xdist_group(cluster_group(topology, images)))
+            topology = item.stash.get(TOPOLOGY_KEY, None) or requested_topology(item,
+                                                                                opts.topology)
+            key = (topology, case.version if case is not None else None)
+            mark = group_marks.get(key)
+            if mark is None:
+                name = cluster_group(key[0], opts.images_for(key[1]))
+                mark = group_marks[key] = pytest.mark.xdist_group(name)
+            item.add_marker(mark)
 
 
 def _is_yaml_case(item: pytest.Item) -> bool:

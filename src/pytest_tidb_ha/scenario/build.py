@@ -11,6 +11,7 @@ written in a case file or in ``@pytest.mark.fault``. Problems are raised as
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Mapping
 
@@ -67,6 +68,9 @@ DEFAULT_DISK_SIZE = 256 * 1024**2
 #: ``schedule:`` values.
 SCHEDULES = ("periodic", "random")
 
+#: The parameters of a fault that takes none: one read-only map shared by all of them.
+_NO_PARAMS = frozen_map()
+
 #: Field names as the YAML format spells them.
 YAML_NAMES: dict[str, str] = {
     "kind": "faultType",
@@ -111,7 +115,10 @@ def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
 def duration(value: object, field: str, *, minimum: str = "positive", every: bool = False) -> Duration:
     """Parse a duration field; ``minimum`` is ``positive`` or ``non-negative``."""
     try:
-        parsed = parse_period(value) if every else parse_duration(value)
+        if isinstance(value, str):  # case files repeat a few texts thousands of times
+            parsed = _parse_text(value, every)
+        else:
+            parsed = parse_period(value) if every else parse_duration(value)
     except DurationError as exc:
         raise FieldError(field, f"{field}: {exc}") from None
     if minimum == "positive" and parsed.seconds <= 0:
@@ -119,6 +126,19 @@ def duration(value: object, field: str, *, minimum: str = "positive", every: boo
     if parsed.seconds < 0:
         raise FieldError(field, f"{field} must not be negative, got {value!r}")
     return parsed
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str, every: bool) -> Duration:
+    """:func:`parse_duration` / :func:`parse_period` of a string, remembered (the result is
+    immutable; an error is raised again each time, never remembered)."""
+    return parse_period(text) if every else parse_duration(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _selector_text(text: str) -> Selector:
+    """:func:`parse_selector` of a string, remembered like :func:`_parse_text`."""
+    return parse_selector(text)
 
 
 def fault_kind(value: object, field: str = "faultType") -> str:
@@ -139,7 +159,7 @@ def selector_for(kind: str, value: object, field: str = "selector", *,
             return parse_selector("all")
         raise FieldError(field, f"{kind} needs a {field} (e.g. tikv(random), tidb(ddl_owner))")
     try:
-        selector = parse_selector(value)
+        selector = _selector_text(value) if isinstance(value, str) else parse_selector(value)
     except SelectorError as exc:
         raise FieldError(field, str(exc)) from None
     if selector.target is not None and kind not in NETWORK_FAULTS:
@@ -223,7 +243,7 @@ def fault_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object
         if int(out["free"]) >= int(out["disk_size"]):  # type: ignore[call-overload]
             raise FieldError("free", f"free {out['free']} bytes is not below the volume's size "
                                      f"{out['disk_size']} bytes (diskSize): nothing to fill")
-    return frozen_map(out)
+    return frozen_map(out) if out else _NO_PARAMS
 
 
 def _new_param(name: str, value: object) -> object:

@@ -21,6 +21,7 @@ its line -- never silently skipped.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +40,6 @@ from .keys import (
     QA_SIGNAL_KEYS,
     SUBTYPES,
     WORKLOAD_TYPES,
-    names,
 )
 from .model import (
     AddIndexJob,
@@ -57,12 +57,15 @@ from .model import (
     frozen_map,
 )
 from .sqltext import global_variable_statement, parse_import_cmd, strip_statement
-from .yamlnodes import Ctx, Map, compose, kind_of
+from .yamlnodes import Ctx, Map, compose, gc_paused, kind_of
 
 __all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "load_file",
            "load_groups", "load_text", "parse_ignore_errors"]
 
 T = TypeVar("T")
+
+#: The allowed keys of a section, looked up once (:data:`.keys.SECTIONS` is a constant).
+names = functools.cache(keys.names)
 
 #: A QA key followed by a colon anywhere outside a comment line: in block or flow YAML,
 #: JSON, or a flattened dump of a config (``map[cases:[map[faultType:kill ...]]]``).
@@ -72,6 +75,7 @@ _SIGNAL = re.compile(
 _MARKER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CASE_KEYS = frozenset(names("case")) - {"name", "version", "markers", "topology", "expect"}
 _MAX_CHECKSUM = 2**64
+_NO_EXPECT = Expectation()
 
 
 @dataclass(frozen=True)
@@ -194,14 +198,17 @@ def load_groups(text: str, path: str, *, stem: str | None = None) -> tuple[CaseG
     as cases raises :class:`ScenarioError` with its line.
     """
     signal = qa_signal(text)
-    try:
-        root = compose(text, path)
-    except ScenarioError:
-        if signal is not None:
-            raise
-        return None
     file_stem = stem if stem is not None else Path(path).stem
-    return _read_root(root, Ctx(path), file_stem, signal, configs=True)
+    with gc_paused():
+        try:
+            root = compose(text, path)
+        except ScenarioError:
+            if signal is not None:
+                raise
+            return None
+        groups = _read_root(root, Ctx(path), file_stem, signal, configs=True)
+        del root  # the nodes go now, before the collector is back and would walk them
+    return groups
 
 
 def load_text(text: str, path: str, *, stem: str | None = None) -> tuple[Case, ...] | None:
@@ -419,7 +426,7 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
         jobs += [_add_index(ctx, n, default_db) for n in ddl.seq("addIndex")]
         jobs += [_import_into(ctx, n, default_db) for n in ddl.seq("importInto")]
     jobs += [_import_into(ctx, n, default_db) for n in m.seq("importInto")]
-    expect = Expectation()
+    expect = _NO_EXPECT  # one shared default: thousands of cases keep it for the session
     expect_node = m.node_of("expect")
     if expect_node is not None:
         expect = _expect(ctx, expect_node)
@@ -449,7 +456,8 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
         dist_task=m.get("distTask", _on_off, None),
         markers=tuple(markers),
         source=ctx.ref(node),
-        global_variables=file_gv + _global_variables(ctx, m),
+        global_variables=(file_gv + _global_variables(ctx, m) if "tidbGlobalVariables" in m
+                          else file_gv),
     )
 
 

@@ -1,0 +1,116 @@
+"""bench/page.py: every figure beside its goal and anchor; unmeasured figures carried over."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _load(name: str, path: Path, **deps: ModuleType) -> ModuleType:
+    """A bench module (they run as files, importing ``common``) under a name of its own:
+    the stand-in's tests have a ``common`` package too, so ``sys.modules`` is left as found."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up while it runs
+    saved = {k: sys.modules.get(k) for k in deps}
+    sys.modules.update(deps)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return module
+
+
+common = _load("tidb_ha_bench_common", BENCH / "common.py")
+page = _load("tidb_ha_bench_page", BENCH / "page.py", common=common)
+Row, Section, ratio, verdict = common.Row, common.Section, common.ratio, common.verdict
+
+MACHINE = {"cpus": 2, "mem_gib": 23.5, "kernel": "6", "docker": "20", "python": "3.11",
+           "loadavg_at_start": [1.0, 1.0, 1.0], "loadavg_at_end": [1.0, 1.0, 1.0]}
+
+COLLECT = Row("collect 10,000 case items, warm", "2.10 s CPU", "best of 3 --ha-time-scale 0.1",
+              goal="<= 2x pytest", anchor="pytest, 10,000 plain items: 1.40 s CPU",
+              ratio=ratio(2.10, 1.40), verdict=verdict(2.10 <= 2 * 1.40))
+FAULT = Row("fault kill apply / heal (p95)", "184 ms / 548 ms", "n=2",
+            goal="p95 <= 100 ms", anchor="not measured", ratio="-", verdict=verdict(False))
+
+
+def report(date: str, *sections: Section) -> dict[str, Any]:
+    return {"machine": {**MACHINE, "date": date}, "total_seconds": 300.0,
+            "budget_seconds": 600.0, "skipped": [], "image": "tidb-standin:x",
+            "sections": {s.name: s.to_json() for s in sections}}
+
+
+def test_ratio_and_verdict() -> None:
+    assert ratio(3.0, 2.0) == "1.50x" and ratio(1.0, 0.0) == "-" and ratio(None, 1.0) == "-"
+    assert ratio(float("nan"), 1.0) == "-"
+    assert (verdict(True), verdict(False), verdict(None)) == ("met", "NOT met", "-")
+
+
+def test_the_table_shows_goal_anchor_ratio_and_verdict() -> None:
+    text = page.table([Section("collection", rows=[COLLECT]),
+                       Section("faults", error="RuntimeError: no docker")])
+    line = next(x for x in text.splitlines() if x.startswith("collect 10,000"))
+    assert "1.50x" in line and "met" in line and "<= 2x pytest" in line
+    assert "pytest, 10,000 plain items: 1.40 s CPU" in line
+    assert "faults: FAILED" in text and "no docker" in text
+
+
+def test_the_page_lists_every_column_and_reads_back() -> None:
+    md = page.markdown(report("2026-12-01 10:00 UTC", Section("collection", rows=[COLLECT])))
+    assert "| figure | value | goal | anchor | ratio | verdict | detail |" in md
+    assert ("| collect 10,000 case items, warm | 2.10 s CPU | <= 2x pytest | pytest, 10,000 "
+            "plain items: 1.40 s CPU | 1.50x | met | best of 3 --ha-time-scale 0.1 |") in md
+    date, rows = page.page_rows(md)
+    assert date == "2026-12-01 10:00 UTC"
+    assert rows == [{"section": "collection", "figure": COLLECT.figure, "value": COLLECT.value,
+                     "goal": COLLECT.goal, "anchor": COLLECT.anchor, "ratio": "1.50x",
+                     "verdict": "met", "detail": COLLECT.detail}]
+    assert "-->" not in md.split("<!-- bench-rows ", 1)[1][:-5]  # "--" kept inside the comment
+
+
+def test_unmeasured_sections_are_carried_over_with_their_date() -> None:
+    first = page.markdown(report("2026-12-01 10:00 UTC", Section("collection", rows=[COLLECT]),
+                                 Section("faults", rows=[FAULT])))
+    newer = Row("collect 10,000 case items, warm", "1.90 s CPU", goal="<= 2x pytest")
+    second = page.markdown(report("2026-12-02 10:00 UTC", Section("collection", rows=[newer])),
+                           first)
+    assert "1.90 s CPU" in second and "2.10 s CPU" not in second  # measured: replaced
+    _, rows = page.page_rows(second)
+    fault = next(r for r in rows if r["section"] == "faults")
+    assert fault["value"] == "184 ms / 548 ms" and fault["verdict"] == "NOT met"
+    assert fault["detail"].startswith("carried over from the 2026-12-01 10:00 UTC run")
+    assert "**Carried over:** figures of faults" in second
+    third = page.markdown(report("2026-12-03 10:00 UTC", Section("collection", rows=[newer])),
+                          second)
+    _, rows = page.page_rows(third)
+    fault = next(r for r in rows if r["section"] == "faults")
+    assert fault["detail"].count("carried over") == 1 and "2026-12-01" in fault["detail"]
+
+
+def test_a_page_from_before_the_goal_columns_is_carried_over() -> None:
+    legacy = "\n".join([
+        "# Benchmark figures", "", "- **Date:** 2026-11-25 09:58 UTC", "",
+        "| figure | value | detail |", "|---|---:|---|",
+        "| collect 10,000 case items (100 files) | 72.1 s | 139 items/s |",
+        "| fault pause apply / heal (median) | 41 ms / 55 ms | p95 49 ms / 62 ms |",
+        "| workload client: ours, tps per client core | 277 | 261 tps \\| MariaDB |", ""])
+    md = page.markdown(report("2026-12-01 10:00 UTC", Section("collection", rows=[COLLECT])),
+                       legacy)
+    _, rows = page.page_rows(md)
+    assert [r["section"] for r in rows] == ["collection", "faults", "workload"]
+    assert rows[1]["value"] == "41 ms / 55 ms"
+    assert rows[2]["detail"].endswith("261 tps | MariaDB")
+    assert all(r["detail"].startswith("carried over from the 2026-11-25 09:58 UTC run")
+               for r in rows[1:])
+    assert "72.1 s" not in md
