@@ -40,8 +40,9 @@ def test_standin_switches_set_images_and_env(pytester: pytest.Pytester, repo_con
                 assert s.env[component]["STANDIN_BUGS"] == "48303,46735"
                 assert s.env[component]["STANDIN_TIME_SCALE"] == "0.02"
             assert s.pull_missing is False
+            # a case pinning another release gets the stand-in tagged for that release
             pinned = ha_options(request.config).images_for("v6.5.0")
-            assert set(pinned.values()) == {ref}
+            assert set(pinned.values()) == {ref.removesuffix("-v8.5.7") + "-v6.5.0"}
     """)
     result = pytester.runpytest_subprocess(
         "--standin", "--standin-bugs", "48303,#46735", "--ha-time-scale", "0.02", "-p", "no:cacheprovider", "-v"

@@ -163,3 +163,23 @@ def test_reaper_undo_script_undoes_each_marker_kind() -> None:
     first_rule = script.index("-D OUTPUT")
     assert first_rule < script.index(f"-D {LEDGER_CHAIN}")  # markers go last
     assert script.endswith("true")
+
+
+def test_tc_scripts_are_valid_shell() -> None:
+    """The scripts run under the node's ``sh`` (dash in Debian images): a syntax error there
+    surfaces only as a failed apply, so each is checked with ``sh -n`` here."""
+    import shutil
+    import subprocess
+
+    from pytest_tidb_ha.faults.network import htb_apply_script
+
+    sh = shutil.which("dash") or shutil.which("sh")
+    assert sh is not None
+    scripts = [netem_apply_script("eth0", ["10.0.0.2"], ["delay", "100ms"], TAG, "network_delay"),
+               netem_apply_script("eth0", [], ["loss", "30%"], TAG, "network_loss"),
+               htb_apply_script("eth0", ["10.0.0.2"], 1e6, TAG),
+               htb_apply_script("eth0", [], 1e6, TAG)]
+    for script in scripts:
+        done = subprocess.run([sh, "-n", "-c", script], capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, (done.stderr, script)

@@ -236,13 +236,16 @@ def netem_apply_script(dev: str, peers: Sequence[str], netem: Sequence[str], tag
                 f"qdisc add dev {dev} parent {h}:4 handle 7e58: netem {net}"]
         cmds += [f"filter add dev {dev} parent {h}: protocol ip prio 1 u32 "
                  f"match ip dst {ip}/32 flowid {h}:4" for ip in peers]
-    return "".join(_root_guard(dev, tag)) + _tc_batch(cmds) + " && { " + \
-        ledger_add_script(tag, marker_attrs(kind, dev)) + "; }"
+    return "".join(_root_guard(dev, tag)) + _tc_batch(
+        cmds, ledger_add_script(tag, marker_attrs(kind, dev)))
 
 
-def _tc_batch(cmds: Sequence[str]) -> str:
+def _tc_batch(cmds: Sequence[str], then: str) -> str:
+    """One ``tc -batch`` fed by a here-document; ``then`` runs when it succeeded. The ``&&``
+    belongs on the command's own line: after the here-document's terminator it would start
+    a new command, a shell syntax error."""
     body = "\n".join(cmds)
-    return f"tc -batch - <<'TIDBHA'\n{body}\nTIDBHA\n"
+    return f"tc -batch - <<'TIDBHA' && {{ {then}; }}\n{body}\nTIDBHA\n"
 
 
 def htb_apply_script(dev: str, peers: Sequence[str], rate_bits: float, tag: Tag) -> str:
@@ -257,8 +260,8 @@ def htb_apply_script(dev: str, peers: Sequence[str], rate_bits: float, tag: Tag)
             f"quantum 1514"]
     cmds += [f"filter add dev {dev} parent {h}: protocol ip prio 1 u32 "
              f"match ip dst {ip}/32 flowid {h}:4" for ip in peers]
-    return "".join(_root_guard(dev, tag)) + _tc_batch(cmds) + " && { " + \
-        ledger_add_script(tag, marker_attrs("bandwidth", dev)) + "; }"
+    return "".join(_root_guard(dev, tag)) + _tc_batch(
+        cmds, ledger_add_script(tag, marker_attrs("bandwidth", dev)))
 
 
 def marker_attrs(kind: str, dev: str) -> dict[str, object]:
