@@ -250,7 +250,9 @@ def test_ha_workload_fixture_runs_the_marker(mariadb: MariaDB, pytester: pytest.
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             assert ha_workload.running
-            assert ha_workload.totals().error_count == 0
+            # two threads on MariaDB may deadlock now and then: 1213 is the ignored one,
+            # any other error would have stopped the workload
+            assert set(ha_workload.totals().errors) <= {1213}, ha_workload.totals().errors
 
         @pytest.mark.workload("sysbench", db="wl_named", tables=1, table_size=1000, threads=1)
         def test_named_database_is_cleaned(ha_workload):

@@ -62,7 +62,7 @@ def test_realbin_and_standin_together_are_a_usage_error(pytester: pytest.Pyteste
 
 def test_realbin_tests_skip_without_the_option() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/realbin/test_versions.py", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "tests/realbin/test_realbin_versions.py", "-p", "no:cacheprovider",
          "-q", "-rs"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     summary = done.stdout.strip().splitlines()[-1]

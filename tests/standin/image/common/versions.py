@@ -70,6 +70,13 @@ class Surface:
         return self.at_least >= (7, 5, 1)
 
     @property
+    def dxf_v8_columns(self) -> bool:
+        """mysql.tidb_global_task gains priority/create_time/end_time/target_scope and
+        tidb_background_subtask concurrency/create_time/end_time/ordinal after v7.5: a real
+        v7.5.0 tidb-server has none of them (tests/realbin/test_differential.py)."""
+        return self.at_least >= (8, 0, 0)
+
+    @property
     def show_ddl_jobs_comments(self) -> bool:
         """ADMIN SHOW DDL JOBS gains a 13th column COMMENTS and JOB_TYPE loses its reorg suffix.
 

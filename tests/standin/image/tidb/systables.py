@@ -10,7 +10,7 @@ import datetime as _dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from common.env import release_version
+from common.versions import surface
 
 from .sql import SQLError
 
@@ -99,15 +99,10 @@ V8_SUBTASK_COLUMNS = frozenset({"concurrency", "create_time", "end_time", "ordin
 def for_release(columns: list[tuple[str, str]], rows: list[list[Any]],
                 newer: frozenset[str]) -> tuple[list[tuple[str, str]], list[list[Any]]]:
     """The table as the release the stand-in plays shows it (v7.x: without *newer*)."""
-    if release_major() >= 8:
+    if surface().dxf_v8_columns:
         return columns, rows
     keep = [i for i, (name, _) in enumerate(columns) if name not in newer]
     return [columns[i] for i in keep], [[r[i] for i in keep] for r in rows]
-
-
-def release_major() -> int:
-    digits = release_version().lstrip("vV").split(".")[0]
-    return int(digits) if digits.isdigit() else 8
 
 
 def _t(ts: float | None) -> _dt.datetime | None:
