@@ -491,7 +491,7 @@ class Executor:
             handles = []
             for v in hr[1]:
                 try:
-                    handles.append(int(q._num(v)))
+                    handles.append(int(q.to_number(v)))
                 except (TypeError, ValueError):
                     continue
             keys = [codec.row_key(t.id, h) for h in handles]
@@ -501,7 +501,7 @@ class Executor:
             prefix_keys = set(keys)
         else:
             if hr:
-                lo, hi = int(q._num(hr[1][0])), int(q._num(hr[1][1]))
+                lo, hi = int(q.to_number(hr[1][0])), int(q.to_number(hr[1][1]))
                 start, end = codec.row_key(t.id, lo), codec.row_key(t.id, hi + 1)
             else:
                 start = codec.row_prefix(t.id)
@@ -694,13 +694,13 @@ class Executor:
             return None
         if col.kind == "int":
             try:
-                return int(q._num(v))
+                return int(q.to_number(v))
             except (TypeError, ValueError, ArithmeticError):
                 raise SQLError(
                     1366, f"Incorrect integer value: '{v}' for column '{col.name}'"
                 ) from None
         if col.kind == "float":
-            return float(q._num(v))
+            return float(q.to_number(v))
         if isinstance(v, Decimal):
             return str(v)
         return str(v) if not isinstance(v, str) else v
