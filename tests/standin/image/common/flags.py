@@ -393,7 +393,8 @@ def load_toml(path: str) -> dict[str, Any]:
     """Read a TOML config; a missing or malformed file raises ValueError with the reason."""
     try:
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            config: dict[str, Any] = tomllib.load(fh)
+            return config
     except FileNotFoundError as exc:
         raise ValueError(f"open {path}: no such file or directory") from exc
     except tomllib.TOMLDecodeError as exc:

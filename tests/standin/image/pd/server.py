@@ -11,16 +11,16 @@ import os
 import threading
 import time
 
-from common.flags import parse_or_exit
 from common.env import bugs, scaled, time_scale
 from common.etcd import Etcd, EtcdError
+from common.flags import parse_or_exit
 from common.httpserver import serve, split_host_port
 from common.log import get_logger, setup
 from common.signals import exit_on_signals
 
 from pd.api import build_router
-from pd.flags import PdConfig, parse_pd
 from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
+from pd.flags import PdConfig, parse_pd
 from pd.join import JoinError, join_cluster
 from pd.members import Membership
 from pd.stores import StoreBook, StoreRegistry, StoreThresholds

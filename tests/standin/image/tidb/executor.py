@@ -159,11 +159,13 @@ class Executor:
             return self.delete(stmt)
         if isinstance(stmt, q.CreateTable):
             return self.create_table(stmt, text)
-        assert isinstance(stmt, q.Simple)
+        if not isinstance(stmt, q.Simple):
+            raise TypeError(f"the parser returned {stmt!r}")
         handler = getattr(self, "do_" + stmt.kind, None)
         if handler is None:
             raise SQLError(1105, f"statement {stmt.kind} is not supported by the stand-in")
-        return handler(**stmt.args)
+        result: Result = handler(**stmt.args)
+        return result
 
     # ---------------------------------------------------------------------------------------
     # session statements
@@ -260,7 +262,8 @@ class Executor:
         raise SQLError(1105, "schema changed too often, try again")
 
     def _query_text(self) -> str:
-        return self.session.vars.get("\0query", "")
+        text: str = self.session.vars.get("\0query", "")
+        return text
 
     def _db_of(self, ref: q.TableRef) -> str:
         db = ref.db or self.session.db
@@ -419,7 +422,7 @@ class Executor:
         table: q.TableRef,
         source: str,
         format: str,
-        options: dict[str, Any],  # noqa: A002
+        options: dict[str, Any],
         query: str,
     ) -> Result:
         t = self._table(table)
@@ -428,10 +431,10 @@ class Executor:
     def do_show_import_jobs(self) -> Result:
         return self.node.importer.show(None)
 
-    def do_show_import_job(self, id: int) -> Result:  # noqa: A002
+    def do_show_import_job(self, id: int) -> Result:
         return self.node.importer.show(id)
 
-    def do_cancel_import(self, id: int) -> Result:  # noqa: A002
+    def do_cancel_import(self, id: int) -> Result:
         self.node.importer.cancel(id)
         return Result()
 

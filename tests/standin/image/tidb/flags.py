@@ -27,12 +27,12 @@ TIDB_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("config-check", "bool", False, "check config file validity and exit"),
     FlagSpec("config-strict", "bool", False, "enforce config file validity"),
     FlagSpec("store", "string", "unistore", "registered store name, [tikv, mocktikv, unistore]"),
-    FlagSpec("path", "string", "/tmp/tidb", "tidb storage path"),
-    FlagSpec("host", "string", "0.0.0.0", "tidb server host"),
+    FlagSpec("path", "string", "/tmp/tidb", "tidb storage path"),  # noqa: S108 - tidb-server's defaults
+    FlagSpec("host", "string", "0.0.0.0", "tidb server host"),  # noqa: S104
     FlagSpec("advertise-address", "string", "", "tidb server advertise IP"),
     FlagSpec("P", "string", "4000", "tidb server port"),
     FlagSpec("cors", "string", "", "tidb server allow cors origin"),
-    FlagSpec("socket", "string", "/tmp/tidb-{Port}.sock", "The socket file to use for connection."),
+    FlagSpec("socket", "string", "/tmp/tidb-{Port}.sock", "The socket file to use for connection."),  # noqa: S108
     FlagSpec("enable-binlog", "bool", False, "enable generate binlog"),
     FlagSpec("run-ddl", "bool", True, "run ddl worker on this tidb-server"),
     FlagSpec("lease", "string", "45s", "schema lease duration, very dangerous to change only if you know what you do"),
@@ -42,13 +42,13 @@ TIDB_FLAGS: tuple[FlagSpec, ...] = (
     FlagSpec("affinity-cpus", "string", "", "affinity cpu (cpu-no. separated by comma, e.g. 1,2,3)"),
     FlagSpec("repair-mode", "bool", False, "enable admin repair mode"),
     FlagSpec("repair-list", "string", "", "admin repair table list"),
-    FlagSpec("temp-dir", "string", "/tmp/tidb", "tidb temporary directory"),
+    FlagSpec("temp-dir", "string", "/tmp/tidb", "tidb temporary directory"),  # noqa: S108
     FlagSpec("L", "string", "info", "log level: info, debug, warn, error, fatal"),
     FlagSpec("log-file", "string", "", "log file path"),
     FlagSpec("log-slow-query", "string", "", "slow query file path"),
     FlagSpec("log-general", "string", "", "general log file path"),
     FlagSpec("report-status", "bool", True, "If enable status report HTTP service."),
-    FlagSpec("status-host", "string", "0.0.0.0", "tidb server status host"),
+    FlagSpec("status-host", "string", "0.0.0.0", "tidb server status host"),  # noqa: S104
     FlagSpec("status", "string", "10080", "tidb server status port"),
     FlagSpec("metrics-addr", "string", "", "prometheus pushgateway address, leaves it empty will disable prometheus push."),
     FlagSpec("metrics-interval", "uint", 15, 'prometheus client push interval in second, set "0" to disable prometheus push.'),

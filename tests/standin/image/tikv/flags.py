@@ -69,7 +69,7 @@ class TikvConfig:
     warnings: tuple[str, ...] = ()
 
 
-_UNSPECIFIED = ("0.0.0.0", "::", "[::]", "")
+_UNSPECIFIED = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 - addresses TiKV refuses to advertise
 
 
 def _tikv_fatal(message: str) -> FlagExit:
@@ -80,7 +80,7 @@ def _tikv_fatal(message: str) -> FlagExit:
 
 
 def _check_addr(what: str, addr: str) -> None:
-    host, sep, port = addr.rpartition(":")
+    _host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit() or int(port) > 65535:
         raise _tikv_fatal(f"invalid configuration: invalid {what}: {addr!r}")
 

@@ -15,9 +15,8 @@ from collections import Counter
 from typing import Any
 
 from common import httpclient
-from common.flags import parse_or_exit
 from common.env import bugs, scaled, store_heartbeat_interval, time_scale
-from common.versions import release_version
+from common.flags import parse_or_exit
 from common.httpserver import (
     Request,
     Response,
@@ -30,6 +29,7 @@ from common.httpserver import (
 )
 from common.log import get_logger, setup
 from common.signals import exit_on_signals
+from common.versions import release_version
 
 from tikv.flags import TikvConfig, parse_tikv
 from tikv.store import KVStore
@@ -274,7 +274,7 @@ def main(argv: list[str]) -> int:
              pd_endpoints=",".join(cfg.pd_endpoints), heartbeat_interval=store_heartbeat_interval())
     try:
         tikv = TiKVServer(cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any reason the store cannot open is fatal, as in TiKV
         log.fatal("failed to open the store", data_dir=cfg.data_dir, error=str(exc))
         return 1
     done = exit_on_signals(lambda name: log.info("receive signal, exiting", signal=name))

@@ -64,7 +64,7 @@ def compare(a: Any, b: Any) -> int | None:
     if isinstance(a, str) and isinstance(b, str):
         a, b = a.lower(), b.lower()  # default collation is case-insensitive for system tables
     try:
-        return (a > b) - (a < b)
+        return int((a > b) - (a < b))
     except TypeError:
         return (str(a) > str(b)) - (str(a) < str(b))
 

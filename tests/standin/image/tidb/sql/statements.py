@@ -105,7 +105,8 @@ def _parse_set(p: Parser) -> Simple:
             scope = "global" if p.next().text.upper() == "GLOBAL" else "session"
         if p.tok.kind == "var":
             v = p.primary()
-            assert isinstance(v, Var)
+            if not isinstance(v, Var):  # a "var" token always parses to one
+                raise p.error()
             name, scope = v.name, v.scope
         else:
             name = p.ident().lower()
