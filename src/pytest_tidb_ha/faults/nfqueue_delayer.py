@@ -142,7 +142,7 @@ def run(queue: int, latency: float, jitter: float) -> None:
         except OSError:  # ENOBUFS under a burst: the kernel fails open for what it dropped
             continue
         for pid in packet_ids(data):
-            delay = latency + (random.uniform(-jitter, jitter) if jitter else 0.0)
+            delay = latency + (random.uniform(-jitter, jitter) if jitter else 0.0)  # noqa: S311 - jitter
             n += 1
             heapq.heappush(held, (time.monotonic() + max(0.0, delay), n, pid))
     for _, _, pid in held:  # let everything still held go at once
