@@ -9,8 +9,8 @@ only; importing it (ruff, mypy, the unit tests) starts nothing.
 
 It binds one nfnetlink queue, holds each queued packet for the latency (plus uniform
 jitter) and then accepts it, prints ``ready`` once bound, and on SIGTERM/SIGINT lets
-everything it still holds go at once and exits. The trailing ``<tag>`` argument is not
-read: it names the fault in the process' command line.
+everything it still holds go at once and exits. The trailing ``<tag>`` argument is not read:
+it names the fault in the process' command line.
 """
 
 from __future__ import annotations
@@ -123,6 +123,11 @@ def run(queue: int, latency: float, jitter: float) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    # select() resumes after a signal (PEP 475) and may be waiting for a packet due in a
+    # minute: the wake-up socket makes a SIGTERM end the wait at once.
+    wake, wake_w = socket.socketpair()
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
     print("ready", flush=True)
     held: list[tuple[float, int, int]] = []  # (release time, arrival number, packet id)
     n = 0
@@ -131,11 +136,10 @@ def run(queue: int, latency: float, jitter: float) -> None:
         while held and held[0][0] <= now:
             q.accept(heapq.heappop(held)[2])
         wait = max(0.0, held[0][0] - now) if held else 0.5
-        try:
-            ready, _, _ = select.select([q.sock], [], [], wait)
-        except InterruptedError:
-            continue
-        if not ready:
+        ready, _, _ = select.select([q.sock, wake], [], [], wait)
+        if wake in ready:
+            wake.recv(64)  # a signal arrived; its handler has run, the loop re-checks
+        if q.sock not in ready:
             continue
         try:
             data = q.sock.recv(1 << 20)
