@@ -113,6 +113,9 @@ def test_installs_cleanly_and_the_plugin_runs(dist: Path, tmp_path: Path, kind: 
     run(python, "-m", "pip", "check")
     schema = run(python, "-m", "pytest_tidb_ha", "schema")
     assert schema == (REPO / "src/pytest_tidb_ha/case.schema.json").read_text()
+    # the NFQUEUE delayer ships as a module and is read back as text (package data)
+    delayer = run(python, "-c", "from pytest_tidb_ha.faults.delayer import SOURCE; print(SOURCE)")
+    assert delayer.strip() == (REPO / "src/pytest_tidb_ha/faults/nfqueue_delayer.py").read_text().strip()
     project = tmp_path / "project"
     project.mkdir()
     (project / "cases.yaml").write_text(CASE)

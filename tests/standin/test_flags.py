@@ -1,6 +1,7 @@
 """Flag parsing of the three stand-in servers: what the real ones accept or reject.
 
-In-process tests drive the pure parsers in ``image/common/flags.py``; the Docker tests run
+In-process tests drive the pure parsers (``image/{pd,tikv,tidb}/flags.py`` on the shared
+``image/common/flags.py``); the Docker tests run
 the image's real entry points (``/pd-server``, ``/tikv-server``, ``/tidb-server``) and check
 the exit code and message of a rejected flag, and that the reference command lines of
 tidb-docker-compose start a working PD + TiKV.
@@ -16,7 +17,10 @@ from typing import Any
 import pytest
 from common import flags
 from common.flags import FlagExit
+from pd.flags import parse_pd
 from standin_helpers import StandinNet, wait_for
+from tidb.flags import parse_tidb
+from tikv.flags import parse_tikv
 
 # ---- reference command lines (tidb-containers.md §1.5, verbatim) -----------------------------
 COMPOSE_PD0 = (
@@ -97,18 +101,18 @@ def fails(parser: Callable[[list[str]], Any], argv: list[str]) -> FlagExit:
 # ---- pd-server -----------------------------------------------------------------------
 @pytest.mark.parametrize("line", [COMPOSE_PD0, NIGHTLY_PD0, TIUP_PD])
 def test_pd_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
-    cfg = flags.parse_pd(line.split())
+    cfg = parse_pd(line.split())
     assert cfg.name in ("pd0", "pd-0")
     assert cfg.client_urls and cfg.advertise_peer_urls and cfg.initial_cluster
     assert cfg.max_store_down_time == 1800
 
 
 def test_pd_flag_syntax_like_pflag() -> None:
-    a = flags.parse_pd(["--name", "x", "-L", "debug", "--data-dir=/d", "--force-new-cluster"])
-    b = flags.parse_pd(["--name=x", "-Ldebug", "--data-dir", "/d", "--force-new-cluster=true"])
+    a = parse_pd(["--name", "x", "-L", "debug", "--data-dir=/d", "--force-new-cluster"])
+    b = parse_pd(["--name=x", "-Ldebug", "--data-dir", "/d", "--force-new-cluster=true"])
     assert a == b
     assert (a.name, a.log_level, a.data_dir, a.force_new_cluster) == ("x", "debug", "/d", True)
-    defaults = flags.parse_pd([], hostname="h1")
+    defaults = parse_pd([], hostname="h1")
     assert (defaults.name, defaults.data_dir) == ("pd-h1", "default.pd-h1")
     assert defaults.client_urls == ("http://127.0.0.1:2379",)
 
@@ -123,7 +127,7 @@ def test_pd_flag_syntax_like_pflag() -> None:
     (["--client-urls=pd0:2379"], "URL address does not have the form"),
 ])
 def test_pd_rejects_like_cobra(argv: list[str], message: str) -> None:
-    exc = fails(flags.parse_pd, argv)
+    exc = fails(parse_pd, argv)
     assert exc.code == 1
     assert exc.stderr.startswith(message) or message in exc.stderr
 
@@ -131,27 +135,27 @@ def test_pd_rejects_like_cobra(argv: list[str], message: str) -> None:
 def test_pd_config_file_values_and_errors(tmp_path: Path) -> None:
     good = tmp_path / "pd.toml"
     good.write_text('name = "from-file"\n[schedule]\nmax-store-down-time = "1m"\n[log.file]\nfilename = "/l/pd.log"\n')
-    cfg = flags.parse_pd([f"--config={good}"])
+    cfg = parse_pd([f"--config={good}"])
     assert (cfg.name, cfg.max_store_down_time, cfg.log_file) == ("from-file", 60.0, "/l/pd.log")
-    assert flags.parse_pd([f"--config={good}", "--name=flag-wins"]).name == "flag-wins"
+    assert parse_pd([f"--config={good}", "--name=flag-wins"]).name == "flag-wins"
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("no-such-item = 1\n")
-    assert flags.parse_pd([f"--config={unknown}"]).warnings
-    assert fails(flags.parse_pd, [f"--config={unknown}", "--config-check"]).code == 1
+    assert parse_pd([f"--config={unknown}"]).warnings
+    assert fails(parse_pd, [f"--config={unknown}", "--config-check"]).code == 1
     bad = tmp_path / "bad.toml"
     bad.write_text('[schedule]\nmax-store-down-time = "soon"\n')
-    assert fails(flags.parse_pd, [f"--config={bad}"]).code == 1
+    assert fails(parse_pd, [f"--config={bad}"]).code == 1
     broken = tmp_path / "broken.toml"
     broken.write_text("name = \n")
-    assert fails(flags.parse_pd, [f"--config={broken}"]).code == 1
-    assert fails(flags.parse_pd, ["--config=/nonexistent/pd.toml"]).code == 1
-    assert fails(flags.parse_pd, ["-V"]).code == 0
+    assert fails(parse_pd, [f"--config={broken}"]).code == 1
+    assert fails(parse_pd, ["--config=/nonexistent/pd.toml"]).code == 1
+    assert fails(parse_pd, ["-V"]).code == 0
 
 
 # ---- tikv-server -----------------------------------------------------------------------
 @pytest.mark.parametrize("line", [COMPOSE_TIKV0, NIGHTLY_TIKV, OPERATOR_TIKV, TIUP_TIKV])
 def test_tikv_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
-    cfg = flags.parse_tikv(line.split())
+    cfg = parse_tikv(line.split())
     assert cfg.pd_endpoints and cfg.advertise_addr.endswith(":20160")
     assert not cfg.advertise_addr.startswith("0.0.0.0")
 
@@ -163,9 +167,9 @@ def test_tikv_aliases_and_short_flags() -> None:
         ["--pd-endpoints", "pd0:2379", "--advertise-addr=t:20160", "--data-dir", "/d"],
         ["--pd=pd0:2379", "-A", "t:20160", "-s/d"],
     ]
-    parsed = [flags.parse_tikv(f) for f in forms]
+    parsed = [parse_tikv(f) for f in forms]
     assert {(p.pd_endpoints, p.advertise_addr, p.data_dir) for p in parsed} == {(("pd0:2379",), "t:20160", "/d")}
-    cfg = flags.parse_tikv(["--pd=a:1,b:2", "-A", "0.0.0.0:20160", "--advertise-addr=t:20160",
+    cfg = parse_tikv(["--pd=a:1,b:2", "-A", "0.0.0.0:20160", "--advertise-addr=t:20160",
                             "-L", "warn", "-f", "/l/t.log", "--labels=zone=z1,host=h1", "--capacity=10GB"])
     assert cfg.pd_endpoints == ("a:1", "b:2") and cfg.addr == "0.0.0.0:20160"
     assert (cfg.log_level, cfg.log_file) == ("warn", "/l/t.log")
@@ -183,7 +187,7 @@ def test_tikv_aliases_and_short_flags() -> None:
     (["--addr=127.0.0.1:20160"], 1, "please specify pd.endpoints"),
 ])
 def test_tikv_rejects_like_clap_and_validate(argv: list[str], code: int, message: str) -> None:
-    exc = fails(flags.parse_tikv, argv)
+    exc = fails(parse_tikv, argv)
     assert exc.code == code
     assert message in exc.stderr
     if code == 2:
@@ -194,17 +198,17 @@ def test_tikv_config_file(tmp_path: Path) -> None:
     path = tmp_path / "tikv.toml"
     path.write_text('[server]\naddr = "0.0.0.0:20160"\nadvertise-addr = "t:20160"\n[pd]\nendpoints = ["p:2379"]\n'
                     '[storage]\ndata-dir = "/d"\n[rocksdb]\nmax-open-files = 1024\n')
-    cfg = flags.parse_tikv([f"-C{path}"])
+    cfg = parse_tikv([f"-C{path}"])
     assert (cfg.addr, cfg.advertise_addr, cfg.pd_endpoints, cfg.data_dir) == ("0.0.0.0:20160", "t:20160", ("p:2379",), "/d")
     bad = tmp_path / "bad.toml"
     bad.write_text("[server\n")
-    assert fails(flags.parse_tikv, [f"--config={bad}", "--pd=p:1"]).code == 1
+    assert fails(parse_tikv, [f"--config={bad}", "--pd=p:1"]).code == 1
 
 
 # ---- tidb-server -----------------------------------------------------------------------
 @pytest.mark.parametrize("line", [COMPOSE_TIDB, NIGHTLY_TIDB, TIUP_TIDB])
 def test_tidb_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
-    cfg = flags.parse_tidb(line.split())
+    cfg = parse_tidb(line.split())
     assert cfg.store == "tikv" and cfg.pd_endpoints
     assert cfg.lease == 45.0  # lease "0" in the old compose config falls back to 45s
 
@@ -213,11 +217,11 @@ def test_tidb_go_flag_syntax() -> None:
     forms = [["-P", "4001", "-store", "tikv", "-path", "p:2379"],
              ["--P=4001", "--store=tikv", "--path=p:2379"],
              ["-P=4001", "--store", "tikv", "-path=p:2379"]]
-    parsed = {(c.port, c.store, c.pd_endpoints) for c in map(flags.parse_tidb, forms)}
+    parsed = {(c.port, c.store, c.pd_endpoints) for c in map(parse_tidb, forms)}
     assert parsed == {(4001, "tikv", ("p:2379",))}
-    cfg = flags.parse_tidb(["-run-ddl=false", "--status=10081", "-L", "warn", "--lease=1s"])
+    cfg = parse_tidb(["-run-ddl=false", "--status=10081", "-L", "warn", "--lease=1s"])
     assert (cfg.run_ddl, cfg.status_port, cfg.log_level, cfg.lease) == (False, 10081, "warn", 1.0)
-    assert flags.parse_tidb(["--store=tikv", "--path=http://a:2379,b:2379"]).pd_endpoints == ("a:2379", "b:2379")
+    assert parse_tidb(["--store=tikv", "--path=http://a:2379,b:2379"]).pd_endpoints == ("a:2379", "b:2379")
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -228,7 +232,7 @@ def test_tidb_go_flag_syntax() -> None:
     (["---P=1"], "bad flag syntax: ---P=1"),
 ])
 def test_tidb_rejects_like_go_flag(argv: list[str], message: str) -> None:
-    exc = fails(flags.parse_tidb, argv)
+    exc = fails(parse_tidb, argv)
     assert exc.code == 2
     assert exc.stderr.startswith(message)
     assert "Usage of /tidb-server:" in exc.stderr
@@ -238,14 +242,14 @@ def test_tidb_config_file(tmp_path: Path) -> None:
     path = tmp_path / "tidb.toml"
     path.write_text('port = 4100\nstore = "tikv"\npath = "p:2379"\n[status]\nstatus-port = 10100\n'
                     '[instance]\ntidb_service_scope = "bg"\n')
-    cfg = flags.parse_tidb([f"--config={path}"])
+    cfg = parse_tidb([f"--config={path}"])
     assert (cfg.port, cfg.status_port, cfg.store, cfg.tidb_service_scope) == (4100, 10100, "tikv", "bg")
-    assert flags.parse_tidb([f"--config={path}", "-P", "4000"]).port == 4000
+    assert parse_tidb([f"--config={path}", "-P", "4000"]).port == 4000
     strict = tmp_path / "strict.toml"
     strict.write_text("no-such-knob = 1\n")
-    assert flags.parse_tidb([f"--config={strict}"]).warnings
-    assert fails(flags.parse_tidb, [f"--config={strict}", "-config-strict"]).code == 1
-    assert fails(flags.parse_tidb, ["-V"]).code == 0
+    assert parse_tidb([f"--config={strict}"]).warnings
+    assert fails(parse_tidb, [f"--config={strict}", "-config-strict"]).code == 1
+    assert fails(parse_tidb, ["-V"]).code == 0
 
 
 # ---- the real entry points in the image (Docker) -----------------------------------------

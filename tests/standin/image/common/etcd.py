@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from common import httpclient
 
@@ -125,7 +125,7 @@ class Compare:
 
     wire: dict[str, Any]
 
-    _OPS = {"=": "EQUAL", "==": "EQUAL", "!=": "NOT_EQUAL", ">": "GREATER", "<": "LESS"}
+    _OPS: ClassVar[dict[str, str]] = {"=": "EQUAL", "==": "EQUAL", "!=": "NOT_EQUAL", ">": "GREATER", "<": "LESS"}
 
     @classmethod
     def _make(cls, key: Bytes, op: str, target: str, field_name: str, value: Any) -> Compare:

@@ -110,7 +110,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "standin"
     timeout = 30  # idle keep-alive connections and slow clients release their thread
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:  # stdlib signature
         pass
 
     def _serve(self) -> None:
@@ -159,10 +159,10 @@ class HTTPServer(ThreadingHTTPServer):
 
 def serve(host: str, port: int, router: Router, name: str = "http") -> HTTPServer:
     """Bind `host:port` and serve `router` from a daemon thread; returns the server."""
-    server = HTTPServer((host or "0.0.0.0", port), router)
+    server = HTTPServer((host or "0.0.0.0", port), router)  # noqa: S104 - as the real servers
     thread = threading.Thread(target=server.serve_forever, name=f"{name}-{port}", daemon=True)
     thread.start()
-    log.info("http server started", name=name, addr=f"{host or '0.0.0.0'}:{port}")
+    log.info("http server started", name=name, addr=f"{host or '0.0.0.0'}:{port}")  # noqa: S104
     return server
 
 

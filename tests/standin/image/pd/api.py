@@ -14,11 +14,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from common import httpclient
-from common.versions import release_version
 from common.etcd import EtcdError, EtcdUnavailable
 from common.gofmt import go_duration, go_time
 from common.httpserver import Request, Response, Router, empty_response, json_response
 from common.log import get_logger
+from common.versions import release_version
 
 from pd.etcdproc import ETCD_CLIENT_URL, raft_timings
 from pd.stores import NotLoaded, stores_response

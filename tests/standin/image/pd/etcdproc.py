@@ -108,7 +108,7 @@ class EtcdProcess:
         argv = self.settings.argv(existing)
         log.info("starting etcd", args=" ".join(argv[1:]), existing_data=existing)
         with self._lock:
-            self._proc = subprocess.Popen(
+            self._proc = subprocess.Popen(  # noqa: S603 - our own etcd argv, no shell
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -119,7 +119,8 @@ class EtcdProcess:
         threading.Thread(target=self._pump, args=(self._proc,), name="etcd-log", daemon=True).start()
 
     def _pump(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
+        if proc.stdout is None:  # started with stdout=PIPE: never
+            return
         for line in proc.stdout:
             raw_line("etcd: " + line.decode(errors="replace"))
 

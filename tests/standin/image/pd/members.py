@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from common.versions import release_version
 from common.etcd import Etcd, EtcdError, Member
+from common.versions import release_version
 
 MEMBER_PREFIX = "/standin/pd/members/"
 

@@ -11,15 +11,16 @@ import os
 import threading
 import time
 
-from common import flags
 from common.env import bugs, scaled, time_scale
 from common.etcd import Etcd, EtcdError
+from common.flags import parse_or_exit
 from common.httpserver import serve, split_host_port
 from common.log import get_logger, setup
 from common.signals import exit_on_signals
 
 from pd.api import build_router
 from pd.etcdproc import ETCD_CLIENT_URL, EtcdProcess, EtcdSettings, raft_timings
+from pd.flags import PdConfig, parse_pd
 from pd.join import JoinError, join_cluster
 from pd.members import Membership
 from pd.stores import StoreBook, StoreRegistry, StoreThresholds
@@ -30,7 +31,7 @@ log = get_logger("pd")
 class PDServer:
     """Shared state of one PD role process (handlers read it; one watcher thread updates it)."""
 
-    def __init__(self, cfg: flags.PdConfig, *, initial_cluster: str | None = None,
+    def __init__(self, cfg: PdConfig, *, initial_cluster: str | None = None,
                  initial_cluster_state: str = "new") -> None:
         self.cfg = cfg
         self.started_at = time.time()
@@ -164,8 +165,8 @@ class PDServer:
 
 
 def main(argv: list[str]) -> int:
-    cfg: flags.PdConfig = flags.parse_or_exit(
-        lambda a: flags.parse_pd(a, os.environ.get("HOSTNAME")), argv
+    cfg: PdConfig = parse_or_exit(
+        lambda a: parse_pd(a, os.environ.get("HOSTNAME")), argv
     )
     setup(cfg.log_level, cfg.log_file or None)
     log.info("Welcome to Placement Driver (PD) stand-in (test double)", name=cfg.name,

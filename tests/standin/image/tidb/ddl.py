@@ -1,4 +1,4 @@
-"""The DDL job engine (reference §1–§2): queue, owner worker, ADD/DROP INDEX state machines.
+"""The DDL job engine (reference §1-§2): queue, owner worker, ADD/DROP INDEX state machines.
 
 Jobs live in etcd (``ddl/jobs/<id>`` while unfinished, ``ddl/history/<id>`` after),
 so any TiDB that becomes owner continues them from their persisted state and the
@@ -129,7 +129,7 @@ def job_type_text(job: dict[str, Any], surface: Surface) -> str:
 
     From v8.5 the reorg type moved to ADMIN SHOW DDL JOBS' COMMENTS: JOB_TYPE is plain.
     """
-    t = job["type"]
+    t: str = job["type"]
     if t == "add index" and job.get("reorg_tp") and not surface.show_ddl_jobs_comments:
         return f"{t} /* {job['reorg_tp']} */"
     return t
@@ -554,7 +554,8 @@ class DDL:
                 )
                 if job["type"] == "drop index":
                     old = schema.table_by_id(job["table_id"])
-                    assert old is not None
+                    if old is None:
+                        raise RuntimeError(f"drop index: table {job['table_id']} of job {job['id']} is gone")
                     prev = next((i for i in old.indexes if i.id == spec["id"]), None)
                     if prev is not None:
                         existing = Index(

@@ -159,11 +159,13 @@ class Executor:
             return self.delete(stmt)
         if isinstance(stmt, q.CreateTable):
             return self.create_table(stmt, text)
-        assert isinstance(stmt, q.Simple)
+        if not isinstance(stmt, q.Simple):
+            raise TypeError(f"the parser returned {stmt!r}")
         handler = getattr(self, "do_" + stmt.kind, None)
         if handler is None:
             raise SQLError(1105, f"statement {stmt.kind} is not supported by the stand-in")
-        return handler(**stmt.args)
+        result: Result = handler(**stmt.args)
+        return result
 
     # ---------------------------------------------------------------------------------------
     # session statements
@@ -260,7 +262,8 @@ class Executor:
         raise SQLError(1105, "schema changed too often, try again")
 
     def _query_text(self) -> str:
-        return self.session.vars.get("\0query", "")
+        text: str = self.session.vars.get("\0query", "")
+        return text
 
     def _db_of(self, ref: q.TableRef) -> str:
         db = ref.db or self.session.db
@@ -419,7 +422,7 @@ class Executor:
         table: q.TableRef,
         source: str,
         format: str,
-        options: dict[str, Any],  # noqa: A002
+        options: dict[str, Any],
         query: str,
     ) -> Result:
         t = self._table(table)
@@ -428,10 +431,10 @@ class Executor:
     def do_show_import_jobs(self) -> Result:
         return self.node.importer.show(None)
 
-    def do_show_import_job(self, id: int) -> Result:  # noqa: A002
+    def do_show_import_job(self, id: int) -> Result:
         return self.node.importer.show(id)
 
-    def do_cancel_import(self, id: int) -> Result:  # noqa: A002
+    def do_cancel_import(self, id: int) -> Result:
         self.node.importer.cancel(id)
         return Result()
 
@@ -491,7 +494,7 @@ class Executor:
             handles = []
             for v in hr[1]:
                 try:
-                    handles.append(int(q._num(v)))
+                    handles.append(int(q.to_number(v)))
                 except (TypeError, ValueError):
                     continue
             keys = [codec.row_key(t.id, h) for h in handles]
@@ -501,7 +504,7 @@ class Executor:
             prefix_keys = set(keys)
         else:
             if hr:
-                lo, hi = int(q._num(hr[1][0])), int(q._num(hr[1][1]))
+                lo, hi = int(q.to_number(hr[1][0])), int(q.to_number(hr[1][1]))
                 start, end = codec.row_key(t.id, lo), codec.row_key(t.id, hi + 1)
             else:
                 start = codec.row_prefix(t.id)
@@ -694,13 +697,13 @@ class Executor:
             return None
         if col.kind == "int":
             try:
-                return int(q._num(v))
+                return int(q.to_number(v))
             except (TypeError, ValueError, ArithmeticError):
                 raise SQLError(
                     1366, f"Incorrect integer value: '{v}' for column '{col.name}'"
                 ) from None
         if col.kind == "float":
-            return float(q._num(v))
+            return float(q.to_number(v))
         if isinstance(v, Decimal):
             return str(v)
         return str(v) if not isinstance(v, str) else v

@@ -46,7 +46,7 @@ class TrackedLock:
 
 def goroutine_dump() -> str:
     """All threads of this process, Go ``debug=2`` style."""
-    frames = sys._current_frames()  # noqa: SLF001 - the point of the dump
+    frames = sys._current_frames()  # the point of the dump
     names = {t.ident: t.name for t in threading.enumerate()}
     with _wlock:
         waiting = dict(_waiting)

@@ -35,7 +35,7 @@ def session_ttl() -> int:
     manager.go ``setManagerSessionTTL``; TiDB's default is 60); without it the stand-in uses
     10 s scaled, at least 2 s so keepalives can land.
     """
-    raw = os.environ.get("tidb_manager_ttl", "").strip()
+    raw = os.environ.get("tidb_manager_ttl", "").strip()  # noqa: SIM112 - tidb-server reads it lower-case
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
     return max(2, round(scaled(10.0, 2.0)))
@@ -96,7 +96,8 @@ class LeaseSession:
     def _keepalive(self) -> None:
         interval = self.ttl / 3.0
         while not self._stop.is_set() and not self.expired.is_set():
-            assert self._client is not None
+            if self._client is None:  # set before this thread starts
+                return
             try:
                 self._client.keepalive(self.lease_id, timeout=min(interval, scaled(2.0, 0.5)))
                 self.last_ok = time.monotonic()

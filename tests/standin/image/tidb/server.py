@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 import threading
@@ -15,6 +14,7 @@ from typing import Any
 
 from common.env import Pace, bug_enabled, bugs, pd_retry_budget, scaled
 from common.etcd import Etcd, EtcdError
+from common.flags import parse_or_exit
 from common.gofmt import go_duration
 from common.log import get_logger, setup
 from common.signals import exit_on_signals
@@ -239,9 +239,7 @@ def _local_ip() -> str:
 
 
 def main(argv: list[str]) -> int:
-    from common.flags import parse_or_exit, parse_tidb
-
-    opts = tflags.from_config(parse_or_exit(parse_tidb, argv))
+    opts = tflags.from_config(parse_or_exit(tflags.parse_tidb, argv))
     setup(opts.log_level, opts.log_file or None)
     node = Node(opts)
     log.info(

@@ -34,7 +34,7 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
         def _send(self, status: int, body: Any, ctype: str = "application/json") -> None:
@@ -51,7 +51,7 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        def do_GET(self) -> None:  # stdlib name
             path = self.path.split("?", 1)[0].rstrip("/")
             try:
                 if path == "/status":
@@ -106,7 +106,7 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
             except EtcdError as exc:
                 self._send(500, f"{exc}\n", "text/plain; charset=utf-8")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             path = self.path.split("?", 1)[0].rstrip("/")
             length = int(self.headers.get("Content-Length") or 0)
             if length:

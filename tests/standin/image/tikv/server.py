@@ -14,9 +14,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from common import flags, httpclient
+from common import httpclient
 from common.env import bugs, scaled, store_heartbeat_interval, time_scale
-from common.versions import release_version
+from common.flags import parse_or_exit
 from common.httpserver import (
     Request,
     Response,
@@ -29,7 +29,9 @@ from common.httpserver import (
 )
 from common.log import get_logger, setup
 from common.signals import exit_on_signals
+from common.versions import release_version
 
+from tikv.flags import TikvConfig, parse_tikv
 from tikv.store import KVStore
 
 log = get_logger("tikv")
@@ -37,7 +39,7 @@ HEARTBEAT_PATH = "/pd/api/v1/standin/store-heartbeat"
 
 
 class TiKVServer:
-    def __init__(self, cfg: flags.TikvConfig) -> None:
+    def __init__(self, cfg: TikvConfig) -> None:
         self.cfg = cfg
         self.started_at = time.time()
         self.store = KVStore(cfg.data_dir)
@@ -261,7 +263,7 @@ def _list(body: dict[str, Any], name: str) -> list[Any]:
 
 
 def main(argv: list[str]) -> int:
-    cfg: flags.TikvConfig = flags.parse_or_exit(flags.parse_tikv, argv)
+    cfg: TikvConfig = parse_or_exit(parse_tikv, argv)
     setup(cfg.log_level, cfg.log_file or None)
     log.info("Welcome to TiKV stand-in (test double)", release_version=release_version(),
              time_scale=time_scale(), bugs=",".join(sorted(bugs())))
@@ -272,7 +274,7 @@ def main(argv: list[str]) -> int:
              pd_endpoints=",".join(cfg.pd_endpoints), heartbeat_interval=store_heartbeat_interval())
     try:
         tikv = TiKVServer(cfg)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any reason the store cannot open is fatal, as in TiKV
         log.fatal("failed to open the store", data_dir=cfg.data_dir, error=str(exc))
         return 1
     done = exit_on_signals(lambda name: log.info("receive signal, exiting", signal=name))
