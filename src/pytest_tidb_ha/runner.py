@@ -28,10 +28,8 @@ from typing import Any
 import pytest
 
 from .events import JOBS_FLOORS
-from .jobs import timing
 from .jobs.assertions import operator_log
 from .jobs.diagnostics import collect
-from .jobs.floors import JobWindows, Timer, fault_warnings, job_windows, table_timers
 from .jobs.handle import JobHandle, JobPolicy
 from .jobs.submit import (
     SHORT_TIMEOUT,
@@ -44,12 +42,14 @@ from .jobs.submit import (
     submit_import,
     write_import_data,
 )
-from .jobs.verdict import CONVERGED, STUCK, Verdict
 from .jobs.watch import Watcher, verdicts_of
 from .options import HAOptions
 from .record import HARecord
 from .redact import redact
+from .scenario import timing
+from .scenario.floors import JobWindows, Timer, fault_warnings, job_windows, table_timers
 from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
+from .verdicts import CONVERGED, STUCK, Verdict
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -127,9 +127,9 @@ class CaseRun:
     def start_workload(self) -> None:
         if not self.case.workloads:
             return
-        from .workload.fixtures import round_robin_factory
+        from .scenario.sizing import tables_for_jobs
+        from .workload.connections import round_robin_factory
         from .workload.group import WorkloadGroup
-        from .workload.sizing import tables_for_jobs
 
         for w in self.case.workloads:  # what no --ha-workload-scale can give (also in the plan)
             self.record.notes.extend(tables_for_jobs(w, self.case.jobs).problems)

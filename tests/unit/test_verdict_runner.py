@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha import assert_cancellable, assert_job_converges
-from pytest_tidb_ha.facade import TiDB
-from pytest_tidb_ha.jobs import timing
+from pytest_tidb_ha.jobs.facade import TiDB
 from pytest_tidb_ha.options import HAOptions
 from pytest_tidb_ha.record import HARecord
 from pytest_tidb_ha.runner import run_case
+from pytest_tidb_ha.scenario import timing
 from pytest_tidb_ha.scenario.model import (
     AddIndexJob,
     Case,

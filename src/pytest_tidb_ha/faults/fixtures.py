@@ -17,7 +17,7 @@ import pytest
 
 from ..events import NEMESIS_REAPED
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
+from ..stash import CASE_KEY, ha_options
 from .nemesis import Nemesis
 
 log = logging.getLogger("pytest_tidb_ha.faults")

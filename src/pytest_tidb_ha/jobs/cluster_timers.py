@@ -20,7 +20,7 @@ from typing import Any
 
 from ..cluster.http import get_json, request
 from ..scenario.durations import DurationError, parse_duration
-from .floors import (
+from ..scenario.floors import (
     OWNER_TTL,
     PD_LEADER_LEASE,
     RAFT_ELECTION,

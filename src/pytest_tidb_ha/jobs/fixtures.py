@@ -1,4 +1,4 @@
-"""The ``tidb`` fixture: the jobs facade of one test (see :mod:`pytest_tidb_ha.facade`)."""
+"""The ``tidb`` fixture: the jobs facade of one test (see :mod:`.facade`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from ..facade import TiDB
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
+from ..stash import CASE_KEY, ha_options
+from .facade import TiDB
 
 
 @pytest.fixture

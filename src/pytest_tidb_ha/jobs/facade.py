@@ -20,18 +20,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .events import JOBS_FLOORS
-from .jobs import timing
-from .jobs.diagnostics import collect
-from .jobs.floors import Timer, fault_warnings, job_windows
-from .jobs.handle import JobHandle, JobPolicy
-from .jobs.model import ADD_INDEX, IMPORT_INTO
-from .jobs.submit import drop_index, submit_add_index, submit_import, write_import_data
-from .jobs.verdict import CONVERGED, Verdict
-from .jobs.watch import Watcher, verdicts_of
-from .options import HAOptions
-from .record import HARecord
-from .scenario.model import (
+from ..events import JOBS_FLOORS
+from ..options import HAOptions
+from ..record import HARecord
+from ..scenario import timing
+from ..scenario.floors import Timer, fault_warnings, job_windows
+from ..scenario.model import (
     AddIndexJob,
     Case,
     Duration,
@@ -39,7 +33,13 @@ from .scenario.model import (
     GenerateSpec,
     ImportIntoJob,
 )
-from .scenario.switches import add_index_switches
+from ..scenario.switches import add_index_switches
+from ..verdicts import CONVERGED, Verdict
+from .diagnostics import collect
+from .handle import JobHandle, JobPolicy
+from .model import ADD_INDEX, IMPORT_INTO
+from .submit import drop_index, submit_add_index, submit_import, write_import_data
+from .watch import Watcher, verdicts_of
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -79,12 +79,12 @@ class TiDB:
         return int(self.client.execute(sql, args, **kw))
 
     def ddl_owner(self) -> str | None:
-        from .cluster.roles import ddl_owner
+        from ..cluster.roles import ddl_owner
 
         return ddl_owner(self.cluster)
 
     def pd_leader(self) -> str | None:
-        from .cluster.roles import pd_leader
+        from ..cluster.roles import pd_leader
 
         return pd_leader(self.cluster)
 
@@ -92,7 +92,7 @@ class TiDB:
     def timers(self) -> Mapping[str, Timer]:
         """The cluster's recovery timers, read once (the floors of every verdict window)."""
         if self._timers is None:
-            from .jobs.cluster_timers import read_timers
+            from .cluster_timers import read_timers
 
             version = (self.case.version if self.case else None) or self.options.tidb_version
             self._timers, notes = read_timers(self.cluster, version)
