@@ -195,8 +195,14 @@ class Node:
 
 
 class FakeCluster:
+    """The part of ``ClusterLike`` the runner, facade and nemesis read (no containers)."""
+
     docker = None
     nodes = [Node("tidb-0")]
+    network_name = None
+    labels: dict[str, str] = {}
+    can_control_nodes = True
+    database = None
 
     def __init__(self, sim: Sim, import_dir: Path | None = None) -> None:
         self.sim = sim

@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
+from ..cluster.protocol import ClusterLike
 from ..record import HARecord
 from ..stash import CASE_KEY, ha_options
 from .facade import TiDB
 
 
 @pytest.fixture
-def tidb(request: pytest.FixtureRequest, tidb_cluster: Any, tidb_client: Any,
+def tidb(request: pytest.FixtureRequest, tidb_cluster: ClusterLike, tidb_client: Any,
          ha_record: HARecord) -> Iterator[TiDB]:
     """Watched ADD INDEX / IMPORT INTO jobs, SQL and roles on the test's cluster.
 

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..cluster.protocol import ClusterLike
 from ..record import HARecord
 from ..scenario.model import SourceRef, Workload
 from ..stash import CASE_KEY, ha_options
@@ -76,9 +77,9 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
             precheck(opts.workload_driver, s.subtype)
     except DriverUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-    cluster = request.getfixturevalue("tidb_cluster")
+    cluster: ClusterLike = request.getfixturevalue("tidb_cluster")
     client = request.getfixturevalue("tidb_client")
-    database: str | None = getattr(cluster, "database", None)
+    database = cluster.database
     own_db = bool(database) and not _db_given(request.node)
     if database and own_db:
         # marker without db=: use the test's own database, where the jobs look
