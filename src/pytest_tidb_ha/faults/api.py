@@ -1,7 +1,7 @@
 """What the fault engine needs from a cluster: roles, node names, event fields.
 
-The cluster itself is a :class:`~pytest_tidb_ha.cluster.protocol.ClusterLike`
-(re-exported here): the fault engine never imports the concrete handle, and
+The cluster itself is a :class:`~pytest_tidb_ha.cluster.protocol.ClusterLike`:
+the fault engine never imports the concrete handle, and
 unit/integration tests can hand in a small adapter over plain containers.
 """
 
@@ -13,10 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..cluster.protocol import ClusterLike, NodeLike
+from ..cluster.protocol import ClusterLike
 from ..events import FAULT_KIND
-
-__all__ = ["ClusterLike", "NodeLike", "RoleSource", "Roles", "live_roles", "static_roles"]
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
