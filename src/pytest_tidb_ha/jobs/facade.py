@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..cluster.protocol import ClusterLike
-from ..cluster.roles import ddl_owner, pd_leader
 from ..options import HAOptions
 from ..record import HARecord
 from ..scenario.floors import Timer
@@ -72,9 +71,13 @@ class TiDB:
         return int(self.client.execute(sql, args, **kw))
 
     def ddl_owner(self) -> str | None:
+        from ..cluster.roles import ddl_owner  # late: plugin import stays light
+
         return ddl_owner(self.cluster)
 
     def pd_leader(self) -> str | None:
+        from ..cluster.roles import pd_leader
+
         return pd_leader(self.cluster)
 
     # -- jobs ------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from ..scenario import timing
 from ..scenario.floors import Timer, fault_warnings, job_windows, table_timers
 from ..scenario.model import Case, Expectation, ImportIntoJob, JobSpec
 from ..verdicts import CONVERGED, Verdict
-from .cluster_timers import read_timers
 from .diagnostics import collect
 from .handle import JobHandle, JobPolicy
 from .submit import write_import_data
@@ -91,6 +90,8 @@ class JobSession:
         """The cluster's recovery timers, read once (the floors of every verdict window);
         recorded as ``jobs.floors``, with the case's fault windows shorter than them noted."""
         if self._timers is None:
+            from .cluster_timers import read_timers  # late: plugin import stays light
+
             self._timers, notes = read_timers(self.cluster, self.version)
             self.record.timeline.record(JOBS_FLOORS, timers={
                 k: {"seconds": t.seconds, "origin": t.origin} for k, t in self._timers.items()},
