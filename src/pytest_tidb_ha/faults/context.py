@@ -101,7 +101,7 @@ class FaultContext:
                     ip = container_ip(c, network)
                 except Exception as exc:  # noqa: BLE001 - fall back to what the handle knows
                     log.debug("no live IP for %s: %s", node.name, exc)
-            ip = ip or getattr(node, "ip", None)
+            ip = ip or node.ip
             if ip:
                 out[node.name] = ip
         return out
