@@ -98,7 +98,7 @@ def use_image_for_all(config: pytest.Config, ref: str, version: str | None = Non
     version still gets this image).
     """
     try:
-        from pytest_tidb_ha.recording import HA_OPTIONS_KEY
+        from pytest_tidb_ha.stash import HA_OPTIONS_KEY
     except ImportError:  # plugin not installed: nothing to point at the image
         return
     opts = config.stash.get(HA_OPTIONS_KEY, None)
@@ -134,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
     if not config.getoption("--standin"):
         return
     try:
-        from pytest_tidb_ha.recording import HA_OPTIONS_KEY
+        from pytest_tidb_ha.stash import HA_OPTIONS_KEY
     except ImportError:  # plugin not installed: nothing to point at the image
         HA_OPTIONS_KEY = None  # noqa: N806
     opts = config.stash.get(HA_OPTIONS_KEY, None) if HA_OPTIONS_KEY is not None else None
@@ -155,7 +155,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tag the stand-in for every other version a collected case or marker asks for."""
     if STANDIN_IMAGE_KEY not in config.stash:
         return
-    from pytest_tidb_ha.recording import CASE_KEY, ha_options
+    from pytest_tidb_ha.stash import CASE_KEY, ha_options
 
     session_version = ha_options(config).tidb_version
     versions = {case.version for item in items
@@ -233,14 +233,14 @@ def owner_ttl(config: pytest.Config) -> dict[str, str]:
     like any user's setting. Keeping TiDB's proportion to the seeds' fault windows (60 s of a
     2 m PD partition) keeps #48546's trigger — a flush while the session cannot renew — as
     likely as on a real cluster."""
-    from pytest_tidb_ha.recording import ha_options
+    from pytest_tidb_ha.stash import ha_options
 
     return {"tidb_manager_ttl": str(max(2, round(60 * ha_options(config).time_scale)))}
 
 
 def standin_env(config: pytest.Config) -> dict[str, str]:
     """Environment of every stand-in container of this run."""
-    from pytest_tidb_ha.recording import ha_options
+    from pytest_tidb_ha.stash import ha_options
 
     env = {"STANDIN_TIME_SCALE": repr(float(ha_options(config).time_scale))}
     bugs = parse_bugs(config.getoption("--standin-bugs") or "")

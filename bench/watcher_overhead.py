@@ -57,11 +57,11 @@ from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_
 from pytest_tidb_ha.cluster.specs import ClusterSettings  # noqa: E402
 from pytest_tidb_ha.jobs.handle import JobHandle, JobPolicy  # noqa: E402
 from pytest_tidb_ha.jobs.submit import col, find_ddl_job, submit_add_index  # noqa: E402
-from pytest_tidb_ha.jobs.timing import poll_interval  # noqa: E402
 from pytest_tidb_ha.jobs.watch import Watcher  # noqa: E402
 from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology, Workload  # noqa: E402
+from pytest_tidb_ha.scenario.timing import poll_interval  # noqa: E402
 from pytest_tidb_ha.timeline import Timeline  # noqa: E402
-from pytest_tidb_ha.workload.fixtures import round_robin_factory  # noqa: E402
+from pytest_tidb_ha.workload.connections import round_robin_factory  # noqa: E402
 from pytest_tidb_ha.workload.sysbench import Sysbench  # noqa: E402
 
 log = logging.getLogger("pytest_tidb_ha.bench")

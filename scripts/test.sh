@@ -16,6 +16,7 @@ bash scripts/ensure-test-deps.sh
 # Lint and types first: seconds, and a red line here needs no cluster to explain.
 .venv/bin/ruff check src tests bench scenarios conftest.py
 .venv/bin/mypy
+.venv/bin/lint-imports  # the layers contract in pyproject.toml (docs/contracts.md, "Layers")
 
 realbin=1
 [ "${TIDB_HA_SKIP_REALBIN:-}" = 1 ] && realbin=0

@@ -13,17 +13,15 @@ import logging
 
 import pytest
 
+from .cluster.protocol import ClusterLike
 from .record import HARecord
-from .recording import CASE_KEY, ha_options
 from .scenario.plan import render_plan
+from .stash import CASE_KEY, PLANS_KEY, ha_options
 
 log = logging.getLogger("pytest_tidb_ha.case")
 
-#: Dry-run plans in collection order: (nodeid, text); printed by the terminal summary.
-PLANS_KEY = pytest.StashKey[list[tuple[str, str]]]()
-
-
-def run_ha_case(request: pytest.FixtureRequest, ha_record: HARecord, tidb_cluster: object) -> None:
+def run_ha_case(request: pytest.FixtureRequest, ha_record: HARecord,
+                tidb_cluster: ClusterLike) -> None:
     """Run one YAML case against the cluster the ``tidb_cluster`` fixture sized for it."""
     from .runner import run_case  # the jobs layer; imported late to keep collection light
 

@@ -48,7 +48,7 @@ JOB_CANCEL = "job.cancel"
 JOB_VERDICT = "job.verdict"
 JOB_EVENTS = (JOB_SUBMIT, JOB_STATE, JOB_CANCEL, JOB_VERDICT)
 JOBS_SETTING = "jobs.setting"
-#: The recovery floors a run's verdict windows were bounded by (see jobs.floors).
+#: The recovery floors a run's verdict windows were bounded by (see scenario.floors).
 JOBS_FLOORS = "jobs.floors"
 
 # -- workload ---------------------------------------------------------------------------

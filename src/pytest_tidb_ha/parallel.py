@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from .scenario.model import Topology
+from .stash import ha_options
 
 #: ``config.workeroutput`` key: ``[[collection index, nodeid, plan text], ...]``.
 PLANS_OUTPUT = "tidb_ha_plans"
@@ -80,8 +81,6 @@ class XdistHooks:
 
     @pytest.hookimpl
     def pytest_configure_node(self, node: Any) -> None:
-        from .recording import ha_options
-
         node.workerinput[SEED_INPUT] = ha_options(self.config).seed
 
     @pytest.hookimpl

@@ -33,7 +33,6 @@ from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
-from .jobs import timing
 from .options import OPTION_SPECS, HAOptions, OptionError, resolve_options, with_seed
 from .parallel import (
     PLANS_OUTPUT,
@@ -43,8 +42,9 @@ from .parallel import (
     is_xdist_worker,
     plans_payload,
 )
-from .recording import CASE_KEY, HA_OPTIONS_KEY, ha_options, ha_record  # noqa: F401
+from .recording import ha_record  # noqa: F401
 from .report.hooks import ReportHooks
+from .scenario import timing
 from .scenario.errors import ScenarioError
 from .scenario.loader import CaseGroup, load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
@@ -52,6 +52,7 @@ from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
 from .scenario.yamlnodes import gc_paused
+from .stash import CASE_KEY, HA_OPTIONS_KEY, ha_options
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .jobs.verdict import Verdict
 from .timeline import Timeline
+from .verdicts import Verdict
 
 
 @dataclass

@@ -26,31 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from .options import HAOptions
 from .record import HARecord
 from .report.artifacts import TestOutcome, clear_stale, overall_outcome, write_artifacts
 from .report.progress import TimelineProgress
-from .scenario.model import Case
+from .stash import ATTEMPT_KEY, CASE_KEY, FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from .timeline import Timeline
 
 LOG = logging.getLogger("pytest_tidb_ha.report")
-
-HA_RECORD_KEY = pytest.StashKey[HARecord]()
-HA_OPTIONS_KEY = pytest.StashKey[HAOptions]()
-#: The Case of an item (YAML case or built from its markers), set at collection.
-CASE_KEY = pytest.StashKey[Case]()
-#: phase ("setup" | "call" | "teardown") → report outcome; kept by the report hooks.
-OUTCOMES_KEY = pytest.StashKey[dict[str, str]]()
-#: phase → one-line failure text (the exception, redacted); kept by the report hooks.
-FAILURES_KEY = pytest.StashKey[dict[str, str]]()
-#: How many times the test has started (pytest-rerunfailures runs a failed test again).
-ATTEMPT_KEY = pytest.StashKey[int]()
-
-
-def ha_options(config: pytest.Config) -> HAOptions:
-    """The resolved options (defaults when the plugin was configured without them)."""
-    return config.stash.get(HA_OPTIONS_KEY, HAOptions())
-
 
 def sanitise_nodeid(nodeid: str) -> str:
     """A folder name for a node id: readable, no path separators, bounded length.

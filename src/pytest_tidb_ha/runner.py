@@ -21,18 +21,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .events import JOBS_FLOORS
-from .jobs import timing
+from .cluster.protocol import ClusterLike
 from .jobs.assertions import operator_log
-from .jobs.diagnostics import collect
-from .jobs.floors import JobWindows, Timer, fault_warnings, job_windows, table_timers
-from .jobs.handle import JobHandle, JobPolicy
+from .jobs.handle import JobHandle
+from .jobs.session import JobSession
 from .jobs.submit import (
     SHORT_TIMEOUT,
     configure,
@@ -42,40 +38,18 @@ from .jobs.submit import (
     quote,
     submit_add_index,
     submit_import,
-    write_import_data,
 )
-from .jobs.verdict import CONVERGED, STUCK, Verdict
-from .jobs.watch import Watcher, verdicts_of
 from .options import HAOptions
 from .record import HARecord
 from .redact import redact
+from .scenario import timing
 from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
+from .verdicts import CONVERGED, STUCK, Verdict
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
 #: Wall seconds added to a job's own timeout before the runner gives up waiting.
 WAIT_SLACK = timing.WAIT_SLACK
-
-
-def windows_for(spec: JobSpec, case: Case, scale: float,
-                timers: Mapping[str, Timer] | None = None) -> JobWindows:
-    """The stall/cancel/timeout windows of one job: scaled, raised to the recovery floor
-    of what the case does to the cluster (``timers``: the cluster's, else the table)."""
-    timers = timers if timers is not None else table_timers(case.version)
-    return job_windows(spec.kind, case.faults, timers, stall=timing.stall_window(case, scale),
-                       cancel=timing.cancel_window(scale), timeout=spec.timeout.scaled(scale))
-
-
-def policy_for(spec: JobSpec, case: Case, scale: float,
-               timers: Mapping[str, Timer] | None = None) -> JobPolicy:
-    """How one job of *case* is judged (pure)."""
-    exp = case.expect
-    return JobPolicy.from_windows(
-        windows_for(spec, case, scale, timers),
-        expectation=exp,
-        cancel_after=exp.cancel_after.scaled(scale) if exp.cancel_after else None,
-        terminal_grace=timing.terminal_grace(scale),
-    )
 
 
 def summary(verdicts: list[Verdict]) -> str:
@@ -86,7 +60,7 @@ def summary(verdicts: list[Verdict]) -> str:
 class CaseRun:
     """The state of one case run (kept on an object so ``finally`` can clean up)."""
 
-    def __init__(self, case: Case, cluster: Any, record: HARecord, options: HAOptions,
+    def __init__(self, case: Case, cluster: ClusterLike, record: HARecord, options: HAOptions,
                  only: frozenset[str] | None = None) -> None:
         self.case = case
         self.only = only  # fault ids to run (--ha-shrink's attempts); None: all
@@ -96,29 +70,19 @@ class CaseRun:
         self.scale = options.time_scale
         self.timeline = record.timeline
         self.client = cluster.client(connect_timeout=3, read_timeout=30, write_timeout=30)
-        watch_client = cluster.client(connect_timeout=2, read_timeout=5, write_timeout=5)
-        self.watcher = Watcher(watch_client, self.timeline,
-                               poll_interval=timing.poll_interval(self.scale), call_timeout=5.0,
-                               heartbeat=max(5.0, 60.0 * self.scale))
+        self.session = JobSession(cluster, record, options, case)
+        self.watcher = self.session.watcher
         self.workloads: Any = None
         self.nemesis: Any = None
         self.t0: float | None = None
         self._stop = threading.Event()
         self.blocked: set[tuple[str, str]] = set()
         self.imports: dict[int, tuple[str, int | None, dict[str, object]]] = {}
-        self.timers: Mapping[str, Timer] = table_timers(case.version or options.tidb_version)
 
     # -- phases ------------------------------------------------------------------
     def read_timers(self) -> None:
-        """The cluster's recovery timers (the floors of every verdict window)."""
-        from .jobs.cluster_timers import read_timers
-
-        self.timers, notes = read_timers(self.cluster, self.case.version
-                                         or self.options.tidb_version)
-        self.timeline.record(JOBS_FLOORS, timers={k: {"seconds": t.seconds, "origin": t.origin}
-                                                  for k, t in self.timers.items()},
-                             notes=notes)
-        self.record.notes.extend(fault_warnings(self.case.faults, self.timers, self.scale))
+        """The cluster's recovery timers (the floors of every verdict window), before t0."""
+        self.session.timers()
 
     def databases(self) -> None:
         for db in sorted({j.db for j in self.case.jobs}):
@@ -127,9 +91,9 @@ class CaseRun:
     def start_workload(self) -> None:
         if not self.case.workloads:
             return
-        from .workload.fixtures import round_robin_factory
+        from .scenario.sizing import tables_for_jobs
+        from .workload.connections import round_robin_factory
         from .workload.group import WorkloadGroup
-        from .workload.sizing import tables_for_jobs
 
         for w in self.case.workloads:  # what no --ha-workload-scale can give (also in the plan)
             self.record.notes.extend(tables_for_jobs(w, self.case.jobs).problems)
@@ -222,10 +186,9 @@ class CaseRun:
                     prev.verdict.verdict == CONVERGED and prev.target.index_name:
                 drop_index(self.client, spec.db, spec.table, prev.target.index_name)
             h = submit_add_index(self.client, spec, run, self.timeline,
-                                 policy=policy_for(spec, self.case, self.scale, self.timers),
+                                 policy=self.session.policy_of(spec),
                                  job_key=self._key(spec, run))
-            self.watcher.add(h)
-            self.watcher.start()
+            self.session.watch(h)
             v = self._wait(h)
             prev = h
             if not self._after(h, v, key):
@@ -263,12 +226,7 @@ class CaseRun:
             source, expected = spec.source_uri, None
             opts = dict(spec.options)
             if spec.generate is not None:
-                folder = getattr(self.cluster, "import_dir", None)
-                if folder is None:
-                    raise RuntimeError(f"{spec.source}: importInto.generate needs the cluster's "
-                                       "import folder (not available in attach mode)")
-                source, expected = write_import_data(Path(folder), spec,
-                                                     self.options.workload_scale)
+                source, expected = self.session.import_data(spec)
                 opts.setdefault("skip_rows", 1)
             prepare_import_table(self.client, spec, 1, spec.db, spec.table)
             self.imports[id(spec)] = (source, expected, opts)
@@ -280,29 +238,18 @@ class CaseRun:
             if key in self.blocked:
                 break
             h = submit_import(self.client, spec, run, self.timeline,
-                              policy=policy_for(spec, self.case, self.scale, self.timers), source=source,
+                              policy=self.session.policy_of(spec), source=source,
                               expected_rows=expected, options=opts,
                               job_key=self._key(spec, run),
                               prepare=run > 1)
-            self.watcher.add(h)
-            self.watcher.start()
+            self.session.watch(h)
             if not self._after(h, self._wait(h), key):
                 break
-
-    def diagnostics(self, verdicts: list[Verdict]) -> None:
-        if all(v.verdict == CONVERGED for v in verdicts):
-            return
-        try:
-            collect(self.cluster, self.watcher.client, self.timeline,
-                    self.record.artifacts_dir / "diagnostics", handles=self.watcher.handles,
-                    notes=self.record.notes)
-        except Exception as exc:  # noqa: BLE001 - never fatal
-            self.record.notes.append(f"diagnostics failed: {exc}")
 
     def stop(self) -> None:
         """Stop everything this run started; each step independent of the others."""
         self._stop.set()
-        self.watcher.stop()
+        self.session.stop()
         if self.nemesis is not None:
             try:
                 self.nemesis.stop()
@@ -316,7 +263,7 @@ class CaseRun:
         self.after_settings()  # once the faults are healed
 
 
-def run_case(case: Case, *, cluster: Any, record: HARecord,
+def run_case(case: Case, *, cluster: ClusterLike, record: HARecord,
              options: HAOptions | None = None,
              only: frozenset[str] | None = None) -> list[Verdict]:
     """Run *case* on *cluster*; verdicts go to ``record``; fails the test unless all ok.
@@ -343,11 +290,11 @@ def run_case(case: Case, *, cluster: Any, record: HARecord,
         for h in run.watcher.handles:
             if not h.decided and h.discovered:
                 h.wait(h.policy.stall_window)
-        verdicts = verdicts_of(run.watcher.handles)
-        run.diagnostics(verdicts)
+        verdicts = run.session.verdicts()
+        run.session.diagnostics(verdicts)
     finally:
         with contextlib.suppress(Exception):
-            verdicts = verdicts or verdicts_of(run.watcher.handles)
+            verdicts = verdicts or run.session.verdicts()
         run.stop()
         record.verdicts.extend(verdicts)
     faults = run.fault_failures()

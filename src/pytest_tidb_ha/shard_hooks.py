@@ -25,9 +25,9 @@ import pytest
 
 from .cluster_key import cluster_key
 from .options import HAOptions
-from .recording import CASE_KEY, ha_options
 from .scenario.estimate import PLAIN_TEST, SETUP_WALL, estimate_case
 from .shard import ShardPlan, ShardSpec, Unit, plan_lines, plan_shard
+from .stash import CASE_KEY, ha_options
 
 SECTION_TITLE = "tidb-ha shard"
 WORKEROUTPUT_KEY = "tidb_ha_shard_plan"

@@ -38,7 +38,7 @@ def standin_image(docker_engine: Any, request: pytest.FixtureRequest) -> str:
     """The stand-in image: the one ``--standin`` built, else ``TIDB_HA_TEST_IMAGE``/latest."""
     import docker.errors
 
-    from pytest_tidb_ha.recording import ha_options
+    from pytest_tidb_ha.stash import ha_options
 
     images = set(ha_options(request.config).images.values())
     ref = images.pop() if len(images) == 1 else standin_image_ref()

@@ -20,7 +20,7 @@ import pytest
 from pytest_tidb_ha import assert_job_converges
 from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
 from pytest_tidb_ha.cluster.specs import ClusterSettings
-from pytest_tidb_ha.facade import TiDB
+from pytest_tidb_ha.jobs.facade import TiDB
 from pytest_tidb_ha.options import HAOptions
 from pytest_tidb_ha.record import HARecord
 from pytest_tidb_ha.scenario.model import Topology

@@ -20,7 +20,7 @@ from pytest_tidb_ha.faults.nemesis import Nemesis
 from pytest_tidb_ha.scenario.markers import fault_from_marker
 from pytest_tidb_ha.scenario.model import SourceRef, Topology, Workload
 from pytest_tidb_ha.timeline import Timeline
-from pytest_tidb_ha.workload.fixtures import round_robin_factory
+from pytest_tidb_ha.workload.connections import round_robin_factory
 from pytest_tidb_ha.workload.sysbench import Sysbench
 
 pytestmark = pytest.mark.docker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tidb_ha.recording import CASE_KEY
+from pytest_tidb_ha.stash import CASE_KEY
 
 
 def test_markers_are_listed_with_signatures(pytester: pytest.Pytester) -> None:

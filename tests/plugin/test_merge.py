@@ -19,7 +19,7 @@ from pytest_tidb_ha.report.merge import junit_address
 
 FAKE = '''
 import pytest
-from pytest_tidb_ha.jobs.verdict import Verdict
+from pytest_tidb_ha.verdicts import Verdict
 
 VERDICTS = {0: "converged", 1: "converged", 2: "stuck", 3: "converged", 4: "failed-sensible",
             5: "converged", 6: "cancel-ineffective", 7: "converged"}

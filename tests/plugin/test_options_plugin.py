@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tidb_ha.recording import HA_OPTIONS_KEY
+from pytest_tidb_ha.stash import HA_OPTIONS_KEY
 
 PROBE = """
-    from pytest_tidb_ha.recording import ha_options
+    from pytest_tidb_ha.stash import ha_options
 
     def test_probe(request):
         o = ha_options(request.config)

@@ -24,7 +24,7 @@ import pytest
 
 FAKE_TESTS = '''
 import pytest
-from pytest_tidb_ha.jobs.verdict import Verdict
+from pytest_tidb_ha.verdicts import Verdict
 from pytest_tidb_ha.redact import redact
 
 URL = "s3://bucket/data/*.csv?access-key=AKIAEXAMPLE&secret-access-key=SECRETEXAMPLE"
@@ -78,7 +78,7 @@ def test_without_record():
 
 TEARDOWN_ERROR = '''
 import pytest
-from pytest_tidb_ha.jobs.verdict import Verdict
+from pytest_tidb_ha.verdicts import Verdict
 
 
 @pytest.fixture

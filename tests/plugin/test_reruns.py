@@ -15,7 +15,7 @@ FLAKY = '''
 from pathlib import Path
 
 import pytest
-from pytest_tidb_ha.jobs.verdict import Verdict
+from pytest_tidb_ha.verdicts import Verdict
 
 
 def attempt(name):

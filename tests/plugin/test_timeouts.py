@@ -71,7 +71,7 @@ def _expected(case_id: str, scale: float = 1.0) -> str:
     """The deadline computed the way the plugin documents it (budget + margin)."""
     import math
 
-    from pytest_tidb_ha.jobs import timing
+    from pytest_tidb_ha.scenario import timing
     from pytest_tidb_ha.scenario.loader import load_text
 
     if case_id == "alpha":
@@ -137,7 +137,7 @@ HANGING_RUNNER = """
 import sys, time, types
 
 import pytest
-import pytest_tidb_ha.jobs.timing as timing
+import pytest_tidb_ha.scenario.timing as timing
 
 timing.STARTUP_MARGIN = 1.0  # the budget alone decides in this test
 

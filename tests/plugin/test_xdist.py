@@ -14,7 +14,7 @@ pytest.importorskip("xdist")
 
 FAKE_TESTS = '''
 import pytest
-from pytest_tidb_ha.jobs.verdict import Verdict
+from pytest_tidb_ha.verdicts import Verdict
 
 
 @pytest.mark.parametrize("n", range(6))

@@ -49,7 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def realbin_image(request: pytest.FixtureRequest) -> str:
     """The image ``--realbin`` built (the plugin already uses it for every component)."""
-    from pytest_tidb_ha.recording import ha_options
+    from pytest_tidb_ha.stash import ha_options
 
     refs = set(ha_options(request.config).image_overrides.values())
     if len(refs) != 1 or not next(iter(refs)).startswith("tidb-realbin:"):

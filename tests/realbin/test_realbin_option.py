@@ -34,7 +34,7 @@ def repo_conftest(pytester: pytest.Pytester) -> None:
 def test_realbin_points_every_component_at_the_image(pytester: pytest.Pytester,
                                                      repo_conftest: None) -> None:
     pytester.makepyfile(test_settings="""
-        from pytest_tidb_ha.recording import ha_options
+        from pytest_tidb_ha.stash import ha_options
 
         def test_settings(tidb_cluster_settings, request):
             s = tidb_cluster_settings

@@ -29,7 +29,7 @@ def test_standin_switches_set_images_and_env(pytester: pytest.Pytester, repo_con
     # The ref is a content hash: compare with what the subprocess itself built (the image
     # sources may change while this session runs).
     pytester.makepyfile(test_settings="""
-        from pytest_tidb_ha.recording import ha_options
+        from pytest_tidb_ha.stash import ha_options
 
         def test_settings(tidb_cluster_settings, request):
             s = tidb_cluster_settings

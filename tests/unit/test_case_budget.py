@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tidb_ha.jobs import timing
+from pytest_tidb_ha.scenario import timing
 from pytest_tidb_ha.scenario.loader import load_text
 from pytest_tidb_ha.scenario.model import Case
 

@@ -149,8 +149,8 @@ def test_requested_topology_follows_the_case_needs() -> None:
     from types import SimpleNamespace
 
     from pytest_tidb_ha.cluster.fixtures import requested_topology
-    from pytest_tidb_ha.recording import CASE_KEY
     from pytest_tidb_ha.scenario.markers import case_from_markers
+    from pytest_tidb_ha.stash import CASE_KEY
 
     plain = SimpleNamespace(stash=pytest.Stash())
     assert requested_topology(plain, None) == Topology(1, 1, 1)  # type: ignore[arg-type]

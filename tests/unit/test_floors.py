@@ -12,7 +12,8 @@ import pytest
 from loopback import closed_port
 
 from pytest_tidb_ha.jobs.cluster_timers import read_timers
-from pytest_tidb_ha.jobs.floors import (
+from pytest_tidb_ha.jobs.session import policy_for
+from pytest_tidb_ha.scenario.floors import (
     OWNER_TTL,
     PD_LEADER_LEASE,
     RAFT_ELECTION,
@@ -25,7 +26,6 @@ from pytest_tidb_ha.jobs.floors import (
     release_line,
     table_timers,
 )
-from pytest_tidb_ha.runner import policy_for
 from pytest_tidb_ha.scenario.model import (
     AddIndexJob,
     Case,

@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from pytest_tidb_ha.jobs import timing
 from pytest_tidb_ha.jobs.checksum import checksum_check, checksum_sql, crc32_of_rows
 from pytest_tidb_ha.jobs.handle import JobHandle, JobPolicy, JobTarget
 from pytest_tidb_ha.jobs.model import IMPORT_INTO
@@ -20,6 +19,7 @@ from pytest_tidb_ha.jobs.submit import prepare_import_table, submit_import
 from pytest_tidb_ha.options import HAOptions
 from pytest_tidb_ha.record import HARecord
 from pytest_tidb_ha.runner import CaseRun
+from pytest_tidb_ha.scenario import timing
 from pytest_tidb_ha.scenario.loader import load_text
 from pytest_tidb_ha.scenario.model import Case, ImportIntoJob
 from pytest_tidb_ha.timeline import Timeline

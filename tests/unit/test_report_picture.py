@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha.events import FAULT_KIND, JOB_KIND
-from pytest_tidb_ha.jobs.verdict import Verdict
 from pytest_tidb_ha.report import derive
 from pytest_tidb_ha.report.picture import render, tick_label, tick_step, ticks
 from pytest_tidb_ha.report.sample import bug_48303
 from pytest_tidb_ha.timeline import Event
+from pytest_tidb_ha.verdicts import Verdict
 
 NS = {"s": "http://www.w3.org/2000/svg"}
 SVG = "{http://www.w3.org/2000/svg}"

@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 from types import MappingProxyType
 
-from pytest_tidb_ha.jobs.verdict import Verdict
 from pytest_tidb_ha.options import HAOptions
 from pytest_tidb_ha.report import github, junit
 from pytest_tidb_ha.report.sample import bug_48303
@@ -20,6 +19,7 @@ from pytest_tidb_ha.report.summary import (
 )
 from pytest_tidb_ha.scenario.model import Topology
 from pytest_tidb_ha.timeline import Event
+from pytest_tidb_ha.verdicts import Verdict
 
 SECRET_URL = "s3://bucket/data.csv?access-key=AKIAEXAMPLE&secret-access-key=SECRETEXAMPLE"
 

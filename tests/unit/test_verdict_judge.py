@@ -8,19 +8,7 @@ import pytest
 
 from pytest_tidb_ha.jobs.catalog import ErrorInfo
 from pytest_tidb_ha.jobs.model import CancelProbe, CheckResult, Observation
-from pytest_tidb_ha.jobs.timing import default_stall_window, poll_interval, stall_window
-from pytest_tidb_ha.jobs.verdict import (
-    CANCEL_INEFFECTIVE,
-    CONVERGED,
-    FAILED_SENSIBLE,
-    FAILED_UNEXPECTED,
-    STUCK,
-    TIMED_OUT,
-    Verdict,
-    cancel_ineffective,
-    judge,
-    last_progress,
-)
+from pytest_tidb_ha.jobs.verdict import cancel_ineffective, judge, last_progress
 from pytest_tidb_ha.scenario.model import (
     Case,
     Duration,
@@ -28,7 +16,17 @@ from pytest_tidb_ha.scenario.model import (
     FaultSpec,
     Schedule,
 )
+from pytest_tidb_ha.scenario.timing import default_stall_window, poll_interval, stall_window
 from pytest_tidb_ha.timeline import FaultWindow
+from pytest_tidb_ha.verdicts import (
+    CANCEL_INEFFECTIVE,
+    CONVERGED,
+    FAILED_SENSIBLE,
+    FAILED_UNEXPECTED,
+    STUCK,
+    TIMED_OUT,
+    Verdict,
+)
 
 
 def obs(t: float, state: str, **kw: Any) -> Observation:

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha import assert_cancellable, assert_job_converges
-from pytest_tidb_ha.facade import TiDB
-from pytest_tidb_ha.jobs import timing
+from pytest_tidb_ha.jobs.facade import TiDB
 from pytest_tidb_ha.options import HAOptions
 from pytest_tidb_ha.record import HARecord
 from pytest_tidb_ha.runner import run_case
+from pytest_tidb_ha.scenario import timing
 from pytest_tidb_ha.scenario.model import (
     AddIndexJob,
     Case,
@@ -195,8 +195,14 @@ class Node:
 
 
 class FakeCluster:
+    """The part of ``ClusterLike`` the runner, facade and nemesis read (no containers)."""
+
     docker = None
     nodes = [Node("tidb-0")]
+    network_name = None
+    labels: dict[str, str] = {}
+    can_control_nodes = True
+    database = None
 
     def __init__(self, sim: Sim, import_dir: Path | None = None) -> None:
         self.sim = sim

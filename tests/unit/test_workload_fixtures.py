@@ -6,11 +6,12 @@ from typing import Any
 
 import pytest
 
-from pytest_tidb_ha.recording import CASE_KEY
 from pytest_tidb_ha.scenario.model import Case, Duration, Workload
+from pytest_tidb_ha.stash import CASE_KEY
 from pytest_tidb_ha.timeline import Timeline
+from pytest_tidb_ha.workload.connections import round_robin_factory
 from pytest_tidb_ha.workload.errors import WorkloadError
-from pytest_tidb_ha.workload.fixtures import round_robin_factory, workloads_of
+from pytest_tidb_ha.workload.fixtures import workloads_of
 from pytest_tidb_ha.workload.group import WorkloadGroup
 
 

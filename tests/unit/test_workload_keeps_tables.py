@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_tidb_ha.scenario.model import AddIndexJob, Case, Duration, ImportIntoJob, Workload
 from pytest_tidb_ha.scenario.plan import render_plan
-from pytest_tidb_ha.workload.sizing import scaled_size, tables_for_jobs
+from pytest_tidb_ha.scenario.sizing import scaled_size, tables_for_jobs
 
 
 def add_index(table: str, db: str = "sbtest") -> AddIndexJob:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tidb_ha.workload.sizing import MIN_TABLE_SIZE, Size, scaled_size, scaled_threads
+from pytest_tidb_ha.scenario.sizing import MIN_TABLE_SIZE, Size, scaled_size, scaled_threads
 
 
 @pytest.mark.parametrize(("tables", "size", "scale", "expect"), [

@@ -28,8 +28,8 @@ from typing import NoReturn
 import pytest
 
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
 from ..scenario.model import Case, Topology
+from ..stash import CASE_KEY, ha_options
 from .attach import AttachError, attach_cluster
 from .client import SQLError, TiDBClient
 from .engines import lock_dir_for_run

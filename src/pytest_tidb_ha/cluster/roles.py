@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .client import SQLError
-from .handle import Cluster
 from .http import HTTPProblem, get_json
+from .protocol import ClusterLike
 
 log = logging.getLogger("pytest_tidb_ha.cluster")
 
@@ -46,7 +46,7 @@ def _leader_name(answer: Any) -> str:
     return str(name)
 
 
-def pd_leader(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> str | None:
+def pd_leader(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> str | None:
     """Name of the PD leader (``/pd/api/v1/leader``), None when no PD knows one."""
     try:
         return _first_answer(cluster.pd_urls(), "/pd/api/v1/leader", _leader_name, timeout=timeout)
@@ -55,7 +55,7 @@ def pd_leader(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> str | None:
         return None
 
 
-def pd_members(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[str]:
+def pd_members(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> list[str]:
     """Names of all PD members (``/pd/api/v1/members``), [] when no PD answers."""
 
     def parse(answer: Any) -> list[str]:
@@ -68,7 +68,7 @@ def pd_members(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[str]:
         return []
 
 
-def pd_followers(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[str]:
+def pd_followers(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> list[str]:
     """Members that are not the leader ([] when the leader is unknown)."""
     leader = pd_leader(cluster, timeout=timeout)
     if leader is None:
@@ -76,7 +76,7 @@ def pd_followers(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[str
     return [m for m in pd_members(cluster, timeout=timeout) if m != leader]
 
 
-def owner_from_info_all(answer: Any, cluster: Cluster) -> str | None:
+def owner_from_info_all(answer: Any, cluster: ClusterLike) -> str | None:
     """``/info/all`` → ``owner_id`` → ``all_servers_info[owner_id].ip`` → node name (pure)."""
     owner_id = (answer or {}).get("owner_id")
     if not owner_id:
@@ -88,7 +88,7 @@ def owner_from_info_all(answer: Any, cluster: Cluster) -> str | None:
     return cluster.node_of_address(f"{ip}:{info.get('listening_port', 4000)}")
 
 
-def ddl_owner(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> str | None:
+def ddl_owner(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> str | None:
     """The TiDB node that owns DDL: ``/info/all`` on any TiDB, else ``ADMIN SHOW DDL``."""
     urls = list(cluster.status_urls("tidb").values())
     try:
@@ -110,7 +110,7 @@ def ddl_owner(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> str | None:
     return cluster.node_of_address(address) if address else None
 
 
-def tikv_stores(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[dict[str, Any]]:
+def tikv_stores(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> list[dict[str, Any]]:
     """``[{id, address, state_name, node}]`` from ``/pd/api/v1/stores`` ([] when no PD answers)."""
 
     def parse(answer: Any) -> list[dict[str, Any]]:
@@ -135,7 +135,7 @@ def tikv_stores(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> list[dict
         return []
 
 
-def roles_snapshot(cluster: Cluster, *, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
+def roles_snapshot(cluster: ClusterLike, *, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
     """Everything above in one dict (for ``fault.inject`` events and diagnostics)."""
     leader = pd_leader(cluster, timeout=timeout)
     members = pd_members(cluster, timeout=timeout)

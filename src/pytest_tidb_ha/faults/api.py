@@ -1,46 +1,24 @@
-"""What the fault engine needs from a cluster handle (structural, so tests can fake it).
+"""What the fault engine needs from a cluster: roles, node names, event fields.
 
-The cluster engineer's ``cluster.handle.Cluster`` satisfies these protocols; the
-fault engine never imports its internals, and unit/integration tests can hand in a
-small adapter over plain containers.
+The cluster itself is a :class:`~pytest_tidb_ha.cluster.protocol.ClusterLike`:
+the fault engine never imports the concrete handle, and
+unit/integration tests can hand in a small adapter over plain containers.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
+from ..cluster.protocol import ClusterLike
 from ..events import FAULT_KIND
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
 _NODE = re.compile(r"^(pd|tikv|tidb)-(\d+)$")
-
-
-class NodeLike(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def component(self) -> str: ...
-    @property
-    def container_id(self) -> str | None: ...
-    @property
-    def ip(self) -> str | None: ...
-
-
-@runtime_checkable
-class ClusterLike(Protocol):
-    @property
-    def nodes(self) -> Sequence[Any]: ...
-    @property
-    def docker(self) -> Any: ...
-    @property
-    def network_name(self) -> str | None: ...
-    @property
-    def can_control_nodes(self) -> bool: ...
 
 
 def node_sort_key(name: str) -> tuple[int, int, str]:
@@ -76,10 +54,10 @@ class Roles:
 class RoleSource(Protocol):
     """Looks roles up on the live cluster; ``need`` names the roles a selector uses."""
 
-    def __call__(self, cluster: Any, need: frozenset[str]) -> Roles: ...
+    def __call__(self, cluster: ClusterLike, need: frozenset[str]) -> Roles: ...
 
 
-def live_roles(cluster: Any, need: frozenset[str]) -> Roles:
+def live_roles(cluster: ClusterLike, need: frozenset[str]) -> Roles:
     """Roles from ``pytest_tidb_ha.cluster.roles`` (the cluster engineer's HTTP lookups).
 
     Only the roles in ``need`` are looked up (``pd_leader``, ``ddl_owner``): a DDL owner
@@ -111,7 +89,7 @@ def live_roles(cluster: Any, need: frozenset[str]) -> Roles:
 def static_roles(roles: Roles) -> RoleSource:
     """A role source that always answers ``roles`` (unit tests, dry runs)."""
 
-    def source(cluster: Any, need: frozenset[str]) -> Roles:
+    def source(cluster: ClusterLike, need: frozenset[str]) -> Roles:
         return roles
 
     return source

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cluster.protocol import ClusterLike
 from .ledger import Tag
 from .netns import FaultExecError, NetnsRunner, Result
 from .netns import check as check_result
@@ -23,17 +23,9 @@ def _not_found(exc: Exception) -> bool:
     return type(exc).__name__ in ("NotFound", "ImageNotFound")
 
 
-def container_of(cluster: Any, name: str) -> Any:
-    """The docker container of node ``name`` (via the handle when it offers ``container``)."""
-    getter: Callable[[str], Any] | None = getattr(cluster, "container", None)
-    if getter is not None:
-        return getter(name)
-    for node in cluster.nodes:
-        if node.name == name:
-            if not node.container_id:
-                raise UnsupportedFault(f"node {name} has no container (attach mode?)")
-            return cluster.docker.containers.get(node.container_id)
-    raise KeyError(name)
+def container_of(cluster: ClusterLike, name: str) -> Any:
+    """The docker container of node ``name`` (the handle looks it up: fresh attributes)."""
+    return cluster.container(name)
 
 
 def container_ip(container: Any, network: str | None) -> str | None:
@@ -66,7 +58,7 @@ def _network_ips(docker: Any, network: str | None) -> dict[str, str]:
 class FaultContext:
     """One fault window's view of the cluster; built by the nemesis per window."""
 
-    cluster: Any
+    cluster: ClusterLike
     runner: NetnsRunner
     tag: Tag
     #: this window's own generator (seeded from --ha-seed and the fault id): shapes, picks
@@ -95,11 +87,11 @@ class FaultContext:
         list is read from its own container (or the handle) as before.
         """
         out: dict[str, str] = {}
-        network = getattr(self.cluster, "network_name", None)
-        by_id = _network_ips(getattr(self.cluster, "docker", None), network)
+        network = self.cluster.network_name
+        by_id = _network_ips(self.cluster.docker, network)
         for node in self.cluster.nodes:
             ip: str | None = None
-            cid = getattr(node, "container_id", None)
+            cid = node.container_id
             if cid and cid in by_id:
                 ip = by_id[cid]
             if ip is None:
@@ -109,7 +101,7 @@ class FaultContext:
                     ip = container_ip(c, network)
                 except Exception as exc:  # noqa: BLE001 - fall back to what the handle knows
                     log.debug("no live IP for %s: %s", node.name, exc)
-            ip = ip or getattr(node, "ip", None)
+            ip = ip or node.ip
             if ip:
                 out[node.name] = ip
         return out

@@ -15,9 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..cluster.protocol import ClusterLike
 from ..events import NEMESIS_REAPED
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
+from ..stash import CASE_KEY, ha_options
 from .nemesis import Nemesis
 
 log = logging.getLogger("pytest_tidb_ha.faults")
@@ -30,7 +31,7 @@ def nemesis(request: pytest.FixtureRequest, ha_record: HARecord) -> Iterator[Nem
     specs = case.faults if case is not None else ()
     if request.node.get_closest_marker("workload") is not None:
         request.getfixturevalue("ha_workload")  # t0 = workload start
-    cluster = request.getfixturevalue("tidb_cluster")
+    cluster: ClusterLike = request.getfixturevalue("tidb_cluster")
     opts = ha_options(request.config)
     allow = case.expect.allow_fault_errors if case is not None else False
     nem = Nemesis(cluster, specs, ha_record.timeline, opts.time_scale, seed=opts.seed,

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from ..cluster.protocol import ClusterLike
 from .context import FaultContext, UnsupportedFault
 from .disk import DiskFullFault
 from .iodelay import IoDelayFault
@@ -80,14 +81,12 @@ def _start_and_wait(container: Any) -> None:
     _wait_status(container, ("running",), START_TIMEOUT)
 
 
-def _refresh(cluster: Any, node: str) -> None:
-    """Let the cluster handle re-read IP and ports of a restarted node (when it can)."""
-    refresh = getattr(cluster, "refresh", None)
-    if refresh is not None:
-        try:
-            refresh([node])
-        except Exception as exc:  # noqa: BLE001 - informative only
-            log.debug("refresh of %s failed: %s", node, exc)
+def _refresh(cluster: ClusterLike, node: str) -> None:
+    """Let the cluster handle re-read IP and ports of a restarted node (best effort)."""
+    try:
+        cluster.refresh([node])
+    except Exception as exc:  # noqa: BLE001 - informative only
+        log.debug("refresh of %s failed: %s", node, exc)
 
 
 class KillFault:
@@ -329,9 +328,9 @@ def build(kind: str, ctx: FaultContext, resolved: Resolved, params: Mapping[str,
     raise UnsupportedFault(f"unknown fault kind {kind!r}")
 
 
-def unsupported_reason(kind: str, cluster: Any) -> str | None:
+def unsupported_reason(kind: str, cluster: ClusterLike) -> str | None:
     """Why ``kind`` cannot run on ``cluster`` (None when it can)."""
-    if kind in NODE_CONTROL and not getattr(cluster, "can_control_nodes", True):
+    if kind in NODE_CONTROL and not cluster.can_control_nodes:
         return (f"{kind} needs control of the node containers, but this cluster is attached "
                 f"(--tidb-dsn): only pd_leader_resign and ddl_owner_resign can run")
     return None

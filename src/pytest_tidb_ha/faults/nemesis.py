@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from ..cluster.protocol import ClusterLike
 from ..events import (
     FAULT_TRIGGER,
     FAULT_VERIFIED,
@@ -138,7 +139,7 @@ class Nemesis:
 
     def __init__(
         self,
-        cluster: Any,
+        cluster: ClusterLike,
         specs: Sequence[FaultSpec],
         timeline: Timeline,
         scale: float = 1.0,
@@ -161,7 +162,7 @@ class Nemesis:
         self._runner = runner
         self._helper_image = helper_image
         self._factory = factory
-        labels = getattr(cluster, "labels", None) or {}
+        labels = cluster.labels
         self.run_id = run_id or str(labels.get(LABEL_RUN) or _PROCESS_RUN)
         self._seq = next(_SEQ)
         self.skipped: list[tuple[FaultSpec, str]] = []
@@ -257,10 +258,10 @@ class Nemesis:
 
     def _sweep(self) -> None:
         """Before the first fault on a container in this process, heal dead runs' leftovers."""
-        docker = getattr(self.cluster, "docker", None)
-        if not self.windows or docker is None or not getattr(self.cluster, "can_control_nodes", True):
+        docker = self.cluster.docker
+        if not self.windows or docker is None or not self.cluster.can_control_nodes:
             return
-        ids = {n.container_id for n in self.cluster.nodes if getattr(n, "container_id", None)}
+        ids = {n.container_id for n in self.cluster.nodes if n.container_id}
         with _SWEPT_LOCK:
             todo = ids - _SWEPT
             _SWEPT.update(todo)

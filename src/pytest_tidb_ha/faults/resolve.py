@@ -20,8 +20,8 @@ import math
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+from ..cluster.protocol import ClusterLike
 from ..scenario.model import NodeSelector, Selector
 from .api import Roles, RoleSource, component_of, live_roles, node_sort_key
 
@@ -141,7 +141,7 @@ def resolve_nodes(
 
 def resolve(
     selector: Selector,
-    cluster: Any,
+    cluster: ClusterLike,
     rng: random.Random,
     *,
     roles: RoleSource = live_roles,

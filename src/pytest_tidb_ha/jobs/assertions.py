@@ -21,10 +21,10 @@ from datetime import datetime
 
 from ..redact import redact
 from ..timeline import Timeline
+from ..verdicts import CONVERGED, FAILED_SENSIBLE, Verdict
 from .catalog import classify, parse_error
 from .handle import JobHandle
 from .model import ADD_INDEX
-from .verdict import CONVERGED, FAILED_SENSIBLE, Verdict
 
 #: Extra wall seconds an assertion waits beyond the job's own timeout and stall window.
 WAIT_SLACK = 15.0

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..cluster.http import get_json, request
+from ..cluster.protocol import ClusterLike
 from ..scenario.durations import DurationError, parse_duration
-from .floors import (
+from ..scenario.floors import (
     OWNER_TTL,
     PD_LEADER_LEASE,
     RAFT_ELECTION,
@@ -49,14 +50,14 @@ def _seconds(value: object) -> float | None:
         return None
 
 
-def _urls(cluster: Any, component: str) -> list[str]:
+def _urls(cluster: ClusterLike, component: str) -> list[str]:
     try:
         return list(cluster.status_urls(component).values())
     except Exception:  # noqa: BLE001 - attach mode / fakes without status URLs
         return []
 
 
-def _pd_urls(cluster: Any) -> list[str]:
+def _pd_urls(cluster: ClusterLike) -> list[str]:
     try:
         return list(cluster.pd_urls())
     except Exception:  # noqa: BLE001
@@ -78,7 +79,7 @@ def _answers(urls: list[str], path: str, timeout: float) -> list[Any]:
     return out
 
 
-def schema_lease(cluster: Any, timeout: float) -> Timer | None:
+def schema_lease(cluster: ClusterLike, timeout: float) -> Timer | None:
     """The longest ``lease`` any TiDB's ``/info`` shows (Go duration text, e.g. ``45s``)."""
     found = [s for s in (_seconds(info.get("lease"))
                          for info in _answers(_urls(cluster, "tidb"), "/info", timeout)) if s]
@@ -92,7 +93,7 @@ def _post_json(url: str, body: dict[str, Any], timeout: float) -> Any:
     return json.loads(data or b"{}")
 
 
-def owner_ttl(cluster: Any, timeout: float) -> Timer | None:
+def owner_ttl(cluster: ClusterLike, timeout: float) -> Timer | None:
     """grantedTTL of the etcd lease the current DDL owner campaigned with (PD's /v3)."""
     prefix = DDL_OWNER_KEY + "/"
     last: Exception | None = None
@@ -116,7 +117,7 @@ def owner_ttl(cluster: Any, timeout: float) -> Timer | None:
     return None
 
 
-def raft_election(cluster: Any, timeout: float) -> Timer | None:
+def raft_election(cluster: ClusterLike, timeout: float) -> Timer | None:
     """raft-base-tick-interval x raft-election-timeout-ticks from TiKV's ``/config``."""
     found = []
     for config in _answers(_urls(cluster, "tikv"), "/config", timeout):
@@ -128,7 +129,7 @@ def raft_election(cluster: Any, timeout: float) -> Timer | None:
     return Timer(RAFT_ELECTION, max(found), "TiKV /config raftstore") if found else None
 
 
-def pd_leader_lease(cluster: Any, timeout: float) -> Timer | None:
+def pd_leader_lease(cluster: ClusterLike, timeout: float) -> Timer | None:
     """PD's leader ``lease`` (seconds) from ``/pd/api/v1/config``."""
     for config in _answers(_pd_urls(cluster), "/pd/api/v1/config", timeout):
         lease = config.get("lease")
@@ -141,7 +142,7 @@ READERS: tuple[Callable[[Any, float], Timer | None], ...] = (
     schema_lease, owner_ttl, raft_election, pd_leader_lease)
 
 
-def read_timers(cluster: Any, version: str | None, *,
+def read_timers(cluster: ClusterLike, version: str | None, *,
                 timeout: float = CALL_TIMEOUT) -> tuple[dict[str, Timer], list[str]]:
     """Every timer: as the cluster reports it, else from the table for *version*.
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..cluster.protocol import ClusterLike
 from ..redact import redact, redact_obj
 from ..timeline import Timeline
 from .handle import JobHandle
@@ -109,7 +110,7 @@ def _sql_pieces(client: SQLClient, handles: Sequence[JobHandle]) -> dict[str, Ca
     return pieces
 
 
-def _cluster_pieces(cluster: Any) -> dict[str, Callable[[], Any]]:
+def _cluster_pieces(cluster: ClusterLike | None) -> dict[str, Callable[[], Any]]:
     from ..cluster.http import get_json, request
 
     pieces: dict[str, Callable[[], Any]] = {}
@@ -155,7 +156,7 @@ def _cluster_pieces(cluster: Any) -> dict[str, Callable[[], Any]]:
         nodes = [n.name for n in cluster.nodes]
     except Exception:  # noqa: BLE001
         nodes = []
-    if getattr(cluster, "docker", None) is not None:
+    if cluster.docker is not None:
         for node in nodes:
             def errs(node: str = node) -> str:
                 lines = error_lines(cluster.logs(node, tail=LOG_TAIL))
@@ -179,7 +180,7 @@ def _write(dest: Path, name: str, value: Any) -> None:
 
 
 def collect(
-    cluster: Any,
+    cluster: ClusterLike | None,
     client: SQLClient | None,
     timeline: Timeline,
     dest: Path,

@@ -1,4 +1,4 @@
-"""The ``tidb`` fixture: the jobs facade of one test (see :mod:`pytest_tidb_ha.facade`)."""
+"""The ``tidb`` fixture: the jobs facade of one test (see :mod:`.facade`)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ from typing import Any
 
 import pytest
 
-from ..facade import TiDB
+from ..cluster.protocol import ClusterLike
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
+from ..stash import CASE_KEY, ha_options
+from .facade import TiDB
 
 
 @pytest.fixture
-def tidb(request: pytest.FixtureRequest, tidb_cluster: Any, tidb_client: Any,
+def tidb(request: pytest.FixtureRequest, tidb_cluster: ClusterLike, tidb_client: Any,
          ha_record: HARecord) -> Iterator[TiDB]:
     """Watched ADD INDEX / IMPORT INTO jobs, SQL and roles on the test's cluster.
 

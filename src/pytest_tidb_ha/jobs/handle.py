@@ -12,12 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..scenario.floors import Floor, JobWindows
 from ..scenario.model import Expectation
+from ..verdicts import Verdict
 from .catalog import ErrorInfo
-from .floors import Floor, JobWindows
 from .model import CancelProbe, CheckResult, Observation, is_success, is_terminal
 from .statement import StatementThread
-from .verdict import Verdict
 
 
 @dataclass
@@ -43,7 +43,7 @@ class JobPolicy:
     cancel_after: float | None = None  # seconds after submission (case cancelAfter)
     cancel_window: float = 60.0
     terminal_grace: float = 2.0
-    floor: Floor | None = None  # the cluster's recovery floor (jobs.floors)
+    floor: Floor | None = None  # the cluster's recovery floor (scenario.floors)
 
     @classmethod
     def from_windows(cls, windows: JobWindows, **kw: Any) -> JobPolicy:

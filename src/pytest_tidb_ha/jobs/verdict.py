@@ -1,20 +1,29 @@
-"""Verdicts: the product's answer for each job (see DESIGN.md, "Verdicts").
+"""Judging a job: recorded states + fault windows + expectation -> a Verdict (pure).
 
-The strings are a public contract: reports, JUnit properties and users' CI
-filters match on them, so they never change spelling.
+The verdict names and the :class:`~pytest_tidb_ha.verdicts.Verdict` record live in
+the kernel module :mod:`pytest_tidb_ha.verdicts` (see DESIGN.md, "Verdicts").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from ..redact import redact
 from ..scenario.durations import format_seconds
 from ..scenario.model import Expectation
 from ..timeline import FaultWindow, fault_free_seconds
+from ..verdicts import (
+    CANCEL_INEFFECTIVE,
+    CONVERGED,
+    FAILED_SENSIBLE,
+    FAILED_UNEXPECTED,
+    STUCK,
+    TIMED_OUT,
+    Verdict,
+    VerdictName,
+)
 from .catalog import ErrorInfo, classify, parse_error
 from .model import (
     TASK_TERMINAL,
@@ -25,62 +34,10 @@ from .model import (
     is_terminal,
 )
 
-VerdictName = Literal[
-    "converged", "failed-sensible", "failed-unexpected", "stuck", "timed-out",
-    "cancel-ineffective",
-]
-CONVERGED: VerdictName = "converged"
-FAILED_SENSIBLE: VerdictName = "failed-sensible"
-FAILED_UNEXPECTED: VerdictName = "failed-unexpected"
-STUCK: VerdictName = "stuck"
-#: Still progressing when its deadline passed: not stuck, but not done in time either.
-TIMED_OUT: VerdictName = "timed-out"
-CANCEL_INEFFECTIVE: VerdictName = "cancel-ineffective"
-VERDICTS: tuple[VerdictName, ...] = (
-    CONVERGED, FAILED_SENSIBLE, FAILED_UNEXPECTED, STUCK, TIMED_OUT, CANCEL_INEFFECTIVE
-)
 #: DDL job states / import statuses of a job that has not started (it waits its turn).
 WAITING_STATES = frozenset({"queueing", "none", "pending"})
 #: ``ADMIN CANCEL DDL JOBS`` answer for a job no longer in ``tidb_ddl_job``: it finished.
 JOB_NOT_FOUND = 8224
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The judgement of one job, with the one-sentence reason and its evidence.
-
-    ``ok`` already folds in the case's expectation (``failed-sensible`` is ok only
-    when the case allows failure), so reports and assertions need no policy.
-    """
-
-    job_key: str  # stable within a test, e.g. "add_index#1" / "import_into#2"
-    kind: str  # "add_index" | "import_into"
-    job_id: int | None
-    verdict: VerdictName
-    reason: str  # one sentence, already redacted
-    ok: bool
-    evidence: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    started_at: float | None = None  # Timeline seconds
-    decided_at: float | None = None  # Timeline seconds
-
-    @property
-    def duration(self) -> float | None:
-        if self.started_at is None or self.decided_at is None:
-            return None
-        return self.decided_at - self.started_at
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job_key": self.job_key,
-            "kind": self.kind,
-            "job_id": self.job_id,
-            "verdict": self.verdict,
-            "ok": self.ok,
-            "reason": self.reason,
-            "started_at": self.started_at,
-            "decided_at": self.decided_at,
-            "evidence": dict(self.evidence),
-        }
 
 
 # ---------------------------------------------------------------------------

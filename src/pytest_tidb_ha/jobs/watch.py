@@ -24,6 +24,7 @@ from typing import Any
 from ..events import JOB_CANCEL, JOB_STATE, JOB_SUBMIT, JOB_VERDICT
 from ..redact import redact
 from ..timeline import Timeline, fault_free_seconds
+from ..verdicts import STUCK, Verdict
 from .catalog import parse_error
 from .handle import JobHandle, JobPolicy, JobTarget
 from .model import ADD_INDEX, IMPORT_INTO, CancelProbe, Observation, is_terminal, progress_percent
@@ -37,7 +38,7 @@ from .submit import (
     issued_index_names,
     text,
 )
-from .verdict import PROBE_AFTER_STUCK, STUCK, Verdict, cancel_ineffective, judge, last_progress
+from .verdict import PROBE_AFTER_STUCK, cancel_ineffective, judge, last_progress
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 

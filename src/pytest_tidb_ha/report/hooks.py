@@ -34,8 +34,8 @@ import pytest
 
 from ..parallel import is_xdist_worker
 from ..record import HARecord
-from ..recording import FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from ..redact import redact
+from ..stash import FAILURES_KEY, HA_RECORD_KEY, OUTCOMES_KEY, ha_options
 from . import github, junit
 from .artifacts import REPORT_HTML, TIMELINE_SVG, apply_keep_policy, overall_outcome
 from .summary import (

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from html import escape
 
-from ..jobs.verdict import Verdict
 from ..redact import redact
 from ..timeline import Event
+from ..verdicts import Verdict
 from .derive import fault_label, fault_nodes, history
 from .summary import format_duration
 

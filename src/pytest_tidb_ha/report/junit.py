@@ -29,9 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from ..events import FAULT_APPLIED, FAULT_ERROR, FAULT_INJECT, NEMESIS_START, NEMESIS_SUMMARY
-from ..jobs.verdict import Verdict
 from ..redact import redact, redact_obj
 from ..timeline import Event
+from ..verdicts import Verdict
 from .derive import job_tracks
 
 PROPERTY_NAMES = ("ha_verdict", "ha_jobs", "ha_faults", "ha_artifacts", "ha_workload_driver",

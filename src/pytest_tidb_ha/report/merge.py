@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..jobs.verdict import Verdict
+from ..verdicts import Verdict
 from .artifacts import VERDICTS_JSON
 from .summary import CaseSummary, summary_from_properties
 

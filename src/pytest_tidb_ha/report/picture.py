@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..jobs.verdict import Verdict
 from ..redact import redact
 from ..timeline import Event
+from ..verdicts import Verdict
 from .derive import History, JobTrack, NodeFault, fault_nodes, history
 from .svg import Svg, num, text_width
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..jobs.verdict import Verdict
 from ..timeline import Event
+from ..verdicts import Verdict
 from .artifacts import TIMELINE_JSON, TIMELINE_SVG, VERDICTS_JSON
 from .picture import render
 

@@ -16,8 +16,8 @@ import random
 import sys
 from pathlib import Path
 
-from ..jobs.verdict import Verdict
 from ..timeline import Timeline
+from ..verdicts import Verdict
 
 
 class ManualClock:

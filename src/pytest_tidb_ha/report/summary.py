@@ -16,9 +16,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..jobs.verdict import Verdict
 from ..options import HAOptions, default_images
 from ..redact import redact
+from ..verdicts import Verdict
 
 SECTION_TITLE = "tidb-ha verdicts"
 

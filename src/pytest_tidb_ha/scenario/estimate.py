@@ -27,8 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..workload.sizing import scaled_size
 from .model import Case
+from .sizing import scaled_size
 
 #: Wall seconds every case spends outside its schedule (database, settings, connections).
 SETUP_WALL = 5.0

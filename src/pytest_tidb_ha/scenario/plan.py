@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..jobs import timing
-from ..jobs.floors import Timer, fault_warnings, job_windows, table_timers
 from ..redact import redact
-from ..workload.sizing import scaled_size, scaled_threads, tables_for_jobs
+from . import timing
 from .durations import format_seconds
 from .estimate import estimate_case
 from .faulttypes import approximation
+from .floors import Timer, fault_warnings, job_windows, table_timers
 from .model import AddIndexJob, Case, FaultSpec, ImportIntoJob, JobSpec, Topology
 from .needs import plan_topology
+from .sizing import scaled_size, scaled_threads, tables_for_jobs
 from .sqltext import CRC32_CHECKSUM, global_assignment
 
 MAX_WINDOWS = 20  # longer schedules are elided in the middle
@@ -122,7 +122,7 @@ def _job_label(job: JobSpec) -> str:
 
 def _window_lines(job: JobSpec, case: Case, scale: float,
                   timers: Mapping[str, Timer]) -> list[str]:
-    """The job's verdict windows and what set each (the time model, jobs.floors)."""
+    """The job's verdict windows and what set each (the time model, scenario.floors)."""
     w = job_windows(job.kind, case.faults, timers, stall=timing.stall_window(case, scale),
                     cancel=timing.cancel_window(scale), timeout=job.timeout.scaled(scale))
     return [f"    stall window {w.stall.describe()}",

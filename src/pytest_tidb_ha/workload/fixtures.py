@@ -17,21 +17,19 @@ for ``ha_workload`` gets ``None`` and starts no cluster on its account.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
-import threading
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
+from ..cluster.protocol import ClusterLike
 from ..record import HARecord
-from ..recording import CASE_KEY, ha_options
 from ..scenario.model import SourceRef, Workload
+from ..stash import CASE_KEY, ha_options
+from .connections import round_robin_factory
 from .driver import DriverUnavailable, precheck
 from .group import WorkloadGroup
-from .sysbench import Connection, Sysbench
-from .target import WORKLOAD_READ_TIMEOUT, Target
+from .sysbench import Sysbench
 
 log = logging.getLogger("pytest_tidb_ha.workload")
 
@@ -58,52 +56,6 @@ def _db_given(item: pytest.Item) -> bool:
     return marker is None or "db" in marker.kwargs
 
 
-def target_of(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
-              ) -> Target | None:
-    """Every TiDB of ``client`` (a ``TiDBClient``) as a :class:`Target`; None without
-    endpoints. The run's read timeout is the workload's, not the client's."""
-    endpoints = getattr(client, "endpoints", None)
-    if not endpoints:
-        return None
-    return Target.of(endpoints, user=str(getattr(client, "user", "root")),
-                     password=str(getattr(client, "password", "") or ""),
-                     connect_timeout=float(getattr(client, "connect_timeout", 3.0)),
-                     read_timeout=read_timeout or WORKLOAD_READ_TIMEOUT)
-
-
-class RoundRobin:
-    """New connections spread over the TiDB nodes, failing over when one is down.
-
-    Like ``sysbench --mysql-host=a,b``: each new connection goes to the next
-    node; if that node does not answer, ``client.connect()`` picks any that does.
-    ``target`` carries the endpoints themselves, for the run (either driver).
-    """
-
-    def __init__(self, client: Any, read_timeout: float | None) -> None:
-        self.client = client
-        self.read_timeout = read_timeout
-        self.nodes = sorted(getattr(client, "endpoints", {}) or {})
-        self.target = target_of(client, read_timeout)
-        self._counter = itertools.count()
-        self._lock = threading.Lock()
-
-    def __call__(self) -> Connection:
-        if len(self.nodes) < 2:
-            return self.client.connect(read_timeout=self.read_timeout)
-        with self._lock:
-            node = self.nodes[next(self._counter) % len(self.nodes)]
-        try:
-            return self.client.connect(node=node, read_timeout=self.read_timeout)
-        except Exception:
-            return self.client.connect(read_timeout=self.read_timeout)
-
-
-def round_robin_factory(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
-                        ) -> RoundRobin:
-    """A :class:`RoundRobin` over ``client``'s TiDBs (``read_timeout`` None: the client's)."""
-    return RoundRobin(client, read_timeout)
-
-
 @pytest.fixture
 def ha_workload_scale(request: pytest.FixtureRequest) -> float:
     """``size_scale`` of this test's workload (``--ha-workload-scale``); override to change."""
@@ -125,9 +77,9 @@ def ha_workload(request: pytest.FixtureRequest, ha_record: HARecord,
             precheck(opts.workload_driver, s.subtype)
     except DriverUnavailable as exc:
         pytest.fail(str(exc), pytrace=False)
-    cluster = request.getfixturevalue("tidb_cluster")
+    cluster: ClusterLike = request.getfixturevalue("tidb_cluster")
     client = request.getfixturevalue("tidb_client")
-    database: str | None = getattr(cluster, "database", None)
+    database = cluster.database
     own_db = bool(database) and not _db_given(request.node)
     if database and own_db:
         # marker without db=: use the test's own database, where the jobs look

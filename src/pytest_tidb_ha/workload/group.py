@@ -14,9 +14,9 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from ..scenario.model import JobSpec, Workload
+from ..scenario.sizing import tables_for_jobs
 from ..timeline import Timeline
 from .errors import WorkloadError
-from .sizing import tables_for_jobs
 from .sysbench import ClientFactory, Sysbench
 
 log = logging.getLogger("pytest_tidb_ha.workload")

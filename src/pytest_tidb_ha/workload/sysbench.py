@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from ..redact import redact
 from ..scenario.model import Workload
+from ..scenario.sizing import scaled_size, scaled_threads
 from ..timeline import Timeline
 from . import statements as sql
 from .driver import Choice, Driver, choose
@@ -42,7 +43,6 @@ from .driver_python import PythonDriver
 from .driver_sysbench import SysbenchDriver
 from .errors import IgnorePolicy, WorkloadError, classify
 from .metrics import Aggregator, Sample, Totals
-from .sizing import scaled_size, scaled_threads
 from .sysbench_cli import Run
 from .target import Target
 
@@ -82,7 +82,7 @@ class Sysbench:
     ``client_factory()`` returns a *new* pymysql-compatible connection with
     timeouts (used by :meth:`prepare`, :meth:`cleanup` and a probe); ``target``
     names the TiDB endpoints the run connects to (default: the factory's own
-    ``target`` attribute, as :func:`~.fixtures.round_robin_factory` sets it).
+    ``target`` attribute, as :func:`~.connections.round_robin_factory` sets it).
     ``driver`` is ``auto`` (the binary when it is on PATH), ``sysbench`` or ``python``.
     """
 

@@ -8,7 +8,7 @@ cluster ``stuck``; a fault window below it never trips what it was meant to
 trip. So (pure functions, no I/O here):
 
 * :data:`TIMERS` -- the timers, each with its source in TiDB/PD/TiKV and the
-  surface a running cluster reports it on (read by :mod:`.cluster_timers`);
+  surface a running cluster reports it on (read by :mod:`pytest_tidb_ha.jobs.cluster_timers`);
   :data:`VERSION_TABLE` gives the values for clusters that do not report them
   (and for the dry-run plan, before any cluster exists);
 * :func:`job_floor` -- the recovery floor of what a case does to the cluster,
@@ -29,8 +29,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ..scenario.durations import format_seconds
-from ..scenario.model import FaultSpec, NodeSelector
+from .durations import format_seconds
+from .model import FaultSpec, NodeSelector
 
 # -- the timers --------------------------------------------------------------------------
 OWNER_TTL = "owner_ttl"

@@ -17,21 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-from .events import JOBS_FLOORS
-from .jobs import timing
-from .jobs.diagnostics import collect
-from .jobs.floors import Timer, fault_warnings, job_windows
-from .jobs.handle import JobHandle, JobPolicy
-from .jobs.model import ADD_INDEX, IMPORT_INTO
-from .jobs.submit import drop_index, submit_add_index, submit_import, write_import_data
-from .jobs.verdict import CONVERGED, Verdict
-from .jobs.watch import Watcher, verdicts_of
-from .options import HAOptions
-from .record import HARecord
-from .scenario.model import (
+from ..cluster.protocol import ClusterLike
+from ..options import HAOptions
+from ..record import HARecord
+from ..scenario.floors import Timer
+from ..scenario.model import (
     AddIndexJob,
     Case,
     Duration,
@@ -39,7 +31,12 @@ from .scenario.model import (
     GenerateSpec,
     ImportIntoJob,
 )
-from .scenario.switches import add_index_switches
+from ..scenario.switches import add_index_switches
+from ..verdicts import Verdict
+from .handle import JobHandle, JobPolicy
+from .model import ADD_INDEX, IMPORT_INTO
+from .session import JobSession
+from .submit import drop_index, submit_add_index, submit_import
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -50,27 +47,22 @@ DEFAULT_TIMEOUT = 3600.0
 class TiDB:
     """SQL, roles and watched jobs on the test's cluster."""
 
-    def __init__(self, cluster: Any, client: Any, record: HARecord,
+    def __init__(self, cluster: ClusterLike, client: Any, record: HARecord,
                  options: HAOptions | None = None, case: Case | None = None) -> None:
         self.cluster = cluster
         self.client = client
         self.record = record
         self.options = options or HAOptions()
         self.case = case
-        scale = self.options.time_scale
-        watch_client = cluster.client(connect_timeout=2, read_timeout=5, write_timeout=5) \
-            if hasattr(cluster, "client") else client
-        self.watcher = Watcher(watch_client, record.timeline,
-                               poll_interval=timing.poll_interval(scale),
-                               call_timeout=5.0, heartbeat=max(5.0, 60.0 * scale))
+        self.session = JobSession(cluster, record, self.options, case)
+        self.watcher = self.session.watcher
         self._runs = 0
         self._closed = False
-        self._timers: Mapping[str, Timer] | None = None
 
     # -- SQL / roles ------------------------------------------------------------------
     @property
     def database(self) -> str | None:
-        return getattr(self.cluster, "database", None)
+        return self.cluster.database
 
     def query(self, sql: str, args: Any = None, **kw: Any) -> list[dict[str, Any]]:
         return list(self.client.query(sql, args, **kw))
@@ -79,51 +71,31 @@ class TiDB:
         return int(self.client.execute(sql, args, **kw))
 
     def ddl_owner(self) -> str | None:
-        from .cluster.roles import ddl_owner
+        from ..cluster.roles import ddl_owner  # late: plugin import stays light
 
         return ddl_owner(self.cluster)
 
     def pd_leader(self) -> str | None:
-        from .cluster.roles import pd_leader
+        from ..cluster.roles import pd_leader
 
         return pd_leader(self.cluster)
 
     # -- jobs ------------------------------------------------------------------------------
     def timers(self) -> Mapping[str, Timer]:
         """The cluster's recovery timers, read once (the floors of every verdict window)."""
-        if self._timers is None:
-            from .jobs.cluster_timers import read_timers
-
-            version = (self.case.version if self.case else None) or self.options.tidb_version
-            self._timers, notes = read_timers(self.cluster, version)
-            self.record.timeline.record(JOBS_FLOORS, timers={
-                k: {"seconds": t.seconds, "origin": t.origin} for k, t in self._timers.items()},
-                notes=notes)
-            if self.case is not None:
-                self.record.notes.extend(fault_warnings(self.case.faults, self._timers,
-                                                        self.options.time_scale))
-        return self._timers
+        return self.session.timers()
 
     def _policy(self, kind: str, timeout: float | None, stall: float | None,
                 expectation: Expectation | None = None,
                 cancel_after: float | None = None) -> JobPolicy:
         """Scaled windows raised to the recovery floor of the test's faults."""
-        scale = self.options.time_scale
-        exp = expectation or (self.case.expect if self.case else Expectation())
-        windows = job_windows(
-            kind, self.case.faults if self.case else (), self.timers(),
-            stall=stall * scale if stall is not None else timing.stall_window(self.case, scale),
-            cancel=timing.cancel_window(scale),
-            timeout=(timeout if timeout is not None else DEFAULT_TIMEOUT) * scale)
-        return JobPolicy.from_windows(
-            windows, expectation=exp, cancel_after=cancel_after * scale if cancel_after else None,
-            terminal_grace=timing.terminal_grace(scale))
+        return self.session.policy(
+            kind, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT, stall=stall,
+            expectation=expectation, cancel_after=cancel_after or None)
 
     def _start(self, handle: JobHandle) -> JobHandle:
         handle.extra["time_scale"] = self.options.time_scale
-        self.watcher.add(handle)
-        self.watcher.start()
-        return handle
+        return self.session.watch(handle)
 
     def add_index(self, table: str, column: str, *, db: str | None = None,
                   job_type: str = "ingest", dist_task: bool | None = None,
@@ -180,10 +152,7 @@ class TiDB:
                              dist_task=dist_task, generate=gen, create_table=create_table)
         src = source
         if gen is not None:
-            folder: Path | None = getattr(self.cluster, "import_dir", None)
-            if folder is None:
-                raise RuntimeError("this cluster has no import folder (attach mode?)")
-            src, rows = write_import_data(Path(folder), spec, self.options.workload_scale)
+            src, rows = self.session.import_data(spec)
             expected_rows = rows if expected_rows is None else expected_rows
             opts.setdefault("skip_rows", 1)
         if not src:
@@ -202,7 +171,7 @@ class TiDB:
         return self.watcher.handles
 
     def verdicts(self) -> list[Verdict]:
-        return verdicts_of(self.watcher.handles)
+        return self.session.verdicts()
 
     # -- end of test ---------------------------------------------------------------------
     def close(self) -> list[Verdict]:
@@ -214,7 +183,7 @@ class TiDB:
         if self._closed:
             return []
         self._closed = True
-        self.watcher.stop()
+        self.session.stop()
         verdicts = self.verdicts()
         self.record.verdicts.extend(verdicts)
         for h in self.watcher.handles:
@@ -222,11 +191,5 @@ class TiDB:
                 last = h.latest.describe() if h.latest else "never seen"
                 self.record.notes.append(f"{h.job_key}: {h.label()} had no verdict when the "
                                          f"test ended (last: {last})")
-        if any(v.verdict != CONVERGED for v in verdicts):
-            try:
-                collect(self.cluster, self.watcher.client, self.record.timeline,
-                        self.record.artifacts_dir / "diagnostics", handles=self.watcher.handles,
-                        notes=self.record.notes)
-            except Exception as exc:  # noqa: BLE001 - diagnostics never fail a test
-                self.record.notes.append(f"diagnostics failed: {exc}")
+        self.session.diagnostics(verdicts)
         return verdicts

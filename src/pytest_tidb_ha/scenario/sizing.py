@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ..scenario.model import AddIndexJob, JobSpec, Workload
+from .model import AddIndexJob, JobSpec, Workload
 
 MIN_TABLE_SIZE = 1000
 MIN_THREADS = 4

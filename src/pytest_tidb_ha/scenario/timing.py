@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..scenario.model import Case, FaultSpec
+from .model import Case, FaultSpec
 
 #: Unscaled seconds of fault-free silence that prove a job stuck at least.
 BASE_STALL = 60.0
