@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -31,7 +31,35 @@ VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
 #: libyaml's composer when available; its syntax errors point a line later than the pure
 #: loader's, so a file that fails to parse is composed again by the pure loader for the message.
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_COMPOSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Scalars' resolved tags, by (text, implicit flags); cleared when it reaches this size.
+_TAGS_MAX = 4096
+_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _Composer(_BASE_COMPOSER):  # type: ignore[misc,valid-type]
+    """The safe composer, remembering which tag each plain scalar resolves to.
+
+    Even libyaml's composer calls back into Python for every scalar to resolve its tag
+    (int? bool? timestamp? -- a regular expression each): a third of composing a case
+    file. A suite repeats the same keys and values (``name``, ``faultType``, ``30m``)
+    thousands of times, and the answer depends only on the text and the implicit
+    flags (the safe loader has no path resolvers), so it is looked up once.
+    """
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            if len(_TAGS) >= _TAGS_MAX:
+                _TAGS.clear()
+            tag = _TAGS[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+_COMPOSER = _Composer
 
 
 def compose(text: str, path: str, line_offset: int = 0) -> yaml.Node | None:
