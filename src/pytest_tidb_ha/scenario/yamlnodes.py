@@ -61,6 +61,12 @@ class _Composer(_BASE_COMPOSER):  # type: ignore[misc,valid-type]
 
 _COMPOSER = _Composer
 
+#: Scalars whose values are immutable and depend on their text alone, and those values
+#: by (tag, text): a suite writes ``times: 1`` or ``distTask: on`` thousands of times.
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                         "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"})
+_PLAIN_VALUES: dict[tuple[str, str], object] = {}
+
 
 def compose(text: str, path: str, line_offset: int = 0) -> yaml.Node | None:
     """The document's root node; malformed YAML becomes a ScenarioError with its line."""
@@ -150,6 +156,16 @@ class Ctx:
             if isinstance(node, yaml.SequenceNode):
                 inner = _active | {id(node)}
                 return [self.value(n, inner) for n in node.value]
+            tag = node.tag
+            if tag in _PLAIN_TAGS:  # an int, float, bool or null: built once per spelling
+                key = (tag, node.value)
+                if key in _PLAIN_VALUES:
+                    return _PLAIN_VALUES[key]
+                value = self.constructor.construct_object(node, deep=True)
+                if len(_PLAIN_VALUES) >= _TAGS_MAX:
+                    _PLAIN_VALUES.clear()
+                _PLAIN_VALUES[key] = value
+                return value
             return self.constructor.construct_object(node, deep=True)
         except ScenarioError:
             raise
@@ -219,7 +235,9 @@ class Map:
         self.ctx, self.node, self.what = ctx, node, what
         self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node, merged in ctx.items(node):
-            key = ctx.key_name(key_node)
+            # a plain string key (nearly all) without the call
+            key = key_node.value if key_node.tag == STR_TAG and isinstance(
+                key_node, yaml.ScalarNode) else ctx.key_name(key_node)
             if not isinstance(key, str):
                 raise ctx.error(key_node, f"{what}: keys must be strings, got {key!r}")
             if key in self.items:
