@@ -48,4 +48,3 @@ def store_plan(config: pytest.Config, nodeid: str, case: object) -> None:
                        requested=opts.topology, attach=opts.attach, version=opts.tidb_version)
     log.info("plan of %s:\n%s", nodeid, text)
     config.stash.setdefault(PLANS_KEY, []).append((nodeid, text))
-
