@@ -205,3 +205,12 @@ def test_each_case_item_resolves_the_fixtures_of_its_own_folder(
     for nodeid in ("inner/plain.yaml::one", "inner/qa.yaml::cfg::two"):
         assert f"NAMES {nodeid} True" in out
     assert "NAMES outer.yaml::one False" in out
+
+
+def test_keyword_selection_ignores_the_case_functions_signature(
+        pytester: pytest.Pytester) -> None:
+    """The case functions carry ``__signature__`` (computed once, for collection's pace);
+    pytest copies it into each item's keywords, and ``-k`` must not match it."""
+    pytester.makefile(".yaml", cases="cases:\n  - name: one\n  - name: signature_two\n")
+    result = pytester.runpytest("--collect-only", "-q", "-k", "signature")
+    result.stdout.fnmatch_lines(["cases.yaml::signature_two", "1/2 tests collected (1 deselected)*"])
