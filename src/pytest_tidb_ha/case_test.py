@@ -9,7 +9,9 @@ The item's :class:`~pytest_tidb_ha.scenario.model.Case` is in
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -46,3 +48,20 @@ def store_plan(config: pytest.Config, nodeid: str, case: object) -> None:
                        requested=opts.topology, attach=opts.attach, version=opts.tidb_version)
     log.info("plan of %s:\n%s", nodeid, text)
     config.stash.setdefault(PLANS_KEY, []).append((nodeid, text))
+
+
+def _signed(func: Callable[..., None]) -> None:
+    """Give ``func`` its signature, computed once (``inspect``'s documented ``__signature__``).
+
+    pytest reads a test function's signature for every item it makes (its fixture
+    names): every YAML case is an item of one of these two functions, so a suite of
+    10,000 cases asked ``inspect`` 10,000 times for the same answer -- a quarter of the
+    items' fixture resolution (``bench/collection.py``). pytest copies a function's
+    attributes into its items' keywords, so ``__signature__`` shows there too; ``-k``
+    ignores names that start with ``_``.
+    """
+    func.__signature__ = inspect.signature(func)  # type: ignore[attr-defined]
+
+
+_signed(run_ha_case)
+_signed(plan_ha_case)

@@ -207,24 +207,16 @@ class CaseConfig(pytest.Collector):
 
 def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
                topologies: Mapping[int, Topology]) -> Iterator[pytest.Item]:
-    """One :class:`CaseItem` per case; the fixture closure is resolved once per parent.
+    """One :class:`CaseItem` per case. ``topologies``: the cluster each case needs (by
+    ``id``), as the file's checks computed it, kept for the marks.
 
-    Every case of a parent runs the same function under the same collectors, so its
-    fixtures resolve the same way: like the items of one parametrized function, the
-    siblings share the first item's resolution (pytest's ``fixtureinfo`` argument)
-    instead of walking the fixture graph again per case. ``topologies``: the cluster
-    each case needs (by ``id``), as the file's checks computed it, kept for the marks.
+    Each item resolves its own fixture closure, as a hand-written test does: pytest takes
+    a shared resolution (``fixtureinfo=``) but offers no public way to get one, and the
+    plugin uses no private attribute (``bench/collection.py`` measures what that costs).
     """
     func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
-    fixtureinfo = None
     for case in cases:
-        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case,
-                                    fixtureinfo=fixtureinfo)
-        if fixtureinfo is None:
-            # pytest takes a resolution (``fixtureinfo=``) but has no public getter for one;
-            # should a later pytest drop this attribute, each item resolves its own again
-            # (slower, same result)
-            fixtureinfo = getattr(item, "_fixtureinfo", None)
+        item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
         topology = topologies.get(id(case))
         if topology is not None:
             item.stash[TOPOLOGY_KEY] = topology

@@ -146,3 +146,71 @@ def test_topology_from_cli_makes_a_selector_valid(pytester: pytest.Pytester) -> 
     """))
     result = pytester.runpytest("--collect-only", "-q", "--tidb-topology", "tikv=5")
     result.stdout.fnmatch_lines(["five.yaml::a"])
+
+
+def test_each_case_item_resolves_the_fixtures_of_its_own_folder(
+        pytester: pytest.Pytester) -> None:
+    """Case items resolve their fixtures one by one, as hand-written tests do (no
+    resolution shared through pytest's private attributes): a folder's conftest overrides
+    ``tidb_cluster`` and adds an autouse fixture for that folder's cases only, in a plain
+    file and in QA's config list alike."""
+    pytester.makeconftest("""
+        import sys, types
+        import pytest
+
+        calls = []
+        fake = types.ModuleType("pytest_tidb_ha.runner")
+        def run_case(case, *, cluster, record, options):
+            calls.append((case.id, cluster))
+        fake.run_case = run_case
+        sys.modules["pytest_tidb_ha.runner"] = fake
+
+        @pytest.fixture
+        def tidb_cluster():
+            return "root"
+
+        def pytest_terminal_summary(terminalreporter):
+            terminalreporter.write_line(f"RAN {sorted(calls)}")
+    """)
+    inner = pytester.mkdir("inner")
+    (inner / "conftest.py").write_text(textwrap.dedent("""
+        import pytest
+
+        @pytest.fixture
+        def tidb_cluster():
+            return "inner"
+
+        @pytest.fixture(autouse=True)
+        def only_inner(request):
+            request.node.user_properties.append(("only_inner", True))
+    """))
+    case_list = "cases:\n  - name: one\n  - name: two\n"
+    (inner / "plain.yaml").write_text(case_list)
+    (inner / "qa.yaml").write_text(
+        "- name: cfg\n  default: |\n" + textwrap.indent(case_list, "    "))
+    (pytester.path / "outer.yaml").write_text(case_list)
+    pytester.makepyfile(test_show="""
+        def test_names(request):
+            for item in request.session.items:
+                if item.name != "test_names":
+                    print("NAMES", item.nodeid, "only_inner" in item.fixturenames)
+    """)
+    result = pytester.runpytest_subprocess("-q", "-s")
+    result.assert_outcomes(passed=7)
+    result.stdout.fnmatch_lines([
+        "RAN [('outer::one', 'root'), ('outer::two', 'root'), ('plain::one', 'inner'), "
+        "('plain::two', 'inner'), ('qa::cfg::one', 'inner'), ('qa::cfg::two', 'inner')]",
+    ])
+    out = result.stdout.str()
+    for nodeid in ("inner/plain.yaml::one", "inner/qa.yaml::cfg::two"):
+        assert f"NAMES {nodeid} True" in out
+    assert "NAMES outer.yaml::one False" in out
+
+
+def test_keyword_selection_ignores_the_case_functions_signature(
+        pytester: pytest.Pytester) -> None:
+    """The case functions carry ``__signature__`` (computed once, for collection's pace);
+    pytest copies it into each item's keywords, and ``-k`` must not match it."""
+    pytester.makefile(".yaml", cases="cases:\n  - name: one\n  - name: signature_two\n")
+    result = pytester.runpytest("--collect-only", "-q", "-k", "signature")
+    result.stdout.fnmatch_lines(["cases.yaml::signature_two", "1/2 tests collected (1 deselected)*"])

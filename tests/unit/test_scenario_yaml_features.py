@@ -126,3 +126,55 @@ def test_loader_failures_are_errors_with_file_and_line(body: str, line: int, wor
     message = str(info.value)
     assert message.startswith(f"bad.yaml:{line}: "), message
     assert words in message.lower(), message
+
+
+SCALARS = """\
+plain_int: 1
+quoted_int: '1'
+plain_yes: yes
+quoted_yes: "yes"
+on: on
+float: 1.5
+null_word: ~
+empty:
+date: 2001-12-14
+octal: 0o17
+sexagesimal: 1:30
+hex: 0x1F
+tagged: !!str 12
+list: [1, '1', yes, "yes", ~, 1.5]
+"""
+
+
+@pytest.mark.parametrize("rep", range(3))
+def test_remembered_tags_and_values_match_the_safe_loader(rep: int) -> None:
+    """The composer remembers each scalar's tag and plain values by their text; the same
+    text quoted and unquoted must still differ, on the first file and on later ones."""
+    import yaml
+
+    from pytest_tidb_ha.scenario.yamlnodes import Ctx, compose
+
+    root = compose(SCALARS, "scalars.yaml")
+    assert root is not None
+    assert Ctx("scalars.yaml").value(root) == yaml.safe_load(SCALARS)
+    got = Ctx("scalars.yaml").value(root)
+    assert isinstance(got, dict)
+    assert got["plain_int"] == 1 and got["quoted_int"] == "1"
+    assert got["plain_yes"] is True and got["quoted_yes"] == "yes"
+
+
+def test_remembered_tags_survive_clearing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bounded memo: when full it starts again, and the answers stay the safe loader's."""
+    import yaml
+
+    from pytest_tidb_ha.scenario import yamlnodes
+
+    monkeypatch.setattr(yamlnodes, "_TAGS_MAX", 3)
+    monkeypatch.setattr(yamlnodes, "_TAGS", {})
+    monkeypatch.setattr(yamlnodes, "_PLAIN_VALUES", {})
+    for _ in range(2):
+        root = yamlnodes.compose(SCALARS, "scalars.yaml")
+        assert root is not None
+        assert yamlnodes.Ctx("scalars.yaml").value(root) == yaml.safe_load(SCALARS)
+        assert len(yamlnodes._TAGS) <= 3
+        assert len(yamlnodes._PLAIN_VALUES) <= 3

@@ -101,9 +101,10 @@ MARKER_NAMES: dict[str, str] = {
 }
 
 
-def param_keys() -> list[tuple[str, str]]:
+@functools.cache  # asked once or twice per case the loader reads
+def param_keys() -> tuple[tuple[str, str], ...]:
     """``(parameter, YAML key)`` of every fault parameter."""
-    return [(name, YAML_PARAM_KEYS.get(name, name)) for name in ALL_PARAMS]
+    return tuple((name, YAML_PARAM_KEYS.get(name, name)) for name in ALL_PARAMS)
 
 
 def suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:

@@ -16,6 +16,7 @@ data directory -- ``faults/iodelay.py``).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
@@ -73,10 +74,12 @@ class FaultType:
     written: str | None  # the value as written, when it was not a plain kind
 
 
+@functools.cache  # constant tables; asked per fault the loader reads
 def known_types() -> tuple[str, ...]:
     return (*FAULT_KINDS, *(t for t in QA_TYPES if t not in FAULT_KINDS))
 
 
+@functools.cache
 def plain_types() -> tuple[str, ...]:
     """Names written without parameters: our kinds and QA's plain spellings of them."""
     return (*FAULT_KINDS, *(t for t in QA_ALIASES if t not in FAULT_KINDS))

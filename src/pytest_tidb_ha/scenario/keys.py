@@ -13,6 +13,7 @@ pingcap/tidb issues, listed in ``issues``), ``ext`` -- this plugin's extension.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -284,6 +285,7 @@ QA_SIGNAL_KEYS: tuple[str, ...] = (
 )
 
 
+@functools.cache  # the loader asks for every mapping it reads: 10,000 cases, 40,000 asks
 def names(section: str) -> tuple[str, ...]:
     """The allowed keys of one kind of mapping, in table order."""
     return tuple(k.name for k in SECTIONS[section])

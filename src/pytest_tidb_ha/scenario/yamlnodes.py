@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 
@@ -31,7 +31,41 @@ VALUE_TAG = "tag:yaml.org,2002:value"
 STR_TAG = "tag:yaml.org,2002:str"
 #: libyaml's composer when available; its syntax errors point a line later than the pure
 #: loader's, so a file that fails to parse is composed again by the pure loader for the message.
-_COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_COMPOSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: Scalars' resolved tags, by (text, implicit flags); cleared when it reaches this size.
+_TAGS_MAX = 4096
+_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
+
+
+class _Composer(_BASE_COMPOSER):  # type: ignore[misc,valid-type]
+    """The safe composer, remembering which tag each plain scalar resolves to.
+
+    Even libyaml's composer calls back into Python for every scalar to resolve its tag
+    (int? bool? timestamp? -- a regular expression each): a third of composing a case
+    file. A suite repeats the same keys and values (``name``, ``faultType``, ``30m``)
+    thousands of times, and the answer depends only on the text and the implicit
+    flags (the safe loader has no path resolvers), so it is looked up once.
+    """
+
+    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
+        if kind is not yaml.ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = _TAGS.get(key)
+        if tag is None:
+            if len(_TAGS) >= _TAGS_MAX:
+                _TAGS.clear()
+            tag = _TAGS[key] = super().resolve(kind, value, implicit)
+        return tag
+
+
+_COMPOSER = _Composer
+
+#: Scalars whose values are immutable and depend on their text alone, and those values
+#: by (tag, text): a suite writes ``times: 1`` or ``distTask: on`` thousands of times.
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+                         "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null"})
+_PLAIN_VALUES: dict[tuple[str, str], object] = {}
 
 
 def compose(text: str, path: str, line_offset: int = 0) -> yaml.Node | None:
@@ -122,6 +156,16 @@ class Ctx:
             if isinstance(node, yaml.SequenceNode):
                 inner = _active | {id(node)}
                 return [self.value(n, inner) for n in node.value]
+            tag = node.tag
+            if tag in _PLAIN_TAGS:  # an int, float, bool or null: built once per spelling
+                key = (tag, node.value)
+                if key in _PLAIN_VALUES:
+                    return _PLAIN_VALUES[key]
+                value = self.constructor.construct_object(node, deep=True)
+                if len(_PLAIN_VALUES) >= _TAGS_MAX:
+                    _PLAIN_VALUES.clear()
+                _PLAIN_VALUES[key] = value
+                return value
             return self.constructor.construct_object(node, deep=True)
         except ScenarioError:
             raise
@@ -191,7 +235,9 @@ class Map:
         self.ctx, self.node, self.what = ctx, node, what
         self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node, merged in ctx.items(node):
-            key = ctx.key_name(key_node)
+            # a plain string key (nearly all) without the call
+            key = key_node.value if key_node.tag == STR_TAG and isinstance(
+                key_node, yaml.ScalarNode) else ctx.key_name(key_node)
             if not isinstance(key, str):
                 raise ctx.error(key_node, f"{what}: keys must be strings, got {key!r}")
             if key in self.items:
