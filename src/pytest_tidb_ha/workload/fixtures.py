@@ -94,7 +94,7 @@ class RoundRobin:
             node = self.nodes[next(self._counter) % len(self.nodes)]
         try:
             return self.client.connect(node=node, read_timeout=self.read_timeout)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure on the chosen node: any node will do
             return self.client.connect(read_timeout=self.read_timeout)
 
 
