@@ -136,7 +136,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         from pytest_tidb_ha.recording import HA_OPTIONS_KEY
     except ImportError:  # plugin not installed: nothing to point at the image
-        HA_OPTIONS_KEY = None  # noqa: N806
+        HA_OPTIONS_KEY = None
     opts = config.stash.get(HA_OPTIONS_KEY, None) if HA_OPTIONS_KEY is not None else None
     try:
         ref = build_image(BUILD_SCRIPT, version=opts.tidb_version if opts is not None else None)
@@ -191,7 +191,7 @@ def _trigger_counts(cluster: Any) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for node, url in cluster.status_urls("tidb").items():
         try:
-            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:
+            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:  # noqa: S310 - http status URL
                 counts[node] = {str(k): int(v) for k, v in json.load(answer).items()}
         except (OSError, ValueError):
             counts[node] = {}

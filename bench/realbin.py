@@ -45,9 +45,9 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import coldstart  # noqa: E402 - bench scripts run as files
-import watcher_overhead  # noqa: E402
-from common import (  # noqa: E402
+import coldstart
+import watcher_overhead
+from common import (
     REPO,
     RESULTS,
     BenchError,
@@ -65,9 +65,9 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster  # noqa: E402
-from pytest_tidb_ha.cluster.specs import ClusterSettings  # noqa: E402
-from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology  # noqa: E402
+from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology
 
 log = logging.getLogger("pytest_tidb_ha.bench")
 
@@ -330,13 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(RESULTS / "realbin.json", data)
     section = Section("realbin", rows=rows_of(data), data=data)
     for row in section.rows:
-        print(f"{row.figure:62} {row.value:>8}  {row.detail}")  # noqa: T201 - bench output
+        print(f"{row.figure:62} {row.value:>8}  {row.detail}")
     for name, err in data["errors"].items():
-        print(f"{name}: FAILED: {err}")  # noqa: T201
+        print(f"{name}: FAILED: {err}")
     if args.markdown is not None:
         page = args.markdown.read_text() if args.markdown.exists() else ""
         args.markdown.write_text(splice(page, markdown_section(data)))
-        print(f"wrote {args.markdown}")  # noqa: T201
+        print(f"wrote {args.markdown}")
     return 1 if data["errors"] else 0
 
 

@@ -148,7 +148,7 @@ def test_sigkilled_session_leaves_resources_the_next_session_reaps(
     """)
     with victim_session(pytester, standin_image, docker_engine, ready, capture=False) as proc:
         wait_until_up(proc, ready)
-        pid, name = ready.read_text().split()
+        pid, _name = ready.read_text().split()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         left = leftovers(f"{LABEL_PID}={pid}")

@@ -45,7 +45,7 @@ def test_332_cluster_comes_up_answers_on_every_tidb_and_leaves_nothing(
         assert roles.pd_members(cluster) == ["pd-0", "pd-1", "pd-2"]
         leader = roles.pd_leader(cluster)
         assert leader in ("pd-0", "pd-1", "pd-2")
-        assert sorted(roles.pd_followers(cluster) + [leader]) == ["pd-0", "pd-1", "pd-2"]
+        assert sorted([*roles.pd_followers(cluster), leader]) == ["pd-0", "pd-1", "pd-2"]
         stores = roles.tikv_stores(cluster)
         assert sorted(s["node"] for s in stores) == ["tikv-0", "tikv-1", "tikv-2"]
         assert {s["state_name"] for s in stores} == {"Up"}

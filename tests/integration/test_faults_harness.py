@@ -199,7 +199,7 @@ def oneway(cluster: Cluster) -> dict[tuple[str, str], bool]:
     time.sleep(0.2)  # datagrams in flight on a local bridge; no completion to poll for
     out: dict[tuple[str, str], bool] = {}
     for receiver in ips(cluster):
-        code, log = cluster.container(receiver).exec_run(["sh", "-c", "cat /tmp/udp.log 2>/dev/null"])
+        _code, log = cluster.container(receiver).exec_run(["sh", "-c", "cat /tmp/udp.log 2>/dev/null"])
         text = log.decode(errors="replace")
         for sender in ips(cluster):
             if sender != receiver:

@@ -11,6 +11,7 @@ Docker: MariaDB runs as a private process on loopback (see ``mariadb.py``).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -140,7 +141,7 @@ def test_the_sysbench_binary_reports_every_second_and_leaves_no_process(
         assert start.data["driver"].startswith("sysbench 1.") and start.data["ps_mode"] == "auto"
         metrics = [e.data for e in timeline.events("workload.metrics")]
         # one sample per second of sysbench's own clock, each with its commits and p99
-        gaps = {round(b["second"] - a["second"], 3) for a, b in zip(metrics, metrics[1:], strict=False)}
+        gaps = {round(b["second"] - a["second"], 3) for a, b in itertools.pairwise(metrics)}
         assert gaps == {1.0}, metrics
         busy = [m for m in metrics if m["transactions"] > 0]
         assert len(busy) >= 4 and all(m["p99"] > 0 for m in busy), metrics

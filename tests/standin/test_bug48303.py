@@ -94,7 +94,7 @@ def test_tikv_partition_during_ingest_backfill(standin: StandinNet, bug: bool) -
     assert query(standin, tidb, f"ADMIN CANCEL DDL JOBS {job_id}") == [
         {"JOB_ID": job_id, "RESULT": "successful"}
     ]
-    th2, outcome2 = alter_in_background(
+    _th2, outcome2 = alter_in_background(
         standin, tidb, "ALTER TABLE sb.sbtest1 ADD INDEX idx_pad (pad)"
     )
     second = wait_for(

@@ -87,7 +87,7 @@ def test_acknowledged_writes_survive_sigkill(standin: StandinNet) -> None:
     container.kill()  # SIGKILL: no shutdown path runs
     wait_for("tikv-0 exited", lambda: standin.container("tikv-0").status == "exited", timeout=20)
     container.start()
-    status, body = wait_for("tikv-0 answering again",
+    _status, body = wait_for("tikv-0 answering again",
                             lambda: _try_rpc(standin, "scan", {"start": "k", "end": "l"}), timeout=30,
                             story=standin.story)
     assert body["kvs"] == kvs

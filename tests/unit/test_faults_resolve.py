@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from typing import ClassVar
 
 import pytest
 
@@ -115,7 +116,7 @@ def test_resolve_looks_roles_up_only_when_needed() -> None:
             self.name = name
 
     class C:
-        nodes = [N(n) for n in NODES]
+        nodes: ClassVar[list[N]] = [N(n) for n in NODES]
 
     asked: list[frozenset[str]] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -66,7 +67,7 @@ def test_random_schedules_are_drawn_from_the_seed_within_the_interval() -> None:
     assert a == plan_windows([spec], 1.0, seed=5)
     assert [w.start for w in a] != [w.start for w in plan_windows([spec], 1.0, seed=6)]
     assert a[0].start == 60.0
-    for prev, nxt in zip(a, a[1:], strict=False):
+    for prev, nxt in itertools.pairwise(a):
         assert 10.0 - 1e-9 <= nxt.start - prev.end <= 60.0 + 1e-9
     assert all(w.start < 60 + 600 for w in a) and a[-1].start + 10 + 60 >= 600
 

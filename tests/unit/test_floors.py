@@ -133,7 +133,7 @@ class FakeComponents(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/info":
             self._json({"ddl_id": "x", "lease": "1.5s"})
         elif self.path == "/config":
@@ -145,7 +145,7 @@ class FakeComponents(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path == "/v3/kv/range":
             assert body["key"] == "L3RpZGIvZGRsL2ZnL293bmVyLw=="  # /tidb/ddl/fg/owner/

@@ -182,7 +182,7 @@ def test_ha_faults_is_applied_over_planned_and_shown_in_the_summary() -> None:
                                   "problems": ["fault f0.0 ... was not applied"]}))
     props = dict(junit.properties([], events, None))
     assert props["ha_faults"] == "0/3"
-    s = summary_from_properties("t.py::x", list(props.items()) + [("ha_jobs", "[]")], "failed")
+    s = summary_from_properties("t.py::x", [*list(props.items()), ("ha_jobs", "[]")], "failed")
     assert s is not None and s.faults == "0/3"
     lines = summary_lines([s])
     assert "    faults applied/planned: 0/3" in lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pytest_tidb_ha.jobs.diagnostics import collect, error_lines
 from pytest_tidb_ha.timeline import Timeline
@@ -33,7 +33,7 @@ class Node:
 
 class Cluster:
     docker = object()
-    nodes = [Node("tidb-0"), Node("pd-0")]
+    nodes: ClassVar[list[Node]] = [Node("tidb-0"), Node("pd-0")]
 
     def pd_urls(self) -> list[str]:
         return []

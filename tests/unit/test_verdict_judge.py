@@ -61,14 +61,14 @@ def running(t0: float, t1: float, step: float = 1.0, rows: bool = True) -> list[
 
 # -- converged -----------------------------------------------------------------
 def test_synced_converges_with_checks() -> None:
-    seq = running(0, 5) + [obs(6, "synced", schema_state="public", row_count=6)]
+    seq = [*running(0, 5), obs(6, "synced", schema_state="public", row_count=6)]
     v = run(seq, 6.0, checks=[CheckResult("admin_check", True, "ADMIN CHECK TABLE ok")])
     assert v is not None and v.verdict == CONVERGED and v.ok
     assert "admin_check" in v.reason and v.job_id == 475
 
 
 def test_done_is_not_terminal_yet() -> None:
-    seq = running(0, 5) + [obs(6, "done", schema_state="public")]
+    seq = [*running(0, 5), obs(6, "done", schema_state="public")]
     assert run(seq, 6.5) is None
 
 
@@ -101,7 +101,7 @@ def test_terminal_job_with_running_task_waits_grace_then_fails() -> None:
     seq = [obs(0, "running", task_state="running"),
            obs(5, "synced", schema_state="public", task_state="running")]
     assert run(seq, 5.5, terminal_grace=2.0) is None
-    v = run(seq + [obs(8, "synced", schema_state="public", task_state="running")], 8.0,
+    v = run([*seq, obs(8, "synced", schema_state="public", task_state="running")], 8.0,
             terminal_grace=2.0)
     assert v is not None and v.verdict == FAILED_UNEXPECTED
     assert "DXF task is still running" in v.reason
@@ -116,7 +116,7 @@ def test_terminal_job_with_finished_task_converges() -> None:
 
 # -- failures ----------------------------------------------------------------------
 def test_48546_mutex_session_expired_is_unexpected() -> None:
-    seq = running(0, 3) + [obs(4, "rollingback"), obs(5, "rollback done", schema_state="none")]
+    seq = [*running(0, 3), obs(4, "rollingback"), obs(5, "rollback done", schema_state="none")]
     v = run(seq, 5.0, client_error=ErrorInfo(1105, "mutex: session is expired"),
             windows=(window(1, 4),))
     assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
@@ -326,7 +326,7 @@ def test_probe_after_stuck() -> None:
                            cancel=probe, now=26.0)
     assert v is not None and v.verdict == CANCEL_INEFFECTIVE and v.job_key == "k/cancel"
     # effective probe: no verdict
-    done = seq + [obs(27, "cancelling"), obs(28, "rollback done")]
+    done = [*seq, obs(27, "cancelling"), obs(28, "rollback done")]
     assert cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=done,
                               cancel=probe, now=40.0) is None
 

@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -196,7 +196,7 @@ class Node:
 
 class FakeCluster:
     docker = None
-    nodes = [Node("tidb-0")]
+    nodes: ClassVar[list[Node]] = [Node("tidb-0")]
 
     def __init__(self, sim: Sim, import_dir: Path | None = None) -> None:
         self.sim = sim

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -269,13 +269,13 @@ def test_import_job_failed_sensible(env: Any) -> None:
 
 
 def test_statement_error_decides_before_job_row(env: Any) -> None:
-    db, tl, clock, w = env
+    _db, tl, clock, w = env
     h = handle(tl)
 
     class Stmt:
         done = True
         error = ErrorInfo(1105, "mutex: session is expired")
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def abandon(self) -> None:
             pass
@@ -290,13 +290,13 @@ def test_statement_error_decides_before_job_row(env: Any) -> None:
 
 def test_ok_statement_without_a_job_row_is_never_success(env: Any) -> None:
     """An OK from the statement is no job state: the verdict comes from observed rows only."""
-    db, tl, clock, w = env
+    _db, tl, clock, w = env
     h = handle(tl, stall=5.0)
 
     class Stmt:
         done = True
         error: ErrorInfo | None = None
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def abandon(self) -> None:
             pass
@@ -353,7 +353,7 @@ def test_refused_before_any_job_is_sent_again(env: Any) -> None:
     class Stmt:
         done = True
         error: ErrorInfo | None = ErrorInfo(9001, "PD server timeout")
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def __init__(self, name: str = "s") -> None:
             self.name = name

@@ -163,7 +163,7 @@ def test_lost_connections_reconnect_and_work_resumes(start: Start, server: Any) 
         return None
 
     srv = server(handler)
-    sb, tl = start(srv.target(), spec(threads=3))
+    sb, _tl = start(srv.target(), spec(threads=3))
     wait_for(lambda: srv.connects > 3 and sb.totals().transactions > 20,
              what="reconnects and transactions after them")
     totals = sb.stop()
@@ -172,7 +172,7 @@ def test_lost_connections_reconnect_and_work_resumes(start: Start, server: Any) 
 
 
 def test_connect_failures_back_off_and_count(start: Start) -> None:
-    sb, tl = start(Target((("127.0.0.1", refused_port()),)), spec(threads=2))
+    sb, _tl = start(Target((("127.0.0.1", refused_port()),)), spec(threads=2))
     time.sleep(1.0)
     totals = sb.stop()
     # back-off 50 ms doubling: a handful of attempts per worker, not a busy loop
@@ -185,7 +185,7 @@ def test_new_connections_go_round_robin_and_skip_a_dead_tidb(start: Start, serve
     a, b = server(), server()
     dead = refused_port()
     target = Target((("127.0.0.1", a.port), ("127.0.0.1", dead), ("127.0.0.1", b.port)))
-    sb, tl = start(target, spec(threads=4))
+    sb, _tl = start(target, spec(threads=4))
     wait_for(lambda: sb.totals().transactions > 10, what="transactions")
     totals = sb.stop()
     assert (a.connects, b.connects) == (2, 2)  # tidb-0, (tidb-1 down), tidb-2, ...
@@ -230,7 +230,7 @@ def test_stop_is_prompt_when_every_worker_waits_for_an_answer(start: Start, serv
 
 def test_stop_is_prompt_when_the_greeting_never_comes(start: Start, server: Any) -> None:
     srv = server(greet=False)
-    sb, tl = start(srv.target(connect_timeout=60), spec(threads=2))
+    sb, _tl = start(srv.target(connect_timeout=60), spec(threads=2))
     wait_for(lambda: srv.connects == 2, what="TCP connections")
     t0 = time.monotonic()
     sb.stop()
@@ -242,7 +242,7 @@ def test_a_read_timeout_counts_as_lost_and_reconnects(start: Start, server: Any)
         return BLOCK if c.index == 1 and q.startswith("SELECT") else None
 
     srv = server(handler)
-    sb, tl = start(srv.target(read_timeout=0.3), spec(threads=1))
+    sb, _tl = start(srv.target(read_timeout=0.3), spec(threads=1))
     wait_for(lambda: srv.connects >= 2 and sb.totals().transactions > 3,
              what="a reconnect after the timeout, and work on the new connection")
     totals = sb.stop()
@@ -266,7 +266,7 @@ def test_stop_mid_transaction_counts_no_error(start: Start, server: Any) -> None
         return None
 
     srv = server(handler)
-    sb, tl = start(srv.target(), spec(threads=2))
+    sb, _tl = start(srv.target(), spec(threads=2))
     wait_for(lambda: srv.count("SELECT") >= 2, what="transactions under way")
     t0 = time.monotonic()
     totals = sb.stop()

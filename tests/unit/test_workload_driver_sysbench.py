@@ -208,7 +208,7 @@ def test_a_process_deaf_to_sigterm_is_killed(fake_sysbench: Path, start: Start,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_SYSBENCH_MODE", "deaf")
     monkeypatch.setattr(driver_sysbench, "KILL_GRACE", 0.3)
-    sb, tl = start(Workload(), stop_timeout=3.0)
+    sb, _tl = start(Workload(), stop_timeout=3.0)
     t0 = time.monotonic()
     sb.stop()
     assert time.monotonic() - t0 < 2.0

@@ -374,7 +374,7 @@ class Nemesis:
                                                "close", window))
                 else:
                     self._close(window.fault_id, reason="window end")
-        except BaseException as exc:  # noqa: BLE001 - record, then heal below
+        except BaseException as exc:
             self.errors.append(f"nemesis thread: {exc!r}")
             log.exception("nemesis thread failed")
         finally:

@@ -336,7 +336,7 @@ def format_option(key: str, value: object) -> str:
         return key
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{key}={value}"
-    return f"{key}='{str(value)}'"
+    return f"{key}='{value!s}'"
 
 
 def import_sql(db: str, table: str, source: str, fmt: str | None,

@@ -66,7 +66,7 @@ class _Lost(OSError):
 class _Slot:
     """One worker as the loop sees it: its generator, socket and next deadline."""
 
-    __slots__ = ("index", "gen", "sock", "deadline", "sleeping", "done")
+    __slots__ = ("deadline", "done", "gen", "index", "sleeping", "sock")
 
     def __init__(self, index: int) -> None:
         self.index = index

@@ -242,7 +242,7 @@ class Response:
     kept in ``rest``. One instance is reused: :meth:`reset` before each query.
     """
 
-    __slots__ = ("_buf", "_phase", "_left", "rows", "error", "rest")
+    __slots__ = ("_buf", "_left", "_phase", "error", "rest", "rows")
 
     def __init__(self) -> None:
         self._buf = b""
