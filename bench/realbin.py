@@ -155,10 +155,10 @@ def fill_job_table(client: Any, job: AddIndexJob, rows: int) -> None:
     client.execute(f"CREATE TABLE {table} (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, "
                    "c CHAR(60) NOT NULL, pad CHAR(30) NOT NULL)", timeout=60)
     values = ", ".join(f"({i}, {i % 101}, 'c-{i:08d}', 'p')" for i in range(1, 1001))
-    client.execute(f"INSERT INTO {table} VALUES {values}", timeout=60)
+    client.execute(f"INSERT INTO {table} VALUES {values}", timeout=60)  # noqa: S608 - our table name and generated ints
     n = 1000
     while n < rows:
-        client.execute(f"INSERT INTO {table} SELECT id + {n}, (id + {n}) % 101, "
+        client.execute(f"INSERT INTO {table} SELECT id + {n}, (id + {n}) % 101, "  # noqa: S608 - our table name and ints
                        f"CONCAT('c-', LPAD(id + {n}, 8, '0')), pad FROM {table}", timeout=600)
         n *= 2
     client.execute("SET GLOBAL tidb_ddl_reorg_worker_cnt = 1", timeout=30)

@@ -116,7 +116,7 @@ class Poller(threading.Thread):
                 try:
                     listing = client.containers.list(
                         all=True, sparse=True, filters={"label": [f"{LABEL}.plugin"]})
-                except Exception:  # noqa: BLE001 - the engine is busy: next round
+                except Exception:  # noqa: BLE001, S112 - the engine is busy: next round
                     continue
                 for c in listing:
                     labels = c.attrs.get("Labels") or {}

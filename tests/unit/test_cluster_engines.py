@@ -30,8 +30,8 @@ from pytest_tidb_ha.scenario.model import Topology
     ("tcp://127.0.0.1:2375", True, "127.0.0.1", "127.0.0.1"),
     ("tcp://localhost:2375", True, "127.0.0.1", "127.0.0.1"),
     ("ssh://ci@[::1]", True, "127.0.0.1", "127.0.0.1"),
-    ("tcp://build-7.example:2376", False, "build-7.example", "0.0.0.0"),
-    ("ssh://ci@10.1.2.3", False, "10.1.2.3", "0.0.0.0"),
+    ("tcp://build-7.example:2376", False, "build-7.example", "0.0.0.0"),  # noqa: S104 - the expected published address
+    ("ssh://ci@10.1.2.3", False, "10.1.2.3", "0.0.0.0"),  # noqa: S104 - the expected published address
 ])
 def test_engine_address_follows_the_url(url: str, here: bool, address: str, publish: str) -> None:
     e = Engine(url)
@@ -123,7 +123,7 @@ def test_pool_starts_on_its_engine_and_reaps_every_engine(tmp_path: Path,
     (settings,) = fake.started
     assert settings.engine == "tcp://build-7.example:2376"  # gw1 -> engine 1
     assert (settings.address, settings.publish_ip, settings.import_dir) == \
-        ("build-7.example", "0.0.0.0", None)
+        ("build-7.example", "0.0.0.0", None)  # noqa: S104 - the expected published address
     assert fake.reaped == ["tcp://build-7.example:2376", "unix:///a.sock"]  # the dead one skipped
     assert "docker -H tcp://build-7.example:2376 rm -f -v" in keep_instructions(cluster)
     other = EngineLease(engines, lock_dir=tmp_path / "locks", worker="gw1")

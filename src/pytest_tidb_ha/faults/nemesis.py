@@ -102,7 +102,7 @@ def window_rng(seed: int, purpose: str) -> random.Random:
     """The generator of one random choice, from the run's seed and what it is for
     (``f0.3`` targets, ``kind:f0.3``, ``schedule:0``): independent of every other
     choice, so leaving a window out changes nothing about the rest."""
-    return random.Random(f"{seed}:{purpose}")
+    return random.Random(f"{seed}:{purpose}")  # noqa: S311 - a seeded schedule, not a secret
 
 
 def plan_windows(specs: Sequence[FaultSpec], scale: float, seed: int = 0,

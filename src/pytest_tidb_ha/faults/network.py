@@ -453,7 +453,7 @@ def delayer_start_script(python: str, queue: int, latency_ms: float, jitter_ms: 
     """Start the NFQUEUE delayer in the background; print its pid, then wait for ``ready``."""
     from .delayer import SOURCE
 
-    out = f"/tmp/tidb-ha-delayer-{queue}.out"
+    out = f"/tmp/tidb-ha-delayer-{queue}.out"  # noqa: S108 - a file inside the node's container
     return (
         f"{shlex.quote(python)} -c {shlex.quote(SOURCE)} {queue} {latency_ms:g} {jitter_ms:g} "
         f"{shlex.quote(str(tag))} >{out} 2>&1 </dev/null & pid=$!; "

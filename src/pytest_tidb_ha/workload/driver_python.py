@@ -220,7 +220,7 @@ class PythonDriver:
 
     # -- one worker -------------------------------------------------------------------
     def _worker(self, slot: _Slot) -> Wait:
-        rng = random.Random(self.seed + 7919 * (slot.index + 1))
+        rng = random.Random(self.seed + 7919 * (slot.index + 1))  # noqa: S311 - seeded workload data, not a secret
         backoff = RECONNECT_BACKOFF[0]
         try:
             while not self._stop.is_set():
