@@ -126,7 +126,8 @@ def test_txn_add_index_survives_pd_leader_resign(tidb: Any, ha_workload: Any,
                                                  nemesis: Any) -> None:
     old = tidb.pd_leader()
     converged_through_fault(tidb, backfilling_job)
-    assert tidb.pd_leader() is not None and old is not None
+    assert tidb.pd_leader() is not None
+    assert old is not None
 
 
 @pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
@@ -141,6 +142,6 @@ def test_cancelled_txn_add_index_rolls_back(tidb: Any, backfilling_job: JobHandl
     v = assert_cancellable(backfilling_job, window=60)
     assert backfilling_job.state in ("cancelled", "rollback done"), backfilling_job.observations
     assert v.verdict == "failed-sensible", v
-    assert backfilling_job.cancel is not None and backfilling_job.cancel.accepted, \
-        backfilling_job.cancel
+    assert backfilling_job.cancel is not None, backfilling_job.cancel
+    assert backfilling_job.cancel.accepted, backfilling_job.cancel
     assert backfilling_job.cancel_verdict is None, backfilling_job.cancel_verdict

@@ -35,7 +35,8 @@ SCALE = "0.5"
 def fitting_faults() -> tuple[list[str], list[str]]:
     """Fault names of the matrix whose needs fit the topology, and the others (pure)."""
     spec = importlib.util.spec_from_file_location("realbin_matrix", MATRIX)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     fits, not_fit = [], []

@@ -202,11 +202,13 @@ def test_admin_check_names_a_lost_and_a_stray_entry_even_when_the_counts_agree()
     k_1 = TABLE.indexes[1]
     assert first_inconsistency(TABLE, k_1, records, good) is None
     short = first_inconsistency(TABLE, k_1, records, good[:1])
-    assert short is not None and (short.code, short.message) == (
+    assert short is not None
+    assert (short.code, short.message) == (
         8133, "data inconsistency in table: t, index: k_1, index-count:1 != record-count:2")
     swapped = [good[0], codec.index_key(TABLE.id, K_1, [7], 2)]
     wrong = first_inconsistency(TABLE, k_1, records, swapped)
-    assert wrong is not None and wrong.code == 8223
+    assert wrong is not None
+    assert wrong.code == 8223
     assert wrong.message == ('data inconsistency in table: t, index: k_1, handle: 2, '
                              'index-values:"" != record-values:"handle: 2, values: [KindInt64 6]"')
 

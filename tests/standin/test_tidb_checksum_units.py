@@ -16,7 +16,8 @@ from pytest_tidb_ha.jobs.checksum import checksum_sql, crc32_of_rows
 def _bit_xor(sql: str) -> q.Func:
     stmt = q.parse(sql)
     func = stmt.items[0].expr
-    assert isinstance(func, q.Func) and func.name == "BIT_XOR"
+    assert isinstance(func, q.Func)
+    assert func.name == "BIT_XOR"
     return func
 
 

@@ -230,5 +230,6 @@ def elapsed(since: float) -> float:
 def triggers(net: StandinNet, name: str) -> dict[str, int]:
     """How often each seed bug's physical trigger happened in TiDB ``name`` (any bug mode)."""
     status, body = net.http(name, 10080, "/standin/triggers")
-    assert status == 200 and isinstance(body, dict), body
+    assert status == 200, body
+    assert isinstance(body, dict), body
     return {str(k): int(v) for k, v in body.items()}

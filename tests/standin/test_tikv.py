@@ -62,9 +62,11 @@ def test_kv_rpc_and_status_server(standin: StandinNet) -> None:
     assert rpc(standin, "tikv-0", "delete_range", {"start": "t_2_", "end": "t_3_"}) == (200, {"deleted": 1})
     assert rpc(standin, "tikv-0", "scan", {"start": ""})[1]["kvs"] == [["t_1_r_1", [1, "one"]], ["t_1_r_3", "three"]]
     status, body = rpc(standin, "tikv-0", "batch_put", {"kvs": "not-a-list"})
-    assert status == 400 and "error" in body
+    assert status == 400
+    assert "error" in body
     status, body = rpc(standin, "tikv-0", "batch_get", {"keys": [1]})
-    assert status == 400 and "error" in body
+    assert status == 400
+    assert "error" in body
 
     assert standin.http("tikv-0", 20180, "/status") == (200, None)  # 200, empty body
     status, metrics = standin.http("tikv-0", 20180, "/metrics")

@@ -69,7 +69,8 @@ def test_parse_dsn_and_attach() -> None:
 def test_database_names_are_valid_unique_and_readable() -> None:
     a = database_name("tests/test_x.py::test_add_index[kill-tidb]")
     b = database_name("tests/test_y.py::test_add_index[kill-tidb]")
-    assert a != b and a.startswith("t_test_add_index_kill_tidb_")
+    assert a != b
+    assert a.startswith("t_test_add_index_kill_tidb_")
     long = database_name("t.py::" + "x" * 300)
     assert len(long) <= 64
     assert all(c.isalnum() or c == "_" for c in long)
@@ -127,7 +128,8 @@ def test_pool_replaces_a_cluster_that_does_not_recover(monkeypatch: pytest.Monke
     first = pool.get(s)
     fake.broken.add(s.cluster_name)
     second = pool.get(s)
-    assert first is not second and fake.stopped == [s.cluster_name]
+    assert first is not second
+    assert fake.stopped == [s.cluster_name]
     assert fake.started == [s.cluster_name, s.cluster_name]
 
 
@@ -161,7 +163,8 @@ def test_requested_topology_follows_the_case_needs() -> None:
         "t.py::t", "t", faults=[(("kill",), {"selector": "tidb(ddl_owner)", "warmup": "1m",
                                              "duration": "1m"})])
     got = requested_topology(killing_owner, Topology(1, 3, 1))  # type: ignore[arg-type]
-    assert got.tidb >= 2 and got.tikv == 3
+    assert got.tidb >= 2
+    assert got.tikv == 3
 
 
 class _Obj:
@@ -205,6 +208,9 @@ def test_reap_stale_removes_only_dead_owners_and_keeps_going(monkeypatch: pytest
     monkeypatch.setattr(reaper, "remove_network", lambda d, name: None)
     monkeypatch.setattr(reaper, "remove_volume", lambda d, name: None)
     done = reaper.reap_stale(docker, host="box", alive=lambda pid: pid == 2)  # type: ignore[arg-type]
-    assert done.containers == ["gone"] and gone.removed and not mine.removed
-    assert done.networks == ["n1"] and done.volumes == ["v1"]
+    assert done.containers == ["gone"]
+    assert gone.removed
+    assert not mine.removed
+    assert done.networks == ["n1"]
+    assert done.volumes == ["v1"]
     assert str(done) == "1 container(s), 1 network(s), 1 volume(s)"

@@ -142,7 +142,8 @@ def test_env_and_import_dir_only_where_they_belong(tmp_path: Path) -> None:
     for node in ("tidb-0", "tidb-1"):
         (bind,) = specs[node].binds
         assert (bind.source, bind.target, bind.read_only) == (tmp_path, "/import", True)
-    assert specs["pd-0"].binds == () and specs["tikv-0"].binds == ()
+    assert specs["pd-0"].binds == ()
+    assert specs["tikv-0"].binds == ()
 
 
 def test_cluster_name_carries_worker_and_differs_by_key() -> None:

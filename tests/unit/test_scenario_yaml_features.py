@@ -45,7 +45,8 @@ def test_merge_keys_and_aliases_load_with_lines() -> None:
     cases = load_text(MERGED, "anchors.yaml")
     assert cases is not None
     partition, kill = cases
-    assert partition.name == "partition" and kill.name == "kill"
+    assert partition.name == "partition"
+    assert kill.name == "kill"
     assert kill.faults[0].kind == "kill"
     assert str(kill.faults[0].selector) == "tikv(random)"
     # merged keys keep the base's values ...

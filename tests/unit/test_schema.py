@@ -114,7 +114,8 @@ def test_printed_by_the_command_line() -> None:
     assert json.loads(done.stdout)["title"] == "pytest-tidb-ha QA case file"
     bad = subprocess.run([sys.executable, "-m", "pytest_tidb_ha", "nope"],
                          capture_output=True, text=True, timeout=60, check=False)
-    assert bad.returncode == 2 and "unknown command 'nope'" in bad.stderr
+    assert bad.returncode == 2
+    assert "unknown command 'nope'" in bad.stderr
     assert "schema" in bad.stderr
 
 

@@ -82,7 +82,8 @@ def test_transactions_have_sysbenchs_shape_and_reach_the_metrics(start: Start, s
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="two metrics samples")
     totals = sb.stop()
     assert srv.logins == [("root", "sbx")] * 2  # the database comes with the login
-    assert totals.transactions > 0 and totals.error_count == 0
+    assert totals.transactions > 0
+    assert totals.error_count == 0
     assert srv.count("BEGIN") >= totals.transactions
     assert srv.count("COMMIT") == totals.transactions
     assert srv.count("SELECT c FROM sbtest") >= 12 * totals.transactions  # 10 points + 2 ranges
@@ -91,7 +92,8 @@ def test_transactions_have_sysbenchs_shape_and_reach_the_metrics(start: Start, s
     assert sum(e.data["transactions"] for e in metrics) == totals.transactions
     assert sum(e.data["queries"] for e in metrics) == totals.queries
     [st] = tl.events("workload.start")
-    assert st.data["driver"] == "python" and "asked for" in st.data["driver_reason"]
+    assert st.data["driver"] == "python"
+    assert "asked for" in st.data["driver_reason"]
     assert tl.events("workload.")[-1].kind == "workload.stop"
     wait_for(lambda: srv.open_connections() == 0, what="connections closed")
 
@@ -111,7 +113,8 @@ def test_ignored_errors_are_counted_and_rolled_back(start: Start, server: Any) -
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="two metrics samples")
     totals = sb.stop()
     assert totals.transactions > 0
-    assert set(totals.errors) == {1213} and totals.errors[1213] > 0
+    assert set(totals.errors) == {1213}
+    assert totals.errors[1213] > 0
     assert srv.count("ROLLBACK") == totals.errors[1213]
     assert srv.connects == 3  # a deadlock does not cost the connection
     assert not tl.events("workload.error")
@@ -135,7 +138,8 @@ def test_an_unlisted_error_stops_the_workload_and_stop_raises(start: Start, serv
         sb.stop()
     assert info.value.code == 1105
     [err] = tl.events("workload.error")
-    assert err.data["code"] == 1105 and err.data["ignore_errors"] == "1213"
+    assert err.data["code"] == 1105
+    assert err.data["ignore_errors"] == "1213"
 
 
 def test_a_bug_is_never_ignored_even_with_all(start: Start, server: Any,
@@ -271,5 +275,6 @@ def test_stop_mid_transaction_counts_no_error(start: Start, server: Any) -> None
     t0 = time.monotonic()
     totals = sb.stop()
     assert time.monotonic() - t0 < 0.5
-    assert totals.error_count == 0 and totals.transactions == 0
+    assert totals.error_count == 0
+    assert totals.transactions == 0
     assert totals.queries >= 2  # what ran of the cut transactions still counts

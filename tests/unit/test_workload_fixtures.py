@@ -112,7 +112,8 @@ def test_group_start_failure_stops_the_started_ones() -> None:
     g = group_of(a, b)
     with pytest.raises(RuntimeError, match="cannot start"):
         g.start()
-    assert a.log == ["prepare", "start", "stop"] and b.log == ["prepare"]
+    assert a.log == ["prepare", "start", "stop"]
+    assert b.log == ["prepare"]
 
 
 def test_group_keeps_the_body_exception_over_a_workload_error() -> None:

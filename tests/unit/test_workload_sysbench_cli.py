@@ -110,7 +110,8 @@ def test_password_goes_to_a_config_file_quoted() -> None:
 def test_wrapper_requires_sysbenchs_own_script() -> None:
     text = cli.wrapper_script("oltp_write_only")
     assert 'require("oltp_write_only")' in text
-    assert "before_restart_event" in text and cli.ERROR_PREFIX in text
+    assert "before_restart_event" in text
+    assert cli.ERROR_PREFIX in text
     with pytest.raises(ValueError, match="no script"):
         cli.wrapper_script("tpcc")
 
@@ -126,7 +127,8 @@ def which(found: bool) -> object:
 
 def test_auto_takes_the_binary_when_it_can() -> None:
     c = choose("auto", "oltp_read_write", TWO, which(True))  # type: ignore[arg-type]
-    assert c.driver == "sysbench" and "on PATH" in c.reason
+    assert c.driver == "sysbench"
+    assert "on PATH" in c.reason
 
 
 @pytest.mark.parametrize(("found", "subtype", "target", "why"), [
@@ -138,7 +140,8 @@ def test_auto_takes_the_binary_when_it_can() -> None:
 def test_auto_falls_back_to_python_and_says_why(found: bool, subtype: str,
                                                  target: Target | None, why: str) -> None:
     c = choose("auto", subtype, target, which(found))  # type: ignore[arg-type]
-    assert c.driver == "python" and why in c.reason
+    assert c.driver == "python"
+    assert why in c.reason
     with pytest.raises(DriverUnavailable, match=why):
         choose("sysbench", subtype, target, which(found))  # type: ignore[arg-type]
 

@@ -159,7 +159,8 @@ def delete_script(lines: Sequence[str], tag: Tag) -> str:
 def _as_delete(line: str) -> str:
     """``-I CHAIN 1 spec`` (as :func:`rule_line` writes it) -> ``-D CHAIN spec``."""
     op, chain, pos, spec = line.split(" ", 3)
-    assert op == "-I" and pos == "1", line
+    assert op == "-I", line
+    assert pos == "1", line
     return f"-D {chain} {spec}"
 
 
