@@ -155,13 +155,13 @@ def test_cluster_name_carries_worker_and_differs_by_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "kw",
+    ("kw", "match"),
     [
-        {"images": {"pd": "x", "tikv": "y"}},
-        {"env": {"tiflash": {}}},
-        {"topology": Topology(0, 1, 1)},
+        ({"images": {"pd": "x", "tikv": "y"}}, "images lacks tidb"),
+        ({"env": {"tiflash": {}}}, "unknown component.*tiflash"),
+        ({"topology": Topology(0, 1, 1)}, "at least one node per component"),
     ],
 )
-def test_invalid_settings_are_rejected(kw: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_settings_are_rejected(kw: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
         ClusterSettings(run_id="r", **kw)  # type: ignore[arg-type]

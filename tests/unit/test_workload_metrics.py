@@ -19,7 +19,7 @@ def test_percentile_nearest_rank() -> None:
 
 @pytest.mark.parametrize("q", [0, -1, 101])
 def test_percentile_range(q: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"outside \(0, 100\]"):
         percentile([1.0], q)
 
 

@@ -98,7 +98,7 @@ def test_bulk_insert_rows_and_value_sizes() -> None:
 
 
 def test_bulk_insert_refuses_oversized_batches() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be 1\.\.1000"):
         sql.bulk_insert(1, 1, sql.MAX_BATCH_ROWS + 1, 10, random.Random(0))
 
 
