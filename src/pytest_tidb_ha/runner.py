@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -50,6 +50,9 @@ from .options import HAOptions
 from .record import HARecord
 from .redact import redact
 from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
+
+if TYPE_CHECKING:
+    from .faults.nemesis import Nemesis
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -101,7 +104,7 @@ class CaseRun:
                                poll_interval=timing.poll_interval(self.scale), call_timeout=5.0,
                                heartbeat=max(5.0, 60.0 * self.scale))
         self.workloads: Any = None
-        self.nemesis: Any = None
+        self.nemesis: Nemesis | None = None
         self.t0: float | None = None
         self._stop = threading.Event()
         self.blocked: set[tuple[str, str]] = set()

@@ -21,7 +21,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -71,6 +71,13 @@ def target_of(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
                      read_timeout=read_timeout or WORKLOAD_READ_TIMEOUT)
 
 
+class _Connects(Protocol):
+    """What :class:`RoundRobin` needs of the cluster client (``TiDBClient.connect``)."""
+
+    def connect(self, node: str | None = None, database: str | None = None,
+                read_timeout: float | None = None) -> Connection: ...
+
+
 class RoundRobin:
     """New connections spread over the TiDB nodes, failing over when one is down.
 
@@ -80,7 +87,7 @@ class RoundRobin:
     """
 
     def __init__(self, client: Any, read_timeout: float | None) -> None:
-        self.client = client
+        self.client: _Connects = client
         self.read_timeout = read_timeout
         self.nodes = sorted(getattr(client, "endpoints", {}) or {})
         self.target = target_of(client, read_timeout)
