@@ -33,6 +33,7 @@ RUFF_PATHS = ["src", "tests", "bench", "scenarios", "conftest.py"]
 # (name, MYPYPATH entries, paths to check); `src` takes its files from pyproject.toml
 MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("src", [], []),
+    ("image", [IMAGE], ["--explicit-package-bases", IMAGE]),
 ]
 
 
