@@ -36,6 +36,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -314,10 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     real = run_command(["bash", str(BUILD)], timeout=600).stdout.strip().splitlines()[-1]
     data["image"] = real
     stand = standin_image()
-    for name, fn2 in (("coldstart", lambda: coldstarts(real, stand, args.reps)),
-                      ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs)),
-                      ("standin_watcher",
-                       lambda: standin_watcher(stand, window=args.window, pairs=args.pairs))):
+    measures: list[tuple[str, Callable[[], Any]]] = [
+        ("coldstart", lambda: coldstarts(real, stand, args.reps)),
+        ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs)),
+        ("standin_watcher", lambda: standin_watcher(stand, window=args.window, pairs=args.pairs))]
+    for name, fn2 in measures:
         if name in skip:
             continue
         try:

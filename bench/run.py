@@ -66,6 +66,8 @@ from common import (
     write_json,
 )
 
+from pytest_tidb_ha.cluster.lifecycle import docker_client
+
 log = logging.getLogger("pytest_tidb_ha.bench")
 
 NAMES = ("collection", "coldstart", "faults", "verdict_latency", "watcher_overhead")
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def cold_rep() -> Section:
         began = time.monotonic()
-        docker = coldstart.docker_client()
+        docker = docker_client()
         try:
             p, r = coldstart.repetition(docker, image, len(plugin_runs) + 1)
         finally:

@@ -34,6 +34,12 @@ RUFF_PATHS = ["src", "tests", "bench", "scenarios", "conftest.py"]
 MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("src", [], []),
     ("image", [IMAGE], ["--explicit-package-bases", IMAGE]),
+    ("bench", ["bench"], ["bench"]),
+    ("root", [], ["scenarios", "conftest.py"]),
+    ("tests", ["tests"], ["tests/conftest.py"]),
+    ("tests-plugin", ["tests/plugin"], ["tests/plugin"]),
+    ("tests-packaging", ["tests/packaging"], ["tests/packaging"]),
+    ("tests-corpus", ["tests/corpus"], ["tests/corpus"]),
 ]
 
 

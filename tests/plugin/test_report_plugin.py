@@ -140,7 +140,9 @@ def test_junit_properties_in_both_families(pytester: pytest.Pytester, family: st
     stuck = props["test_two_jobs_one_stuck"]
     assert stuck["ha_verdict"] == "converged,stuck"
     assert stuck["ha_artifacts"] == str(arts / "test_fake.py_test_two_jobs_one_stuck")
-    jobs = json.loads(stuck["ha_jobs"])
+    jobs_text = stuck["ha_jobs"]
+    assert jobs_text is not None
+    jobs = json.loads(jobs_text)
     assert [(j["key"], j["id"], j["verdict"], j["ok"]) for j in jobs] == [
         ("import_into#1", 7, "converged", True), ("import_into#2", 8, "stuck", False)]
     assert jobs[1]["last"]["import_step"] == "importing"
