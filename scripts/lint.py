@@ -40,6 +40,8 @@ MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("tests-plugin", ["tests/plugin"], ["tests/plugin"]),
     ("tests-packaging", ["tests/packaging"], ["tests/packaging"]),
     ("tests-corpus", ["tests/corpus"], ["tests/corpus"]),
+    ("tests-integration", ["tests/integration"], ["tests/integration"]),
+    ("tests-realbin", ["tests/realbin"], ["tests/realbin"]),
 ]
 
 

@@ -51,8 +51,8 @@ def test_332_cluster_comes_up_answers_on_every_tidb_and_leaves_nothing(
         assert {s["state_name"] for s in stores} == {"Up"}
         assert roles.ddl_owner(cluster) in ("tidb-0", "tidb-1")
         # Every published port listens on loopback only.
-        for node in cluster.nodes:
-            bindings = cluster.container(node.name).attrs["HostConfig"]["PortBindings"]
+        for n in cluster.nodes:
+            bindings = cluster.container(n.name).attrs["HostConfig"]["PortBindings"]
             assert {b["HostIp"] for v in bindings.values() for b in v} == {"127.0.0.1"}
         assert any(x.startswith("volume ") for x in leftovers(f"{LABEL_CLUSTER}={cluster.name}"))
     finally:

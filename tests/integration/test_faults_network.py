@@ -81,6 +81,7 @@ def test_partition_cuts_exactly_the_selected_pairs(mini_cluster: Cluster, runner
         n.stop()
     assert n.errors == []
     assert all(reachability(mini_cluster).values())
+    assert mini_cluster.docker is not None
     assert not mini_cluster.docker.containers.list(
         all=True, filters={"label": ["org.pytest-tidb-ha.component=helper",
                                      f"org.pytest-tidb-ha.target={mini_cluster.node(victim).container_id}"]})

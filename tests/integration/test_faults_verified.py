@@ -227,6 +227,7 @@ def disk_cluster(docker_engine: Any) -> Iterator[Cluster]:
 
 def free_bytes(cluster: Cluster, node: str) -> int:
     code, out = cluster.container(node).exec_run(["sh", "-c", "df -k -P /data | tail -1"])
+    assert isinstance(out, bytes)  # not streamed
     assert code == 0, out
     return int(out.decode().split()[3]) * 1024
 
@@ -271,5 +272,6 @@ def test_a_limited_volume_keeps_its_data_when_the_node_is_killed(disk_cluster: C
     n = one_window(disk_cluster, "kill", "tikv-0", seconds=1.0)
     assert n.errors == []
     code, out = disk_cluster.container("tikv-0").exec_run(["cat", "/data/marker"])
+    assert isinstance(out, bytes)  # not streamed
     assert code == 0
     assert out.strip() == b"kept"

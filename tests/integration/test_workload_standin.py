@@ -87,7 +87,8 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         assert after, story
 
         def rate(ms: list[dict[str, Any]]) -> float:
-            return sum(m["transactions"] for m in ms) / len(ms)
+            total: float = sum(m["transactions"] for m in ms)
+            return total / len(ms)
 
         healthy = rate(before)
         assert healthy > 0, story

@@ -70,7 +70,8 @@ def slow_reorg(tidb: Any) -> Iterator[None]:
 def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
     """A txn ADD INDEX that TiDB reports in its backfill (rows done, not finished)."""
     fill(tidb, "t_idx", ROWS)
-    job = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False, timeout=JOB_TIMEOUT)
+    job: JobHandle = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False,
+                                    timeout=JOB_TIMEOUT)
     deadline = time.monotonic() + BACKFILL_WAIT
     while time.monotonic() < deadline and not job.terminal:
         o = job.latest

@@ -39,7 +39,8 @@ def fitting_faults() -> tuple[list[str], list[str]]:
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    fits, not_fit = [], []
+    fits: list[str] = []
+    not_fit: list[str] = []
     for name, mark in module.FAULTS.items():
         fault = fault_from_marker(mark.args, mark.kwargs, SourceRef())
         too_big = [n for n in fault_needs(fault) if n.count > TOPOLOGY[n.component]]
