@@ -42,6 +42,8 @@ MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("tests-corpus", ["tests/corpus"], ["tests/corpus"]),
     ("tests-integration", ["tests/integration"], ["tests/integration"]),
     ("tests-realbin", ["tests/realbin"], ["tests/realbin"]),
+    # the stand-in's tests import the image's modules (standin_helpers puts them on sys.path)
+    ("tests-standin", ["tests/standin", IMAGE], ["--exclude", IMAGE, "tests/standin"]),
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standin_helpers import StandinNet, wait_for
@@ -52,7 +53,7 @@ def test_kill_ddl_owner_during_import(standin: StandinNet, tmp_path: Path, bug: 
         cur.execute(f"IMPORT INTO importtest.user_data1 FROM '{url}' WITH skip_rows=1, detached")
         job_id = cur.fetchone()["Job_ID"]
 
-    def job() -> dict:
+    def job() -> dict[str, Any]:
         return query(
             standin,
             other,

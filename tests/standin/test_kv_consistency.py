@@ -241,4 +241,4 @@ def test_admin_check_reads_one_snapshot_while_the_workload_writes(tmp_path: Path
         [(row_key(5), None), (row_key(6), [6, 1, "c"])])
     admin_check.check_table(node, TABLE)  # type: ignore[arg-type]
     assert replicas.during is None, "the workload's write never ran"
-    admin_check.check_table(node, TABLE)  # type: ignore[arg-type]  (and after it)
+    admin_check.check_table(node, TABLE)  # type: ignore[arg-type]  # and after it

@@ -60,7 +60,7 @@ def test_go_sizes_and_times() -> None:
 def test_log_line_has_tidb_format() -> None:
     record = logging.LogRecord("standin.pd", logging.WARNING, "/opt/standin/pd/server.py", 42,
                                "PD failed to respond", None, None)
-    record.fields = {"endpoint": "http://pd-0:2379", "error": "timed out", "n": 3}  # type: ignore[attr-defined]
+    record.fields = {"endpoint": "http://pd-0:2379", "error": "timed out", "n": 3}
     line = TiDBFormatter().format(record)
     assert re.fullmatch(
         r'\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d\] \[WARN\] \[server\.py:42\] '

@@ -43,8 +43,10 @@ def start_pd_and_tikv(net: StandinNet, tikvs: int = 1) -> list[str]:
     for name in names:
         net.tikv(name, env=ENV)
     for name in names:
-        wait_for(f"{name} Up in PD", lambda n=name: state_of(net, f"{n}:20160") == "Up",
-                 timeout=60, story=net.story)
+        def up(n: str = name) -> bool:
+            return state_of(net, f"{n}:20160") == "Up"
+
+        wait_for(f"{name} Up in PD", up, timeout=60, story=net.story)
     return names
 
 
