@@ -15,6 +15,7 @@ from pytest_tidb_ha.cluster.specs import (
     LABEL_PLUGIN,
     LABEL_RUN,
     ClusterSettings,
+    ContainerSpec,
     render_specs,
 )
 from pytest_tidb_ha.scenario.model import Topology
@@ -24,7 +25,7 @@ def settings(topology: Topology, **kw: object) -> ClusterSettings:
     return ClusterSettings(run_id="r1", topology=topology, pid=4242, host="box", **kw)  # type: ignore[arg-type]
 
 
-def by_node(s: ClusterSettings) -> dict[str, object]:
+def by_node(s: ClusterSettings) -> dict[str, ContainerSpec]:
     return {spec.node: spec for spec in render_specs(s)}
 
 

@@ -13,7 +13,7 @@ from pytest_tidb_ha.faults.nemesis import Nemesis, plan_windows, window_rng
 from pytest_tidb_ha.scenario import build
 from pytest_tidb_ha.scenario.errors import ScenarioError
 from pytest_tidb_ha.scenario.loader import load_text
-from pytest_tidb_ha.scenario.model import Topology
+from pytest_tidb_ha.scenario.model import FaultSpec, Topology
 from pytest_tidb_ha.scenario.needs import disk_limits, plan_topology
 from pytest_tidb_ha.scenario.plan import render_plan
 from pytest_tidb_ha.scenario.sizes import SizeError, format_rate, parse_rate, parse_size
@@ -56,7 +56,7 @@ def test_window_rng_is_stable_across_processes() -> None:
     assert window_rng(7, "f0.1").random() != window_rng(8, "f0.1").random()
 
 
-def random_spec(kinds: object = None, kind: object = "kill") -> object:
+def random_spec(kinds: object = None, kind: object = "kill") -> FaultSpec:
     return build.make_fault(kind, kinds=kinds, selector="tikv-0", duration_value="10s",
                             schedule="random", interval_value="10s..60s", total="10m",
                             warmup="1m", params={"latency": "100ms"} if kinds else None)

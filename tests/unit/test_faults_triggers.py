@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from test_faults_nemesis import ROLES, FakeCluster, Recorder
@@ -14,7 +15,7 @@ from pytest_tidb_ha.scenario import build
 from pytest_tidb_ha.scenario.errors import FieldError, ScenarioError
 from pytest_tidb_ha.scenario.loader import load_text
 from pytest_tidb_ha.scenario.markers import fault_from_marker
-from pytest_tidb_ha.scenario.model import SourceRef, Trigger
+from pytest_tidb_ha.scenario.model import FaultSpec, SourceRef, Trigger
 from pytest_tidb_ha.scenario.plan import render_plan
 from pytest_tidb_ha.timeline import Timeline
 
@@ -39,7 +40,7 @@ def sighting(seq: int | None = 1, **kw: object) -> Sighting:
     (Trigger(1, progress=30.0), {"progress": None}, False),
 ])
 def test_a_trigger_matches_only_its_job_in_every_named_state(
-        trigger: Trigger, seen: dict[str, object], hit: bool) -> None:
+        trigger: Trigger, seen: dict[str, Any], hit: bool) -> None:
     assert matches(trigger, sighting(**seen)) is hit
 
 
@@ -112,7 +113,7 @@ def test_progress_trigger_parses_a_percentage() -> None:
 
 # -- the nemesis fires triggers from the timeline -------------------------------------------
 
-def triggered(kind: str = "pause", **when: object) -> object:
+def triggered(kind: str = "pause", **when: object) -> FaultSpec:
     return build.make_fault(kind, selector="tikv-1", duration_value="0.2s",
                             when={"job": 1, **when})
 

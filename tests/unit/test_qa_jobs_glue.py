@@ -96,7 +96,11 @@ def handle(db: str = "imp", table: str = "t") -> JobHandle:
 def test_checksum_check(value: int | None, ok: bool, detail: str) -> None:
     conn = FakeConn(value)
     timeouts: list[float] = []
-    check = checksum_check(lambda t: timeouts.append(t) or conn, 3582177512)
+    def connect(t: float) -> FakeConn:
+        timeouts.append(t)
+        return conn
+
+    check = checksum_check(connect, 3582177512)
     (result,) = check(handle())
     assert (result.name, result.ok) == ("crc32_checksum", ok)
     assert detail in result.detail
@@ -127,8 +131,9 @@ class FakeClient:
     def query(self, sql: str, args: Any = None, **kw: Any) -> list[dict[str, Any]]:
         return []
 
-    def connect(self, **kw: Any) -> Any:
-        self.connects.append(kw)
+    def connect(self, node: str | None = None, database: str | None = None,
+                read_timeout: float | None = None) -> Any:
+        self.connects.append({"node": node, "database": database, "read_timeout": read_timeout})
         raise ConnectionRefusedError("no server in this test")
 
 
