@@ -37,6 +37,7 @@ MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("bench", ["bench"], ["bench"]),
     ("root", [], ["scenarios", "conftest.py"]),
     ("tests", ["tests"], ["tests/conftest.py"]),
+    ("tests-unit", ["tests/unit"], ["tests/unit"]),
     ("tests-plugin", ["tests/plugin"], ["tests/plugin"]),
     ("tests-packaging", ["tests/packaging"], ["tests/packaging"]),
     ("tests-corpus", ["tests/corpus"], ["tests/corpus"]),

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_tidb_ha import casecache
 from pytest_tidb_ha.casecache import FORMAT, CaseCache, loader_fingerprint
+from pytest_tidb_ha.scenario import loader
 from pytest_tidb_ha.scenario.errors import ScenarioError
 from pytest_tidb_ha.scenario.loader import load_groups
 
@@ -115,9 +116,10 @@ def test_fingerprint_follows_version_and_sources(monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     copy = tmp_path / "scenario"
     copy.mkdir()
-    for source in Path(casecache.loader.__file__).parent.glob("*.py"):
+    assert loader.__file__ is not None
+    for source in Path(loader.__file__).parent.glob("*.py"):
         (copy / source.name).write_bytes(source.read_bytes())
-    monkeypatch.setattr(casecache.loader, "__file__", str(copy / "loader.py"))
+    monkeypatch.setattr(loader, "__file__", str(copy / "loader.py"))
     assert loader_fingerprint() == base
     (copy / "keys.py").write_text((copy / "keys.py").read_text() + "\n# changed\n")
     assert loader_fingerprint() != base

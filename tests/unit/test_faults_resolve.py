@@ -8,14 +8,20 @@ from typing import ClassVar
 import pytest
 
 from pytest_tidb_ha.faults.api import Roles
-from pytest_tidb_ha.faults.resolve import ResolveError, resolve, resolve_nodes, roles_needed
+from pytest_tidb_ha.faults.resolve import (
+    Resolved,
+    ResolveError,
+    resolve,
+    resolve_nodes,
+    roles_needed,
+)
 from pytest_tidb_ha.scenario.selectors import parse_selector
 
 NODES = ["pd-0", "pd-1", "pd-2", "tikv-0", "tikv-1", "tikv-2", "tikv-3", "tidb-0", "tidb-1"]
 ROLES = Roles(pd_leader="pd-1", pd_members=("pd-0", "pd-1", "pd-2"), ddl_owner="tidb-1")
 
 
-def res(text: str, seed: int = 0, roles: Roles = ROLES, nodes: list[str] = NODES):
+def res(text: str, seed: int = 0, roles: Roles = ROLES, nodes: list[str] = NODES) -> Resolved:
     return resolve_nodes(parse_selector(text), nodes, roles, random.Random(seed))
 
 

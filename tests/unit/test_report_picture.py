@@ -117,7 +117,7 @@ def test_workload_has_tps_errors_and_windows_behind() -> None:
     root = parse(render(PARTITION))
     (wl,) = [g for g in root.iter(f"{{{NS['s']}}}g") if g.get("class") == "workload"]
     shades = rects(wl, "fault-shade")
-    assert sorted(r.get("data-fault-id") for r in shades) == ["f1", "f2", "f3"]
+    assert sorted(r.get("data-fault-id", "") for r in shades) == ["f1", "f2", "f3"]
     assert len(rects(wl, "errors")) == 3  # seconds 2, 3, 4
     (tps,) = [p for p in wl.iter(f"{{{NS['s']}}}polyline") if p.get("class") == "tps"]
     assert len((tps.get("points") or "").split()) == 15

@@ -190,7 +190,7 @@ def test_extensions() -> None:
     assert case.topology == Topology(pd=3, tikv=1, tidb=2)
     assert case.version == "v8.5.1"
     delay, loss, resign = case.faults
-    assert delay.params["latency"].seconds == 1  # type: ignore[attr-defined]
+    assert delay.params["latency"].seconds == 1
     assert delay.schedule.warmup.seconds == 30  # inherits the case's warmUpTime
     assert loss.params["loss"] == 30.0
     assert loss.direction == "to"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pytest_tidb_ha.jobs.diagnostics import collect, error_lines
 from pytest_tidb_ha.timeline import Timeline
+
+if TYPE_CHECKING:
+    from pytest_tidb_ha.jobs.submit import SQLClient
 
 
 class Client:
@@ -55,7 +58,9 @@ def test_bundle_notes_failures_and_redacts(tmp_path: Path) -> None:
     tl.record("fault.healed", fault_id="f1")
     client = Client()
     notes: list[str] = []
-    dest = collect(Cluster(), client, tl, tmp_path / "diag", deadline=0.5, notes=notes)
+    # a query-only fake: collect only queries
+    dest = collect(Cluster(), cast("SQLClient", client), tl, tmp_path / "diag", deadline=0.5,
+                   notes=notes)
     client.release.set()
     files = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     assert {"admin-show-ddl.json", "timeline.json", "faults.json", "index.md",

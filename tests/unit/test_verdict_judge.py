@@ -406,7 +406,7 @@ def test_reason_is_redacted() -> None:
 
 # -- stall window defaults --------------------------------------------------------
 def _case(fault_seconds: float | None, stall: float | None = None) -> Case:
-    faults = ()
+    faults: tuple[FaultSpec, ...] = ()
     if fault_seconds is not None:
         faults = (FaultSpec("network_partition", None,
                             Schedule(Duration(60), Duration(fault_seconds))),)

@@ -109,8 +109,10 @@ class Sim:
         args = tuple(args or ())
         with self.lock:
             self._tick()
-            pub = lambda r: {k: v for k, v in r.items() if k not in ("t", "queued", "cancel",  # noqa: E731
-                                                                       "rows")}
+
+            def pub(r: dict[str, Any]) -> dict[str, Any]:
+                return {k: v for k, v in r.items() if k not in ("t", "queued", "cancel", "rows")}
+
             if "FROM information_schema.ddl_jobs" in sql and "JOB_ID = %s" in sql:
                 assert "DB_NAME = %s AND TABLE_NAME = %s" in sql, sql  # pushed down by TiDB
                 jid = args[-1]

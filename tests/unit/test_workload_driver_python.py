@@ -16,7 +16,7 @@ from mysql_fake import BLOCK, CLOSE, Conn, Fail, FakeMySQL, refused_port
 
 from pytest_tidb_ha.scenario.model import Workload
 from pytest_tidb_ha.timeline import Timeline
-from pytest_tidb_ha.workload import driver_python
+from pytest_tidb_ha.workload import statements
 from pytest_tidb_ha.workload.errors import WorkloadError
 from pytest_tidb_ha.workload.sysbench import Sysbench
 from pytest_tidb_ha.workload.target import Target
@@ -144,7 +144,7 @@ def test_an_unlisted_error_stops_the_workload_and_stop_raises(start: Start, serv
 
 def test_a_bug_is_never_ignored_even_with_all(start: Start, server: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    real = driver_python.sql.transaction
+    real = statements.transaction  # the module driver_python imports as ``sql``
     calls = {"n": 0}
 
     def buggy(*args: Any) -> list[str]:
@@ -153,7 +153,7 @@ def test_a_bug_is_never_ignored_even_with_all(start: Start, server: Any,
             raise TypeError("statement bug")
         return real(*args)
 
-    monkeypatch.setattr(driver_python.sql, "transaction", buggy)
+    monkeypatch.setattr(statements, "transaction", buggy)
     sb, tl = start(server().target(), spec(ignore_errors="all"))
     wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
     with pytest.raises(WorkloadError, match="TypeError: statement bug"):

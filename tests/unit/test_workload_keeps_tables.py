@@ -28,7 +28,8 @@ def test_keep_never_grows_past_the_tables_as_written() -> None:
 
 
 def test_jobs_on_tables_the_workload_never_creates_are_reported() -> None:
-    jobs = [add_index("sbtest9"), add_index("users"), add_index("t", db="other"),
+    jobs: list[AddIndexJob | ImportIntoJob] = [
+            add_index("sbtest9"), add_index("users"), add_index("t", db="other"),
             ImportIntoJob(db="sbtest", table="imp", source_uri="/import/x.csv",
                           timeout=Duration(60))]
     need = tables_for_jobs(W8, jobs)
