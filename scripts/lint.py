@@ -60,9 +60,8 @@ def main() -> int:
     if _run("ruff", [py, "-m", "ruff", "check", *RUFF_PATHS]):
         failed.append("ruff")
     for name, mypypath, paths in MYPY_ROOTS:
-        env = dict(os.environ)
-        if mypypath:
-            env["MYPYPATH"] = os.pathsep.join(mypypath)
+        # src first: the package is checked from this tree, whatever the venv installed
+        env = dict(os.environ, MYPYPATH=os.pathsep.join(["src", *mypypath]))
         argv = [py, "-m", "mypy", "--cache-dir", f".mypy_cache/{name}", *paths]
         if _run(f"mypy {name}", argv, env):
             failed.append(f"mypy {name}")
