@@ -28,14 +28,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "tests/standin/image"
 
-RUFF_PATHS = ["src", "tests", "bench", "scenarios", "conftest.py"]
+RUFF_PATHS = ["src", "tests", "bench", "scenarios", "conftest.py", "scripts"]
 
 # (name, MYPYPATH entries, paths to check); `src` takes its files from pyproject.toml
 MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
     ("src", [], []),
     ("image", [IMAGE], ["--explicit-package-bases", IMAGE]),
     ("bench", ["bench"], ["bench"]),
-    ("root", [], ["scenarios", "conftest.py"]),
+    ("root", [], ["scenarios", "conftest.py", "scripts/lint.py"]),
     ("tests", ["tests"], ["tests/conftest.py"]),
     ("tests-unit", ["tests/unit"], ["tests/unit"]),
     ("tests-plugin", ["tests/plugin"], ["tests/plugin"]),
