@@ -1,4 +1,4 @@
-"""The one lint command: ruff, then mypy (strict), over everything we ship or run.
+"""The one lint command: ruff, mypy (strict) and the import layers, over all we ship or run.
 
 `scripts/test.sh` and `tox -e lint` both call exactly this, so a red line in one is a red
 line in the other:
@@ -65,6 +65,12 @@ def main() -> int:
         argv = [py, "-m", "mypy", "--cache-dir", f".mypy_cache/{name}", *paths]
         if _run(f"mypy {name}", argv, env):
             failed.append(f"mypy {name}")
+    # import-linter's layers contract, once pyproject.toml declares one (its console script
+    # sits beside this interpreter; it has no `python -m` entry)
+    if "[tool.importlinter]" in (ROOT / "pyproject.toml").read_text(encoding="utf-8"):
+        lint_imports = Path(py).parent / "lint-imports"
+        if _run("import layers", [str(lint_imports)]):
+            failed.append("lint-imports")
     if failed:
         print(f"lint: FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
