@@ -27,9 +27,12 @@ import subprocess
 import time
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from pytest_tidb_ha.options import HAOptions
 
 log = logging.getLogger("pytest_tidb_ha.standin")
 
@@ -133,21 +136,23 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     if not config.getoption("--standin"):
         return
+    options_key: pytest.StashKey[HAOptions] | None = None
     try:
         from pytest_tidb_ha.stash import HA_OPTIONS_KEY
+        options_key = HA_OPTIONS_KEY
     except ImportError:  # plugin not installed: nothing to point at the image
-        HA_OPTIONS_KEY = None  # noqa: N806
-    opts = config.stash.get(HA_OPTIONS_KEY, None) if HA_OPTIONS_KEY is not None else None
+        pass
+    opts = config.stash.get(options_key, None) if options_key is not None else None
     try:
         ref = build_image(BUILD_SCRIPT, version=opts.tidb_version if opts is not None else None)
     except (OSError, RuntimeError) as exc:
         raise pytest.UsageError(f"--standin: cannot build the stand-in image: {exc}") from None
     config.stash[STANDIN_IMAGE_KEY] = ref
-    if opts is not None:
+    if opts is not None and options_key is not None:
         template = ref.removesuffix(f"-{opts.tidb_version}") + "-{version}"
         overrides = MappingProxyType({c: template for c in COMPONENTS})
         images = MappingProxyType({c: ref for c in COMPONENTS})
-        config.stash[HA_OPTIONS_KEY] = dataclasses.replace(
+        config.stash[options_key] = dataclasses.replace(
             opts, images=images, image_overrides=overrides)
 
 
@@ -191,7 +196,7 @@ def _trigger_counts(cluster: Any) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
     for node, url in cluster.status_urls("tidb").items():
         try:
-            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:
+            with urllib.request.urlopen(f"{url}/standin/triggers", timeout=3) as answer:  # noqa: S310 - http status URL
                 counts[node] = {str(k): int(v) for k, v in json.load(answer).items()}
         except (OSError, ValueError):
             counts[node] = {}

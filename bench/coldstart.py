@@ -41,7 +41,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402 - bench scripts run as files
+from common import (
     RESULTS,
     BenchError,
     Budget,
@@ -57,8 +57,8 @@ from common import (  # noqa: E402 - bench scripts run as files
     write_json,
 )
 
-from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster  # noqa: E402
-from pytest_tidb_ha.cluster.specs import (  # noqa: E402
+from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import (
     PD_CLIENT_PORT,
     TIDB_PORT,
     TIDB_STATUS_PORT,
@@ -66,7 +66,7 @@ from pytest_tidb_ha.cluster.specs import (  # noqa: E402
     ContainerSpec,
     render_specs,
 )
-from pytest_tidb_ha.scenario.model import Topology  # noqa: E402
+from pytest_tidb_ha.scenario.model import Topology
 
 log = logging.getLogger("pytest_tidb_ha.bench")
 
@@ -267,7 +267,7 @@ def raw_once(docker: Any, image: str) -> dict[str, float]:
 
         def tidb_ok() -> bool:
             for status_port, sql_port in endpoints:
-                with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status",  # noqa: S310
+                with urllib.request.urlopen(f"http://127.0.0.1:{status_port}/status",
                                             timeout=3) as resp:
                     if resp.status != 200:
                         return False
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     section = run(standin_image(), Budget(600), reps=args.reps)
     for row in section.rows:
-        print(f"{row.figure:45} {row.value:>10}  {row.detail}")  # noqa: T201 - bench output
+        print(f"{row.figure:45} {row.value:>10}  {row.detail}")
     write_json(RESULTS / "coldstart.json", section.to_json())
     return 0
 

@@ -45,7 +45,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     RESULTS,
     BenchError,
     Row,
@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     section = run(files=args.files, cases=args.cases, reps=args.reps)
     for row in section.rows:
-        print(f"{row.figure:50} {row.value:>12}  {row.ratio:>6} of {row.anchor} "  # noqa: T201
+        print(f"{row.figure:50} {row.value:>12}  {row.ratio:>6} of {row.anchor} "
               f"(goal {row.goal}: {row.verdict})\n{'':52}{row.detail}")
     write_json(RESULTS / "collection.json", section.to_json())
     return 0

@@ -99,8 +99,8 @@ def ms(value: float) -> str:
 def print_table(rows: list[dict[str, Any]]) -> None:
     head = (f"{'injector':<18}{'n':>4}  {'apply med':>9}{'p95':>9}  {'lag med':>9}{'p95':>9}  "
             f"{'heal med':>9}{'p95':>9}  {'lag med':>9}{'p95':>9}  (ms)")
-    print(head)  # noqa: T201 - a bench prints its table
-    print("-" * len(head))  # noqa: T201
+    print(head)
+    print("-" * len(head))
     for r in rows:
         cells = [r["apply"], r["apply_lag"], r["heal"], r["heal_lag"]]
         line = f"{r['kind']:<18}{r['apply']['n']:>4}  " + "  ".join(
@@ -109,7 +109,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             line += f"  [{r['backend']}]"
         if r["errors"]:
             line += f"  errors: {len(r['errors'])} ({r['errors'][0][:80]})"
-        print(line)  # noqa: T201
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps({"host": platform.node(), "python": platform.python_version(),
                                     "windows": args.windows, "period": args.period,
                                     "duration": args.duration, "results": rows}, indent=1))
-    print(f"wrote {args.out}")  # noqa: T201
+    print(f"wrote {args.out}")
     return 0 if all(not r["errors"] for r in rows) else 1
 
 

@@ -36,6 +36,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -45,9 +46,9 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import coldstart  # noqa: E402 - bench scripts run as files
-import watcher_overhead  # noqa: E402
-from common import (  # noqa: E402
+import coldstart
+import watcher_overhead
+from common import (
     REPO,
     RESULTS,
     BenchError,
@@ -65,9 +66,9 @@ from common import (  # noqa: E402
     write_json,
 )
 
-from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster  # noqa: E402
-from pytest_tidb_ha.cluster.specs import ClusterSettings  # noqa: E402
-from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology  # noqa: E402
+from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology
 
 log = logging.getLogger("pytest_tidb_ha.bench")
 
@@ -155,10 +156,10 @@ def fill_job_table(client: Any, job: AddIndexJob, rows: int) -> None:
     client.execute(f"CREATE TABLE {table} (id INT NOT NULL PRIMARY KEY, k INT NOT NULL, "
                    "c CHAR(60) NOT NULL, pad CHAR(30) NOT NULL)", timeout=60)
     values = ", ".join(f"({i}, {i % 101}, 'c-{i:08d}', 'p')" for i in range(1, 1001))
-    client.execute(f"INSERT INTO {table} VALUES {values}", timeout=60)
+    client.execute(f"INSERT INTO {table} VALUES {values}", timeout=60)  # noqa: S608 - our table name and generated ints
     n = 1000
     while n < rows:
-        client.execute(f"INSERT INTO {table} SELECT id + {n}, (id + {n}) % 101, "
+        client.execute(f"INSERT INTO {table} SELECT id + {n}, (id + {n}) % 101, "  # noqa: S608 - our table name and ints
                        f"CONCAT('c-', LPAD(id + {n}, 8, '0')), pad FROM {table}", timeout=600)
         n *= 2
     client.execute("SET GLOBAL tidb_ddl_reorg_worker_cnt = 1", timeout=30)
@@ -314,10 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     real = run_command(["bash", str(BUILD)], timeout=600).stdout.strip().splitlines()[-1]
     data["image"] = real
     stand = standin_image()
-    for name, fn2 in (("coldstart", lambda: coldstarts(real, stand, args.reps)),
-                      ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs)),
-                      ("standin_watcher",
-                       lambda: standin_watcher(stand, window=args.window, pairs=args.pairs))):
+    measures: list[tuple[str, Callable[[], Any]]] = [
+        ("coldstart", lambda: coldstarts(real, stand, args.reps)),
+        ("watcher", lambda: watcher(real, window=args.window, pairs=args.pairs)),
+        ("standin_watcher", lambda: standin_watcher(stand, window=args.window, pairs=args.pairs))]
+    for name, fn2 in measures:
         if name in skip:
             continue
         try:
@@ -330,13 +332,13 @@ def main(argv: list[str] | None = None) -> int:
     write_json(RESULTS / "realbin.json", data)
     section = Section("realbin", rows=rows_of(data), data=data)
     for row in section.rows:
-        print(f"{row.figure:62} {row.value:>8}  {row.detail}")  # noqa: T201 - bench output
+        print(f"{row.figure:62} {row.value:>8}  {row.detail}")
     for name, err in data["errors"].items():
-        print(f"{name}: FAILED: {err}")  # noqa: T201
+        print(f"{name}: FAILED: {err}")
     if args.markdown is not None:
         page = args.markdown.read_text() if args.markdown.exists() else ""
         args.markdown.write_text(splice(page, markdown_section(data)))
-        print(f"wrote {args.markdown}")  # noqa: T201
+        print(f"wrote {args.markdown}")
     return 1 if data["errors"] else 0
 
 

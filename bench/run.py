@@ -41,13 +41,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import coldstart  # noqa: E402 - bench scripts run as files
-import collection  # noqa: E402
-import page  # noqa: E402
-import realbin  # noqa: E402
-import verdict_latency  # noqa: E402
-import watcher_overhead  # noqa: E402
-from common import (  # noqa: E402
+import coldstart
+import collection
+import page
+import realbin
+import verdict_latency
+import watcher_overhead
+from common import (
     HERE,
     RESULTS,
     BenchError,
@@ -65,6 +65,8 @@ from common import (  # noqa: E402
     verdict,
     write_json,
 )
+
+from pytest_tidb_ha.cluster.lifecycle import docker_client
 
 log = logging.getLogger("pytest_tidb_ha.bench")
 
@@ -212,7 +214,7 @@ class Runner:
             section = fn()
         except KeyboardInterrupt:
             raise
-        except Exception as exc:  # noqa: BLE001 - the table says what failed, the rest runs
+        except Exception as exc:
             log.exception("bench %s failed", name)
             section = Section(name, error=f"{type(exc).__name__}: {str(exc)[:1500]}")
         spent = time.monotonic() - began
@@ -281,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def cold_rep() -> Section:
         began = time.monotonic()
-        docker = coldstart.docker_client()
+        docker = docker_client()
         try:
             p, r = coldstart.repetition(docker, image, len(plugin_runs) + 1)
         finally:
@@ -334,21 +336,21 @@ def main(argv: list[str] | None = None) -> int:
     sections = [runner.sections[n] for n in order if n in runner.sections]
     info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     total = budget.elapsed()
-    print(f"pytest-tidb-ha bench, {info['date']}, {info['cpus']} cores, load "  # noqa: T201
+    print(f"pytest-tidb-ha bench, {info['date']}, {info['cpus']} cores, load "
           f"{info['loadavg_at_start']} -> {info['loadavg_at_end']}, {total:.0f} s total")
-    print(page.table(sections))  # noqa: T201 - the bench's one output
+    print(page.table(sections))
     if skipped:
-        print(f"not run (time budget {args.budget:.0f} s): {', '.join(skipped)}")  # noqa: T201
+        print(f"not run (time budget {args.budget:.0f} s): {', '.join(skipped)}")
     report = {
         "machine": info, "image": image, "budget_seconds": args.budget,
         "total_seconds": round(total, 1), "skipped": skipped,
         "sections": {s.name: s.to_json() for s in sections},
     }
     write_json(args.out, report)
-    print(f"wrote {args.out}")  # noqa: T201
+    print(f"wrote {args.out}")
     if args.markdown is not None:
         write_page(args.markdown, report)
-        print(f"wrote {args.markdown}")  # noqa: T201
+        print(f"wrote {args.markdown}")
     return 1 if any(s.error for s in sections) else 0
 
 

@@ -40,7 +40,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402 - bench scripts run as files
+from common import (
     REPO,
     RESULTS,
     BenchError,
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [s.strip() for s in args.seeds.split(",") if s.strip()]
     section = run(seeds)
     for row in section.rows:
-        print(f"{row.figure:45} {row.value:>10}  {row.detail}")  # noqa: T201 - bench output
+        print(f"{row.figure:45} {row.value:>10}  {row.detail}")
     write_json(RESULTS / "verdict_latency.json", section.to_json())
     return 0
 

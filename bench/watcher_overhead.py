@@ -41,7 +41,7 @@ if __package__ in (None, ""):
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402 - bench scripts run as files
+from common import (
     RESULTS,
     BenchError,
     Row,
@@ -53,16 +53,16 @@ from common import (  # noqa: E402 - bench scripts run as files
     write_json,
 )
 
-from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster  # noqa: E402
-from pytest_tidb_ha.cluster.specs import ClusterSettings  # noqa: E402
-from pytest_tidb_ha.jobs.handle import JobHandle, JobPolicy  # noqa: E402
-from pytest_tidb_ha.jobs.submit import col, find_ddl_job, submit_add_index  # noqa: E402
-from pytest_tidb_ha.jobs.watch import Watcher  # noqa: E402
-from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology, Workload  # noqa: E402
-from pytest_tidb_ha.scenario.timing import poll_interval  # noqa: E402
-from pytest_tidb_ha.timeline import Timeline  # noqa: E402
-from pytest_tidb_ha.workload.connections import round_robin_factory  # noqa: E402
-from pytest_tidb_ha.workload.sysbench import Sysbench  # noqa: E402
+from pytest_tidb_ha.cluster.lifecycle import docker_client, start_cluster, stop_cluster
+from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.jobs.handle import JobHandle, JobPolicy
+from pytest_tidb_ha.jobs.submit import col, find_ddl_job, submit_add_index
+from pytest_tidb_ha.jobs.watch import Watcher
+from pytest_tidb_ha.scenario.model import AddIndexJob, Duration, Topology, Workload
+from pytest_tidb_ha.scenario.timing import poll_interval
+from pytest_tidb_ha.timeline import Timeline
+from pytest_tidb_ha.workload.connections import round_robin_factory
+from pytest_tidb_ha.workload.sysbench import Sysbench
 
 log = logging.getLogger("pytest_tidb_ha.bench")
 
@@ -275,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     section = run(standin_image(), window=args.window, pairs=args.pairs, poll=args.poll)
     for row in section.rows:
-        print(f"{row.figure:45} {row.value:>10}  {row.detail}")  # noqa: T201 - bench output
+        print(f"{row.figure:45} {row.value:>10}  {row.detail}")
     write_json(RESULTS / "watcher_overhead.json", section.to_json())
     return 0
 

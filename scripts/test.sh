@@ -14,9 +14,8 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/ensure-test-deps.sh
 # Lint and types first: seconds, and a red line here needs no cluster to explain.
-.venv/bin/ruff check src tests bench scenarios conftest.py
-.venv/bin/mypy
-.venv/bin/lint-imports  # the layers contract in pyproject.toml (docs/contracts.md, "Layers")
+# ruff, mypy strict and lint-imports (the layers contract): scripts/lint.py
+.venv/bin/python scripts/lint.py
 
 realbin=1
 [ "${TIDB_HA_SKIP_REALBIN:-}" = 1 ] && realbin=0

@@ -3,4 +3,6 @@
 from __future__ import annotations
 
 __version__ = "0.1.0"
-from .jobs.assertions import assert_cancellable, assert_job_converges, assert_jobs_converge  # noqa: F401,E402
+from .jobs.assertions import assert_cancellable, assert_job_converges, assert_jobs_converge
+
+__all__ = ["__version__", "assert_cancellable", "assert_job_converges", "assert_jobs_converge"]

@@ -137,7 +137,7 @@ class CaseCache:
             return None
         try:
             with gc_paused():  # thousands of small objects, no cycles (as in the loader)
-                groups = pickle.loads(data[head:])
+                groups = pickle.loads(data[head:])  # noqa: S301 - our own cache file, keyed by version and content
         except Exception:  # noqa: BLE001 - a corrupt entry is a miss: the file is read again
             return None
         if groups is not None and not (isinstance(groups, tuple)

@@ -49,7 +49,8 @@ def cluster_group(topology: Topology, images: Mapping[str, str]) -> str:
     cluster only for the same topology and images, so this is exactly its sharing unit.
     """
     digest = hashlib.sha1(
-        ",".join(f"{c}={i}" for c, i in sorted(images.items())).encode()).hexdigest()[:8]
+        ",".join(f"{c}={i}" for c, i in sorted(images.items())).encode(),
+        usedforsecurity=False).hexdigest()[:8]
     return f"{GROUP_PREFIX}-pd{topology.pd}-tikv{topology.tikv}-tidb{topology.tidb}-{digest}"
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .case_test import PLANS_KEY, plan_ha_case, run_ha_case, store_plan
+from .case_test import plan_ha_case, run_ha_case, store_plan
 from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
@@ -52,7 +52,7 @@ from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
 from .scenario.yamlnodes import gc_paused
-from .stash import CASE_KEY, HA_OPTIONS_KEY, ha_options
+from .stash import CASE_KEY, HA_OPTIONS_KEY, PLANS_KEY, ha_options
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",

@@ -42,7 +42,7 @@ def sanitise_nodeid(nodeid: str) -> str:
     """
     name = re.sub(r"[^A-Za-z0-9._()=-]+", "_", nodeid).strip("_")
     if len(name) > 150:
-        digest = hashlib.sha1(nodeid.encode("utf-8")).hexdigest()[:10]
+        digest = hashlib.sha1(nodeid.encode("utf-8"), usedforsecurity=False).hexdigest()[:10]
         name = f"{name[:139]}-{digest}"
     return name or "test"
 

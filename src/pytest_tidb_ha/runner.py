@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -45,6 +45,9 @@ from .redact import redact
 from .scenario import timing
 from .scenario.model import AddIndexJob, Case, ImportIntoJob, JobSpec
 from .verdicts import CONVERGED, STUCK, Verdict
+
+if TYPE_CHECKING:
+    from .faults.nemesis import Nemesis
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -73,7 +76,7 @@ class CaseRun:
         self.session = JobSession(cluster, record, options, case)
         self.watcher = self.session.watcher
         self.workloads: Any = None
-        self.nemesis: Any = None
+        self.nemesis: Nemesis | None = None
         self.t0: float | None = None
         self._stop = threading.Event()
         self.blocked: set[tuple[str, str]] = set()

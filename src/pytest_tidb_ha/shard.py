@@ -196,7 +196,7 @@ def plan_shard(units: Sequence[Unit], spec: ShardSpec) -> ShardPlan:
 
 
 def _fmt(seconds: float) -> str:
-    s = int(round(seconds))
+    s = round(seconds)
     if s < 60:
         return f"{s}s"
     if s < 3600:

@@ -117,7 +117,7 @@ def bridge_name(root: Path) -> str:
 def bridge_address(pool: str) -> str:
     """``10.213.255.1/24`` for ``10.213.0.0/16``: the pool's last /24, which Docker's
     allocator (handing out /24s from the start) reaches last."""
-    last = list(ipaddress.ip_network(pool).subnets(new_prefix=24))[-1]
+    last = list(ipaddress.IPv4Network(pool).subnets(new_prefix=24))[-1]
     return f"{last.network_address + 1}/24"
 
 

@@ -104,7 +104,8 @@ def test_tests_share_one_cluster_with_their_own_databases(
         assert len({name for name, *_ in lines}) == 1  # one cluster, reused
         assert lines[0][1] != lines[1][1]  # own database per test
         for _, db, dsn, control in lines:
-            assert dsn.startswith("mysql://root@127.0.0.1:") and dsn.endswith("/" + db)
+            assert dsn.startswith("mysql://root@127.0.0.1:")
+            assert dsn.endswith("/" + db)
             assert control == "True"
     finally:
         names = {line.split()[0] for line in out.read_text().splitlines()} if out.exists() else set()
@@ -148,7 +149,7 @@ def test_sigkilled_session_leaves_resources_the_next_session_reaps(
     """)
     with victim_session(pytester, standin_image, docker_engine, ready, capture=False) as proc:
         wait_until_up(proc, ready)
-        pid, name = ready.read_text().split()
+        pid, _name = ready.read_text().split()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         left = leftovers(f"{LABEL_PID}={pid}")
@@ -241,7 +242,8 @@ def test_reused_cluster_is_whole_again_for_the_next_test(
         result = pytester.runpytest_subprocess(*image_args(standin_image), timeout=300)
         result.assert_outcomes(passed=2)
         names = out.read_text().split()
-        assert len(names) == 2 and names[0] == names[1]  # revived, not replaced
+        assert len(names) == 2
+        assert names[0] == names[1]
     finally:
         for name in set(out.read_text().split()) if out.exists() else ():
             remove_labelled(docker_engine, f"{LABEL_CLUSTER}={name}")

@@ -45,14 +45,14 @@ def test_332_cluster_comes_up_answers_on_every_tidb_and_leaves_nothing(
         assert roles.pd_members(cluster) == ["pd-0", "pd-1", "pd-2"]
         leader = roles.pd_leader(cluster)
         assert leader in ("pd-0", "pd-1", "pd-2")
-        assert sorted(roles.pd_followers(cluster) + [leader]) == ["pd-0", "pd-1", "pd-2"]
+        assert sorted([*roles.pd_followers(cluster), leader]) == ["pd-0", "pd-1", "pd-2"]
         stores = roles.tikv_stores(cluster)
         assert sorted(s["node"] for s in stores) == ["tikv-0", "tikv-1", "tikv-2"]
         assert {s["state_name"] for s in stores} == {"Up"}
         assert roles.ddl_owner(cluster) in ("tidb-0", "tidb-1")
         # Every published port listens on loopback only.
-        for node in cluster.nodes:
-            bindings = cluster.container(node.name).attrs["HostConfig"]["PortBindings"]
+        for n in cluster.nodes:
+            bindings = cluster.container(n.name).attrs["HostConfig"]["PortBindings"]
             assert {b["HostIp"] for v in bindings.values() for b in v} == {"127.0.0.1"}
         assert any(x.startswith("volume ") for x in leftovers(f"{LABEL_CLUSTER}={cluster.name}"))
     finally:
@@ -117,5 +117,6 @@ def test_deadline_expiry_tells_the_story(docker_engine: Any, standin_image: str,
         start_cluster(s, docker_engine)
     text = str(info.value)
     assert "timed out after 3s waiting for PD members ['pd-0'] healthy" in text
-    assert "pd-0 [running]" in text and "pd-silent-marker" in text
+    assert "pd-0 [running]" in text
+    assert "pd-silent-marker" in text
     assert leftovers(f"{LABEL_RUN}={s.run_id}") == []

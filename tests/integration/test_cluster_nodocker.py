@@ -31,7 +31,8 @@ def test_no_engine_fails_with_one_line(no_engine: pytest.Pytester) -> None:
     # The error section runs to the next "=== ... ===" header.
     end = next((i for i, line in enumerate(section) if line.startswith("=")), len(section))
     lines = [line for line in section[:end] if line.strip()]
-    assert len(lines) == 1 and "no Docker engine answers" in lines[0], section
+    assert len(lines) == 1, section
+    assert "no Docker engine answers" in lines[0], section
 
 
 def test_no_engine_skips_when_asked(no_engine: pytest.Pytester) -> None:

@@ -91,7 +91,8 @@ def test_the_default_helper_image_is_built_when_missing(docker_engine: Any,
         assert image.labels.get("org.pytest-tidb-ha.image") == "fault-helper"
         result = runner.run(target, "iptables -S >/dev/null && tc qdisc show >/dev/null && "
                                     "ip addr >/dev/null && python3 -c 'print(\"tools ok\")'")
-        assert result.code == 0 and "tools ok" in result.output, result
+        assert result.code == 0, result
+        assert "tools ok" in result.output, result
     finally:
         runner.close()
         target.remove(force=True)

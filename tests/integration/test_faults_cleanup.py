@@ -132,11 +132,13 @@ def test_sigkilled_run_is_healed_by_the_next_one(inner: pytest.Pytester, mini_cl
     left = leftover_faults(mini_cluster)
     assert set(left) >= {"tikv-0", "tidb-0"}, left  # the dead run could not heal
     cut = {p for p, ok in reachability(mini_cluster).items() if not ok}
-    assert ("tikv-0", "pd-0") in cut and ("pd-0", "tidb-0") not in cut
+    assert ("tikv-0", "pd-0") in cut
+    assert ("pd-0", "tidb-0") not in cut
     pids = delayer_pids(mini_cluster)  # NFQUEUE backend only (kernels without netem)
     ids = [n.container_id for n in mini_cluster.nodes if n.container_id]
     healed = heal_leftovers(mini_cluster.docker, only=ids)
-    assert healed.rules and not healed.problems, healed
+    assert healed.rules, healed
+    assert not healed.problems, healed
     assert leftover_faults(mini_cluster) == {}
     assert all(reachability(mini_cluster).values())
     deadline = time.monotonic() + 5  # SIGTERM: the delayer releases what it holds, then exits
@@ -157,7 +159,8 @@ def test_reaper_leaves_live_runs_alone(mini_cluster: Cluster) -> None:  # noqa: 
     with Nemesis(mini_cluster, [spec], Timeline(), 1.0) as n:
         deadline = time.monotonic() + 20
         while not n.active:
-            assert time.monotonic() < deadline and not n.errors, n.errors
+            assert time.monotonic() < deadline, n.errors
+            assert not n.errors, n.errors
             time.sleep(0.05)
         healed: Any = heal_leftovers(mini_cluster.docker)  # every container: only dead tags go
         assert healed.rules == []

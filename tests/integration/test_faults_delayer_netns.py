@@ -87,7 +87,8 @@ def test_packets_are_held_for_the_latency() -> None:
     assert got["first_line"] == "ready"
     assert max(got["plain"]) < 0.25, got
     held = got["held"]
-    assert isinstance(held, list) and len(held) == 3
+    assert isinstance(held, list)
+    assert len(held) == 3
     assert all(0.3 <= t < 5.0 for t in held), got
 
 

@@ -176,6 +176,7 @@ def probe(cluster: Cluster, mode: str, n: int = 1, timeout: float = 0.5,
         how = mode if mode in ("tcp", "udp") else f"{mode}.{name}"  # oneway token names the sender
         code, out = cluster.container(name).exec_run(
             ["python3", "-c", PROBE, how, json.dumps(peers), str(n), str(timeout)])
+        assert isinstance(out, bytes)  # not streamed
         assert code == 0, out.decode(errors="replace")
         if mode not in ("tcp", "udp"):
             return {}
@@ -199,7 +200,8 @@ def oneway(cluster: Cluster) -> dict[tuple[str, str], bool]:
     time.sleep(0.2)  # datagrams in flight on a local bridge; no completion to poll for
     out: dict[tuple[str, str], bool] = {}
     for receiver in ips(cluster):
-        code, log = cluster.container(receiver).exec_run(["sh", "-c", "cat /tmp/udp.log 2>/dev/null"])
+        _code, log = cluster.container(receiver).exec_run(["sh", "-c", "cat /tmp/udp.log 2>/dev/null"])
+        assert isinstance(log, bytes)  # not streamed
         text = log.decode(errors="replace")
         for sender in ips(cluster):
             if sender != receiver:

@@ -81,6 +81,7 @@ def test_partition_cuts_exactly_the_selected_pairs(mini_cluster: Cluster, runner
         n.stop()
     assert n.errors == []
     assert all(reachability(mini_cluster).values())
+    assert mini_cluster.docker is not None
     assert not mini_cluster.docker.containers.list(
         all=True, filters={"label": ["org.pytest-tidb-ha.component=helper",
                                      f"org.pytest-tidb-ha.target={mini_cluster.node(victim).container_id}"]})
@@ -93,7 +94,8 @@ def test_partition_between_groups_leaves_others_alone(mini_cluster: Cluster) -> 
     finally:
         n.stop()
     assert {p for p, ok in during.items() if not ok} == cut({"pd-0"}, {"tikv-0", "tikv-1"})
-    assert during[("tikv-0", "tikv-1")] and during[("tidb-0", "pd-0")]
+    assert during[("tikv-0", "tikv-1")]
+    assert during[("tidb-0", "pd-0")]
     assert all(reachability(mini_cluster).values())
 
 
@@ -216,9 +218,11 @@ def test_two_shaping_faults_on_one_node(mini_cluster: Cluster) -> None:  # noqa:
             (err,) = n.timeline.events("fault.error")
             assert "another tidb-ha fault owns the root qdisc" in err.data["error"]
         else:
-            assert backends == {"iptables"} and len(applied) == 2, applied
+            assert backends == {"iptables"}, applied
+            assert len(applied) == 2, applied
             assert sorted(n.active) == ["f0.0", "f1.0"]
-    assert n.active == [] and n.errors == []
+    assert n.active == []
+    assert n.errors == []
 
 
 @pytest.mark.parametrize("runner", ["nsenter", "helper"])
@@ -232,7 +236,8 @@ def test_partition_survives_a_kill_of_one_of_its_nodes(mini_cluster: Cluster, ru
     with n:
         deadline = time.monotonic() + 60
         while not n.timeline.events("fault.reapplied"):
-            assert not n.errors and time.monotonic() < deadline, n.errors
+            assert not n.errors, n.errors
+            assert time.monotonic() < deadline, n.errors
             time.sleep(0.05)
         assert n.active == ["f0.0"]
         mini_cluster.refresh(["tikv-0"])

@@ -109,7 +109,8 @@ def test_kill_tikv_store_disconnects_and_comes_back(healthy: Cluster) -> None:
     assert [e.kind for e in n.timeline.events("fault.")] == ["fault.inject", "fault.applied",
                                                              "fault.verified", "fault.healed"]
     verified = n.timeline.events("fault.verified")[0].data
-    assert verified["ok"] is True and verified["measured"]["state"] == "exited", verified
+    assert verified["ok"] is True, verified
+    assert verified["measured"]["state"] == "exited", verified
 
 
 def test_kill_tidb_select_fails_then_recovers(healthy: Cluster) -> None:
@@ -176,7 +177,8 @@ def test_ddl_owner_resign_is_accepted_by_the_owner(healthy: Cluster) -> None:
         assert n.wait(30)
     assert n.errors == [], n.errors
     inject = n.timeline.events("fault.inject")[0].data
-    assert inject["targets"] == [owner] and inject["roles"]["ddl_owner"] == owner
+    assert inject["targets"] == [owner]
+    assert inject["roles"]["ddl_owner"] == owner
     wait_for("a DDL owner again", lambda: roles.ddl_owner(healthy), 30)
 
 

@@ -82,7 +82,8 @@ def test_each_fault_is_verified_from_inside(mini_cluster: Cluster, kind: str,  #
     n = one_window(mini_cluster, kind, selector, **params)
     v = verified(n)
     assert n.errors == [], n.errors
-    assert v["ok"] is True and v["method"] == method, v
+    assert v["ok"] is True, v
+    assert v["method"] == method, v
     assert n.fault_failures() == ([], [])
     assert n.book.records[0].verified is True
 
@@ -93,7 +94,8 @@ def test_restart_is_verified_by_its_new_start_time(mini_cluster: Cluster) -> Non
     with n:
         assert n.wait(60)
     v = verified(n)
-    assert v["ok"] is True and v["measured"]["started_after"] != v["measured"]["started_before"]
+    assert v["ok"] is True
+    assert v["measured"]["started_after"] != v["measured"]["started_before"]
 
 
 class Hollow:
@@ -127,7 +129,8 @@ def test_a_fault_that_did_not_take_effect_counts_as_not_applied(
     n = one_window(mini_cluster, kind, "tikv-0_to_pd-0", factory=hollow, seconds=2.0, **params)
     assert verified(n)["ok"] is False
     failing, _ = n.fault_failures()
-    assert len(failing) == 1 and "was not applied: verify:" in failing[0], failing
+    assert len(failing) == 1, failing
+    assert "was not applied: verify:" in failing[0], failing
     assert n.book.counts()[0] == 0  # applied/planned = 0/1
 
 
@@ -140,14 +143,16 @@ def test_partition_shapes_cut_exactly_the_grudge(mini_cluster: Cluster, shape: s
     try:
         deadline = time.monotonic() + 30
         while not n.timeline.events("fault.verified"):
-            assert time.monotonic() < deadline and not n.errors, n.errors
+            assert time.monotonic() < deadline, n.errors
+            assert not n.errors, n.errors
             time.sleep(0.05)
         grudge = {k: frozenset(v) for k, v in
                   n.timeline.events("fault.applied")[0].data["detail"]["grudge"].items()}
         during = reachability(mini_cluster)
     finally:
         n.stop()
-    assert n.errors == [] and verified(n)["ok"] is True
+    assert n.errors == []
+    assert verified(n)["ok"] is True
     # TCP needs both directions: a pair connects iff neither side refuses the other
     expected = {(a, b): reachable(grudge, a, b) and reachable(grudge, b, a) for a, b in during}
     assert during == expected
@@ -163,7 +168,8 @@ def test_a_port_scoped_partition_leaves_other_ports_alone(mini_cluster: Cluster)
     try:
         deadline = time.monotonic() + 30
         while not n.timeline.events("fault.verified"):
-            assert time.monotonic() < deadline and not n.errors, n.errors
+            assert time.monotonic() < deadline, n.errors
+            assert not n.errors, n.errors
             time.sleep(0.05)
         tcp = reachability(mini_cluster)  # TCP on port 7000
         udp = {p: r["ok"] > 0 for p, r in probe(mini_cluster, "udp", n=3, timeout=0.4).items()}
@@ -221,6 +227,7 @@ def disk_cluster(docker_engine: Any) -> Iterator[Cluster]:
 
 def free_bytes(cluster: Cluster, node: str) -> int:
     code, out = cluster.container(node).exec_run(["sh", "-c", "df -k -P /data | tail -1"])
+    assert isinstance(out, bytes)  # not streamed
     assert code == 0, out
     return int(out.decode().split()[3]) * 1024
 
@@ -235,15 +242,18 @@ def test_disk_full_leaves_free_bytes_and_heal_gives_them_back(disk_cluster: Clus
     try:
         deadline = time.monotonic() + 30
         while not n.timeline.events("fault.verified"):
-            assert time.monotonic() < deadline and not n.errors, n.errors
+            assert time.monotonic() < deadline, n.errors
+            assert not n.errors, n.errors
             time.sleep(0.05)
         during = free_bytes(disk_cluster, "tikv-0")
         code, out = disk_cluster.container("tikv-0").exec_run(
             ["sh", "-c", "dd if=/dev/zero of=/data/big bs=1M count=8 2>&1; rm -f /data/big"])
-        assert code == 0 and b"No space left" in out, out
+        assert code == 0, out
+        assert b"No space left" in out, out
     finally:
         n.stop()
-    assert verified(n)["ok"] is True and during <= 5 * 2**20, during
+    assert verified(n)["ok"] is True, during
+    assert during <= 5 * 2**20, during
     assert free_bytes(disk_cluster, "tikv-0") > 60 * 2**20
     assert n.fault_failures() == ([], [])
     assert leftover_faults(disk_cluster) == {}
@@ -252,7 +262,8 @@ def test_disk_full_leaves_free_bytes_and_heal_gives_them_back(disk_cluster: Clus
 def test_disk_full_refuses_a_volume_without_a_size_limit(disk_cluster: Cluster) -> None:
     n = one_window(disk_cluster, "disk_full", "tikv-1", seconds=1.0)
     failing, _ = n.fault_failures()
-    assert failing and "never fills a disk the host shares" in failing[0], failing
+    assert failing, failing
+    assert "never fills a disk the host shares" in failing[0], failing
 
 
 def test_a_limited_volume_keeps_its_data_when_the_node_is_killed(disk_cluster: Cluster) -> None:
@@ -261,4 +272,6 @@ def test_a_limited_volume_keeps_its_data_when_the_node_is_killed(disk_cluster: C
     n = one_window(disk_cluster, "kill", "tikv-0", seconds=1.0)
     assert n.errors == []
     code, out = disk_cluster.container("tikv-0").exec_run(["cat", "/data/marker"])
-    assert code == 0 and out.strip() == b"kept"
+    assert isinstance(out, bytes)  # not streamed
+    assert code == 0
+    assert out.strip() == b"kept"

@@ -133,5 +133,6 @@ def test_qa_keys_run_on_the_standin(pytester: pytest.Pytester, tmp_path: Path) -
     before = next(i for i, (k, d) in enumerate(kinds) if k == "jobs.setting")
     assert before < first_job
     faults = [k for k, d in kinds if k.startswith("fault.")]
-    assert "fault.applied" in faults and "fault.healed" in faults, faults
+    assert "fault.applied" in faults, faults
+    assert "fault.healed" in faults, faults
     assert result.ret == 1

@@ -105,8 +105,8 @@ def triggers(folder: Path) -> dict[str, int]:
 def test_fixed_standin_converges(pytester: pytest.Pytester, seed: str) -> None:
     result, verdicts, folder = run_seed(pytester, seed, None)
     story = "\n".join(result.outlines[-80:])
-    assert verdicts and all(v["verdict"] == "converged" for v in verdicts), \
-        f"{names(verdicts)}\n{story}"
+    assert verdicts, f"{names(verdicts)}\n{story}"
+    assert all(v["verdict"] == "converged" for v in verdicts), f"{names(verdicts)}\n{story}"
     assert result.ret == 0, story
     # Converging proves the fix only if the bug's trigger really happened during the run.
     assert triggers(folder)[seed] >= 1, f"{triggers(folder)}\n{story}"
@@ -124,15 +124,17 @@ def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> N
     first = next((i for i, v in enumerate(runs) if v["verdict"] != "converged"), None)
     assert first is not None, f"{got}\n{story}"
     stuck, queued = runs[first], runs[first + 1:]
-    assert stuck["verdict"] == "stuck" and "no progress" in stuck["reason"], f"{got}\n{story}"
+    assert stuck["verdict"] == "stuck", f"{got}\n{story}"
+    assert "no progress" in stuck["reason"], f"{got}\n{story}"
     assert (stuck["job_key"] + "/cancel", "cancel-ineffective") in got, f"{got}\n{story}"
-    assert len(queued) == 1 and queued[0]["verdict"] == "stuck" \
-        and "queueing" in queued[0]["reason"], got
+    assert len(queued) == 1, got
+    assert queued[0]["verdict"] == "stuck", got
+    assert "queueing" in queued[0]["reason"], got
     assert_fast(stuck)
     assert triggers(folder)["48303"] >= 1
     dumps = list(folder.rglob("goroutine-*.txt"))
-    assert dumps and any(d.stat().st_size > 0 for d in dumps), \
-        sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert dumps, sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+    assert any(d.stat().st_size > 0 for d in dumps), sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
 def test_48546_failed_unexpected_mutex_session_expired(pytester: pytest.Pytester) -> None:
@@ -148,7 +150,8 @@ def test_48546_failed_unexpected_mutex_session_expired(pytester: pytest.Pytester
 def test_46735_import_stuck_running_importing(pytester: pytest.Pytester) -> None:
     result, verdicts, folder = run_seed(pytester, "46735", "46735")
     story = "\n".join(result.outlines[-80:])
-    assert verdicts and verdicts[0]["verdict"] == "stuck", f"{names(verdicts)}\n{story}"
+    assert verdicts, f"{names(verdicts)}\n{story}"
+    assert verdicts[0]["verdict"] == "stuck", f"{names(verdicts)}\n{story}"
     assert triggers(folder)["46735"] >= 1
     assert "status=running, step=importing" in verdicts[0]["reason"], verdicts[0]
     assert_fast(verdicts[0])

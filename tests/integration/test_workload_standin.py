@@ -72,7 +72,8 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         finally:
             sb.stop()
         windows = timeline.fault_windows()
-        assert len(windows) == 1 and windows[0].end is not None, windows
+        assert len(windows) == 1, windows
+        assert windows[0].end is not None, windows
         start, end = windows[0].start, windows[0].end
         samples = metrics(timeline)
         before = [m for m in samples if m["second"] + 1 <= start and m["interval"] == 1.0]
@@ -81,10 +82,13 @@ def test_tikv_partition_shows_errors_in_the_window_and_recovery_after(
         assert timeline.events("workload.start")[0].data["driver"].startswith(driver)
         story = (f"{driver}: window {start:.1f}-{end:.1f}s; samples: "
                  + ", ".join(f"{m['second']:.0f}:{m['tps']}/{m['errors']}" for m in samples))
-        assert before and inside and after, story
+        assert before, story
+        assert inside, story
+        assert after, story
 
         def rate(ms: list[dict[str, Any]]) -> float:
-            return sum(m["transactions"] for m in ms) / len(ms)
+            total: float = sum(m["transactions"] for m in ms)
+            return total / len(ms)
 
         healthy = rate(before)
         assert healthy > 0, story

@@ -38,7 +38,8 @@ def test_second_collection_reads_the_cache(pytester: pytest.Pytester) -> None:
     first, rec1 = _collect(pytester, "--tidb-topology", "tikv=5")
     second, rec2 = _collect(pytester, "--tidb-topology", "tikv=5")
     assert first == second == ["cases.yaml::first", "cases.yaml::second"]
-    assert _counts(rec1) == (1, 0) and _counts(rec2) == (0, 1)
+    assert _counts(rec1) == (1, 0)
+    assert _counts(rec2) == (0, 1)
     assert len(list((pytester.path / ".pytest_cache" / "d" / CACHE_NAME).iterdir())) == 1
 
 

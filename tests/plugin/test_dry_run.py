@@ -84,4 +84,5 @@ def test_only_selected_marker_tests_are_planned(pytester: pytest.Pytester) -> No
     result = pytester.runpytest("--ha-dry-run", "-q", "-m", "smoke", "test_sel.py")
     result.assert_outcomes(skipped=1, deselected=1)
     plans = [line for line in result.stdout.lines if line.startswith("test_cell[")]
-    assert plans and all(line.startswith("test_cell[1]") for line in plans)
+    assert plans
+    assert all(line.startswith("test_cell[1]") for line in plans)

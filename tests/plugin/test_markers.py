@@ -47,7 +47,8 @@ def test_marker_case_is_in_the_item_stash(pytester: pytest.Pytester) -> None:
     (item,) = items
     case = item.stash[CASE_KEY]
     assert [f.kind for f in case.faults] == ["kill", "network_delay"]
-    assert case.topology is not None and case.topology.tikv == 3
+    assert case.topology is not None
+    assert case.topology.tikv == 3
     assert case.version == "v8.1.2"
 
 

@@ -100,7 +100,9 @@ def test_merged_shards_equal_the_whole_run(project: pytest.Pytester) -> None:
     assert "    note: note of stuck" in out
     assert "    artifacts: shard" in out
     text = summary.read_text()
-    assert "## tidb-ha verdicts" in text and "nightly 42" in text and "⏳ stuck" in text
+    assert "## tidb-ha verdicts" in text
+    assert "nightly 42" in text
+    assert "⏳ stuck" in text
     assert "tidb-ha merge: 3 shard(s) of 3" in text
 
 
@@ -127,9 +129,11 @@ def test_missing_shard_or_lost_test_fails_the_gate(project: pytest.Pytester) -> 
 
 def test_usage_errors(project: pytest.Pytester) -> None:
     nothing = _merge(project.path, ".")
-    assert nothing.returncode == 2 and "no JUnit results" in nothing.stderr
+    assert nothing.returncode == 2
+    assert "no JUnit results" in nothing.stderr
     absent = _merge(project.path, "nope")
-    assert absent.returncode == 2 and "no such file or folder: nope" in absent.stderr
+    assert absent.returncode == 2
+    assert "no such file or folder: nope" in absent.stderr
 
 
 def test_junit_address_is_what_junitxml_writes(project: pytest.Pytester) -> None:

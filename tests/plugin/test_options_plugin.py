@@ -78,7 +78,8 @@ def test_bad_ini_and_cli_values(pytester: pytest.Pytester) -> None:
 def test_options_are_in_the_config_stash(pytester: pytest.Pytester) -> None:
     config = pytester.parseconfigure("--ha-dry-run", "--ha-workload-scale", "0.5")
     opts = config.stash[HA_OPTIONS_KEY]
-    assert opts.dry_run and opts.workload_scale == 0.5
+    assert opts.dry_run
+    assert opts.workload_scale == 0.5
 
 
 def test_report_header(pytester: pytest.Pytester) -> None:

@@ -110,7 +110,8 @@ def test_summary_lines_carry_the_verdicts(pytester: pytest.Pytester) -> None:
     start = next(i for i, ln in enumerate(lines) if "tidb-ha verdicts" in ln)
     section = lines[start + 1:]
     conv = [ln for ln in section if ln.startswith("test_fake.py::test_converges ")]
-    assert len(conv) == 1 and "import_into#1 (job 5)" in conv[0]
+    assert len(conv) == 1
+    assert "import_into#1 (job 5)" in conv[0]
     assert "converged" in conv[0]
     two = [ln for ln in section if ln.startswith("test_fake.py::test_two_jobs_one_stuck ")]
     assert ["converged" in two[0], "stuck" in two[1]] == [True, True]
@@ -119,7 +120,8 @@ def test_summary_lines_carry_the_verdicts(pytester: pytest.Pytester) -> None:
     assert kept == [f"artifacts: {arts / 'test_fake.py_test_two_jobs_one_stuck'}"]
     assert f"artifacts folder: {arts} (--ha-artifacts-keep=failed)" in out
     assert not any("test_without_record" in ln for ln in section)
-    assert "tidb-ha reproduce: pytest" in out and "--ha-time-scale 0.01" in out
+    assert "tidb-ha reproduce: pytest" in out
+    assert "--ha-time-scale 0.01" in out
 
 
 @pytest.mark.parametrize("family", ["xunit1", "xunit2"])
@@ -138,7 +140,9 @@ def test_junit_properties_in_both_families(pytester: pytest.Pytester, family: st
     stuck = props["test_two_jobs_one_stuck"]
     assert stuck["ha_verdict"] == "converged,stuck"
     assert stuck["ha_artifacts"] == str(arts / "test_fake.py_test_two_jobs_one_stuck")
-    jobs = json.loads(stuck["ha_jobs"])
+    jobs_text = stuck["ha_jobs"]
+    assert jobs_text is not None
+    jobs = json.loads(jobs_text)
     assert [(j["key"], j["id"], j["verdict"], j["ok"]) for j in jobs] == [
         ("import_into#1", 7, "converged", True), ("import_into#2", 8, "stuck", False)]
     assert jobs[1]["last"]["import_step"] == "importing"
@@ -158,14 +162,17 @@ def test_artifacts_policy_failed_keeps_only_failures(pytester: pytest.Pytester) 
                  "workload.metrics", "job.verdict"):
         assert kind in kinds
     inject = next(e for e in timeline["events"] if e["kind"] == "fault.inject")
-    assert inject["targets"] == ["tidb-0"] and inject["roles"] == {"ddl_owner": "tidb-0"}
+    assert inject["targets"] == ["tidb-0"]
+    assert inject["roles"] == {"ddl_owner": "tidb-0"}
     verdicts = json.loads((folder / "verdicts.json").read_text())
     assert verdicts["outcome"] == "failed"
     assert [v["verdict"] for v in verdicts["verdicts"]] == ["converged", "stuck"]
     assert "import_into#2 stuck" in verdicts["failure"]
     ET.parse(folder / "timeline.svg")  # well-formed
     html = (folder / "report.html").read_text()
-    assert "<svg" in html and "stuck" in html and "diagnostics.txt" in html
+    assert "<svg" in html
+    assert "stuck" in html
+    assert "diagnostics.txt" in html
 
 
 def test_artifacts_policy_all_keeps_everything(pytester: pytest.Pytester) -> None:

@@ -74,7 +74,8 @@ def test_no_secret_in_any_output_of_a_real_import(
         "-p", "no:cacheprovider", timeout=600)
     out = result.stdout.str() + result.stderr.str()
     result.assert_outcomes(passed=1, failed=1)
-    assert "import_into#1" in out and "converged" in out  # the import really ran
+    assert "import_into#1" in out
+    assert "converged" in out
 
     files = [p for p in arts.rglob("*") if p.is_file()] + [xml_path, step]
     bundle = [p for p in files if "diagnostics" in p.parts]

@@ -66,14 +66,16 @@ def test_each_attempt_has_its_folder_and_policy(pytester: pytest.Pytester,
     assert present == ["test_fake.py_test_broken", "test_fake.py_test_broken-retry1",
                        "test_fake.py_test_flaky"]
     first = json.loads((arts / "test_fake.py_test_flaky" / "verdicts.json").read_text())
-    assert first["outcome"] == "failed" and first["verdicts"][0]["reason"] == "attempt 1"
+    assert first["outcome"] == "failed"
+    assert first["verdicts"][0]["reason"] == "attempt 1"
     retry = json.loads((arts / "test_fake.py_test_broken-retry1" / "verdicts.json").read_text())
     assert retry["verdicts"][0]["reason"] == "attempt 2"
     named = _named_folders(result.stdout.str())
     assert sorted(Path(n).name for n in named) == present
     assert all(Path(n).is_dir() for n in named)
     table = step.read_text()
-    assert "attempt 1" in table and "attempt 2" in table
+    assert "attempt 1" in table
+    assert "attempt 2" in table
     assert all(Path(n).is_dir() for n in re.findall(r"`([^`]*arts[^`]*)`", table))
     assert "rerun: this attempt failed and was run again" in result.stdout.str()
 

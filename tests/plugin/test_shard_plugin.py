@@ -120,7 +120,8 @@ def test_shard_prints_its_plan_and_counts_deselected(project: pytest.Pytester) -
                                "test_matrix.py")
     out = result.stdout.str()
     m = re.search(r"collected 22 items / (\d+) deselected / (\d) selected", out)
-    assert m and int(m.group(1)) + int(m.group(2)) == 22, out
+    assert m, out
+    assert int(m.group(1)) + int(m.group(2)) == 22, out
     result.stdout.fnmatch_lines([
         "tidb-ha shard 2/3: * of 9 selected items, estimate * of * (*%; an even share is 33%)",
         "  cluster pd=1,tikv=3,tidb=1 *: * item(s)*",

@@ -155,11 +155,14 @@ def test_cluster_tests_carry_their_cluster_as_xdist_group(pytester: pytest.Pytes
     groups = _groups(result)
     kill = {groups[f"test_g.py::test_tikv_kill[{n}]"] for n in range(5)}
     pd3 = {groups[f"test_g.py::test_three_pd[{n}]"] for n in range(5)}
-    assert len(kill) == 1 and len(pd3) == 1 and kill != pd3
+    assert len(kill) == 1
+    assert len(pd3) == 1
+    assert kill != pd3
     assert kill.pop().startswith("tidb-ha-pd1-tikv3-tidb1-")
     assert pd3.pop().startswith("tidb-ha-pd3-tikv1-tidb1-")
     other = groups["test_g.py::test_other_version"]  # same topology, other images
-    assert other.startswith("tidb-ha-pd3-tikv1-tidb1-") and other not in kill | pd3
+    assert other.startswith("tidb-ha-pd3-tikv1-tidb1-")
+    assert other not in kill | pd3
     assert groups["test_g.py::test_own_group"] == "mine"
     assert groups["test_g.py::test_no_cluster"] == "None"
     attach = _groups(pytester.runpytest("-p", "xdist", "--collect-only", "-q",

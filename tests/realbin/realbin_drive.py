@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 from realbin_transcript import Transcript
@@ -34,6 +34,9 @@ from pytest_tidb_ha.jobs.submit import configure, import_job_ids, submit_add_ind
 from pytest_tidb_ha.jobs.watch import JobReader, Watcher, issue_cancel
 from pytest_tidb_ha.scenario.model import AddIndexJob, Duration
 from pytest_tidb_ha.timeline import Timeline
+
+if TYPE_CHECKING:
+    from pytest_tidb_ha.cluster.handle import Cluster
 
 log = logging.getLogger("pytest_tidb_ha.realbin")
 
@@ -120,7 +123,8 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
         with tr.recording(monkeypatch):
             with tr.phase_of("roles"):
                 facts["roles"] = roles_snapshot(cluster)
-                facts["owner_by_sql"] = ddl_owner(_NoStatusPorts(cluster))
+                # a proxy of the Cluster (all but status_urls): typed as the Cluster it wraps
+                facts["owner_by_sql"] = ddl_owner(cast("Cluster", _NoStatusPorts(cluster)))
 
             with tr.phase_of("watch"):
                 h = watcher.add(add_index(client, timeline, "t_watch", "c", "watch"))

@@ -26,7 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import pytest
 
@@ -91,6 +91,7 @@ def _templates_in(tree: ast.AST, where: str) -> list[Template]:
         text = _flatten(node)
         if text is None or id(node) in parts:  # an f-string's piece: the f-string counts
             continue
+        assert isinstance(node, ast.expr)  # a str constant or an f-string: it has a line
         if SQL_START.match(text):
             out.append(Template("sql", " ".join(text.split()), f"{where}:{node.lineno}"))
         elif HTTP_PATH.search(text) and (text.startswith("/") or text.startswith("{}")):
@@ -214,8 +215,9 @@ class Transcript:
                 body = exc.read()
                 call.status, call.body = exc.code, _decode(body)
                 me.add(call)
+                # _Body is the file-like part of IO[bytes] that HTTPError uses
                 raise urllib.error.HTTPError(exc.url, exc.code, exc.msg, exc.hdrs,
-                                             _Body(body)) from None
+                                             cast("IO[bytes]", _Body(body))) from None
             except Exception as exc:
                 call.error = f"{type(exc).__name__}: {exc}"
                 me.add(call)

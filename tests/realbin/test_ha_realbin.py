@@ -70,7 +70,8 @@ def slow_reorg(tidb: Any) -> Iterator[None]:
 def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
     """A txn ADD INDEX that TiDB reports in its backfill (rows done, not finished)."""
     fill(tidb, "t_idx", ROWS)
-    job = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False, timeout=JOB_TIMEOUT)
+    job: JobHandle = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False,
+                                    timeout=JOB_TIMEOUT)
     deadline = time.monotonic() + BACKFILL_WAIT
     while time.monotonic() < deadline and not job.terminal:
         o = job.latest
@@ -126,7 +127,8 @@ def test_txn_add_index_survives_pd_leader_resign(tidb: Any, ha_workload: Any,
                                                  nemesis: Any) -> None:
     old = tidb.pd_leader()
     converged_through_fault(tidb, backfilling_job)
-    assert tidb.pd_leader() is not None and old is not None
+    assert tidb.pd_leader() is not None
+    assert old is not None
 
 
 @pytest.mark.workload("sysbench", tables=1, table_size=1000, threads=2)
@@ -141,6 +143,6 @@ def test_cancelled_txn_add_index_rolls_back(tidb: Any, backfilling_job: JobHandl
     v = assert_cancellable(backfilling_job, window=60)
     assert backfilling_job.state in ("cancelled", "rollback done"), backfilling_job.observations
     assert v.verdict == "failed-sensible", v
-    assert backfilling_job.cancel is not None and backfilling_job.cancel.accepted, \
-        backfilling_job.cancel
+    assert backfilling_job.cancel is not None, backfilling_job.cancel
+    assert backfilling_job.cancel.accepted, backfilling_job.cancel
     assert backfilling_job.cancel_verdict is None, backfilling_job.cancel_verdict

@@ -35,10 +35,12 @@ SCALE = "0.5"
 def fitting_faults() -> tuple[list[str], list[str]]:
     """Fault names of the matrix whose needs fit the topology, and the others (pure)."""
     spec = importlib.util.spec_from_file_location("realbin_matrix", MATRIX)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    fits, not_fit = [], []
+    fits: list[str] = []
+    not_fit: list[str] = []
     for name, mark in module.FAULTS.items():
         fault = fault_from_marker(mark.args, mark.kwargs, SourceRef())
         too_big = [n for n in fault_needs(fault) if n.count > TOPOLOGY[n.component]]

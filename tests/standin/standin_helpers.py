@@ -42,12 +42,13 @@ def wait_for(what: str, probe: Callable[[], T | None], *, timeout: float, interv
     last: Any = None
     while True:
         try:
-            last = probe()
+            got = probe()
         except Exception as exc:  # noqa: BLE001 - the probe's failure is part of the story
             last = f"{exc.__class__.__name__}: {exc}"
         else:
-            if last:
-                return last
+            if got:
+                return got
+            last = got
         if time.monotonic() >= deadline:
             details = story() if story else ""
             raise WaitTimeout(f"timed out after {timeout:.1f}s waiting for {what}; last: {last!r}\n{details}")
@@ -176,7 +177,7 @@ class StandinNet:
 
     def logs(self, name: str, tail: int = 40) -> str:
         try:
-            return self.containers[name].logs(tail=tail).decode(errors="replace")
+            return str(self.containers[name].logs(tail=tail).decode(errors="replace"))
         except Exception as exc:  # noqa: BLE001
             return f"<no logs: {exc}>"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from standin_helpers import StandinNet, wait_for
@@ -52,7 +53,7 @@ def test_kill_ddl_owner_during_import(standin: StandinNet, tmp_path: Path, bug: 
         cur.execute(f"IMPORT INTO importtest.user_data1 FROM '{url}' WITH skip_rows=1, detached")
         job_id = cur.fetchone()["Job_ID"]
 
-    def job() -> dict:
+    def job() -> dict[str, Any]:
         return query(
             standin,
             other,
@@ -93,7 +94,8 @@ def test_kill_ddl_owner_during_import(standin: StandinNet, tmp_path: Path, bug: 
             other,
             f"SELECT state FROM mysql.tidb_global_task_history WHERE task_key='{task_key}'",
         )
-        assert hist and hist[0]["state"] in ("succeed", "reverted", "failed")
+        assert hist
+        assert hist[0]["state"] in ("succeed", "reverted", "failed")
         assert triggers(standin, other)["46735"] >= 1
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

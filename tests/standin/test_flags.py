@@ -103,7 +103,9 @@ def fails(parser: Callable[[list[str]], Any], argv: list[str]) -> FlagExit:
 def test_pd_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
     cfg = parse_pd(line.split())
     assert cfg.name in ("pd0", "pd-0")
-    assert cfg.client_urls and cfg.advertise_peer_urls and cfg.initial_cluster
+    assert cfg.client_urls
+    assert cfg.advertise_peer_urls
+    assert cfg.initial_cluster
     assert cfg.max_store_down_time == 1800
 
 
@@ -156,8 +158,9 @@ def test_pd_config_file_values_and_errors(tmp_path: Path) -> None:
 @pytest.mark.parametrize("line", [COMPOSE_TIKV0, NIGHTLY_TIKV, OPERATOR_TIKV, TIUP_TIKV])
 def test_tikv_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
     cfg = parse_tikv(line.split())
-    assert cfg.pd_endpoints and cfg.advertise_addr.endswith(":20160")
-    assert not cfg.advertise_addr.startswith("0.0.0.0")
+    assert cfg.pd_endpoints
+    assert cfg.advertise_addr.endswith(":20160")
+    assert not cfg.advertise_addr.startswith("0.0.0.0")  # noqa: S104 - the value checked against
 
 
 def test_tikv_aliases_and_short_flags() -> None:
@@ -171,9 +174,11 @@ def test_tikv_aliases_and_short_flags() -> None:
     assert {(p.pd_endpoints, p.advertise_addr, p.data_dir) for p in parsed} == {(("pd0:2379",), "t:20160", "/d")}
     cfg = parse_tikv(["--pd=a:1,b:2", "-A", "0.0.0.0:20160", "--advertise-addr=t:20160",
                             "-L", "warn", "-f", "/l/t.log", "--labels=zone=z1,host=h1", "--capacity=10GB"])
-    assert cfg.pd_endpoints == ("a:1", "b:2") and cfg.addr == "0.0.0.0:20160"
+    assert cfg.pd_endpoints == ("a:1", "b:2")
+    assert cfg.addr == "0.0.0.0:20160"
     assert (cfg.log_level, cfg.log_file) == ("warn", "/l/t.log")
-    assert dict(cfg.labels) == {"zone": "z1", "host": "h1"} and cfg.capacity == 10 * 1024**3
+    assert dict(cfg.labels) == {"zone": "z1", "host": "h1"}
+    assert cfg.capacity == 10 * 1024**3
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
@@ -209,7 +214,8 @@ def test_tikv_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("line", [COMPOSE_TIDB, NIGHTLY_TIDB, TIUP_TIDB])
 def test_tidb_accepts_reference_command_lines(line: str, fake_configs: None) -> None:
     cfg = parse_tidb(line.split())
-    assert cfg.store == "tikv" and cfg.pd_endpoints
+    assert cfg.store == "tikv"
+    assert cfg.pd_endpoints
     assert cfg.lease == 45.0  # lease "0" in the old compose config falls back to 45s
 
 
@@ -282,11 +288,14 @@ def test_compose_command_lines_start_pd_and_tikv(standin: StandinNet, tmp_path: 
 
     wait_for("the compose TiKV Up in PD", store_up, timeout=60, story=standin.story)
     status, body = standin.pd_get("pd0", "/cluster/status")
-    assert status == 200 and body["is_initialized"] is True  # 1 store >= max-replicas 1
+    assert status == 200
+    assert body["is_initialized"] is True
     code, out = standin.container("pd0").exec_run(["cat", "/logs/pd.log"])
-    assert code == 0 and b"Welcome to Placement Driver" in out
+    assert code == 0
+    assert b"Welcome to Placement Driver" in out
     code, out = standin.container("tikv").exec_run(["cat", "/logs/tikv.log"])
-    assert code == 0 and b"TiKV is ready to serve" in out
+    assert code == 0
+    assert b"TiKV is ready to serve" in out
     assert b"TiKV is ready to serve" in standin.containers["tikv"].logs()  # and still on stderr
     started = time.monotonic()
     standin.container("tikv").stop(timeout=10)  # SIGTERM: a clean, prompt exit

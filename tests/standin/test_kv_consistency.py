@@ -125,12 +125,12 @@ def test_a_commit_that_reached_a_minority_is_rolled_back_before_its_rows_unlock(
     tmp_path: Path,
 ) -> None:
     replicas, kv, executor = cluster(tmp_path)
-    executor._apply([(row_key(h), [h, 5, "c"]) for h in (1, 2, 3)])  # noqa: SLF001
+    executor._apply([(row_key(h), [h, 5, "c"]) for h in (1, 2, 3)])
     assert check_table(kv) == ""
     # Commit F (k 5 -> 6 on row 1) reaches tikv-0 only: it fails with 9002.
     replicas.writes_down = {B, C}
     with pytest.raises(TiKVTimeout):
-        executor._apply([(row_key(1), [1, 6, "c"])])  # noqa: SLF001
+        executor._apply([(row_key(1), [1, 6, "c"])])
     # tikv-1/2 come back, tikv-0 is cut off; commit G changes a column of row 1 that k_1
     # does not cover, reading the row from tikv-1/2.
     replicas.writes_down = set()
@@ -138,7 +138,7 @@ def test_a_commit_that_reached_a_minority_is_rolled_back_before_its_rows_unlock(
     done = threading.Event()
 
     def commit_g() -> None:
-        executor._apply([(row_key(1), [1, 5, "changed"])])  # noqa: SLF001
+        executor._apply([(row_key(1), [1, 5, "changed"])])
         done.set()
 
     threading.Thread(target=commit_g, daemon=True).start()
@@ -152,7 +152,7 @@ def test_a_commit_that_reached_a_minority_is_rolled_back_before_its_rows_unlock(
 
 def test_a_backfilled_entry_never_outlives_a_newer_change_of_its_row(tmp_path: Path) -> None:
     replicas, kv, executor = cluster(tmp_path)
-    executor._apply([(row_key(1), [1, 5, "c"])])  # noqa: SLF001
+    executor._apply([(row_key(1), [1, 5, "c"])])
     ((key, vals, version),), _end = kv.scan_versioned(
         codec.row_prefix(TABLE.id), codec.prefix_end(codec.row_prefix(TABLE.id)), 10)
     new_index = codec.index_key(TABLE.id, 3, [vals[1]], 1)
@@ -168,13 +168,13 @@ def test_a_backfilled_entry_never_outlives_a_newer_change_of_its_row(tmp_path: P
 
 def test_a_failed_commit_returns_at_once_and_its_rows_wait_for_the_rollback(tmp_path: Path) -> None:
     replicas, kv, executor = cluster(tmp_path)
-    executor._apply([(row_key(1), [1, 5, "c"])])  # noqa: SLF001
+    executor._apply([(row_key(1), [1, 5, "c"])])
     replicas.writes_down = {B, C}
     failed = threading.Event()
 
     def commit_f() -> None:
         with contextlib.suppress(TiKVTimeout):
-            executor._apply([(row_key(1), [1, 6, "c"])])  # noqa: SLF001
+            executor._apply([(row_key(1), [1, 6, "c"])])
         failed.set()
 
     threading.Thread(target=commit_f, daemon=True).start()
@@ -184,7 +184,7 @@ def test_a_failed_commit_returns_at_once_and_its_rows_wait_for_the_rollback(tmp_
 
     def probe() -> None:
         try:
-            executor._apply([(row_key(1), [1, 8, "c"])])  # noqa: SLF001
+            executor._apply([(row_key(1), [1, 8, "c"])])
         except SQLError:
             return
         lock_free.set()
@@ -202,11 +202,13 @@ def test_admin_check_names_a_lost_and_a_stray_entry_even_when_the_counts_agree()
     k_1 = TABLE.indexes[1]
     assert first_inconsistency(TABLE, k_1, records, good) is None
     short = first_inconsistency(TABLE, k_1, records, good[:1])
-    assert short is not None and (short.code, short.message) == (
+    assert short is not None
+    assert (short.code, short.message) == (
         8133, "data inconsistency in table: t, index: k_1, index-count:1 != record-count:2")
     swapped = [good[0], codec.index_key(TABLE.id, K_1, [7], 2)]
     wrong = first_inconsistency(TABLE, k_1, records, swapped)
-    assert wrong is not None and wrong.code == 8223
+    assert wrong is not None
+    assert wrong.code == 8223
     assert wrong.message == ('data inconsistency in table: t, index: k_1, handle: 2, '
                              'index-values:"" != record-values:"handle: 2, values: [KindInt64 6]"')
 
@@ -233,10 +235,10 @@ def test_admin_check_reads_one_snapshot_while_the_workload_writes(tmp_path: Path
     kv = KVClient(FixedStores(), replicas)  # type: ignore[arg-type]
     node = Node(kv, Schema(version=1, tables={("d", "t"): TABLE}))
     executor = Executor(node, Session(conn_id=1))  # type: ignore[arg-type]
-    executor._apply([(row_key(h), [h, h, "c"]) for h in range(1, 6)])  # noqa: SLF001
+    executor._apply([(row_key(h), [h, h, "c"]) for h in range(1, 6)])
     # DELETE row 5 and INSERT row 6 (k=1) while ADMIN CHECK is between its two scans.
-    replicas.during = lambda: executor._apply(  # noqa: SLF001
+    replicas.during = lambda: executor._apply(
         [(row_key(5), None), (row_key(6), [6, 1, "c"])])
     admin_check.check_table(node, TABLE)  # type: ignore[arg-type]
     assert replicas.during is None, "the workload's write never ran"
-    admin_check.check_table(node, TABLE)  # type: ignore[arg-type]  (and after it)
+    admin_check.check_table(node, TABLE)  # type: ignore[arg-type]  # and after it

@@ -51,7 +51,8 @@ def test_three_pds_elect_one_leader_with_pd_json_shapes(standin: StandinNet) -> 
         name = member["name"]
         assert member["peer_urls"] == [f"http://{name}:2380"]
         assert member["client_urls"] == [f"http://{name}:2379"]
-        assert isinstance(member["member_id"], int) and member["member_id"] > 0
+        assert isinstance(member["member_id"], int)
+        assert member["member_id"] > 0
     assert members["leader"]["name"] == leader
     assert members["etcd_leader"] == members["leader"]
 
@@ -62,10 +63,12 @@ def test_three_pds_elect_one_leader_with_pd_json_shapes(standin: StandinNet) -> 
 
     assert standin.pd_get("pd-0", "/version") == (200, {"version": "v8.5.7"})
     status, info = standin.pd_get("pd-0", "/status")
-    assert status == 200 and {"build_ts", "version", "git_hash", "start_timestamp"} <= set(info)
+    assert status == 200
+    assert {"build_ts", "version", "git_hash", "start_timestamp"} <= set(info)
     assert standin.pd_get("pd-0", "/stores") == (200, {"count": 0, "stores": []})
     status, cluster = standin.pd_get("pd-0", "/cluster/status")
-    assert status == 200 and cluster["is_initialized"] is False
+    assert status == 200
+    assert cluster["is_initialized"] is False
     assert standin.http("pd-0", 2379, "/pd/api/v1/ping")[0] == 200
     assert standin.http("pd-0", 2379, "/pd/api/v1/nope")[0] == 404
 
@@ -94,13 +97,15 @@ def test_partitioned_leader_loses_leadership_and_rejoins(standin: StandinNet) ->
     assert status == 503
     assert time.monotonic() - started < 5.0, "a PD without quorum must answer, not hang"
     status, members = standin.pd_get(old, "/members", timeout=5)
-    assert status == 200 and "leader" not in members
+    assert status == 200
+    assert "leader" not in members
 
     standin.heal(old)
     wait_for("all three agree on the leader again", lambda: agreed_leader(standin, names),
              timeout=30, story=standin.story)
     status, health = standin.pd_get(old, "/health")
-    assert status == 200 and all(h["health"] for h in health)
+    assert status == 200
+    assert all(h["health"] for h in health)
 
 
 def test_leader_transfer_and_resign(standin: StandinNet) -> None:

@@ -38,10 +38,12 @@ def test_store_info_has_pd_shape() -> None:
     info = store_info(record, 1062.0, StoreThresholds(3.0, 9.0))
     assert info["store"]["state_name"] == "Up"
     assert info["store"]["labels"] == [{"key": "zone", "value": "z1"}]
-    assert info["status"]["capacity"] == "2GiB" and info["status"]["uptime"] == "1m1.5s"
+    assert info["status"]["capacity"] == "2GiB"
+    assert info["status"]["uptime"] == "1m1.5s"
     body = stores_response([record, {**record, "id": 1, "address": "tikv-0:20160"}], 1062.0,
                            StoreThresholds(3.0, 9.0))
-    assert body["count"] == 2 and [s["store"]["id"] for s in body["stores"]] == [1, 2]
+    assert body["count"] == 2
+    assert [s["store"]["id"] for s in body["stores"]] == [1, 2]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -58,12 +60,13 @@ def test_go_sizes_and_times() -> None:
 def test_log_line_has_tidb_format() -> None:
     record = logging.LogRecord("standin.pd", logging.WARNING, "/opt/standin/pd/server.py", 42,
                                "PD failed to respond", None, None)
-    record.fields = {"endpoint": "http://pd-0:2379", "error": "timed out", "n": 3}  # type: ignore[attr-defined]
+    record.fields = {"endpoint": "http://pd-0:2379", "error": "timed out", "n": 3}
     line = TiDBFormatter().format(record)
     assert re.fullmatch(
         r'\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{3} [+-]\d\d:\d\d\] \[WARN\] \[server\.py:42\] '
         r'\["PD failed to respond"\] \[endpoint=http://pd-0:2379\] \[error="timed out"\] \[n=3\]', line)
-    assert quote("plain") == "plain" and quote('a "b"') == '"a \\"b\\""'
+    assert quote("plain") == "plain"
+    assert quote('a "b"') == '"a \\"b\\""'
 
 
 def test_time_scale_and_bugs_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,7 +76,9 @@ def test_time_scale_and_bugs_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     env.bugs.cache_clear()
     try:
         assert env.time_scale() == 1.0
-        assert env.bug_enabled(48303) and env.bug_enabled("46735") and not env.bug_enabled("48546")
+        assert env.bug_enabled(48303)
+        assert env.bug_enabled("46735")
+        assert not env.bug_enabled("48546")
         assert env.scaled(0.001, 0.2) == 0.2
     finally:
         env.time_scale.cache_clear()

@@ -103,7 +103,8 @@ def test_statement_shapes() -> None:
                            ((q.Lit(1), q.Lit("a")), (q.Lit(2), q.Lit(None))), ignore=True)
     create = q.parse("CREATE TABLE IF NOT EXISTS t (id BIGINT NOT NULL AUTO_INCREMENT, "
                      "c VARCHAR(20) DEFAULT 'x', PRIMARY KEY (id), UNIQUE KEY uc (c))")
-    assert isinstance(create, q.CreateTable) and create.if_not_exists
+    assert isinstance(create, q.CreateTable)
+    assert create.if_not_exists
     assert [(c.name, c.kind, c.not_null, c.default, c.auto_inc) for c in create.columns] == [
         ("id", "int", True, None, True), ("c", "str", False, "x", False)]
     assert create.indexes == (q.IndexDef("PRIMARY", ("id",), True, True),
@@ -116,7 +117,8 @@ def test_statement_shapes() -> None:
 def test_unsupported_or_broken_is_1064(sql: str) -> None:
     with pytest.raises(q.SQLError) as err:
         q.parse(sql)
-    assert err.value.code == 1064 and err.value.state == "42000"
+    assert err.value.code == 1064
+    assert err.value.state == "42000"
     assert "You have an error in your SQL syntax" in err.value.message
 
 
@@ -194,7 +196,8 @@ def value(sql: str, **row: Any) -> Any:
 ])
 def test_values(sql: str, expected: Any) -> None:
     got = value(sql)
-    assert got == expected and type(got) is type(expected), (sql, got)
+    assert got == expected, (sql, got)
+    assert type(got) is type(expected), (sql, got)
 
 
 def test_row_values_and_datetime_text() -> None:
@@ -241,4 +244,5 @@ def test_tree_walks() -> None:
     assert [type(c).__name__ for c in q.conjuncts(cond)] == ["BinOp"] * 4
     assert q.conjuncts(cond)[3] == where("d = 4 or e = 5")
     assert q.conjuncts(None) == []
-    assert q.has_aggregate(where("1 + sum(a) > 2")) and not q.has_aggregate(where("lower(a) = 'x'"))
+    assert q.has_aggregate(where("1 + sum(a) > 2"))
+    assert not q.has_aggregate(where("lower(a) = 'x'"))

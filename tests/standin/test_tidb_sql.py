@@ -151,7 +151,8 @@ def test_sysbench_statements(cluster: tuple[StandinNet, str]) -> None:
         assert int(cur.fetchone()["SUM(k)"]) == sum(i % 97 for i in range(1, 101))
         cur.execute("SELECT c FROM sbtest1 WHERE id BETWEEN 1 AND 30 ORDER BY c")
         got = [r["c"] for r in cur.fetchall()]
-        assert got == sorted(got) and len(got) == 30
+        assert got == sorted(got)
+        assert len(got) == 30
         cur.execute("SELECT DISTINCT c FROM sbtest1 WHERE id BETWEEN 1 AND 30 ORDER BY c")
         assert len(cur.fetchall()) == 30
         cur.execute("BEGIN")
@@ -211,7 +212,8 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
             f"WHERE task_key = 'ddl/backfill/{job_id}'"
         )
         task = cur.fetchone()
-        assert task is not None and task["state"] == "succeed", task
+        assert task is not None, task
+        assert task["state"] == "succeed", task
         cur.execute(
             "SELECT state, COUNT(*) FROM mysql.tidb_background_subtask_history "
             f"WHERE task_key = '{task['id']}' GROUP BY state"
@@ -226,7 +228,8 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
         assert cols(cur) == [*DDL_JOBS_COLUMNS[:12], "COMMENTS"]
         assert (jobs[0]["JOB_TYPE"], jobs[0]["COMMENTS"], jobs[0]["STATE"]) == (
             "add index", "txn", "synced")
-        assert jobs[1]["JOB_ID"] == job_id and jobs[1]["COMMENTS"] == "ingest, DXF"
+        assert jobs[1]["JOB_ID"] == job_id
+        assert jobs[1]["COMMENTS"] == "ingest, DXF"
         cur.execute("SET GLOBAL tidb_ddl_enable_fast_reorg = ON")
         cur.execute("SET GLOBAL tidb_enable_dist_task = ON")
         cur.execute("ALTER TABLE ddltest.t1 DROP INDEX idx_pad")
@@ -242,7 +245,8 @@ def test_add_index_drop_index_and_admin(cluster: tuple[StandinNet, str]) -> None
             "SELF_ID",
             "QUERY",
         ]
-        assert show["OWNER_ID"] == show["SELF_ID"] and show["OWNER_ADDRESS"] == f"{tidb}:4000"
+        assert show["OWNER_ID"] == show["SELF_ID"]
+        assert show["OWNER_ADDRESS"] == f"{tidb}:4000"
         cur.execute(f"ADMIN CANCEL DDL JOBS {job_id}, 987654")
         assert cols(cur) == ["JOB_ID", "RESULT"]
         # A finished job is in history, no longer in the job table: TiDB answers "not found".
@@ -349,7 +353,8 @@ def test_import_into_and_show(cluster: tuple[StandinNet, str]) -> None:
         row = cur.fetchone()
         assert cols(cur) == SHOW_IMPORT_COLUMNS
         assert (row["Status"], row["Phase"], row["Imported_Rows"]) == ("finished", "", 1200), row
-        assert row["Target_Table"] == "`imp`.`t`" and row["Created_By"] == "root@%"
+        assert row["Target_Table"] == "`imp`.`t`"
+        assert row["Created_By"] == "root@%"
         job_id = row["Job_ID"]
         cur.execute("SELECT COUNT(*) FROM imp.t")
         assert cur.fetchone()["COUNT(*)"] == 1200
@@ -371,7 +376,8 @@ def test_import_into_and_show(cluster: tuple[StandinNet, str]) -> None:
         url = "s3://bucket/dir/s3data.*.csv?access-key=AKIDSECRET&secret-access-key=SKSECRET&endpoint=http://m:9000"
         cur.execute(f"IMPORT INTO imp.s FROM '{url}' WITH skip_rows=1, detached")
         det = cur.fetchone()
-        assert det["Status"] == "pending" and "SECRET" not in det["Data_Source"], det
+        assert det["Status"] == "pending", det
+        assert "SECRET" not in det["Data_Source"], det
         assert det["Data_Source"].startswith(
             "s3://bucket/dir/s3data.*.csv?access-key=xxxxxx&endpoint="
         )
@@ -411,16 +417,27 @@ def test_status_api(cluster: tuple[StandinNet, str]) -> None:
     net, tidb = cluster
     status, body = net.http(tidb, 10080, "/status")
     assert (
-        status == 200 and body["version"] == "8.0.11-TiDB-v8.5.7-standin" and "connections" in body
+        status == 200
+    )
+    assert (
+        body["version"] == "8.0.11-TiDB-v8.5.7-standin"
+    )
+    assert (
+        "connections" in body
     )
     status, info = net.http(tidb, 10080, "/info")
-    assert status == 200 and info["is_owner"] is True and info["ip"] == tidb
+    assert status == 200
+    assert info["is_owner"] is True
+    assert info["ip"] == tidb
     assert (info["listening_port"], info["status_port"]) == (4000, 10080)
     status, everything = net.http(tidb, 10080, "/info/all")
-    assert everything["servers_num"] == 1 and everything["owner_id"] == info["ddl_id"]
+    assert everything["servers_num"] == 1
+    assert everything["owner_id"] == info["ddl_id"]
     assert everything["all_servers_info"][info["ddl_id"]]["ip"] == tidb
     status, dump = net.http(tidb, 10080, "/debug/pprof/goroutine?debug=2")
-    assert status == 200 and "goroutine 1 [" in dump and "ddl-owner-campaign" in dump
+    assert status == 200
+    assert "goroutine 1 [" in dump
+    assert "ddl-owner-campaign" in dump
     status, text = net.http(tidb, 10080, "/ddl/owner/resign", method="POST")
     assert status == 200, text
     status, text = net.http(tidb, 10080, "/ddl/owner/resign", method="POST")

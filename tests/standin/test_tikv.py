@@ -43,8 +43,10 @@ def start_pd_and_tikv(net: StandinNet, tikvs: int = 1) -> list[str]:
     for name in names:
         net.tikv(name, env=ENV)
     for name in names:
-        wait_for(f"{name} Up in PD", lambda n=name: state_of(net, f"{n}:20160") == "Up",
-                 timeout=60, story=net.story)
+        def up(n: str = name) -> bool:
+            return state_of(net, f"{n}:20160") == "Up"
+
+        wait_for(f"{name} Up in PD", up, timeout=60, story=net.story)
     return names
 
 
@@ -62,9 +64,11 @@ def test_kv_rpc_and_status_server(standin: StandinNet) -> None:
     assert rpc(standin, "tikv-0", "delete_range", {"start": "t_2_", "end": "t_3_"}) == (200, {"deleted": 1})
     assert rpc(standin, "tikv-0", "scan", {"start": ""})[1]["kvs"] == [["t_1_r_1", [1, "one"]], ["t_1_r_3", "three"]]
     status, body = rpc(standin, "tikv-0", "batch_put", {"kvs": "not-a-list"})
-    assert status == 400 and "error" in body
+    assert status == 400
+    assert "error" in body
     status, body = rpc(standin, "tikv-0", "batch_get", {"keys": [1]})
-    assert status == 400 and "error" in body
+    assert status == 400
+    assert "error" in body
 
     assert standin.http("tikv-0", 20180, "/status") == (200, None)  # 200, empty body
     status, metrics = standin.http("tikv-0", 20180, "/metrics")
@@ -87,7 +91,7 @@ def test_acknowledged_writes_survive_sigkill(standin: StandinNet) -> None:
     container.kill()  # SIGKILL: no shutdown path runs
     wait_for("tikv-0 exited", lambda: standin.container("tikv-0").status == "exited", timeout=20)
     container.start()
-    status, body = wait_for("tikv-0 answering again",
+    _status, body = wait_for("tikv-0 answering again",
                             lambda: _try_rpc(standin, "scan", {"start": "k", "end": "l"}), timeout=30,
                             story=standin.story)
     assert body["kvs"] == kvs

@@ -15,7 +15,8 @@ def _load(name: str, path: Path, **deps: ModuleType) -> ModuleType:
     """A bench module (they run as files, importing ``common``) under a name of its own:
     the stand-in's tests have a ``common`` package too, so ``sys.modules`` is left as found."""
     spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up while it runs
     saved = {k: sys.modules.get(k) for k in deps}
@@ -45,14 +46,16 @@ FAULT = Row("fault kill apply / heal (p95)", "184 ms / 548 ms", "n=2",
             goal="p95 <= 100 ms", anchor="not measured", ratio="-", verdict=verdict(False))
 
 
-def report(date: str, *sections: Section) -> dict[str, Any]:
+def report(date: str, *sections: Any) -> dict[str, Any]:  # bench's Section, loaded by path
     return {"machine": {**MACHINE, "date": date}, "total_seconds": 300.0,
             "budget_seconds": 600.0, "skipped": [], "image": "tidb-standin:x",
             "sections": {s.name: s.to_json() for s in sections}}
 
 
 def test_ratio_and_verdict() -> None:
-    assert ratio(3.0, 2.0) == "1.50x" and ratio(1.0, 0.0) == "-" and ratio(None, 1.0) == "-"
+    assert ratio(3.0, 2.0) == "1.50x"
+    assert ratio(1.0, 0.0) == "-"
+    assert ratio(None, 1.0) == "-"
     assert ratio(float("nan"), 1.0) == "-"
     assert (verdict(True), verdict(False), verdict(None)) == ("met", "NOT met", "-")
 
@@ -61,9 +64,12 @@ def test_the_table_shows_goal_anchor_ratio_and_verdict() -> None:
     text = page.table([Section("collection", rows=[COLLECT]),
                        Section("faults", error="RuntimeError: no docker")])
     line = next(x for x in text.splitlines() if x.startswith("collect 10,000"))
-    assert "1.50x" in line and "met" in line and "<= 2x pytest" in line
+    assert "1.50x" in line
+    assert "met" in line
+    assert "<= 2x pytest" in line
     assert "pytest, 10,000 plain items: 1.40 s CPU" in line
-    assert "faults: FAILED" in text and "no docker" in text
+    assert "faults: FAILED" in text
+    assert "no docker" in text
 
 
 def test_the_page_lists_every_column_and_reads_back() -> None:
@@ -85,17 +91,20 @@ def test_unmeasured_sections_are_carried_over_with_their_date() -> None:
     newer = Row("collect 10,000 case items, warm", "1.90 s CPU", goal="<= 2x pytest")
     second = page.markdown(report("2026-12-02 10:00 UTC", Section("collection", rows=[newer])),
                            first)
-    assert "1.90 s CPU" in second and "2.10 s CPU" not in second  # measured: replaced
+    assert "1.90 s CPU" in second
+    assert "2.10 s CPU" not in second
     _, rows = page.page_rows(second)
     fault = next(r for r in rows if r["section"] == "faults")
-    assert fault["value"] == "184 ms / 548 ms" and fault["verdict"] == "NOT met"
+    assert fault["value"] == "184 ms / 548 ms"
+    assert fault["verdict"] == "NOT met"
     assert fault["detail"].startswith("carried over from the 2026-12-01 10:00 UTC run")
     assert "**Carried over:** figures of faults" in second
     third = page.markdown(report("2026-12-03 10:00 UTC", Section("collection", rows=[newer])),
                           second)
     _, rows = page.page_rows(third)
     fault = next(r for r in rows if r["section"] == "faults")
-    assert fault["detail"].count("carried over") == 1 and "2026-12-01" in fault["detail"]
+    assert fault["detail"].count("carried over") == 1
+    assert "2026-12-01" in fault["detail"]
 
 
 def test_a_page_from_before_the_goal_columns_is_carried_over() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from pytest_tidb_ha import casecache
 from pytest_tidb_ha.casecache import FORMAT, CaseCache, loader_fingerprint
+from pytest_tidb_ha.scenario import loader
 from pytest_tidb_ha.scenario.errors import ScenarioError
 from pytest_tidb_ha.scenario.loader import load_groups
 
@@ -58,7 +59,8 @@ def test_a_hit_is_what_the_loader_returns(cache: CaseCache, path: Path) -> None:
     first = cache.load(text, path.name, stem=path.stem)
     second = cache.load(text, path.name, stem=path.stem)
     assert (cache.misses, cache.hits) == (1, 1)
-    assert first == fresh and second == fresh
+    assert first == fresh
+    assert second == fresh
     assert second is not first  # really read back from the entry
     for group in second or ():
         for case in group.cases:
@@ -70,9 +72,12 @@ def test_any_edit_misses(cache: CaseCache) -> None:
     cache.load(CASES, "c.yaml", stem="c")
     renamed = cache.load(CASES.replace("first", "second"), "c.yaml", stem="c")
     commented = cache.load(CASES + "# a comment\n", "c.yaml", stem="c")
-    assert cache.misses == 3 and cache.hits == 0
-    assert renamed is not None and renamed[0].cases[0].name == "second"
-    assert commented is not None and commented[0].cases[0].name == "first"
+    assert cache.misses == 3
+    assert cache.hits == 0
+    assert renamed is not None
+    assert renamed[0].cases[0].name == "second"
+    assert commented is not None
+    assert commented[0].cases[0].name == "first"
 
 
 def test_path_and_stem_are_part_of_the_key(cache: CaseCache) -> None:
@@ -80,8 +85,11 @@ def test_path_and_stem_are_part_of_the_key(cache: CaseCache) -> None:
     b = cache.load(CASES, "b/a.yaml", stem="a")
     c = cache.load(CASES, "a.yaml", stem="other")
     assert cache.misses == 3
-    assert a is not None and b is not None and c is not None
-    assert a[0].cases[0].source.file == "a.yaml" and b[0].cases[0].source.file == "b/a.yaml"
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert a[0].cases[0].source.file == "a.yaml"
+    assert b[0].cases[0].source.file == "b/a.yaml"
     assert c[0].cases[0].id == "other::first"
 
 
@@ -108,9 +116,10 @@ def test_fingerprint_follows_version_and_sources(monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     copy = tmp_path / "scenario"
     copy.mkdir()
-    for source in Path(casecache.loader.__file__).parent.glob("*.py"):
+    assert loader.__file__ is not None
+    for source in Path(loader.__file__).parent.glob("*.py"):
         (copy / source.name).write_bytes(source.read_bytes())
-    monkeypatch.setattr(casecache.loader, "__file__", str(copy / "loader.py"))
+    monkeypatch.setattr(loader, "__file__", str(copy / "loader.py"))
     assert loader_fingerprint() == base
     (copy / "keys.py").write_text((copy / "keys.py").read_text() + "\n# changed\n")
     assert loader_fingerprint() != base
@@ -123,8 +132,10 @@ def test_a_bad_file_is_never_kept(cache: CaseCache) -> None:
         with pytest.raises(ScenarioError) as err:
             cache.load(bad, "bad.yaml", stem="bad")
         messages.append(str(err.value))
-    assert messages[0] == messages[1] and "bad.yaml:" in messages[0]
-    assert cache.misses == 2 and not list(cache.folder.iterdir())
+    assert messages[0] == messages[1]
+    assert "bad.yaml:" in messages[0]
+    assert cache.misses == 2
+    assert not list(cache.folder.iterdir())
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "other format", "empty"])
@@ -138,7 +149,8 @@ def test_a_damaged_entry_is_a_miss(cache: CaseCache, damage: str) -> None:
                        "other format": b"tidb-ha-cases/0\n" + data[len(FORMAT):],
                        "empty": b""}[damage])
     assert cache.load(CASES, "c.yaml", stem="c") == expected
-    assert cache.misses == 2 and cache.hits == 0
+    assert cache.misses == 2
+    assert cache.hits == 0
     assert cache.load(CASES, "c.yaml", stem="c") == expected  # rewritten: a hit again
     assert cache.hits == 1
 
@@ -148,7 +160,8 @@ def test_one_entry_per_file_and_no_temporary_left(cache: CaseCache) -> None:
         cache.load(CASES.replace("first", f"case{n}"), "c.yaml", stem="c")
     cache.load(CASES, "d.yaml", stem="d")
     names = sorted(p.name for p in cache.folder.iterdir())
-    assert len(names) == 2 and all(n.endswith(".pickle") for n in names)
+    assert len(names) == 2
+    assert all(n.endswith(".pickle") for n in names)
 
 
 def test_an_unwritable_cache_still_loads(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from loopback import closed_port
@@ -118,7 +119,7 @@ def fakes() -> Iterator[dict[str, FakeTiDB]]:
         s.close()
 
 
-def client_for(endpoints: dict[str, int], **kw: float) -> TiDBClient:
+def client_for(endpoints: dict[str, int], **kw: Any) -> TiDBClient:
     kw.setdefault("connect_timeout", 1)
     kw.setdefault("read_timeout", 1)
     return TiDBClient({n: ("127.0.0.1", p) for n, p in endpoints.items()}, **kw)

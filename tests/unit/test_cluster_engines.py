@@ -30,8 +30,8 @@ from pytest_tidb_ha.scenario.model import Topology
     ("tcp://127.0.0.1:2375", True, "127.0.0.1", "127.0.0.1"),
     ("tcp://localhost:2375", True, "127.0.0.1", "127.0.0.1"),
     ("ssh://ci@[::1]", True, "127.0.0.1", "127.0.0.1"),
-    ("tcp://build-7.example:2376", False, "build-7.example", "0.0.0.0"),
-    ("ssh://ci@10.1.2.3", False, "10.1.2.3", "0.0.0.0"),
+    ("tcp://build-7.example:2376", False, "build-7.example", "0.0.0.0"),  # noqa: S104 - the expected published address
+    ("ssh://ci@10.1.2.3", False, "10.1.2.3", "0.0.0.0"),  # noqa: S104 - the expected published address
 ])
 def test_engine_address_follows_the_url(url: str, here: bool, address: str, publish: str) -> None:
     e = Engine(url)
@@ -43,11 +43,14 @@ def test_faults_use_nsenter_only_on_a_unix_socket_engine() -> None:
 
     unix = docker.DockerClient(base_url="unix:///nonexistent.sock", version="1.41")
     tcp = docker.DockerClient(base_url="tcp://127.0.0.1:1", version="1.41")
-    assert engine_is_local(unix) and not engine_is_local(tcp)
+    assert engine_is_local(unix)
+    assert not engine_is_local(tcp)
 
 
 def test_lease_order_spreads_workers_over_engines() -> None:
-    assert worker_number("gw3") == 3 and worker_number(None) == 0 and worker_number("x") == 0
+    assert worker_number("gw3") == 3
+    assert worker_number(None) == 0
+    assert worker_number("x") == 0
     assert lease_order(0, 2, slots=2) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert lease_order(1, 2, slots=2) == [(0, 1), (0, 0), (1, 1), (1, 0)]
     assert lease_order(4, 3, slots=1) == [(0, 1), (0, 2), (0, 0)]
@@ -58,12 +61,16 @@ def test_leases_take_free_slots_and_release(tmp_path: Path) -> None:
     a = EngineLease(engines, lock_dir=tmp_path, worker="gw0")
     b = EngineLease(engines, lock_dir=tmp_path, worker="gw0")  # e.g. a restarted gw0
     c = EngineLease(engines, lock_dir=tmp_path, worker="gw1")
-    assert a.acquire() == "unix:///a.sock" and a.slot == 0
-    assert b.acquire() == "unix:///b.sock" and b.slot == 0  # a's slot is locked
-    assert c.acquire() == "unix:///b.sock" and c.slot == 1  # both slot 0 taken
+    assert a.acquire() == "unix:///a.sock"
+    assert a.slot == 0
+    assert b.acquire() == "unix:///b.sock"
+    assert b.slot == 0
+    assert c.acquire() == "unix:///b.sock"
+    assert c.slot == 1
     a.release()
     d = EngineLease(engines, lock_dir=tmp_path, worker="gw5")
-    assert d.acquire() == "unix:///a.sock" and d.slot == 0
+    assert d.acquire() == "unix:///a.sock"
+    assert d.slot == 0
 
 
 def test_a_dead_workers_lock_is_free_again(tmp_path: Path) -> None:
@@ -123,7 +130,7 @@ def test_pool_starts_on_its_engine_and_reaps_every_engine(tmp_path: Path,
     (settings,) = fake.started
     assert settings.engine == "tcp://build-7.example:2376"  # gw1 -> engine 1
     assert (settings.address, settings.publish_ip, settings.import_dir) == \
-        ("build-7.example", "0.0.0.0", None)
+        ("build-7.example", "0.0.0.0", None)  # noqa: S104 - the expected published address
     assert fake.reaped == ["tcp://build-7.example:2376", "unix:///a.sock"]  # the dead one skipped
     assert "docker -H tcp://build-7.example:2376 rm -f -v" in keep_instructions(cluster)
     other = EngineLease(engines, lock_dir=tmp_path / "locks", worker="gw1")
@@ -132,7 +139,8 @@ def test_pool_starts_on_its_engine_and_reaps_every_engine(tmp_path: Path,
     pool.close()
     assert fake.stopped == [settings.cluster_name]
     again = EngineLease(engines, lock_dir=tmp_path / "locks", worker="gw1")
-    assert again.acquire() == "tcp://build-7.example:2376" and again.slot == 0  # released
+    assert again.acquire() == "tcp://build-7.example:2376"
+    assert again.slot == 0
 
 
 def test_pool_on_a_local_engine_keeps_loopback_and_the_import_folder(
@@ -156,4 +164,5 @@ def test_client_kwargs_point_every_client_at_the_engine(monkeypatch: pytest.Monk
     kw = client_kwargs("tcp://127.0.0.1:2376")
     assert kw["environment"]["DOCKER_HOST"] == "tcp://127.0.0.1:2376"
     assert kw["environment"]["DOCKER_CERT_PATH"] == "/certs"
-    assert kw["use_ssh_client"] is False and client_kwargs("ssh://u@h")["use_ssh_client"] is True
+    assert kw["use_ssh_client"] is False
+    assert client_kwargs("ssh://u@h")["use_ssh_client"] is True

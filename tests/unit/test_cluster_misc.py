@@ -69,7 +69,8 @@ def test_parse_dsn_and_attach() -> None:
 def test_database_names_are_valid_unique_and_readable() -> None:
     a = database_name("tests/test_x.py::test_add_index[kill-tidb]")
     b = database_name("tests/test_y.py::test_add_index[kill-tidb]")
-    assert a != b and a.startswith("t_test_add_index_kill_tidb_")
+    assert a != b
+    assert a.startswith("t_test_add_index_kill_tidb_")
     long = database_name("t.py::" + "x" * 300)
     assert len(long) <= 64
     assert all(c.isalnum() or c == "_" for c in long)
@@ -101,7 +102,7 @@ class FakeStarts:
 
 def make_pool(max_clusters: int = 2) -> ClusterPool:
     base = ClusterSettings(run_id="r", pid=1, host="h")
-    return ClusterPool(base, docker_factory=lambda: object(), max_clusters=max_clusters,  # type: ignore[arg-type,return-value]
+    return ClusterPool(base, docker_factory=lambda: object(), max_clusters=max_clusters,  # type: ignore[return-value]
                        reap=False)
 
 
@@ -127,7 +128,8 @@ def test_pool_replaces_a_cluster_that_does_not_recover(monkeypatch: pytest.Monke
     first = pool.get(s)
     fake.broken.add(s.cluster_name)
     second = pool.get(s)
-    assert first is not second and fake.stopped == [s.cluster_name]
+    assert first is not second
+    assert fake.stopped == [s.cluster_name]
     assert fake.started == [s.cluster_name, s.cluster_name]
 
 
@@ -153,15 +155,16 @@ def test_requested_topology_follows_the_case_needs() -> None:
     from pytest_tidb_ha.stash import CASE_KEY
 
     plain = SimpleNamespace(stash=pytest.Stash())
-    assert requested_topology(plain, None) == Topology(1, 1, 1)  # type: ignore[arg-type]
-    assert requested_topology(plain, Topology(1, 3, 1)) == Topology(1, 3, 1)  # type: ignore[arg-type]
+    assert requested_topology(plain, None) == Topology(1, 1, 1)
+    assert requested_topology(plain, Topology(1, 3, 1)) == Topology(1, 3, 1)
 
     killing_owner = SimpleNamespace(stash=pytest.Stash())
     killing_owner.stash[CASE_KEY] = case_from_markers(
         "t.py::t", "t", faults=[(("kill",), {"selector": "tidb(ddl_owner)", "warmup": "1m",
                                              "duration": "1m"})])
-    got = requested_topology(killing_owner, Topology(1, 3, 1))  # type: ignore[arg-type]
-    assert got.tidb >= 2 and got.tikv == 3
+    got = requested_topology(killing_owner, Topology(1, 3, 1))
+    assert got.tidb >= 2
+    assert got.tikv == 3
 
 
 class _Obj:
@@ -204,7 +207,10 @@ def test_reap_stale_removes_only_dead_owners_and_keeps_going(monkeypatch: pytest
                              networks=_Collection([net]), volumes=_Collection([vol]))
     monkeypatch.setattr(reaper, "remove_network", lambda d, name: None)
     monkeypatch.setattr(reaper, "remove_volume", lambda d, name: None)
-    done = reaper.reap_stale(docker, host="box", alive=lambda pid: pid == 2)  # type: ignore[arg-type]
-    assert done.containers == ["gone"] and gone.removed and not mine.removed
-    assert done.networks == ["n1"] and done.volumes == ["v1"]
+    done = reaper.reap_stale(docker, host="box", alive=lambda pid: pid == 2)
+    assert done.containers == ["gone"]
+    assert gone.removed
+    assert not mine.removed
+    assert done.networks == ["n1"]
+    assert done.volumes == ["v1"]
     assert str(done) == "1 container(s), 1 network(s), 1 volume(s)"

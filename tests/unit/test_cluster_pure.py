@@ -30,9 +30,11 @@ def test_pd_ready_needs_cluster_id_all_members_and_health() -> None:
     assert not pd_ready({"header": {"cluster_id": 0}, "members": members["members"]}, None,
                         ["pd-0", "pd-1"])[0]
     ok, detail = pd_ready(members, None, ["pd-0", "pd-1", "pd-2"])
-    assert not ok and "pd-2" in detail
+    assert not ok
+    assert "pd-2" in detail
     ok, detail = pd_ready(members, [{"name": "pd-1", "health": False}], ["pd-0", "pd-1"])
-    assert not ok and "pd-1" in detail
+    assert not ok
+    assert "pd-1" in detail
 
 
 def test_stores_ready_needs_every_store_up() -> None:
@@ -42,9 +44,11 @@ def test_stores_ready_needs_every_store_up() -> None:
     ]}
     assert stores_ready(answer, ["tikv-0:20160"])[0]
     ok, detail = stores_ready(answer, ["tikv-0:20160", "tikv-1:20160"])
-    assert not ok and "Disconnected" in detail
+    assert not ok
+    assert "Disconnected" in detail
     ok, detail = stores_ready(answer, ["tikv-2:20160"])
-    assert not ok and "tikv-2:20160" in detail
+    assert not ok
+    assert "tikv-2:20160" in detail
     assert not stores_ready(None, ["tikv-0:20160"])[0]
 
 
@@ -66,7 +70,8 @@ def test_handle_urls_and_endpoints() -> None:
     assert c.sql_endpoints() == {"tidb-0": ("127.0.0.1", 40004), "tidb-1": ("127.0.0.1", 40006)}
     assert c.dsn() == "mysql://root@127.0.0.1:40004/"
     view = c.with_database("t_1")
-    assert view.dsn() == "mysql://root@127.0.0.1:40004/t_1" and c.database is None
+    assert view.dsn() == "mysql://root@127.0.0.1:40004/t_1"
+    assert c.database is None
     assert view.client().database == "t_1"
     assert not c.can_control_nodes  # no docker client
     with pytest.raises(KeyError, match="tidb-9"):
@@ -78,7 +83,8 @@ def test_keep_instructions_say_how_to_connect_and_remove() -> None:
     text = keep_instructions(cluster())
     assert "mysql -h 127.0.0.1 -P 40004 -u root" in text
     assert "docker rm -f -v $(docker ps -aq --filter label=org.pytest-tidb-ha.cluster=c)" in text
-    assert "docker volume rm" in text and "docker network rm" in text
+    assert "docker volume rm" in text
+    assert "docker network rm" in text
 
 
 def test_host_ports_from_inspect_data() -> None:
@@ -117,7 +123,8 @@ def test_client_reports_every_node_when_none_answers() -> None:
     with pytest.raises(TiDBUnavailable) as info:
         client.query("SELECT 1")
     assert info.value.code == 2003
-    assert "tidb-0" in str(info.value) and "tidb-1" in str(info.value)
+    assert "tidb-0" in str(info.value)
+    assert "tidb-1" in str(info.value)
     assert isinstance(info.value, SQLError)
     assert client.answering() == []
     with pytest.raises(KeyError):
@@ -126,7 +133,9 @@ def test_client_reports_every_node_when_none_answers() -> None:
 
 def test_sql_error_redacts_secrets() -> None:
     err = SQLError(8156, "bad url s3://b/p?access-key=AKIA&secret-access-key=shh", "tidb-0")
-    assert "AKIA" not in str(err) and "shh" not in str(err) and "tidb-0" in str(err)
+    assert "AKIA" not in str(err)
+    assert "shh" not in str(err)
+    assert "tidb-0" in str(err)
 
 
 def test_ryuk_is_switched_off_unless_the_user_configured_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -22,7 +22,7 @@ def serve(answers: dict[str, Any], delay: float = 0.0) -> ThreadingHTTPServer:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
+        def do_GET(self) -> None:
             time.sleep(delay)
             if self.path not in answers:
                 self.send_response(404)

@@ -15,16 +15,17 @@ from pytest_tidb_ha.cluster.specs import (
     LABEL_PLUGIN,
     LABEL_RUN,
     ClusterSettings,
+    ContainerSpec,
     render_specs,
 )
 from pytest_tidb_ha.scenario.model import Topology
 
 
 def settings(topology: Topology, **kw: object) -> ClusterSettings:
-    return ClusterSettings(run_id="r1", topology=topology, pid=4242, host="box", **kw)  # type: ignore[arg-type]
+    return ClusterSettings(run_id="r1", topology=topology, pid=4242, host="box", **kw)
 
 
-def by_node(s: ClusterSettings) -> dict[str, object]:
+def by_node(s: ClusterSettings) -> dict[str, ContainerSpec]:
     return {spec.node: spec for spec in render_specs(s)}
 
 
@@ -142,7 +143,8 @@ def test_env_and_import_dir_only_where_they_belong(tmp_path: Path) -> None:
     for node in ("tidb-0", "tidb-1"):
         (bind,) = specs[node].binds
         assert (bind.source, bind.target, bind.read_only) == (tmp_path, "/import", True)
-    assert specs["pd-0"].binds == () and specs["tikv-0"].binds == ()
+    assert specs["pd-0"].binds == ()
+    assert specs["tikv-0"].binds == ()
 
 
 def test_cluster_name_carries_worker_and_differs_by_key() -> None:
@@ -154,13 +156,13 @@ def test_cluster_name_carries_worker_and_differs_by_key() -> None:
 
 
 @pytest.mark.parametrize(
-    "kw",
+    ("kw", "match"),
     [
-        {"images": {"pd": "x", "tikv": "y"}},
-        {"env": {"tiflash": {}}},
-        {"topology": Topology(0, 1, 1)},
+        ({"images": {"pd": "x", "tikv": "y"}}, "images lacks tidb"),
+        ({"env": {"tiflash": {}}}, "unknown component.*tiflash"),
+        ({"topology": Topology(0, 1, 1)}, "at least one node per component"),
     ],
 )
-def test_invalid_settings_are_rejected(kw: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
-        ClusterSettings(run_id="r", **kw)  # type: ignore[arg-type]
+def test_invalid_settings_are_rejected(kw: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ClusterSettings(run_id="r", **kw)

@@ -16,7 +16,8 @@ def test_fault_windows_carry_the_fault_kind_the_nemesis_recorded() -> None:
     windows = tl.fault_windows()
     assert [(w.fault_id, w.kind) for w in windows] == [("f0.0", "network_partition"),
                                                        ("f1.0", "kill")]
-    assert windows[0].end is not None and windows[1].end is None
+    assert windows[0].end is not None
+    assert windows[1].end is None
 
 
 def test_events_store_the_kind_under_one_field_name() -> None:

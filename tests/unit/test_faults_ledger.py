@@ -58,7 +58,8 @@ def test_marker_comment_is_parsed_back() -> None:
     comment = ledger.marker_comment(TAG, {"kind": "io_delay", "device": "254.0"})
     line = f'-A {LEDGER_CHAIN} -m comment --comment "{comment}" -j RETURN'
     (rule,) = parse_rules(line)
-    assert rule.tag == TAG and rule.attrs["device"] == "254.0"
+    assert rule.tag == TAG
+    assert rule.attrs["device"] == "254.0"
 
 
 def test_dead_tags() -> None:
@@ -81,10 +82,13 @@ def test_plan_both_directions_cuts_on_both_sides() -> None:
 
 def test_plan_to_and_from() -> None:
     to = {s.node: s for s in plan_sides(["tikv-0"], ["pd-0"], IPS, "to")}
-    assert to["tikv-0"].egress == ("10.0.0.2",) and to["tikv-0"].ingress == ()
-    assert to["pd-0"].ingress == ("10.0.0.3",) and to["pd-0"].egress == ()
+    assert to["tikv-0"].egress == ("10.0.0.2",)
+    assert to["tikv-0"].ingress == ()
+    assert to["pd-0"].ingress == ("10.0.0.3",)
+    assert to["pd-0"].egress == ()
     frm = {s.node: s for s in plan_sides(["tikv-0"], ["pd-0"], IPS, "from")}
-    assert frm["tikv-0"].ingress == ("10.0.0.2",) and frm["tikv-0"].egress == ()
+    assert frm["tikv-0"].ingress == ("10.0.0.2",)
+    assert frm["tikv-0"].egress == ()
     assert frm["pd-0"].egress == ("10.0.0.3",)
     with pytest.raises(ValueError, match="direction"):
         plan_sides(["tikv-0"], ["pd-0"], IPS, "sideways")
@@ -118,7 +122,8 @@ def test_netem_script_filters_only_peers() -> None:
     assert "match ip dst 10.0.0.2/32 flowid 7e57:4" in script
     assert "10.0.0.5" not in script
     whole = netem_apply_script("eth0", [], ["loss", "30%"], TAG, "network_loss")
-    assert "root handle 7e57: netem loss 30%" in whole and "filter" not in whole
+    assert "root handle 7e57: netem loss 30%" in whole
+    assert "filter" not in whole
 
 
 def test_iface_for_ip() -> None:
@@ -134,9 +139,11 @@ def test_io_throttle_plan() -> None:
     assert iops_for(5) == 1
     v1 = "12:blkio:/docker/abc\n11:memory:/docker/abc\n0::/system.slice/x\n"
     version, path = cgroup_dir(v1)
-    assert version == 1 and str(path) == "/sys/fs/cgroup/blkio/docker/abc"
+    assert version == 1
+    assert str(path) == "/sys/fs/cgroup/blkio/docker/abc"
     version, path = cgroup_dir("0::/system.slice/docker-abc.scope\n")
-    assert version == 2 and str(path) == "/sys/fs/cgroup/system.slice/docker-abc.scope"
+    assert version == 2
+    assert str(path) == "/sys/fs/cgroup/system.slice/docker-abc.scope"
     mountinfo = ("100 90 0:52 / / rw - overlay overlay rw\n"
                  "101 100 254:0 /var/lib/docker/volumes/v/_data /data rw - ext4 /dev/vda rw\n")
     assert mount_device(mountinfo, "/data/tikv") == ("254:0", "ext4")
@@ -159,7 +166,8 @@ def test_reaper_undo_script_undoes_each_marker_kind() -> None:
     )
     script = undo_script(parse_rules(text))
     assert "tc qdisc del dev eth0 root" in script
-    assert "kill 777" in script and "' 1234 '" in script
+    assert "kill 777" in script
+    assert "' 1234 '" in script
     first_rule = script.index("-D OUTPUT")
     assert first_rule < script.index(f"-D {LEDGER_CHAIN}")  # markers go last
     assert script.endswith("true")

@@ -106,7 +106,8 @@ def test_periodic_windows_record_inject_before_apply_and_heal_on_time() -> None:
     assert kinds(tl) == [("fault.inject", "f0.0"), ("fault.applied", "f0.0"), ("fault.healed", "f0.0"),
                          ("fault.inject", "f0.1"), ("fault.applied", "f0.1"), ("fault.healed", "f0.1")]
     inject = tl.events("fault.inject")[0].data
-    assert inject["sources"] == ["pd-1"] and inject["targets"] == ["pd-0", "pd-2"]
+    assert inject["sources"] == ["pd-1"]
+    assert inject["targets"] == ["pd-0", "pd-2"]
     assert inject["roles"] == {"pd_leader": "pd-1"}
     assert inject["fault_kind" if "fault_kind" in inject else "kind"] == "network_partition"
     start = tl.events("nemesis.start")[0].t
@@ -211,7 +212,8 @@ def test_a_window_that_could_not_be_applied_fails_naming_fault_window_selector_c
     with nemesis([spec("kill", "tikv(random)", 0, 3600)], rec, tl) as n:
         assert n.wait(5)
     failing, allowed = n.fault_failures()
-    assert allowed == [] and len(failing) == 1
+    assert allowed == []
+    assert len(failing) == 1
     msg = failing[0]
     assert "fault f0.0 kill window 1 on tikv(random)" in msg
     assert "was not applied: apply: RuntimeError: boom on apply" in msg
@@ -223,7 +225,8 @@ def test_a_selector_that_resolves_to_nothing_fails_the_window() -> None:
     with nemesis([spec("kill", "tikv(5)", 0, 1)], rec, tl) as n:
         assert n.wait(5)
     (msg,), _ = n.fault_failures()
-    assert "f0.0 kill window 1 on tikv(5)" in msg and "resolve:" in msg
+    assert "f0.0 kill window 1 on tikv(5)" in msg
+    assert "resolve:" in msg
 
 
 def test_a_heal_that_keeps_failing_fails_the_test() -> None:
@@ -240,7 +243,8 @@ def test_a_heal_that_keeps_failing_fails_the_test() -> None:
         while not n.book.records[0].applied and time.monotonic() < deadline:
             time.sleep(0.01)
     (msg,), _ = n.fault_failures()
-    assert "was applied but not healed" in msg and "iptables: resource busy" in msg
+    assert "was applied but not healed" in msg
+    assert "iptables: resource busy" in msg
 
 
 def test_allowed_fault_errors_become_notes() -> None:
@@ -251,7 +255,9 @@ def test_allowed_fault_errors_become_notes() -> None:
     with n:
         assert n.wait(5)
     failing, allowed = n.fault_failures()
-    assert failing == [] and len(allowed) == 1 and "boom on apply" in allowed[0]
+    assert failing == []
+    assert len(allowed) == 1
+    assert "boom on apply" in allowed[0]
 
 
 def test_a_run_that_ends_before_the_first_window_tested_nothing() -> None:
@@ -259,7 +265,8 @@ def test_a_run_that_ends_before_the_first_window_tested_nothing() -> None:
     with nemesis([spec("kill", "tikv-1", 3600, 60)], rec, tl, scale=1.0) as n:
         pass
     (msg,), _ = n.fault_failures()
-    assert "no fault window was applied" in msg and "f0.0 kill window 1" in msg
+    assert "no fault window was applied" in msg
+    assert "f0.0 kill window 1" in msg
     assert rec.calls == []
 
 
@@ -280,7 +287,8 @@ def test_a_fault_the_cluster_cannot_take_is_a_failure() -> None:
     with nemesis(specs, rec, tl, cluster=FakeCluster(control=False)) as n:
         assert n.wait(5)
     (msg,), _ = n.fault_failures()
-    assert msg.startswith("fault f0.0 kill window 1 on tikv-1") and "attached" in msg
+    assert msg.startswith("fault f0.0 kill window 1 on tikv-1")
+    assert "attached" in msg
     assert [r.fault_id for r in n.book.records if r.applied] == ["f1.0"]
 
 

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import random
+from typing import ClassVar
 
 import pytest
 
 from pytest_tidb_ha.faults.api import Roles
-from pytest_tidb_ha.faults.resolve import ResolveError, resolve, resolve_nodes, roles_needed
+from pytest_tidb_ha.faults.resolve import (
+    Resolved,
+    ResolveError,
+    resolve,
+    resolve_nodes,
+    roles_needed,
+)
 from pytest_tidb_ha.scenario.selectors import parse_selector
 
 NODES = ["pd-0", "pd-1", "pd-2", "tikv-0", "tikv-1", "tikv-2", "tikv-3", "tidb-0", "tidb-1"]
 ROLES = Roles(pd_leader="pd-1", pd_members=("pd-0", "pd-1", "pd-2"), ddl_owner="tidb-1")
 
 
-def res(text: str, seed: int = 0, roles: Roles = ROLES, nodes: list[str] = NODES):
+def res(text: str, seed: int = 0, roles: Roles = ROLES, nodes: list[str] = NODES) -> Resolved:
     return resolve_nodes(parse_selector(text), nodes, roles, random.Random(seed))
 
 
@@ -115,7 +122,7 @@ def test_resolve_looks_roles_up_only_when_needed() -> None:
             self.name = name
 
     class C:
-        nodes = [N(n) for n in NODES]
+        nodes: ClassVar[list[N]] = [N(n) for n in NODES]
 
     asked: list[frozenset[str]] = []
 

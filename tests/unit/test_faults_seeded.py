@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -12,7 +13,7 @@ from pytest_tidb_ha.faults.nemesis import Nemesis, plan_windows, window_rng
 from pytest_tidb_ha.scenario import build
 from pytest_tidb_ha.scenario.errors import ScenarioError
 from pytest_tidb_ha.scenario.loader import load_text
-from pytest_tidb_ha.scenario.model import Topology
+from pytest_tidb_ha.scenario.model import FaultSpec, Topology
 from pytest_tidb_ha.scenario.needs import disk_limits, plan_topology
 from pytest_tidb_ha.scenario.plan import render_plan
 from pytest_tidb_ha.scenario.sizes import SizeError, format_rate, parse_rate, parse_size
@@ -33,7 +34,8 @@ def targets_of(seed: int, windows: int = 6, only: set[str] | None = None) -> dic
 
 def test_the_same_seed_pauses_the_same_tikv_in_every_window() -> None:
     first, second = targets_of(1234), targets_of(1234)
-    assert len(first) == 6 and first == second
+    assert len(first) == 6
+    assert first == second
     assert len({t[0] for t in targets_of(1234, 40).values()}) == 2  # both TiKVs get picked
 
 
@@ -54,7 +56,7 @@ def test_window_rng_is_stable_across_processes() -> None:
     assert window_rng(7, "f0.1").random() != window_rng(8, "f0.1").random()
 
 
-def random_spec(kinds: object = None, kind: object = "kill") -> object:
+def random_spec(kinds: object = None, kind: object = "kill") -> FaultSpec:
     return build.make_fault(kind, kinds=kinds, selector="tikv-0", duration_value="10s",
                             schedule="random", interval_value="10s..60s", total="10m",
                             warmup="1m", params={"latency": "100ms"} if kinds else None)
@@ -66,9 +68,10 @@ def test_random_schedules_are_drawn_from_the_seed_within_the_interval() -> None:
     assert a == plan_windows([spec], 1.0, seed=5)
     assert [w.start for w in a] != [w.start for w in plan_windows([spec], 1.0, seed=6)]
     assert a[0].start == 60.0
-    for prev, nxt in zip(a, a[1:], strict=False):
+    for prev, nxt in itertools.pairwise(a):
         assert 10.0 - 1e-9 <= nxt.start - prev.end <= 60.0 + 1e-9
-    assert all(w.start < 60 + 600 for w in a) and a[-1].start + 10 + 60 >= 600
+    assert all(w.start < 60 + 600 for w in a)
+    assert a[-1].start + 10 + 60 >= 600
 
 
 def test_fault_types_mix_kinds_one_per_window() -> None:
@@ -127,16 +130,21 @@ def test_yaml_new_kinds_and_partition_options() -> None:
 """
     (case,) = load_text(text, "c.yaml") or ()
     shape, ports, bw, disk, mix = case.faults
-    assert str(shape.selector) == "all" and shape.params["shape"] == "majorities_ring"
+    assert str(shape.selector) == "all"
+    assert shape.params["shape"] == "majorities_ring"
     assert ports.params["ports"] == (2379,)
-    assert bw.kind == "bandwidth" and bw.params["rate"] == 1e6
+    assert bw.kind == "bandwidth"
+    assert bw.params["rate"] == 1e6
     assert disk.params == {"free": 10_000_000, "disk_size": 64 * 2**20}
-    assert mix.kinds == ("kill", "pause") and mix.schedule.is_random
+    assert mix.kinds == ("kill", "pause")
+    assert mix.schedule.is_random
     assert disk_limits(case) == {"tikv": 64 * 2**20}
     # the mix's kill grows the cluster as a kill would
     assert plan_topology(case).topology.tikv == 3
     plan = render_plan(case)
-    assert "free=10MB" in plan and "rate=1mbit" in plan and "kill | pause" in plan
+    assert "free=10MB" in plan
+    assert "rate=1mbit" in plan
+    assert "kill | pause" in plan
     assert "random gaps 1s..2s (seeded by --ha-seed)" in plan
 
 
@@ -163,10 +171,14 @@ def test_new_keys_errors(fault: str, message: str) -> None:
 
 
 def test_sizes_and_rates() -> None:
-    assert parse_size("10MB") == 10_000_000 and parse_size("512MiB") == 512 * 2**20
-    assert parse_size(0) == 0 and parse_size("1G") == 2**30
-    assert parse_rate("1mbit") == 1e6 and parse_rate("100kbps") == 8e5
-    assert parse_rate("10MB/s") == 8e7 and format_rate(5e5) == "500kbit"
+    assert parse_size("10MB") == 10_000_000
+    assert parse_size("512MiB") == 512 * 2**20
+    assert parse_size(0) == 0
+    assert parse_size("1G") == 2**30
+    assert parse_rate("1mbit") == 1e6
+    assert parse_rate("100kbps") == 8e5
+    assert parse_rate("10MB/s") == 8e7
+    assert format_rate(5e5) == "500kbit"
     for bad in ("-1", "ten", True):
         with pytest.raises(SizeError):
             parse_size(bad)
@@ -178,8 +190,10 @@ def test_limited_volumes_in_the_cluster_specs() -> None:
                               disk_limits={"tikv": 64 * 2**20, "tidb": 32 * 2**20})
     assert plain.key != limited.key  # another cluster, never a shared one
     vols = {s.node: s.volumes for s in render_specs(limited)}
-    assert vols["tikv-0"][0].size == 64 * 2**20 and vols["tikv-0"][0].target == "/data"
-    assert vols["tidb-0"][0].target == "/tmp/tidb" and vols["tidb-0"][0].size == 32 * 2**20
+    assert vols["tikv-0"][0].size == 64 * 2**20
+    assert vols["tikv-0"][0].target == "/data"
+    assert vols["tidb-0"][0].target == "/tmp/tidb"
+    assert vols["tidb-0"][0].size == 32 * 2**20
     assert vols["pd-0"][0].size is None
     assert {s.node: s.volumes for s in render_specs(plain)}["tidb-0"] == ()
 

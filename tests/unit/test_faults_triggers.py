@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from test_faults_nemesis import ROLES, FakeCluster, Recorder
@@ -14,7 +15,7 @@ from pytest_tidb_ha.scenario import build
 from pytest_tidb_ha.scenario.errors import FieldError, ScenarioError
 from pytest_tidb_ha.scenario.loader import load_text
 from pytest_tidb_ha.scenario.markers import fault_from_marker
-from pytest_tidb_ha.scenario.model import SourceRef, Trigger
+from pytest_tidb_ha.scenario.model import FaultSpec, SourceRef, Trigger
 from pytest_tidb_ha.scenario.plan import render_plan
 from pytest_tidb_ha.timeline import Timeline
 
@@ -39,7 +40,7 @@ def sighting(seq: int | None = 1, **kw: object) -> Sighting:
     (Trigger(1, progress=30.0), {"progress": None}, False),
 ])
 def test_a_trigger_matches_only_its_job_in_every_named_state(
-        trigger: Trigger, seen: dict[str, object], hit: bool) -> None:
+        trigger: Trigger, seen: dict[str, Any], hit: bool) -> None:
     assert matches(trigger, sighting(**seen)) is hit
 
 
@@ -112,7 +113,7 @@ def test_progress_trigger_parses_a_percentage() -> None:
 
 # -- the nemesis fires triggers from the timeline -------------------------------------------
 
-def triggered(kind: str = "pause", **when: object) -> object:
+def triggered(kind: str = "pause", **when: object) -> FaultSpec:
     return build.make_fault(kind, selector="tikv-1", duration_value="0.2s",
                             when={"job": 1, **when})
 
@@ -141,7 +142,8 @@ def test_the_nemesis_opens_a_window_on_the_first_matching_observation() -> None:
                   import_step="importing")  # a later sighting does not fire again
         wait_for(lambda: tl.events("fault.healed"))
     fired = tl.events(FAULT_TRIGGER)
-    assert len(fired) == 1 and fired[0].data["fired"] is True
+    assert len(fired) == 1
+    assert fired[0].data["fired"] is True
     assert fired[0].data["observation"]["observed_at"] == round(seen.t, 3)
     applied = tl.events("fault.applied")[0]
     assert applied.t >= seen.t
@@ -149,7 +151,8 @@ def test_the_nemesis_opens_a_window_on_the_first_matching_observation() -> None:
     assert [c[0] for c in rec.calls] == ["apply", "heal"]
     assert n.fault_failures() == ([], [])
     r = n.book.records[0]
-    assert r.fired_at == round(seen.t, 3) and r.status() == "healed"
+    assert r.fired_at == round(seen.t, 3)
+    assert r.status() == "healed"
 
 
 def test_a_trigger_that_never_fires_fails_naming_the_last_observation() -> None:
@@ -162,11 +165,13 @@ def test_a_trigger_that_never_fires_fails_naming_the_last_observation() -> None:
         time.sleep(0.05)
     failing, allowed = n.fault_failures()
     assert rec.calls == []
-    assert len(failing) == 1 and not allowed
+    assert len(failing) == 1
+    assert not allowed
     assert "never fired" in failing[0]
     assert "schema state write only" in failing[0]
     assert "when: job 1 schemaState=write reorganization" in failing[0]
-    assert n.missed and "never fired" in n.missed[0]
+    assert n.missed
+    assert "never fired" in n.missed[0]
     missed = [e for e in tl.events(FAULT_TRIGGER) if e.data["fired"] is False]
     assert missed
 
@@ -178,7 +183,8 @@ def test_a_missed_trigger_is_a_note_when_the_case_allows_fault_errors() -> None:
     with n:
         pass
     failing, allowed = n.fault_failures()
-    assert failing == [] and "job 1 was never seen" in allowed[0]
+    assert failing == []
+    assert "job 1 was never seen" in allowed[0]
 
 
 def test_untriggered_windows_run_on_the_clock_beside_a_waiting_trigger() -> None:

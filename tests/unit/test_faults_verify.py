@@ -30,7 +30,8 @@ def res(*outcomes: tuple[str, float | None]) -> dict[str, list[tuple[str, float 
 def test_partition_verified_only_when_every_attempt_times_out() -> None:
     assert judge_partition(res(("timeout", None), ("timeout", None)), "a -> b").ok is True
     crossed = judge_partition(res(("timeout", None), ("ok", 0.001)), "a -> b")
-    assert crossed.ok is False and "crossed the cut" in crossed.detail
+    assert crossed.ok is False
+    assert "crossed the cut" in crossed.detail
     # a refusal (RST) came back across the cut: not cut either
     assert judge_partition(res(("refused", 0.001),), "a -> b").ok is False
     assert judge_partition(res(("error:101", None),), "a -> b").ok is None
@@ -39,9 +40,11 @@ def test_partition_verified_only_when_every_attempt_times_out() -> None:
 
 def test_delay_needs_handshakes_near_the_latency() -> None:
     slow = judge_delay(res(("ok", 0.21), ("refused", 0.2), ("ok", 0.25)), 0.2, 0.0, "a -> b")
-    assert slow.ok is True and slow.measured["rtt_ms"] == 210.0
+    assert slow.ok is True
+    assert slow.measured["rtt_ms"] == 210.0
     fast = judge_delay(res(("ok", 0.002), ("ok", 0.003), ("ok", 0.002)), 0.2, 0.0, "a -> b")
-    assert fast.ok is False and "<" in fast.detail
+    assert fast.ok is False
+    assert "<" in fast.detail
     assert judge_delay(res(("ok", 0.13),), 0.2, 0.05, "a -> b").ok is True  # latency - jitter
     assert judge_delay(res(("timeout", None),), 0.2, 0.0, "a -> b").ok is None
 

@@ -48,7 +48,8 @@ def test_table_values_and_lines() -> None:
     assert {k: t.seconds for k, t in TABLE.items()} == {
         OWNER_TTL: 60.0, SCHEMA_LEASE: 45.0, STORE_DISCONNECT: 20.0, RAFT_ELECTION: 10.0,
         PD_LEADER_LEASE: 3.0}
-    assert release_line("v7.5.1") == "v7.5" and release_line("v9.9.0") == "v8.5"
+    assert release_line("v7.5.1") == "v7.5"
+    assert release_line("v9.9.0") == "v8.5"
     assert "no row for v9.9.0" in table_timers("v9.9.0")[OWNER_TTL].origin
 
 
@@ -68,13 +69,16 @@ def test_table_values_and_lines() -> None:
 def test_floor_is_the_longest_timer_the_faults_leave_running(
         kind: str, spec: FaultSpec, seconds: float, named: str) -> None:
     floor = job_floor(kind, [spec], TABLE)
-    assert floor is not None and floor.seconds == seconds
-    assert named in floor.what and "fault 1" in floor.cause
+    assert floor is not None
+    assert floor.seconds == seconds
+    assert named in floor.what
+    assert "fault 1" in floor.cause
 
 
 def test_no_fault_no_floor_and_the_scaled_window_stands() -> None:
     w = job_windows("add_index", [], TABLE, stall=7.0, cancel=5.0, timeout=100.0)
-    assert w.stall.seconds == 7.0 and w.stall.floor is None
+    assert w.stall.seconds == 7.0
+    assert w.stall.floor is None
     assert "scaled" in w.stall.describe()
 
 
@@ -82,7 +86,8 @@ def test_windows_are_raised_to_the_floor_and_say_so() -> None:
     w = job_windows("import_into", [fault("kill", "tidb(ddl_owner)")], TABLE,
                     stall=6.0, cancel=5.0, timeout=180.0)
     assert (w.stall.seconds, w.cancel.seconds, w.timeout.seconds) == (60.0, 60.0, 180.0)
-    assert w.stall.set_by_floor and not w.timeout.set_by_floor
+    assert w.stall.set_by_floor
+    assert not w.timeout.set_by_floor
     assert w.stall.describe().startswith("1m (floor: DDL owner etcd session TTL 1m")
     assert "scaled 6s" in w.stall.describe()
 
@@ -94,8 +99,10 @@ def test_the_runner_policy_uses_the_floor() -> None:
                 jobs=(ImportIntoJob(db="d", table="t", source_uri="/import/x.csv",
                                     timeout=Duration(3600)),))
     p = policy_for(case.jobs[0], case, 0.05)
-    assert p.stall_window == 60.0 and p.cancel_window == 60.0
-    assert p.floor is not None and p.at_floor(3.0) == 60.0
+    assert p.stall_window == 60.0
+    assert p.cancel_window == 60.0
+    assert p.floor is not None
+    assert p.at_floor(3.0) == 60.0
 
 
 def test_a_cluster_that_reports_short_timers_gets_short_windows() -> None:
@@ -107,13 +114,15 @@ def test_a_cluster_that_reports_short_timers_gets_short_windows() -> None:
                 jobs=(AddIndexJob(db="d", table="t", index_col_name="c",
                                   timeout=Duration(3600)),))
     p = policy_for(case.jobs[0], case, 0.02, timers)
-    assert p.floor is not None and p.floor.seconds == 3.0  # PD leader lease (table) wins
+    assert p.floor is not None
+    assert p.floor.seconds == 3.0
     assert p.stall_window == pytest.approx(max(7.2, 3.0))
 
 
 def test_fault_windows_shorter_than_their_timer_are_warned() -> None:
     warnings = fault_warnings([fault("kill", "tidb(ddl_owner)", 60.0)], TABLE, 0.05)
-    assert len(warnings) == 1 and "3s window is shorter than DDL owner" in warnings[0]
+    assert len(warnings) == 1
+    assert "3s window is shorter than DDL owner" in warnings[0]
     assert fault_warnings([fault("kill", "tidb(ddl_owner)", 60.0)], TABLE, 1.0) == []
     assert fault_warnings([fault("restart", "tikv-0", 0.0)], TABLE, 0.01) == []
 
@@ -133,7 +142,7 @@ class FakeComponents(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if self.path == "/info":
             self._json({"ddl_id": "x", "lease": "1.5s"})
         elif self.path == "/config":
@@ -145,7 +154,7 @@ class FakeComponents(BaseHTTPRequestHandler):
             self.send_response(404)
             self.end_headers()
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         if self.path == "/v3/kv/range":
             assert body["key"] == "L3RpZGIvZGRsL2ZnL293bmVyLw=="  # /tidb/ddl/fg/owner/
@@ -193,7 +202,8 @@ def test_a_silent_cluster_keeps_the_table_and_says_why() -> None:
     timers, notes = read_timers(Cluster(f"http://127.0.0.1:{closed_port()}"), "v7.5.0",
                                 timeout=0.5)
     assert {t.origin for t in timers.values()} == {"table v7.5"}
-    assert len(notes) == 4 and all("per-version table" in n for n in notes)
+    assert len(notes) == 4
+    assert all("per-version table" in n for n in notes)
 
 
 def test_a_dead_node_does_not_hide_the_timers_of_those_that_answer(components: str) -> None:

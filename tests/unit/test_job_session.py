@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -48,7 +48,7 @@ class FakeCluster:
 
     docker = None
     network_name = None
-    labels: dict[str, str] = {}
+    labels: ClassVar[dict[str, str]] = {}
     can_control_nodes = False
     database = "db1"
 
@@ -86,7 +86,8 @@ def test_the_real_handles_are_cluster_like() -> None:
     attached = attach_cluster("mysql://root@127.0.0.1:4000/db")
     assert isinstance(started, ClusterLike)
     assert isinstance(attached, ClusterLike)
-    assert attached.import_dir is None and not attached.can_control_nodes
+    assert attached.import_dir is None
+    assert not attached.can_control_nodes
     assert not isinstance(object(), ClusterLike)
 
 
@@ -94,8 +95,10 @@ def test_runner_and_facade_wire_their_jobs_through_one_session(tmp_path: Path) -
     cluster = FakeCluster()
     facade = TiDB(cluster, object(), record(tmp_path), HAOptions(time_scale=0.01))
     run = CaseRun(kill_case(), cluster, record(tmp_path), HAOptions(time_scale=0.01))
-    assert isinstance(facade.session, JobSession) and isinstance(run.session, JobSession)
-    assert facade.watcher is facade.session.watcher and run.watcher is run.session.watcher
+    assert isinstance(facade.session, JobSession)
+    assert isinstance(run.session, JobSession)
+    assert facade.watcher is facade.session.watcher
+    assert run.watcher is run.session.watcher
     # the watcher's own client has short timeouts, in both
     watch_clients = [kw for kw in cluster.clients if kw.get("read_timeout") == 5]
     assert len(watch_clients) == 2
@@ -131,7 +134,8 @@ def test_generated_import_data_needs_the_import_folder(tmp_path: Path) -> None:
         attached.import_data(spec)
     started = JobSession(FakeCluster(tmp_path / "import"), record(tmp_path), HAOptions())
     source, rows = started.import_data(spec)
-    assert rows >= 10 and source
+    assert rows >= 10
+    assert source
     assert any((tmp_path / "import").rglob("*"))
 
 

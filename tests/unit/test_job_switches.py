@@ -54,7 +54,8 @@ def test_submitter_sends_a_txn_job_with_dist_task_off() -> None:
     spec = AddIndexJob(db="d", table="t", index_col_name="c", timeout=Duration(60),
                        job_type="txn")
     h = submit_add_index(client, spec, 1, Timeline(), policy=JobPolicy(60, 10))
-    assert h.statement is not None and h.statement.wait(5)
+    assert h.statement is not None
+    assert h.statement.wait(5)
     assert "SET GLOBAL tidb_ddl_enable_fast_reorg = OFF" in client.sql
     assert "SET GLOBAL tidb_enable_dist_task = OFF" in client.sql
 

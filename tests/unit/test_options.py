@@ -58,12 +58,15 @@ def test_all_values_parse() -> None:
     assert opts.tidb_version == "v8.1.0"
     assert dict(opts.images) == {"pd": "pingcap/pd:v8.1.0", "tikv": "pingcap/tikv:v8.1.0",
                                  "tidb": "foo:1"}
-    assert opts.dry_run and opts.keep_cluster
+    assert opts.dry_run
+    assert opts.keep_cluster
     assert opts.topology == Topology(3, 3, 2)
     assert opts.artifacts == Path("out")
     assert (opts.artifacts_keep, opts.no_docker, opts.workload_scale) == ("all", "skip", 0.01)
-    assert opts.fault_helper_image == "helper:1" and opts.workload_driver == "python"
-    assert opts.attach and opts.pd_url == "http://127.0.0.1:2379"
+    assert opts.fault_helper_image == "helper:1"
+    assert opts.workload_driver == "python"
+    assert opts.attach
+    assert opts.pd_url == "http://127.0.0.1:2379"
 
 
 def test_images_merge_per_component_and_markers_keep_explicit_images() -> None:

@@ -26,7 +26,7 @@ CLASSES = (pytest.Function, pytest.Item, pytest.File, pytest.Collector, pytest.S
 
 
 def _private_names() -> frozenset[str]:
-    names = set()
+    names: set[str] = set()
     for cls in CLASSES:
         names.update(n for n in dir(cls) if n.startswith("_") and not n.startswith("__"))
     # attributes set on instances, not visible on the class
@@ -52,7 +52,7 @@ def private_uses(source: str, filename: str = "<source>") -> list[str]:
               and node.func.id in ("getattr", "hasattr", "setattr", "delattr")
               and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
             name = str(node.args[1].value)
-        if name is not None and name in PRIVATE:
+        if name is not None and name in PRIVATE and isinstance(node, ast.expr):
             found.append(f"{filename}:{node.lineno}: {ast.unparse(node)}")
     return found
 

@@ -96,17 +96,23 @@ def handle(db: str = "imp", table: str = "t") -> JobHandle:
 def test_checksum_check(value: int | None, ok: bool, detail: str) -> None:
     conn = FakeConn(value)
     timeouts: list[float] = []
-    check = checksum_check(lambda t: timeouts.append(t) or conn, 3582177512)
+    def connect(t: float) -> FakeConn:
+        timeouts.append(t)
+        return conn
+
+    check = checksum_check(connect, 3582177512)
     (result,) = check(handle())
     assert (result.name, result.ok) == ("crc32_checksum", ok)
     assert detail in result.detail
-    assert conn.closed and timeouts == [60.0]
+    assert conn.closed
+    assert timeouts == [60.0]
     assert conn.sql[1].startswith("SELECT BIT_XOR(CAST(CRC32(CONCAT_WS(',', `id`, `c`,")
 
 
 def test_checksum_check_error_is_a_failed_check() -> None:
     (result,) = checksum_check(lambda t: FakeConn(1, fail=True), 1)(handle())
-    assert not result.ok and result.error_code == 1105
+    assert not result.ok
+    assert result.error_code == 1105
     assert "checksum of `imp`.`t` failed" in result.detail
 
 
@@ -125,8 +131,9 @@ class FakeClient:
     def query(self, sql: str, args: Any = None, **kw: Any) -> list[dict[str, Any]]:
         return []
 
-    def connect(self, **kw: Any) -> Any:
-        self.connects.append(kw)
+    def connect(self, node: str | None = None, database: str | None = None,
+                read_timeout: float | None = None) -> Any:
+        self.connects.append({"node": node, "database": database, "read_timeout": read_timeout})
         raise ConnectionRefusedError("no server in this test")
 
 
@@ -172,11 +179,15 @@ def test_cmd_is_sent_as_written_in_the_jobs_database_and_redacted_everywhere() -
     assert h.statement.sql == ("import into user_data1 from 's3://b/x.csv?access-key=ak&"
                                "secret-access-key=sk' WITH DETACHED,skip_rows=1")
     assert h.statement.wait(5)  # the connect fails at once: the fake has no server
-    assert client.connects and client.connects[0]["database"] == "importtest"
-    assert "sk'" not in h.query and "secret-access-key=xxxxxx" in h.query
-    assert h.target.table == "user_data1" and h.target.db == "importtest"
+    assert client.connects
+    assert client.connects[0]["database"] == "importtest"
+    assert "sk'" not in h.query
+    assert "secret-access-key=xxxxxx" in h.query
+    assert h.target.table == "user_data1"
+    assert h.target.db == "importtest"
     submitted = timeline.events("job.submit")[0]
-    assert "sk'" not in str(submitted.data) and "=ak" not in str(submitted.data)
+    assert "sk'" not in str(submitted.data)
+    assert "=ak" not in str(submitted.data)
     assert h.extra["expected_rows"] is None  # the checksum check is still there:
     h.run_checks()
     assert [(c.name, c.ok) for c in h.checks] == [("crc32_checksum", False)]
@@ -216,7 +227,8 @@ def test_before_case_runs_before_dist_task_and_after_case_after_everything(
     run.stop()
     assert client.executed[-1] == ("SET GLOBAL tidb_enable_dist_task='off'", None)
     phases = [e.data.get("phase") for e in record.timeline.events("jobs.setting")]
-    assert phases[0] == "beforeCase" and phases[-1] == "afterCase"
+    assert phases[0] == "beforeCase"
+    assert phases[-1] == "afterCase"
 
 
 def test_after_case_failure_is_a_note_not_a_crash(tmp_path: Path) -> None:
@@ -227,5 +239,6 @@ def test_after_case_failure_is_a_note_not_a_crash(tmp_path: Path) -> None:
     record = HARecord(nodeid="t", timeline=Timeline(), artifacts_dir=tmp_path)
     run = CaseRun(gv_case(), Cluster(Failing()), record, HAOptions())
     run.stop()
-    assert len(record.notes) == 1 and record.notes[0].startswith("afterCase SET GLOBAL")
+    assert len(record.notes) == 1
+    assert record.notes[0].startswith("afterCase SET GLOBAL")
     assert "SECRET" not in record.notes[0]

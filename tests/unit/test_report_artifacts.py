@@ -37,11 +37,13 @@ def test_write_artifacts_files_and_content(tmp_path: Path) -> None:
     assert data["case_id"] == "seed_48303::ha_tikv"
     v = json.loads((rec.artifacts_dir / "verdicts.json").read_text())
     assert [x["verdict"] for x in v["verdicts"]] == ["stuck", "cancel-ineffective", "stuck"]
-    assert v["outcome"] == "failed" and v["ok"] is False
+    assert v["outcome"] == "failed"
+    assert v["ok"] is False
     root = ET.parse(rec.artifacts_dir / "timeline.svg").getroot()
     assert root.tag.endswith("svg")
     html = (rec.artifacts_dir / "report.html").read_text()
-    assert html.count("<svg") == 1 and "queueing behind stuck job 475" in html
+    assert html.count("<svg") == 1
+    assert "queueing behind stuck job 475" in html
     assert "AssertionError: stuck" in html
 
 
@@ -55,7 +57,8 @@ def test_overall_outcome() -> None:
 
 
 def test_keep_policy(tmp_path: Path) -> None:
-    assert should_keep("all", False) and should_keep("failed", True)
+    assert should_keep("all", False)
+    assert should_keep("failed", True)
     assert not should_keep("failed", False)
     with pytest.raises(ValueError, match="--ha-artifacts-keep"):
         should_keep("some", True)
@@ -65,7 +68,8 @@ def test_keep_policy(tmp_path: Path) -> None:
     (folder / "x").write_text("x")
     assert apply_keep_policy(folder, root, "failed", True) == folder
     assert apply_keep_policy(folder, root, "failed", False) is None
-    assert not folder.exists() and root.exists()
+    assert not folder.exists()
+    assert root.exists()
     assert apply_keep_policy(folder, root, "all", False) is None  # nothing to keep
 
 
@@ -77,7 +81,8 @@ def test_never_removes_outside_the_root(tmp_path: Path) -> None:
     assert apply_keep_policy(outside, root, "failed", False) == outside
     assert apply_keep_policy(root, root, "failed", False) == root  # nor the root itself
     clear_stale(outside, root)
-    assert outside.exists() and root.exists()
+    assert outside.exists()
+    assert root.exists()
     stale = root / "t"
     stale.mkdir()
     clear_stale(stale, root)
@@ -104,8 +109,10 @@ def test_sanitise_nodeid_readable_and_distinct() -> None:
         "scenarios_seeds_48303.yaml_ha_tikv(random)_to_all"
     a = sanitise_nodeid("t.py::test_x[" + "a" * 200 + "1]")
     b = sanitise_nodeid("t.py::test_x[" + "a" * 200 + "2]")
-    assert a != b and len(a) == len(b) == 150
-    assert "/" not in a and sanitise_nodeid("///") == "test"
+    assert a != b
+    assert len(a) == len(b) == 150
+    assert "/" not in a
+    assert sanitise_nodeid("///") == "test"
 
 
 def test_attempt_folders_and_clearing_earlier_runs(tmp_path: Path) -> None:

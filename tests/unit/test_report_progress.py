@@ -63,7 +63,8 @@ def test_timeline_progress(caplog: pytest.LogCaptureFixture) -> None:
     follow(ev(201, "job.verdict", job_key="import_into#1", verdict="stuck", reason=url))
     lines = [r.getMessage() for r in caplog.records]
     text = "\n".join(lines)
-    assert "SECRETEXAMPLE" not in text and "AKIAEXAMPLE" not in text
+    assert "SECRETEXAMPLE" not in text
+    assert "AKIAEXAMPLE" not in text
     assert lines[0] == "fault f1: partition pd-0 ⟂ pd-1,pd-2 at 1.0s"
     assert "import_into#1: running / importing — imported rows 5" in lines
     assert len([ln for ln in lines if ln.startswith("import_into#1: still")]) == 3

@@ -27,7 +27,7 @@ SECRET_URL = "s3://bucket/data.csv?access-key=AKIAEXAMPLE&secret-access-key=SECR
 def v(key: str, verdict: str, ok: bool, reason: str = "r", job_id: int | None = 1,
       start: float | None = 0.0, end: float | None = 12.0) -> Verdict:
     kind = key.split("#")[0]
-    return Verdict(key, kind, job_id, verdict, reason, ok,  # type: ignore[arg-type]
+    return Verdict(key, kind, job_id, verdict, reason, ok,
                    started_at=start, decided_at=end)
 
 
@@ -51,11 +51,14 @@ def test_summary_one_aligned_line_per_job_in_job_order(tmp_path: Path) -> None:
     ]
     lines = summary_lines(tests, tmp_path, "failed")
     assert lines[0].split()[:4] == ["seed::a", "add_index#1", "(job", "475)"]
-    assert " stuck " in lines[0] and lines[0].endswith("no progress for 5m")
+    assert " stuck " in lines[0]
+    assert lines[0].endswith("no progress for 5m")
     assert "5m00s" in lines[0]
-    assert "add_index#2 (job 476)" in lines[1] and "1m00s" in lines[1]
+    assert "add_index#2 (job 476)" in lines[1]
+    assert "1m00s" in lines[1]
     assert lines[2].strip() == f"artifacts: {tmp_path / 'seed_a'}"
-    assert lines[3].startswith("t.py::test_b") and "converged" in lines[3]
+    assert lines[3].startswith("t.py::test_b")
+    assert "converged" in lines[3]
     assert lines[-1] == f"artifacts folder: {tmp_path} (--ha-artifacts-keep=failed)"
     # aligned: the verdict column starts at the same offset on every job line
     assert lines[0].index("stuck") == lines[3].index("converged")
@@ -65,13 +68,15 @@ def test_summary_reason_on_one_line_and_redacted() -> None:
     t = CaseSummary("x", None, (v("import_into#1", "failed-unexpected", False,
                                   f"failed:\n {SECRET_URL}"),), "failed")
     (line,) = summary_lines([t])
-    assert "SECRETEXAMPLE" not in line and "AKIAEXAMPLE" not in line
+    assert "SECRETEXAMPLE" not in line
+    assert "AKIAEXAMPLE" not in line
     assert "\n" not in line
 
 
 def test_summary_test_without_jobs() -> None:
     (line,) = summary_lines([CaseSummary("t.py::x", None, (), "error")])
-    assert "(no jobs)" in line and "error" in line
+    assert "(no jobs)" in line
+    assert "error" in line
     assert summary_lines([]) == []
 
 
@@ -84,7 +89,8 @@ def test_reproduce_command_spells_out_resolved_options() -> None:
                              "-k", "seed"], opts)
     argv = shlex.split(cmd)
     assert argv[:4] == ["pytest", "scenarios/", "-k", "seed"]
-    assert argv.count("--ha-time-scale") == 1 and argv[argv.index("--ha-time-scale") + 1] == "0.01"
+    assert argv.count("--ha-time-scale") == 1
+    assert argv[argv.index("--ha-time-scale") + 1] == "0.01"
     assert argv[argv.index("--tidb-version") + 1] == "v8.1.2"
     assert "--tidb-version=v7.5.0" not in argv
     assert argv[argv.index("--tidb-image") + 1] == "tidb=tidb-standin:latest"
@@ -95,11 +101,13 @@ def test_reproduce_command_spells_out_resolved_options() -> None:
 def test_header_lines_and_secret_dsn() -> None:
     opts = HAOptions(dsn="mysql://root:hunter2@127.0.0.1:4000/test", time_scale=0.1)
     first, second = header_lines(opts, ["tests/"])
-    assert first.startswith("tidb-ha: TiDB v8.5.7") and "time scale 0.1" in first
+    assert first.startswith("tidb-ha: TiDB v8.5.7")
+    assert "time scale 0.1" in first
     assert second.startswith("tidb-ha reproduce: pytest tests/")
     assert "hunter2" not in first + second
     first, _ = header_lines(HAOptions(), [])
-    assert "pd=pingcap/pd:v8.5.7" in first and "sized per case" in first
+    assert "pd=pingcap/pd:v8.5.7" in first
+    assert "sized per case" in first
 
 
 def _events(*specs: tuple[float, str, dict[str, object]]) -> list[Event]:
@@ -114,7 +122,8 @@ def test_junit_properties() -> None:
     assert props["ha_artifacts"] == "ha-artifacts/x"
     jobs = json.loads(props["ha_jobs"])
     assert [j["key"] for j in jobs] == ["add_index#1", "add_index#1/cancel", "add_index#2"]
-    assert jobs[0]["id"] == 475 and jobs[0]["ok"] is False
+    assert jobs[0]["id"] == 475
+    assert jobs[0]["ok"] is False
     assert jobs[0]["last"]["schema_state"] == "write reorganization"
     assert jobs[2]["last"]["state"] == "queueing"
     assert " " not in props["ha_jobs"].split('"reason"')[0]  # compact separators
@@ -136,7 +145,8 @@ def test_junit_properties_redacted() -> None:
     props = junit.properties([v("import_into#1", "failed-unexpected", False, SECRET_URL)],
                              events, None)
     blob = repr(props)
-    assert "SECRETEXAMPLE" not in blob and "AKIAEXAMPLE" not in blob
+    assert "SECRETEXAMPLE" not in blob
+    assert "AKIAEXAMPLE" not in blob
     assert dict(props)["ha_verdict"] == "failed-unexpected"
 
 
@@ -165,7 +175,8 @@ def test_summary_from_junit_properties_roundtrip() -> None:
         ("add_index#1", 475, "stuck", False),
         ("add_index#1/cancel", 475, "cancel-ineffective", False),
         ("add_index#2", 476, "stuck", False)]
-    assert s.artifacts == Path("arts/x") and s.outcome == "failed"
+    assert s.artifacts == Path("arts/x")
+    assert s.outcome == "failed"
     assert format_duration(s.verdicts[0].duration) == format_duration(verdicts[0].duration)
     assert summary_from_properties("t.py::y", [("other", "1")], "passed") is None
 
@@ -182,7 +193,8 @@ def test_ha_faults_is_applied_over_planned_and_shown_in_the_summary() -> None:
                                   "problems": ["fault f0.0 ... was not applied"]}))
     props = dict(junit.properties([], events, None))
     assert props["ha_faults"] == "0/3"
-    s = summary_from_properties("t.py::x", list(props.items()) + [("ha_jobs", "[]")], "failed")
-    assert s is not None and s.faults == "0/3"
+    s = summary_from_properties("t.py::x", [*list(props.items()), ("ha_jobs", "[]")], "failed")
+    assert s is not None
+    assert s.faults == "0/3"
     lines = summary_lines([s])
     assert "    faults applied/planned: 0/3" in lines

@@ -16,6 +16,7 @@ from pytest_tidb_ha.scenario.estimate import (
 )
 from pytest_tidb_ha.scenario.loader import load_text
 from pytest_tidb_ha.scenario.markers import case_from_markers
+from pytest_tidb_ha.scenario.model import Case
 from pytest_tidb_ha.scenario.plan import render_plan
 
 CASE = textwrap.dedent("""\
@@ -43,8 +44,10 @@ CASE = textwrap.dedent("""\
 """)
 
 
-def _case():  # type: ignore[no-untyped-def]
-    (case,) = load_text(CASE, "cases.yaml", stem="cases")
+def _case() -> Case:
+    cases = load_text(CASE, "cases.yaml", stem="cases")
+    assert cases is not None
+    (case,) = cases
     return case
 
 

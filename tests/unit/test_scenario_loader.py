@@ -87,22 +87,27 @@ def test_seed_48303_loads_unchanged() -> None:
     assert fault.direction == "both"
     s = fault.schedule
     assert (s.warmup.seconds, s.duration.seconds) == (60, 180)
-    assert s.period is not None and s.period.seconds == 300
-    assert s.total is not None and s.total.seconds == 1800
+    assert s.period is not None
+    assert s.period.seconds == 300
+    assert s.total is not None
+    assert s.total.seconds == 1800
     assert s.windows() == [(60 + 300 * i, 240 + 300 * i) for i in range(6)]
     (job,) = case.jobs
     assert isinstance(job, AddIndexJob)
     assert (job.db, job.table, job.index_col_name, job.times, job.job_type) == (
         "sysbench_64_7000w", "sbtest1", "c", 5, "ingest")
     assert job.timeout.seconds == 3600
-    assert not job.admin_check and not job.count_check
-    assert case.source.line == 12 and job.source.line == 21
+    assert not job.admin_check
+    assert not job.count_check
+    assert case.source.line == 12
+    assert job.source.line == 21
 
 
 def test_seed_48546_loads_unchanged() -> None:
     (case,) = load_text(SEED_48546, "48546.yaml") or ()
     sel = case.faults[0].selector
-    assert sel is not None and sel.source.group == "pdleader"
+    assert sel is not None
+    assert sel.source.group == "pdleader"
     assert case.faults[0].schedule.duration.seconds == 120
 
 
@@ -110,7 +115,8 @@ def test_seed_46735_import_into_case() -> None:
     (case,) = load_file(SCENARIOS / "46735.yaml") or ()
     assert case.dist_task is True
     (fault,) = case.faults
-    assert fault.kind == "kill" and fault.selector is not None
+    assert fault.kind == "kill"
+    assert fault.selector is not None
     assert fault.selector.source.group == "ddlowner"
     assert fault.schedule.period is None
     # jobs start at the case's warmUpTime (1m); the owner dies 2 minutes into the import
@@ -121,7 +127,8 @@ def test_seed_46735_import_into_case() -> None:
     assert (job.db, job.table, job.source_uri) == ("importtest", "user_data1",
                                                    "/import/user_data1.*.csv")
     assert dict(job.options) == {"skip_rows": 1}
-    assert job.generate is not None and (job.generate.rows, job.generate.files) == (1_000_000, 4)
+    assert job.generate is not None
+    assert (job.generate.rows, job.generate.files) == (1_000_000, 4)
     assert job.generate.scaled_rows(0.01) == 100_000  # the floor
     assert job.generate.scaled_rows(0.5) == 500_000
     assert job.timeout.seconds == 3600
@@ -183,19 +190,27 @@ def test_extensions() -> None:
     assert case.topology == Topology(pd=3, tikv=1, tidb=2)
     assert case.version == "v8.5.1"
     delay, loss, resign = case.faults
-    assert delay.params["latency"].seconds == 1  # type: ignore[attr-defined]
+    assert delay.params["latency"].seconds == 1
     assert delay.schedule.warmup.seconds == 30  # inherits the case's warmUpTime
-    assert loss.params["loss"] == 30.0 and loss.direction == "to"
+    assert loss.params["loss"] == 30.0
+    assert loss.direction == "to"
     assert loss.schedule.warmup.seconds == 60
-    assert resign.selector is not None and str(resign.selector) == "pdleader"
+    assert resign.selector is not None
+    assert str(resign.selector) == "pdleader"
     assert resign.schedule.duration.seconds == 0
     add, imp, gen = case.jobs
-    assert isinstance(add, AddIndexJob) and add.dist_task is True
-    assert isinstance(imp, ImportIntoJob) and dict(imp.options) == {"thread": 8, "detached": True}
-    assert isinstance(gen, ImportIntoJob) and gen.generate is not None and gen.generate.files == 1
+    assert isinstance(add, AddIndexJob)
+    assert add.dist_task is True
+    assert isinstance(imp, ImportIntoJob)
+    assert dict(imp.options) == {"thread": 8, "detached": True}
+    assert isinstance(gen, ImportIntoJob)
+    assert gen.generate is not None
+    assert gen.generate.files == 1
     assert case.expect.outcome == "success"
-    assert case.expect.stall_window is not None and case.expect.stall_window.seconds == 120
-    assert case.expect.cancel_after is not None and case.expect.cancel_after.seconds == 90
+    assert case.expect.stall_window is not None
+    assert case.expect.stall_window.seconds == 120
+    assert case.expect.cancel_after is not None
+    assert case.expect.cancel_after.seconds == 90
 
 
 def test_add_index_db_defaults_to_the_workload_db() -> None:

@@ -58,7 +58,8 @@ def test_roles_and_quantifiers(text: str, group: str, quantifier: Quantifier) ->
 def test_roles_on_both_sides_of_to() -> None:
     sel = parse_selector("tidb(ddl-owner)_to_pd(leader)")
     assert sel.source.group == "ddlowner"
-    assert sel.target is not None and sel.target.group == "pdleader"
+    assert sel.target is not None
+    assert sel.target.group == "pdleader"
     assert str(sel) == "tidb(ddl-owner)_to_pd(leader)"
     sel = parse_selector("pd(leader)_to_pd(follower)")
     assert (sel.source.group, sel.target and sel.target.group) == ("pdleader", "pdfollower")
@@ -86,7 +87,8 @@ def test_iochaos_io_delay_maps_onto_io_delay() -> None:
     assert ft.kind == "io_delay"
     assert ft.params == {"volume_path": "/var/lib/pd", "path": "/var/lib/pd/data/**/*",
                          "latency": "1s", "percent": "100"}
-    assert ft.written is not None and ft.written.startswith("iochaos_io_delay(")
+    assert ft.written is not None
+    assert ft.written.startswith("iochaos_io_delay(")
 
 
 @pytest.mark.parametrize(("value", "kind", "params"), [
@@ -154,7 +156,8 @@ def test_an_io_delay_longer_than_the_window_is_an_io_hang() -> None:
         """)
     (meaning, here) = approximation(fault)
     assert meaning == "QA means: each IO on the volume tikv waits 60m"
-    assert "1 IOPS" in here and "is an IO hang in QA's harness" in here
+    assert "1 IOPS" in here
+    assert "is an IO hang in QA's harness" in here
 
 
 def test_network_latency_correlation_is_noted() -> None:
@@ -165,7 +168,8 @@ def test_network_latency_correlation_is_noted() -> None:
             selector: pd(leader)_to_all
             faultDuration: 1m
         """)
-    assert fault.kind == "network_delay" and fault.direction == "both"
+    assert fault.kind == "network_delay"
+    assert fault.direction == "both"
     assert approximation(fault) == [
         "QA means: Chaos Mesh NetworkChaos delay: packets wait 1s",
         "here: tc netem delay without correlation (QA's correlation 25.0% is not applied)"]
@@ -187,7 +191,8 @@ def test_markers_take_the_parametric_form_and_recovery() -> None:
     fault = fault_from_marker(("network_latency(latency:1s)",),
                               {"selector": "pd(leader)", "duration": "1m", "recovery": "2m"},
                               SourceRef(nodeid="t"))
-    assert fault.kind == "network_delay" and fault.schedule.recovery == parse_duration("2m")
+    assert fault.kind == "network_delay"
+    assert fault.schedule.recovery == parse_duration("2m")
 
 
 # ---- recoveryTime ---------------------------------------------------------------------
@@ -263,7 +268,8 @@ def test_global_variables_secrets_are_redacted_in_the_plan() -> None:
           - name: c
         """)
     plan = render_plan(case)
-    assert "s3cr3t" not in plan and "AKIA123" not in plan
+    assert "s3cr3t" not in plan
+    assert "AKIA123" not in plan
     assert "before the case: SET GLOBAL tidb_cloud_storage_uri='s3://tmp?access-key=xxxxxx" in plan
 
 
@@ -319,7 +325,8 @@ def test_import_into_cmd_job() -> None:
     assert job.create_table == "CREATE TABLE `user_data1` ( `uid` bigint(20) NOT NULL )"
     assert job.source_uri == "s3://brie/x.csv?access-key=ak&secret-access-key=sk"
     plan = render_plan(case)
-    assert "sk'" not in plan and "=ak" not in plan
+    assert "sk'" not in plan
+    assert "=ak" not in plan
     assert "secret-access-key=xxxxxx' WITH DETACHED,skip_rows=1" in plan
 
 
@@ -354,7 +361,8 @@ def test_a_qualified_cmd_table_names_its_own_database() -> None:
         """)
     (job,) = case.jobs
     assert (job.db, job.table) == ("other", "t")
-    assert isinstance(job, ImportIntoJob) and job.generated_files() == ["t.1.csv", "t.2.csv"]
+    assert isinstance(job, ImportIntoJob)
+    assert job.generated_files() == ["t.1.csv", "t.2.csv"]
 
 
 # ---- QA's config list, bare lists, never silent ----------------------------------------------
@@ -425,7 +433,8 @@ def test_a_bare_list_of_cases_has_no_workload() -> None:
               faultDuration: 1m
         """, "bare.yaml")
     assert case.id == "bare::ha_pdleader_kill"
-    assert case.workloads == () and case.jobs == ()
+    assert case.workloads == ()
+    assert case.jobs == ()
 
 
 @pytest.mark.parametrize(("text", "words"), [

@@ -39,13 +39,15 @@ def test_ddl_owner_spellings(text: str) -> None:
      ("tidb(50%)", "percent", 50), ("pd", "all", None)],
 )
 def test_quantifiers(text: str, mode: str, value: int | None) -> None:
-    assert parse_selector(text).source.quantifier == Quantifier(mode, value)  # type: ignore[arg-type]
+    assert parse_selector(text).source.quantifier == Quantifier(mode, value)
 
 
 def test_node_name() -> None:
     sel = parse_selector("tikv-1_to_pd-0")
-    assert sel.source.group == "node" and sel.source.name == "tikv-1"
-    assert sel.target is not None and sel.target.name == "pd-0"
+    assert sel.source.group == "node"
+    assert sel.source.name == "tikv-1"
+    assert sel.target is not None
+    assert sel.target.name == "pd-0"
 
 
 @pytest.mark.parametrize(
@@ -80,11 +82,13 @@ def test_count_larger_than_group() -> None:
 
 def test_unknown_node_name() -> None:
     problems = selector_problems(parse_selector("tikv-3"), Topology(tikv=3))
-    assert problems and "tikv-0..tikv-2" in problems[0]
+    assert problems
+    assert "tikv-0..tikv-2" in problems[0]
     assert not selector_problems(parse_selector("tikv-2"), Topology(tikv=3))
 
 
 def test_target_side_must_keep_a_node() -> None:
     problems = selector_problems(parse_selector("all_to_all"), Topology())
-    assert problems and "no node is left" in problems[0]
+    assert problems
+    assert "no node is left" in problems[0]
     assert not selector_problems(parse_selector("tikv(random)_to_all"), Topology())

@@ -45,7 +45,8 @@ def test_merge_keys_and_aliases_load_with_lines() -> None:
     cases = load_text(MERGED, "anchors.yaml")
     assert cases is not None
     partition, kill = cases
-    assert partition.name == "partition" and kill.name == "kill"
+    assert partition.name == "partition"
+    assert kill.name == "kill"
     assert kill.faults[0].kind == "kill"
     assert str(kill.faults[0].selector) == "tikv(random)"
     # merged keys keep the base's values ...
@@ -159,8 +160,10 @@ def test_remembered_tags_and_values_match_the_safe_loader(rep: int) -> None:
     assert Ctx("scalars.yaml").value(root) == yaml.safe_load(SCALARS)
     got = Ctx("scalars.yaml").value(root)
     assert isinstance(got, dict)
-    assert got["plain_int"] == 1 and got["quoted_int"] == "1"
-    assert got["plain_yes"] is True and got["quoted_yes"] == "yes"
+    assert got["plain_int"] == 1
+    assert got["quoted_int"] == "1"
+    assert got["plain_yes"] is True
+    assert got["quoted_yes"] == "yes"
 
 
 def test_remembered_tags_survive_clearing(monkeypatch: pytest.MonkeyPatch) -> None:

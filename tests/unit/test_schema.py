@@ -13,7 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ def test_a_new_key_is_one_row_in_keys_py(monkeypatch: pytest.MonkeyPatch) -> Non
     assert typed == {"description": "a new expectation [pytest-tidb-ha extension]",
                      "type": "boolean"}
     validator = EditorValidator(schema.case_schema())
-    doc = {"cases": [{"name": "a", "expect": {"allowFaultErrors": True}}]}
+    doc: dict[str, Any] = {"cases": [{"name": "a", "expect": {"allowFaultErrors": True}}]}
     assert errors_of(doc, validator) == []
     doc["cases"][0]["expect"]["allowFaultErrors"] = "yes"
     assert errors_of(doc, validator) != []
@@ -114,7 +114,8 @@ def test_printed_by_the_command_line() -> None:
     assert json.loads(done.stdout)["title"] == "pytest-tidb-ha QA case file"
     bad = subprocess.run([sys.executable, "-m", "pytest_tidb_ha", "nope"],
                          capture_output=True, text=True, timeout=60, check=False)
-    assert bad.returncode == 2 and "unknown command 'nope'" in bad.stderr
+    assert bad.returncode == 2
+    assert "unknown command 'nope'" in bad.stderr
     assert "schema" in bad.stderr
 
 
@@ -424,7 +425,7 @@ def _wrap(section: str, mapping: dict[str, object]) -> object:
     """A whole file with ``mapping`` in its place."""
     def case(**extra: object) -> dict[str, object]:
         return {"cases": [{"name": "a", **extra}]}
-    return {
+    builders: dict[str, Callable[[], object]] = {
         "file": lambda: {"cases": [{"name": "a"}], **mapping},
         "config": lambda: [mapping],
         "workload": lambda: {"workloads": [mapping], **case()},
@@ -440,7 +441,8 @@ def _wrap(section: str, mapping: dict[str, object]) -> object:
         "topology": lambda: case(topology=mapping),
         "tidbGlobalVariables": lambda: {"tidbGlobalVariables": mapping, **case()},
         "when": lambda: case(faults=[{**FAULT_BASE, "when": mapping}]),
-    }[section]()
+    }
+    return builders[section]()
 
 
 def _samples(kind: str, key: Key | None) -> tuple[list[object], list[object]]:
@@ -462,6 +464,8 @@ def _samples(kind: str, key: Key | None) -> tuple[list[object], list[object]]:
         return [dict(BASE[key.of])], ["x"]
     if kind == "list":
         assert key is not None
+        items: list[object]
+        wrong: list[object]
         if key.of in SECTIONS:
             items, wrong = [dict(FAULT_BASE if key.of == "fault" else BASE[key.of])], []
         else:

@@ -121,7 +121,8 @@ def test_plan_lines_show_share_and_split_clusters() -> None:
     text = "\n".join(plan_lines(plan, verbose=True))
     assert text.startswith(f"tidb-ha shard 1/2: {len(plan.units)} of 4 selected items, estimate ")
     assert "an even share is 50%" in text
-    assert "cluster A:" in text and "(split: other shards run it too)" in text
+    assert "cluster A:" in text
+    assert "(split: other shards run it too)" in text
     assert plan.to_json()["of"] == 2
 
 

@@ -59,14 +59,17 @@ def running(t0: float, t1: float, step: float = 1.0, rows: bool = True) -> list[
 
 # -- converged -----------------------------------------------------------------
 def test_synced_converges_with_checks() -> None:
-    seq = running(0, 5) + [obs(6, "synced", schema_state="public", row_count=6)]
+    seq = [*running(0, 5), obs(6, "synced", schema_state="public", row_count=6)]
     v = run(seq, 6.0, checks=[CheckResult("admin_check", True, "ADMIN CHECK TABLE ok")])
-    assert v is not None and v.verdict == CONVERGED and v.ok
-    assert "admin_check" in v.reason and v.job_id == 475
+    assert v is not None
+    assert v.verdict == CONVERGED
+    assert v.ok
+    assert "admin_check" in v.reason
+    assert v.job_id == 475
 
 
 def test_done_is_not_terminal_yet() -> None:
-    seq = running(0, 5) + [obs(6, "done", schema_state="public")]
+    seq = [*running(0, 5), obs(6, "done", schema_state="public")]
     assert run(seq, 6.5) is None
 
 
@@ -76,14 +79,17 @@ def test_import_finished_converges() -> None:
            obs(2, "finished", import_status="finished", import_step="", imported_rows=100,
                job_type="import into")]
     v = run(seq, 2.0, kind="import_into", checks=[CheckResult("row_count", True, "100 == 100")])
-    assert v is not None and v.verdict == CONVERGED
+    assert v is not None
+    assert v.verdict == CONVERGED
 
 
 def test_failed_check_is_unexpected() -> None:
     seq = [obs(0, "running"), obs(3, "synced", schema_state="public")]
     v = run(seq, 3.0, checks=[CheckResult("count_check", False,
                                           "index count 9 != table count 10", 8133)])
-    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
+    assert not v.ok
     assert "index count 9 != table count 10" in v.reason
 
 
@@ -91,7 +97,8 @@ def test_import_row_mismatch_is_unexpected() -> None:
     seq = [obs(3, "finished", import_status="finished", imported_rows=0, job_type="import into")]
     v = run(seq, 3.0, kind="import_into",
             checks=[CheckResult("row_count", False, "table has 0 rows, source has 100")])
-    assert v is not None and v.verdict == FAILED_UNEXPECTED
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
 
 
 # -- DXF invariant -------------------------------------------------------------------
@@ -99,9 +106,10 @@ def test_terminal_job_with_running_task_waits_grace_then_fails() -> None:
     seq = [obs(0, "running", task_state="running"),
            obs(5, "synced", schema_state="public", task_state="running")]
     assert run(seq, 5.5, terminal_grace=2.0) is None
-    v = run(seq + [obs(8, "synced", schema_state="public", task_state="running")], 8.0,
+    v = run([*seq, obs(8, "synced", schema_state="public", task_state="running")], 8.0,
             terminal_grace=2.0)
-    assert v is not None and v.verdict == FAILED_UNEXPECTED
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
     assert "DXF task is still running" in v.reason
 
 
@@ -109,15 +117,18 @@ def test_terminal_job_with_finished_task_converges() -> None:
     seq = [obs(0, "running", task_state="running"),
            obs(5, "synced", schema_state="public", task_state="succeed")]
     v = run(seq, 5.0, terminal_grace=2.0)
-    assert v is not None and v.verdict == CONVERGED
+    assert v is not None
+    assert v.verdict == CONVERGED
 
 
 # -- failures ----------------------------------------------------------------------
 def test_48546_mutex_session_expired_is_unexpected() -> None:
-    seq = running(0, 3) + [obs(4, "rollingback"), obs(5, "rollback done", schema_state="none")]
+    seq = [*running(0, 3), obs(4, "rollingback"), obs(5, "rollback done", schema_state="none")]
     v = run(seq, 5.0, client_error=ErrorInfo(1105, "mutex: session is expired"),
             windows=(window(1, 4),))
-    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
+    assert not v.ok
     assert "mutex: session is expired" in v.reason
     assert v.evidence["error"] == "Error 1105: mutex: session is expired"
 
@@ -126,9 +137,13 @@ def test_sensible_failure_ok_only_when_allowed() -> None:
     seq = [obs(0, "running"), obs(5, "rollback done")]
     err = ErrorInfo(9005, "Region is unavailable")
     v = run(seq, 5.0, client_error=err)
-    assert v is not None and v.verdict == FAILED_SENSIBLE and v.ok
+    assert v is not None
+    assert v.verdict == FAILED_SENSIBLE
+    assert v.ok
     v = run(seq, 5.0, client_error=err, expectation=Expectation(outcome="success"))
-    assert v is not None and v.verdict == FAILED_SENSIBLE and not v.ok
+    assert v is not None
+    assert v.verdict == FAILED_SENSIBLE
+    assert not v.ok
 
 
 def test_case_allow_errors_apply() -> None:
@@ -136,7 +151,8 @@ def test_case_allow_errors_apply() -> None:
     err = ErrorInfo(1105, "mutex: session is expired")
     v = run(seq, 5.0, client_error=err,
             expectation=Expectation(allow_errors=("session is expired",)))
-    assert v is not None and v.verdict == FAILED_SENSIBLE
+    assert v is not None
+    assert v.verdict == FAILED_SENSIBLE
 
 
 def test_job_error_used_when_client_only_lost_its_connection() -> None:
@@ -144,18 +160,22 @@ def test_job_error_used_when_client_only_lost_its_connection() -> None:
            obs(5, "failed", import_status="failed", import_step="importing",
                error="Error 9005: Region is unavailable", job_type="import into")]
     v = run(seq, 5.0, kind="import_into", client_error=ErrorInfo(2013, "Lost connection"))
-    assert v is not None and v.verdict == FAILED_SENSIBLE
+    assert v is not None
+    assert v.verdict == FAILED_SENSIBLE
     assert "Region is unavailable" in v.reason
 
 
 def test_failure_without_any_error_is_unexpected() -> None:
     v = run([obs(0, "running"), obs(3, "rollback done")], 3.0)
-    assert v is not None and v.verdict == FAILED_UNEXPECTED
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
 
 
 def test_statement_error_before_job_exists() -> None:
     v = run([], 1.0, client_error=ErrorInfo(8200, "Unsupported dist task"))
-    assert v is not None and v.verdict == FAILED_UNEXPECTED and v.job_id is None
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
+    assert v.job_id is None
 
 
 def test_connection_error_before_job_exists_keeps_watching() -> None:
@@ -167,13 +187,16 @@ def test_cancelled_by_test_is_sensible_and_ok_even_when_success_expected() -> No
     probe = CancelProbe(issued_at=3.5, accepted=True, result="successful", window=5.0)
     v = run(seq, 5.0, client_error=ErrorInfo(8214, "Cancelled DDL job"), cancel=probe,
             expectation=Expectation(outcome="success"))
-    assert v is not None and v.verdict == FAILED_SENSIBLE and v.ok
+    assert v is not None
+    assert v.verdict == FAILED_SENSIBLE
+    assert v.ok
 
 
 def test_cancelled_not_by_test_is_unexpected() -> None:
     v = run([obs(0, "running"), obs(5, "cancelled")], 5.0,
             client_error=ErrorInfo(8214, "Cancelled DDL job"))
-    assert v is not None and v.verdict == FAILED_UNEXPECTED
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
 
 
 # -- stuck ----------------------------------------------------------------------------
@@ -186,9 +209,12 @@ def test_stuck_after_stall_window_of_fault_free_time() -> None:
     assert last_progress(seq, 0.0) == 6.0
     assert run(seq[:-5], 15.0) is None  # 9 s < 10 s
     v = run(seq, 16.0)
-    assert v is not None and v.verdict == STUCK and not v.ok
+    assert v is not None
+    assert v.verdict == STUCK
+    assert not v.ok
     assert "no progress for 10.0s of fault-free time since t=6.0s" in v.reason
-    assert "jobId" not in v.reason and "job 475 (add index /* ingest */)" in v.reason
+    assert "jobId" not in v.reason
+    assert "job 475 (add index /* ingest */)" in v.reason
 
 
 def test_fault_time_does_not_count_towards_the_stall() -> None:
@@ -196,7 +222,8 @@ def test_fault_time_does_not_count_towards_the_stall() -> None:
     # a partition 8..20 covers 12 s of the 24 s silence: only 12 s fault-free
     assert run(seq, 30.0, windows=(window(8, 20),), stall_window=15.0) is None
     v = run(seq, 33.0, windows=(window(8, 20),), stall_window=15.0)
-    assert v is not None and v.verdict == STUCK
+    assert v is not None
+    assert v.verdict == STUCK
     assert v.evidence["fault_free_since_progress"] == pytest.approx(15.0)
 
 
@@ -210,7 +237,8 @@ def test_healthy_gaps_between_windows_add_up() -> None:
     seq = running(0, 5) + running(6, 26, rows=False)
     wins = (window(10, 14), window(18, 22), window(26, 30))
     v = run(seq, 26.0, windows=wins)
-    assert v is not None and v.verdict == STUCK
+    assert v is not None
+    assert v.verdict == STUCK
 
 
 def test_any_observed_field_is_progress() -> None:
@@ -223,24 +251,31 @@ def test_any_observed_field_is_progress() -> None:
 
 def test_progressing_at_the_deadline_is_timed_out_with_rate_and_estimate() -> None:
     v = run(running(0, 50), 50.0, timeout=50.0, total_rows=150)
-    assert v is not None and v.verdict == TIMED_OUT and not v.ok
+    assert v is not None
+    assert v.verdict == TIMED_OUT
+    assert not v.ok
     assert v.evidence["rule"] == "timeout while progressing"
     assert v.evidence["rate_per_s"] == pytest.approx(1.0)
     assert v.evidence["needed_s"] == pytest.approx(100.0)
-    assert "still progressing" in v.reason and "1.0 rows/s" in v.reason
+    assert "still progressing" in v.reason
+    assert "1.0 rows/s" in v.reason
     assert "about 1m40s more" in v.reason
 
 
 def test_progressing_at_the_deadline_without_a_known_total_says_so() -> None:
     v = run(running(0, 50), 50.0, timeout=50.0)
-    assert v is not None and v.verdict == TIMED_OUT
-    assert "total unknown" in v.reason and "needed_s" not in v.evidence
+    assert v is not None
+    assert v.verdict == TIMED_OUT
+    assert "total unknown" in v.reason
+    assert "needed_s" not in v.evidence
 
 
 def test_no_progress_at_the_deadline_is_stuck() -> None:
     # the stall window is longer than the timeout: only the deadline can end it
     v = run(running(0, 50, rows=False), 50.0, timeout=50.0, stall_window=100.0)
-    assert v is not None and v.verdict == STUCK and v.evidence["rule"] == "timeout"
+    assert v is not None
+    assert v.verdict == STUCK
+    assert v.evidence["rule"] == "timeout"
 
 
 def test_46735_import_stuck_running_importing() -> None:
@@ -248,7 +283,8 @@ def test_46735_import_stuck_running_importing() -> None:
                imported_rows=None, job_type="import into", task_state="running",
                subtasks={"running": 1}) for t in range(0, 30)]
     v = run(seq, 29.0, kind="import_into", windows=(window(2, 3),))
-    assert v is not None and v.verdict == STUCK
+    assert v is not None
+    assert v.verdict == STUCK
     assert "status=running, step=importing" in v.reason
 
 
@@ -257,29 +293,39 @@ def test_queueing_behind_stuck_job_is_judged_after_its_own_window() -> None:
     blocker = "job 475 (add index /* ingest */)"
     assert run(seq, 0.5, blocked_by=blocker) is None
     v = run(seq, 10.5, blocked_by=blocker)
-    assert v is not None and v.verdict == STUCK and v.job_id == 476
-    assert "queueing behind job 475" in v.reason and "which is stuck" in v.reason
+    assert v is not None
+    assert v.verdict == STUCK
+    assert v.job_id == 476
+    assert "queueing behind job 475" in v.reason
+    assert "which is stuck" in v.reason
     assert v.evidence["rule"] == "queued behind stuck job"
 
 
 def test_queueing_behind_stuck_job_at_its_timeout_names_the_blocker() -> None:
     seq = [obs(1.0, "queueing", job_id=476, job_type="add index")]
     v = run(seq, 6.0, blocked_by="job 475", timeout=5.0, stall_window=100.0)
-    assert v is not None and v.verdict == STUCK and "behind job 475" in v.reason
+    assert v is not None
+    assert v.verdict == STUCK
+    assert "behind job 475" in v.reason
     assert v.evidence["rule"] == "queued behind stuck job"
 
 
 def test_never_seen_job_is_stuck_after_stall_while_its_statement_runs() -> None:
     v = run([], 11.0, statement_pending=True)
-    assert v is not None and v.verdict == STUCK and "never seen" in v.reason
+    assert v is not None
+    assert v.verdict == STUCK
+    assert "never seen" in v.reason
 
 
 def test_ok_statement_without_any_job_row_is_not_success() -> None:
     """An OK from ALTER/IMPORT is no job state: a detached IMPORT's OK only means submitted."""
     assert run([], 5.0, statement_ok=True) is None
     v = run([], 11.0, statement_ok=True)
-    assert v is not None and v.verdict == FAILED_UNEXPECTED and not v.ok
-    assert "never observed" in v.reason and v.evidence["rule"] == "never observed"
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
+    assert not v.ok
+    assert "never observed" in v.reason
+    assert v.evidence["rule"] == "never observed"
 
 
 # -- cancel ------------------------------------------------------------------------------
@@ -290,7 +336,8 @@ def test_rejected_cancel_is_judged_on_a_fresh_poll_not_on_older_observations() -
     assert run(before, 5.0, cancel=probe) is None  # nothing seen since the cancel yet
     v = run([*before, obs(6.0, "running", schema_state="write reorganization", row_count=6)],
             6.0, cancel=probe)
-    assert v is not None and v.verdict == CANCEL_INEFFECTIVE
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
 
 
 def test_cancel_answered_8224_for_a_job_that_just_finished_is_not_ineffective() -> None:
@@ -299,7 +346,8 @@ def test_cancel_answered_8224_for_a_job_that_just_finished_is_not_ineffective() 
     seq = running(0, 5)
     assert run(seq, 5.5, cancel=probe) is None
     v = run([*seq, obs(6.0, "synced", schema_state="public")], 6.0, cancel=probe)
-    assert v is not None and v.verdict == CONVERGED
+    assert v is not None
+    assert v.verdict == CONVERGED
     assert cancel_ineffective(job_key="k", kind="add_index", job_id=475,
                               observations=[*seq, obs(6.0, "synced")], cancel=probe,
                               now=9.0) is None
@@ -310,7 +358,9 @@ def test_cancel_after_ignored_is_cancel_ineffective() -> None:
     seq = running(0, 8, rows=True)
     assert run(seq[:7], 7.0, cancel=probe) is None
     v = run(seq, 8.0, cancel=probe)
-    assert v is not None and v.verdict == CANCEL_INEFFECTIVE and "after the test cancelled" \
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
+    assert "after the test cancelled" \
         in v.reason
 
 
@@ -322,9 +372,11 @@ def test_probe_after_stuck() -> None:
                               cancel=probe, now=24.0) is None
     v = cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=seq,
                            cancel=probe, now=26.0)
-    assert v is not None and v.verdict == CANCEL_INEFFECTIVE and v.job_key == "k/cancel"
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
+    assert v.job_key == "k/cancel"
     # effective probe: no verdict
-    done = seq + [obs(27, "cancelling"), obs(28, "rollback done")]
+    done = [*seq, obs(27, "cancelling"), obs(28, "rollback done")]
     assert cancel_ineffective(job_key="k", kind="add_index", job_id=475, observations=done,
                               cancel=probe, now=40.0) is None
 
@@ -334,7 +386,8 @@ def test_rejected_cancel_is_ineffective_at_once() -> None:
                         window=30.0, reason="probe after stuck")
     v = cancel_ineffective(job_key="k", kind="add_index", job_id=1,
                            observations=running(0, 6), cancel=probe, now=6.0)
-    assert v is not None and v.verdict == CANCEL_INEFFECTIVE
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
 
 
 # -- redaction ------------------------------------------------------------------------
@@ -344,12 +397,14 @@ def test_reason_is_redacted() -> None:
                error="open s3://b/x.csv?access-key=AK&secret-access-key=SK failed",
                job_type="import into")]
     v = run(seq, 1.0, kind="import_into")
-    assert v is not None and "SK" not in v.reason and "AK" not in v.reason
+    assert v is not None
+    assert "SK" not in v.reason
+    assert "AK" not in v.reason
 
 
 # -- stall window defaults --------------------------------------------------------
 def _case(fault_seconds: float | None, stall: float | None = None) -> Case:
-    faults = ()
+    faults: tuple[FaultSpec, ...] = ()
     if fault_seconds is not None:
         faults = (FaultSpec("network_partition", None,
                             Schedule(Duration(60), Duration(fault_seconds))),)
@@ -363,14 +418,17 @@ def test_default_stall_window_rule() -> None:
     assert default_stall_window(_case(180), 0.02) == pytest.approx(7.2)
     assert default_stall_window(_case(10), 0.001) == 5.0  # wall floor
     assert stall_window(_case(180, stall=100), 1.0) == 100.0
-    assert poll_interval(1.0) == 2.0 and poll_interval(0.001) == 0.25
+    assert poll_interval(1.0) == 2.0
+    assert poll_interval(0.001) == 0.25
 
 
 def test_terminal_failure_waits_for_the_statement_error() -> None:
     seq = [obs(0, "running"), obs(5, "rollback done")]
     assert run(seq, 5.5, statement_pending=True, terminal_grace=2.0) is None
     v = run(seq, 7.5, statement_pending=True, terminal_grace=2.0)
-    assert v is not None and v.verdict == FAILED_UNEXPECTED  # no error ever came
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
     v = run(seq, 5.5, statement_pending=False, terminal_grace=2.0,
             client_error=ErrorInfo(1105, "mutex: session is expired"))
-    assert v is not None and "mutex: session is expired" in v.reason
+    assert v is not None
+    assert "mutex: session is expired" in v.reason

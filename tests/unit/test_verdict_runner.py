@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -109,8 +109,10 @@ class Sim:
         args = tuple(args or ())
         with self.lock:
             self._tick()
-            pub = lambda r: {k: v for k, v in r.items() if k not in ("t", "queued", "cancel",  # noqa: E731
-                                                                       "rows")}
+
+            def pub(r: dict[str, Any]) -> dict[str, Any]:
+                return {k: v for k, v in r.items() if k not in ("t", "queued", "cancel", "rows")}
+
             if "FROM information_schema.ddl_jobs" in sql and "JOB_ID = %s" in sql:
                 assert "DB_NAME = %s AND TABLE_NAME = %s" in sql, sql  # pushed down by TiDB
                 jid = args[-1]
@@ -198,9 +200,9 @@ class FakeCluster:
     """The part of ``ClusterLike`` the runner, facade and nemesis read (no containers)."""
 
     docker = None
-    nodes = [Node("tidb-0")]
+    nodes: ClassVar[list[Node]] = [Node("tidb-0")]
     network_name = None
-    labels: dict[str, str] = {}
+    labels: ClassVar[dict[str, str]] = {}
     can_control_nodes = True
     database = None
 
@@ -245,7 +247,8 @@ def test_runner_converges_every_run(tmp_path: Path) -> None:
     verdicts = run_case(add_index_case(2), cluster=FakeCluster(sim), record=rec, options=OPTS)
     assert [v.verdict for v in verdicts] == ["converged", "converged"]
     assert [v.job_id for v in verdicts] == [101, 102]
-    assert rec.verdicts == verdicts and rec.case_id == "c"
+    assert rec.verdicts == verdicts
+    assert rec.case_id == "c"
     assert any("DROP INDEX" in s for s in sim.sql)  # run 2 dropped run 1's index
     assert "SET GLOBAL tidb_ddl_enable_fast_reorg = ON" in sim.sql
     assert not (tmp_path / "art" / "diagnostics").exists()
@@ -266,8 +269,10 @@ def test_runner_48303_stuck_queueing_cancel_ineffective(tmp_path: Path) -> None:
     assert "queueing behind job 101" in rec.verdicts[2].reason
     assert sum(" ADD INDEX " in s for s in sim.sql) == 2  # stopped: the table is blocked
     msg = str(info.value)
-    assert "3 of 3 verdicts not ok" in msg and "operatorLogs:" in msg
-    assert "jobId: 101" in msg and "state: running" in msg
+    assert "3 of 3 verdicts not ok" in msg
+    assert "operatorLogs:" in msg
+    assert "jobId: 101" in msg
+    assert "state: running" in msg
     assert (tmp_path / "art" / "diagnostics" / "index.md").exists()
 
 
@@ -300,7 +305,8 @@ def test_facade_and_assertions(tmp_path: Path) -> None:
     job = facade.add_index("t", "c", db="d")
     v = assert_job_converges(job, timeout=30_000)  # case time: 30 s at --ha-time-scale 0.001
     assert v.verdict == "converged"
-    assert facade.close() == [v] and rec.verdicts == [v]
+    assert facade.close() == [v]
+    assert rec.verdicts == [v]
 
 
 def test_facade_assertion_message_reads_like_operator_log(tmp_path: Path) -> None:
@@ -312,7 +318,8 @@ def test_facade_assertion_message_reads_like_operator_log(tmp_path: Path) -> Non
         assert_job_converges(job, timeout=30_000)
     msg = str(info.value)
     assert msg.startswith("add_index#1: stuck -- job 101 (add index /* ingest */)")
-    assert "###### start adding index" in msg and "ALTER TABLE `d`.`t` ADD INDEX" in msg
+    assert "###### start adding index" in msg
+    assert "ALTER TABLE `d`.`t` ADD INDEX" in msg
     assert re.search(r"state: running \(since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\)", msg), msg
     with pytest.raises(AssertionError, match="cancel-ineffective"):
         assert_cancellable(job)
@@ -337,7 +344,8 @@ def test_retry_transient_retries_only_transient_errors() -> None:
             raise Err(9001)
         return "ok"
 
-    assert retry_transient(flaky, "x", deadline=5) == "ok" and len(calls) == 3
+    assert retry_transient(flaky, "x", deadline=5) == "ok"
+    assert len(calls) == 3
 
     def broken() -> str:
         raise Err(1146)
@@ -369,7 +377,8 @@ def test_runner_fails_a_case_whose_fault_was_not_applied(tmp_path: Path) -> None
     assert [v.verdict for v in rec.verdicts] == ["converged"]
     msg = str(info.value)
     assert "1 fault window(s) not applied as planned" in msg
-    assert "fault f0.0 kill window 1 on tidb-0" in msg and "was not applied: apply:" in msg
+    assert "fault f0.0 kill window 1 on tidb-0" in msg
+    assert "was not applied: apply:" in msg
     assert "allowFaultErrors" in msg
 
 

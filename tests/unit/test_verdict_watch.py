@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -128,9 +128,11 @@ def test_polls_push_db_and_table_down_and_never_read_task_meta(env: Any) -> None
     db.subtasks["9"] = {"running": 2}
     for _ in range(3):
         step(w, clock)
-    assert h.latest is not None and h.latest.task_state == "running"
+    assert h.latest is not None
+    assert h.latest.task_state == "running"
     polls = [s for s in db.sql if "information_schema.ddl_jobs" in s]
-    assert polls and all("DB_NAME = %s" in s and "TABLE_NAME = %s" in s for s in polls), polls
+    assert polls, polls
+    assert all("DB_NAME = %s" in s and "TABLE_NAME = %s" in s for s in polls), polls
     task_reads = [s for s in db.sql if "tidb_global_task" in s or "background_subtask" in s]
     assert task_reads
     assert not [s for s in task_reads if re.search(r"SELECT\s+\*|\bmeta\b", s)], task_reads
@@ -157,14 +159,17 @@ def test_finds_job_by_index_name_and_converges(env: Any) -> None:
     assert h.job_id is None
     db.add_ddl(2, "running", "ALTER TABLE `d`.`t` ADD INDEX `index_test_1` (`c`)")
     step(w, clock)
-    assert h.job_id == 2 and h.state == "running"
+    assert h.job_id == 2
+    assert h.state == "running"
     for rows in (10, 20, 30):
         db.ddl[2]["ROW_COUNT"] = rows
         step(w, clock)
     db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "converged" and v.job_id == 2
+    assert v is not None
+    assert v.verdict == "converged"
+    assert v.job_id == 2
     states = [e.data["state"] for e in tl.events("job.state")]
     assert states == ["running"] * 4 + ["synced"]  # one event per change
     assert [e.kind for e in tl.events("job.verdict")] == ["job.verdict"]
@@ -181,7 +186,8 @@ def test_stuck_then_queued_job_stuck_then_cancel_ineffective(env: Any) -> None:
     assert not h.decided
     step(w, clock, 2.0)
     v = h.wait(0)
-    assert v is not None and v.verdict == "stuck"
+    assert v is not None
+    assert v.verdict == "stuck"
     assert "DXF task: running (subtasks running=1)" in v.reason
     # someone else's ADD INDEX sits queueing behind the stuck job: found, and judged
     # stuck after its own stall window, naming whom it waits behind
@@ -189,11 +195,14 @@ def test_stuck_then_queued_job_stuck_then_cancel_ineffective(env: Any) -> None:
     for _ in range(4):  # discovery runs every third round
         step(w, clock, 0.1)
     queued = [x for x in w.handles if x.discovered]
-    assert len(queued) == 1 and queued[0].job_id == 3
+    assert len(queued) == 1
+    assert queued[0].job_id == 3
     assert not queued[0].decided
     step(w, clock, 10.5)
     qv = queued[0].wait(0)
-    assert qv is not None and qv.verdict == "stuck" and "queueing behind job 2" in qv.reason
+    assert qv is not None
+    assert qv.verdict == "stuck"
+    assert "queueing behind job 2" in qv.reason
     # cancel probe accepted but the job stays running
     w.probe_cancel(h, window=3.0)
     assert db.cancelled == ["2"]
@@ -201,7 +210,8 @@ def test_stuck_then_queued_job_stuck_then_cancel_ineffective(env: Any) -> None:
     assert not h.cancel_settled.is_set()
     step(w, clock, 2.0)
     assert h.cancel_settled.is_set()
-    assert h.cancel_verdict is not None and h.cancel_verdict.verdict == "cancel-ineffective"
+    assert h.cancel_verdict is not None
+    assert h.cancel_verdict.verdict == "cancel-ineffective"
     assert [v.verdict for v in verdicts_of(w.handles)] == ["stuck", "cancel-ineffective",
                                                             "stuck"]
 
@@ -212,11 +222,13 @@ def test_cancel_probe_that_works_settles_without_verdict(env: Any) -> None:
     db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
     for _ in range(4):
         step(w, clock)
-    assert h.verdict is not None and h.verdict.verdict == "stuck"
+    assert h.verdict is not None
+    assert h.verdict.verdict == "stuck"
     w.probe_cancel(h, window=10.0)
     db.ddl[2]["STATE"] = "rollback done"
     step(w, clock)
-    assert h.cancel_settled.is_set() and h.cancel_verdict is None
+    assert h.cancel_settled.is_set()
+    assert h.cancel_verdict is None
 
 
 def test_terminal_job_with_running_task_is_unexpected(env: Any) -> None:
@@ -229,7 +241,9 @@ def test_terminal_job_with_running_task_is_unexpected(env: Any) -> None:
     assert not h.decided
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "failed-unexpected" and "DXF task" in v.reason
+    assert v is not None
+    assert v.verdict == "failed-unexpected"
+    assert "DXF task" in v.reason
 
 
 def test_unavailable_cluster_does_not_break_the_watcher(env: Any) -> None:
@@ -242,13 +256,15 @@ def test_unavailable_cluster_does_not_break_the_watcher(env: Any) -> None:
     for _ in range(20):
         step(w, clock)
     assert not h.decided  # the fault window stops the stall clock
-    assert w.errors and "cannot read job state" in w.errors[0]
+    assert w.errors
+    assert "cannot read job state" in w.errors[0]
     tl.record("fault.healed", fault_id="p1")
     db.down = False
     for _ in range(6):
         step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "stuck"
+    assert v is not None
+    assert v.verdict == "stuck"
 
 
 def test_import_job_failed_sensible(env: Any) -> None:
@@ -265,17 +281,19 @@ def test_import_job_failed_sensible(env: Any) -> None:
     db.tasks["ImportInto/4"]["state"] = "failed"
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "failed-sensible" and v.ok
+    assert v is not None
+    assert v.verdict == "failed-sensible"
+    assert v.ok
 
 
 def test_statement_error_decides_before_job_row(env: Any) -> None:
-    db, tl, clock, w = env
+    _db, tl, clock, w = env
     h = handle(tl)
 
     class Stmt:
         done = True
         error = ErrorInfo(1105, "mutex: session is expired")
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def abandon(self) -> None:
             pass
@@ -284,19 +302,20 @@ def test_statement_error_decides_before_job_row(env: Any) -> None:
     w.add(h)
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "failed-unexpected"
+    assert v is not None
+    assert v.verdict == "failed-unexpected"
     assert "mutex: session is expired" in v.reason
 
 
 def test_ok_statement_without_a_job_row_is_never_success(env: Any) -> None:
     """An OK from the statement is no job state: the verdict comes from observed rows only."""
-    db, tl, clock, w = env
+    _db, tl, clock, w = env
     h = handle(tl, stall=5.0)
 
     class Stmt:
         done = True
         error: ErrorInfo | None = None
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def abandon(self) -> None:
             pass
@@ -308,7 +327,9 @@ def test_ok_statement_without_a_job_row_is_never_success(env: Any) -> None:
     assert not h.decided
     step(w, clock, 2.0)
     v = h.wait(0)
-    assert v is not None and v.verdict == "failed-unexpected" and not v.ok
+    assert v is not None
+    assert v.verdict == "failed-unexpected"
+    assert not v.ok
     assert "never observed" in v.reason
     assert [e.data.get("state") for e in tl.events("job.state")] == []
 
@@ -322,12 +343,15 @@ def test_cancel_after_rejected_as_not_found_waits_for_the_fresh_poll(env: Any) -
     db.cancel_result = "error: [ddl:8224]DDL Job:2 not found"
     db.ddl[2].update(ROW_COUNT=2)
     step(w, clock, 2.0)  # cancelAfter fires on this round, on the pre-cancel observations
-    assert db.cancelled == ["2"] and h.cancel is not None and h.cancel.code == 8224
+    assert db.cancelled == ["2"]
+    assert h.cancel is not None
+    assert h.cancel.code == 8224
     assert not h.decided
     db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "converged"
+    assert v is not None
+    assert v.verdict == "converged"
 
 
 def test_background_thread_stops_promptly() -> None:
@@ -338,7 +362,8 @@ def test_background_thread_stops_promptly() -> None:
     db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
     with w:
         v = h.wait(5.0)
-    assert v is not None and v.verdict == "stuck"
+    assert v is not None
+    assert v.verdict == "stuck"
     t0 = time.monotonic()
     w.stop()
     assert time.monotonic() - t0 < 1.0
@@ -353,7 +378,7 @@ def test_refused_before_any_job_is_sent_again(env: Any) -> None:
     class Stmt:
         done = True
         error: ErrorInfo | None = ErrorInfo(9001, "PD server timeout")
-        rows: list[dict[str, Any]] = []
+        rows: ClassVar[list[dict[str, Any]]] = []
 
         def __init__(self, name: str = "s") -> None:
             self.name = name
@@ -372,13 +397,15 @@ def test_refused_before_any_job_is_sent_again(env: Any) -> None:
     h.statement = Stmt()  # type: ignore[assignment]
     w.add(h)
     step(w, clock)
-    assert started == ["s-r1"] and not h.decided
+    assert started == ["s-r1"]
+    assert not h.decided
     db.add_ddl(2, "running", "ALTER TABLE d.t ADD INDEX index_test_1 (c)")
     step(w, clock)
     db.ddl[2].update(STATE="synced", SCHEMA_STATE="public")
     step(w, clock)
     v = h.wait(0)
-    assert v is not None and v.verdict == "converged"
+    assert v is not None
+    assert v.verdict == "converged"
     assert v.evidence["resubmitted_after"] == ["Error 9001: PD server timeout"]
     attempts = [e.data.get("attempt") for e in tl.events("job.submit")]
     assert attempts == [2, None]

@@ -34,10 +34,12 @@ def test_sharded_workflow_runs_every_shard_and_merges_them() -> None:
     assert "--ha-shard ${{ matrix.shard }}/${{ env.SHARDS }}" in _run_lines(shard)
     assert "--junitxml=ha-junit.xml" in _run_lines(shard)
     upload = [s for s in shard["steps"] if str(s.get("uses", "")).startswith("actions/upload")]
-    assert upload and upload[0]["if"] == "always()"
+    assert upload
+    assert upload[0]["if"] == "always()"
     assert "ha-artifacts/" in upload[0]["with"]["path"]  # holds shard-K-of-N.json
     assert upload[0]["with"]["name"] == "tidb-ha-shard-${{ matrix.shard }}"
-    assert merge["needs"] == "shard" and merge["if"] == "always()"
+    assert merge["needs"] == "shard"
+    assert merge["if"] == "always()"
     download = [s for s in merge["steps"] if str(s.get("uses", "")).startswith("actions/download")]
     assert download[0]["with"]["pattern"] == "tidb-ha-shard-*"
     assert "python -m pytest_tidb_ha merge shards/*" in _run_lines(merge)

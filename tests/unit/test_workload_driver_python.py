@@ -16,7 +16,7 @@ from mysql_fake import BLOCK, CLOSE, Conn, Fail, FakeMySQL, refused_port
 
 from pytest_tidb_ha.scenario.model import Workload
 from pytest_tidb_ha.timeline import Timeline
-from pytest_tidb_ha.workload import driver_python
+from pytest_tidb_ha.workload import statements
 from pytest_tidb_ha.workload.errors import WorkloadError
 from pytest_tidb_ha.workload.sysbench import Sysbench
 from pytest_tidb_ha.workload.target import Target
@@ -82,7 +82,8 @@ def test_transactions_have_sysbenchs_shape_and_reach_the_metrics(start: Start, s
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="two metrics samples")
     totals = sb.stop()
     assert srv.logins == [("root", "sbx")] * 2  # the database comes with the login
-    assert totals.transactions > 0 and totals.error_count == 0
+    assert totals.transactions > 0
+    assert totals.error_count == 0
     assert srv.count("BEGIN") >= totals.transactions
     assert srv.count("COMMIT") == totals.transactions
     assert srv.count("SELECT c FROM sbtest") >= 12 * totals.transactions  # 10 points + 2 ranges
@@ -91,7 +92,8 @@ def test_transactions_have_sysbenchs_shape_and_reach_the_metrics(start: Start, s
     assert sum(e.data["transactions"] for e in metrics) == totals.transactions
     assert sum(e.data["queries"] for e in metrics) == totals.queries
     [st] = tl.events("workload.start")
-    assert st.data["driver"] == "python" and "asked for" in st.data["driver_reason"]
+    assert st.data["driver"] == "python"
+    assert "asked for" in st.data["driver_reason"]
     assert tl.events("workload.")[-1].kind == "workload.stop"
     wait_for(lambda: srv.open_connections() == 0, what="connections closed")
 
@@ -111,7 +113,8 @@ def test_ignored_errors_are_counted_and_rolled_back(start: Start, server: Any) -
     wait_for(lambda: len(tl.events("workload.metrics")) >= 2, what="two metrics samples")
     totals = sb.stop()
     assert totals.transactions > 0
-    assert set(totals.errors) == {1213} and totals.errors[1213] > 0
+    assert set(totals.errors) == {1213}
+    assert totals.errors[1213] > 0
     assert srv.count("ROLLBACK") == totals.errors[1213]
     assert srv.connects == 3  # a deadlock does not cost the connection
     assert not tl.events("workload.error")
@@ -135,12 +138,13 @@ def test_an_unlisted_error_stops_the_workload_and_stop_raises(start: Start, serv
         sb.stop()
     assert info.value.code == 1105
     [err] = tl.events("workload.error")
-    assert err.data["code"] == 1105 and err.data["ignore_errors"] == "1213"
+    assert err.data["code"] == 1105
+    assert err.data["ignore_errors"] == "1213"
 
 
 def test_a_bug_is_never_ignored_even_with_all(start: Start, server: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    real = driver_python.sql.transaction
+    real = statements.transaction  # the module driver_python imports as ``sql``
     calls = {"n": 0}
 
     def buggy(*args: Any) -> list[str]:
@@ -149,7 +153,7 @@ def test_a_bug_is_never_ignored_even_with_all(start: Start, server: Any,
             raise TypeError("statement bug")
         return real(*args)
 
-    monkeypatch.setattr(driver_python.sql, "transaction", buggy)
+    monkeypatch.setattr(statements, "transaction", buggy)
     sb, tl = start(server().target(), spec(ignore_errors="all"))
     wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
     with pytest.raises(WorkloadError, match="TypeError: statement bug"):
@@ -163,7 +167,7 @@ def test_lost_connections_reconnect_and_work_resumes(start: Start, server: Any) 
         return None
 
     srv = server(handler)
-    sb, tl = start(srv.target(), spec(threads=3))
+    sb, _tl = start(srv.target(), spec(threads=3))
     wait_for(lambda: srv.connects > 3 and sb.totals().transactions > 20,
              what="reconnects and transactions after them")
     totals = sb.stop()
@@ -172,7 +176,7 @@ def test_lost_connections_reconnect_and_work_resumes(start: Start, server: Any) 
 
 
 def test_connect_failures_back_off_and_count(start: Start) -> None:
-    sb, tl = start(Target((("127.0.0.1", refused_port()),)), spec(threads=2))
+    sb, _tl = start(Target((("127.0.0.1", refused_port()),)), spec(threads=2))
     time.sleep(1.0)
     totals = sb.stop()
     # back-off 50 ms doubling: a handful of attempts per worker, not a busy loop
@@ -185,7 +189,7 @@ def test_new_connections_go_round_robin_and_skip_a_dead_tidb(start: Start, serve
     a, b = server(), server()
     dead = refused_port()
     target = Target((("127.0.0.1", a.port), ("127.0.0.1", dead), ("127.0.0.1", b.port)))
-    sb, tl = start(target, spec(threads=4))
+    sb, _tl = start(target, spec(threads=4))
     wait_for(lambda: sb.totals().transactions > 10, what="transactions")
     totals = sb.stop()
     assert (a.connects, b.connects) == (2, 2)  # tidb-0, (tidb-1 down), tidb-2, ...
@@ -230,7 +234,7 @@ def test_stop_is_prompt_when_every_worker_waits_for_an_answer(start: Start, serv
 
 def test_stop_is_prompt_when_the_greeting_never_comes(start: Start, server: Any) -> None:
     srv = server(greet=False)
-    sb, tl = start(srv.target(connect_timeout=60), spec(threads=2))
+    sb, _tl = start(srv.target(connect_timeout=60), spec(threads=2))
     wait_for(lambda: srv.connects == 2, what="TCP connections")
     t0 = time.monotonic()
     sb.stop()
@@ -242,7 +246,7 @@ def test_a_read_timeout_counts_as_lost_and_reconnects(start: Start, server: Any)
         return BLOCK if c.index == 1 and q.startswith("SELECT") else None
 
     srv = server(handler)
-    sb, tl = start(srv.target(read_timeout=0.3), spec(threads=1))
+    sb, _tl = start(srv.target(read_timeout=0.3), spec(threads=1))
     wait_for(lambda: srv.connects >= 2 and sb.totals().transactions > 3,
              what="a reconnect after the timeout, and work on the new connection")
     totals = sb.stop()
@@ -266,10 +270,11 @@ def test_stop_mid_transaction_counts_no_error(start: Start, server: Any) -> None
         return None
 
     srv = server(handler)
-    sb, tl = start(srv.target(), spec(threads=2))
+    sb, _tl = start(srv.target(), spec(threads=2))
     wait_for(lambda: srv.count("SELECT") >= 2, what="transactions under way")
     t0 = time.monotonic()
     totals = sb.stop()
     assert time.monotonic() - t0 < 0.5
-    assert totals.error_count == 0 and totals.transactions == 0
+    assert totals.error_count == 0
+    assert totals.transactions == 0
     assert totals.queries >= 2  # what ran of the cut transactions still counts

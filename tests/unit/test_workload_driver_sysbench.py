@@ -155,14 +155,19 @@ def test_reports_become_samples_and_stop_leaves_nothing(fake_sysbench: Path,
                             ignore_errors=(9007,)))
     run = json.loads(fake_sysbench.read_text())
     argv = run["argv"]
-    assert "--mysql-port=4001,4002" in argv and "--mysql-ignore-errors=9007" in argv
-    assert "--db-ps-mode=auto" in argv and "--tables=3" in argv and "--threads=4" in argv
+    assert "--mysql-port=4001,4002" in argv
+    assert "--mysql-ignore-errors=9007" in argv
+    assert "--db-ps-mode=auto" in argv
+    assert "--tables=3" in argv
+    assert "--threads=4" in argv
     assert not any("pw, x" in a for a in argv)  # the password is in the config file only
-    assert run["config"] == 'mysql-password="pw, x"\n' and run["config_mode"] == "0o600"
+    assert run["config"] == 'mysql-password="pw, x"\n'
+    assert run["config_mode"] == "0o600"
     assert 'require("oltp_read_write")' in run["script"]
     wait_for(lambda: len(tl.events("workload.metrics")) >= 4, what="four samples")
     [st] = tl.events("workload.start")
-    assert st.data["driver"] == "sysbench 1.0.20" and st.data["ps_mode"] == "auto"
+    assert st.data["driver"] == "sysbench 1.0.20"
+    assert st.data["ps_mode"] == "auto"
     totals = sb.stop()
     assert not alive(run["pid"])
     assert not Path(run["cwd"]).exists()  # the wrapper and the password file are gone
@@ -172,7 +177,8 @@ def test_reports_become_samples_and_stop_leaves_nothing(fake_sysbench: Path,
     assert sum(m["errors"].get(9007, 0) for m in metrics) == totals.errors[9007] > 0
     assert totals.transactions == 100 * len(metrics)
     [stop] = tl.events("workload.stop")
-    assert stop.data["abandoned_threads"] == [] and stop.data["driver"] == "sysbench 1.0.20"
+    assert stop.data["abandoned_threads"] == []
+    assert stop.data["driver"] == "sysbench 1.0.20"
 
 
 def test_no_prepared_statements_means_ps_mode_disable(fake_sysbench: Path,
@@ -208,7 +214,7 @@ def test_a_process_deaf_to_sigterm_is_killed(fake_sysbench: Path, start: Start,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FAKE_SYSBENCH_MODE", "deaf")
     monkeypatch.setattr(driver_sysbench, "KILL_GRACE", 0.3)
-    sb, tl = start(Workload(), stop_timeout=3.0)
+    sb, _tl = start(Workload(), stop_timeout=3.0)
     t0 = time.monotonic()
     sb.stop()
     assert time.monotonic() - t0 < 2.0
@@ -226,7 +232,8 @@ def test_orphans_of_a_dead_run_are_reaped(fake_sysbench: Path) -> None:
         wait_for(lambda: all(comm(p.pid) == "sysbench" for p in (proc, mine)),
                  what="the stand-ins to start")
         killed = driver_sysbench.reap_orphans()
-        assert proc.pid in killed and mine.pid not in killed
+        assert proc.pid in killed
+        assert mine.pid not in killed
         assert proc.wait(5) == -signal.SIGKILL
         assert mine.poll() is None  # its owner (this test) is alive
     finally:

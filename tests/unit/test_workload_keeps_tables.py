@@ -16,7 +16,8 @@ W8 = Workload(db="sbtest", tables=8, table_size=10_000)
 
 def test_scaling_keeps_the_tables_the_jobs_name() -> None:
     need = tables_for_jobs(W8, [add_index("sbtest2"), add_index("sbtest3")])
-    assert need.keep == 3 and need.problems == ()
+    assert need.keep == 3
+    assert need.problems == ()
     assert scaled_size(8, 10_000, 0.01, keep=need.keep).tables == 3
     assert scaled_size(8, 10_000, 0.01).tables == 1  # without jobs: one table is enough
 
@@ -27,13 +28,15 @@ def test_keep_never_grows_past_the_tables_as_written() -> None:
 
 
 def test_jobs_on_tables_the_workload_never_creates_are_reported() -> None:
-    jobs = [add_index("sbtest9"), add_index("users"), add_index("t", db="other"),
+    jobs: list[AddIndexJob | ImportIntoJob] = [
+            add_index("sbtest9"), add_index("users"), add_index("t", db="other"),
             ImportIntoJob(db="sbtest", table="imp", source_uri="/import/x.csv",
                           timeout=Duration(60))]
     need = tables_for_jobs(W8, jobs)
     assert need.keep == 1
     assert len(need.problems) == 2
-    assert "sbtest9" in need.problems[0] and "sbtest1..sbtest8" in need.problems[0]
+    assert "sbtest9" in need.problems[0]
+    assert "sbtest1..sbtest8" in need.problems[0]
     assert "users" in need.problems[1]
 
 

@@ -19,7 +19,7 @@ def test_percentile_nearest_rank() -> None:
 
 @pytest.mark.parametrize("q", [0, -1, 101])
 def test_percentile_range(q: float) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"outside \(0, 100\]"):
         percentile([1.0], q)
 
 
@@ -39,7 +39,8 @@ def test_seconds_are_bucketed_by_completion_time() -> None:
     assert (s0.p50, s0.p95, s0.p99) == (5.0, 10.0, 10.0)
     [s1] = agg.drain(2.0)
     assert (s1.transactions, s1.queries, s1.errors) == (1, 23, {1213: 2, 2013: 1})
-    assert s1.error_count == 3 and s1.p99 == 500.0
+    assert s1.error_count == 3
+    assert s1.p99 == 500.0
     t = agg.totals(2.0)
     assert (t.transactions, t.queries, t.errors, t.error_count) == (11, 223, {1213: 2, 2013: 1}, 3)
 
@@ -51,7 +52,8 @@ def test_idle_seconds_are_reported_as_zero_not_skipped() -> None:
     samples = agg.drain(4.0)
     assert [s.second for s in samples] == [0.0, 1.0, 2.0, 3.0]
     assert [s.transactions for s in samples] == [1, 0, 0, 1]
-    assert samples[1].p50 is None and samples[1].tps == 0.0
+    assert samples[1].p50 is None
+    assert samples[1].tps == 0.0
 
 
 def test_partial_first_and_last_seconds_carry_their_true_length() -> None:
@@ -80,4 +82,6 @@ def test_event_data_is_the_contract_payload() -> None:
     agg.add_error(0.3, 9005)
     data = agg.drain(1.0)[0].event_data()
     assert {"tps", "qps", "errors", "p50", "p95", "p99"} <= data.keys()
-    assert data["errors"] == {9005: 1} and data["p50"] == 12.3 and data["tps"] == 1.0
+    assert data["errors"] == {9005: 1}
+    assert data["p50"] == 12.3
+    assert data["tps"] == 1.0

@@ -26,7 +26,7 @@ def test_bad_scale_is_refused(scale: float) -> None:
 
 
 def test_bad_sizes_are_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tables >= 1"):
         scaled_size(0, 10, 1.0)
 
 

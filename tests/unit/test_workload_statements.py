@@ -59,14 +59,17 @@ def test_ranges_span_range_size_and_ids_stay_in_table() -> None:
             assert 1 <= int(m.group(1)) <= 3
             if "BETWEEN" in s:
                 a, b = int(m.group(2)), int(m.group(3))
-                assert 1 <= a <= 500 and b - a + 1 == sql.RANGE_SIZE
+                assert 1 <= a <= 500
+                assert b - a + 1 == sql.RANGE_SIZE
 
 
 def test_delete_and_insert_hit_the_same_id_and_table() -> None:
     stmts = sql.transaction(sql.Mix(), tables=9, table_size=10**6, rng=random.Random(3))
     d = re.fullmatch(CONTRACT["delete"], stmts[-2])
     i = re.fullmatch(CONTRACT["insert"], stmts[-1])
-    assert d and i and d.groups() == i.groups()
+    assert d
+    assert i
+    assert d.groups() == i.groups()
 
 
 @pytest.mark.parametrize(("subtype", "n", "writes"), [
@@ -90,11 +93,12 @@ def test_bulk_insert_rows_and_value_sizes() -> None:
     assert [int(r[0]) for r in rows] == [1001, 1002, 1003]
     for _, k, c, pad in rows:
         assert 1 <= int(k) <= 5000
-        assert len(c) == 119 and len(pad) == 59
+        assert len(c) == 119
+        assert len(pad) == 59
 
 
 def test_bulk_insert_refuses_oversized_batches() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be 1\.\.1000"):
         sql.bulk_insert(1, 1, sql.MAX_BATCH_ROWS + 1, 10, random.Random(0))
 
 

@@ -88,7 +88,8 @@ def test_prepare_creates_schema_and_loads_in_batches() -> None:
     assert server.count("INSERT INTO sbtest2 ") == 3
     assert server.count("USE `sbx`") >= 2
     [ev] = tl.events("workload.prepare")
-    assert ev.data["tables"] == 2 and ev.data["table_size"] == 2500
+    assert ev.data["tables"] == 2
+    assert ev.data["table_size"] == 2500
 
 
 def test_prepare_reuses_a_complete_table_and_reloads_a_partial_one() -> None:

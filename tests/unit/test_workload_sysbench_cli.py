@@ -25,7 +25,7 @@ def run(**kw: object) -> cli.Run:
                                "table_size": 1000, "threads": 8,
                                "ignore": IgnorePolicy.of("1213,9007")}
     base.update(kw)
-    return cli.Run(**base)  # type: ignore[arg-type]
+    return cli.Run(**base)
 
 
 def test_report_line_is_parsed() -> None:
@@ -110,7 +110,8 @@ def test_password_goes_to_a_config_file_quoted() -> None:
 def test_wrapper_requires_sysbenchs_own_script() -> None:
     text = cli.wrapper_script("oltp_write_only")
     assert 'require("oltp_write_only")' in text
-    assert "before_restart_event" in text and cli.ERROR_PREFIX in text
+    assert "before_restart_event" in text
+    assert cli.ERROR_PREFIX in text
     with pytest.raises(ValueError, match="no script"):
         cli.wrapper_script("tpcc")
 
@@ -125,8 +126,9 @@ def which(found: bool) -> object:
 
 
 def test_auto_takes_the_binary_when_it_can() -> None:
-    c = choose("auto", "oltp_read_write", TWO, which(True))  # type: ignore[arg-type]
-    assert c.driver == "sysbench" and "on PATH" in c.reason
+    c = choose("auto", "oltp_read_write", TWO, which(True))
+    assert c.driver == "sysbench"
+    assert "on PATH" in c.reason
 
 
 @pytest.mark.parametrize(("found", "subtype", "target", "why"), [
@@ -137,18 +139,19 @@ def test_auto_takes_the_binary_when_it_can() -> None:
 ])
 def test_auto_falls_back_to_python_and_says_why(found: bool, subtype: str,
                                                  target: Target | None, why: str) -> None:
-    c = choose("auto", subtype, target, which(found))  # type: ignore[arg-type]
-    assert c.driver == "python" and why in c.reason
+    c = choose("auto", subtype, target, which(found))
+    assert c.driver == "python"
+    assert why in c.reason
     with pytest.raises(DriverUnavailable, match=why):
-        choose("sysbench", subtype, target, which(found))  # type: ignore[arg-type]
+        choose("sysbench", subtype, target, which(found))
 
 
 def test_python_when_asked_and_bad_names_rejected() -> None:
-    assert choose("python", "oltp_read_write", TWO, which(True)).driver == "python"  # type: ignore[arg-type]
+    assert choose("python", "oltp_read_write", TWO, which(True)).driver == "python"
     with pytest.raises(ValueError, match="expected one of auto, sysbench, python"):
         choose("go", "oltp_read_write", TWO)
 
 
 def test_a_password_sysbench_cannot_carry_means_python() -> None:
     odd = Target((("127.0.0.1", 4000),), password="both ' and \"")
-    assert choose("auto", "oltp_read_write", odd, which(True)).driver == "python"  # type: ignore[arg-type]
+    assert choose("auto", "oltp_read_write", odd, which(True)).driver == "python"

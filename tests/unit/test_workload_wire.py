@@ -69,9 +69,11 @@ def test_login_sends_user_scramble_db_and_plugin_then_ends_on_ok() -> None:
     login = wire.Login("root", "s3cr3t", "sbtest")
     out = login.receive(0, greeting())
     seq, body, rest = wire.split(out)  # type: ignore[misc]
-    assert seq == 1 and rest == b""
+    assert seq == 1
+    assert rest == b""
     flags = int.from_bytes(body[:4], "little")
-    assert flags & wire.CLIENT_CONNECT_WITH_DB and flags & wire.CLIENT_PLUGIN_AUTH
+    assert flags & wire.CLIENT_CONNECT_WITH_DB
+    assert flags & wire.CLIENT_PLUGIN_AUTH
     assert not flags & (1 << 24)  # no DEPRECATE_EOF: we read classic EOF packets
     assert body[8] == wire.UTF8MB4_GENERAL_CI
     user_end = body.index(b"\x00", 32)
@@ -127,15 +129,19 @@ def test_response_counts_rows_whatever_the_read_boundaries(cut: int) -> None:
     data = result_set([b"a" * 119] * 5 + [b"\xfe" * 20])  # a long row may start with 0xfe
     r = wire.Response()
     results = [r.feed(data[i:i + cut]) for i in range(0, len(data), cut)]
-    assert results[-1] == wire.ROWS and set(results[:-1]) <= {wire.PENDING}
-    assert r.rows == 6 and r.rest == b""
+    assert results[-1] == wire.ROWS
+    assert set(results[:-1]) <= {wire.PENDING}
+    assert r.rows == 6
+    assert r.rest == b""
 
 
 def test_response_error_in_the_middle_of_rows() -> None:
     data = result_set([b"x"])[:-9] + pkt(6, b"\xff\x0b\x04#HY000Query interrupted")
     r = wire.Response()
-    assert r.feed(data) == wire.ERROR and r.rows == 1
-    assert r.error is not None and r.error.code == 1035
+    assert r.feed(data) == wire.ERROR
+    assert r.rows == 1
+    assert r.error is not None
+    assert r.error.code == 1035
 
 
 def test_response_rejects_what_the_protocol_does_not_allow() -> None:

@@ -161,7 +161,7 @@ class TiDBClient:
         for name in self._order(node):
             try:
                 conn = self._open(name, database, read_timeout)
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 if not _is_connection_error(exc):
                     raise SQLError(_error_code(exc), _error_message(exc), name) from exc
                 failures.append(f"{name}: {_error_message(exc)}")
@@ -194,7 +194,7 @@ class TiDBClient:
         for name in self._order(node):
             try:
                 conn = self._open(name, database, timeout)
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 if not _is_connection_error(exc):
                     raise SQLError(_error_code(exc), _error_message(exc), name) from exc
                 failures.append(f"{name}: {_error_message(exc)}")
@@ -210,7 +210,7 @@ class TiDBClient:
                         cols = [d[0] for d in cur.description]
                         rows = [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
                     return rows, int(affected or 0)
-            except Exception as exc:  # noqa: BLE001 - classified below
+            except Exception as exc:
                 code = _error_code(exc)
                 if not _is_connection_error(exc):
                     raise SQLError(code, _error_message(exc), name) from exc

@@ -45,7 +45,7 @@ log = logging.getLogger("pytest_tidb_ha.cluster")
 
 #: Slots tried per engine before a worker gives up locking and shares its first choice.
 MAX_SLOTS = 64
-ANY_ADDRESS = "0.0.0.0"
+ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - the address a container port is published on, as docker reports it
 
 
 @dataclass(frozen=True)

@@ -686,9 +686,9 @@ def stop_cluster(cluster: Cluster, *, keep: bool = False) -> None:
 
 
 __all__ = [
+    "LABEL_COMPONENT",
     "ClusterStartError",
     "DockerUnavailable",
-    "LABEL_COMPONENT",
     "docker_client",
     "keep_instructions",
     "start_cluster",

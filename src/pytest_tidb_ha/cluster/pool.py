@@ -163,7 +163,7 @@ class ClusterPool:
                     log.warning("cluster %s: %s was left %s; starting it", cluster.name, node.name,
                                 status)
                     cluster.start_node(node.name)
-            except Exception as exc:  # noqa: BLE001 - e.g. removed by hand: replace the cluster
+            except Exception as exc:
                 raise ClusterStartError(f"cluster {cluster.name}: cannot revive {node.name}: {exc}") from exc
         wait_ready(cluster, timeout=self.reuse_timeout, interval=self.base.poll_interval)
 

@@ -62,7 +62,7 @@ class FaultContext:
     runner: NetnsRunner
     tag: Tag
     #: this window's own generator (seeded from --ha-seed and the fault id): shapes, picks
-    rng: random.Random = field(default_factory=lambda: random.Random(0))
+    rng: random.Random = field(default_factory=lambda: random.Random(0))  # noqa: S311 - a seeded schedule, not a secret
     #: kept by the nemesis across windows (long-lived helpers), closed at its stop;
     #: None: a fault used alone owns what it starts and stops it at heal
     shared: dict[str, Any] | None = None

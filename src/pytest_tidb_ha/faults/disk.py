@@ -112,7 +112,7 @@ class DiskFullFault:
         for node in self.targets:
             if node in self._filled:
                 continue
-            name, target, size = self._volume(node)
+            _name, target, size = self._volume(node)
             self._size[node] = size
             where = self._host_path(node, target)
             if where is not None:

@@ -84,7 +84,7 @@ def ensure_helper_image(docker: Any, image: str, *, base: str | None = None,
             if network_mode:
                 kwargs["network_mode"] = network_mode
             docker.images.build(**kwargs)
-        except Exception as exc:  # noqa: BLE001 - docker.errors.BuildError / APIError
+        except Exception as exc:
             raise HelperImageError(
                 f"fault helper image {image!r} is missing and could not be built from {base!r} "
                 f"({type(exc).__name__}: {exc}); run as root next to the Docker engine "

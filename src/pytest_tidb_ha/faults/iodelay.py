@@ -205,7 +205,7 @@ class IoDelayFault:
         per_io = 1.0 / plan.iops
         n = 1 if per_io >= 0.5 else 3
         path = f"/proc/{pid}/root{DATA_DIR}/.tidb-ha-fsync-{self.ctx.tag.fault_id}"
-        done = subprocess.run(
+        done = subprocess.run(  # noqa: S603 - this interpreter, our own probe
             [sys.executable, "-c", FSYNC_PROBE, str(plan.cgroup / "cgroup.procs"), path, str(n)],
             capture_output=True, text=True, timeout=10 + 4 * n * per_io, check=False)
         if done.returncode != 0:

@@ -103,7 +103,7 @@ def window_rng(seed: int, purpose: str) -> random.Random:
     """The generator of one random choice, from the run's seed and what it is for
     (``f0.3`` targets, ``kind:f0.3``, ``schedule:0``): independent of every other
     choice, so leaving a window out changes nothing about the rest."""
-    return random.Random(f"{seed}:{purpose}")
+    return random.Random(f"{seed}:{purpose}")  # noqa: S311 - a seeded schedule, not a secret
 
 
 def plan_windows(specs: Sequence[FaultSpec], scale: float, seed: int = 0,
@@ -375,7 +375,7 @@ class Nemesis:
                                                "close", window))
                 else:
                     self._close(window.fault_id, reason="window end")
-        except BaseException as exc:  # noqa: BLE001 - record, then heal below
+        except BaseException as exc:
             self.errors.append(f"nemesis thread: {exc!r}")
             log.exception("nemesis thread failed")
         finally:

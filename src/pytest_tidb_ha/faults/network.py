@@ -159,7 +159,8 @@ def delete_script(lines: Sequence[str], tag: Tag) -> str:
 def _as_delete(line: str) -> str:
     """``-I CHAIN 1 spec`` (as :func:`rule_line` writes it) -> ``-D CHAIN spec``."""
     op, chain, pos, spec = line.split(" ", 3)
-    assert op == "-I" and pos == "1", line
+    assert op == "-I", line
+    assert pos == "1", line
     return f"-D {chain} {spec}"
 
 
@@ -456,7 +457,7 @@ def delayer_start_script(python: str, queue: int, latency_ms: float, jitter_ms: 
     """Start the NFQUEUE delayer in the background; print its pid, then wait for ``ready``."""
     from .delayer import SOURCE
 
-    out = f"/tmp/tidb-ha-delayer-{queue}.out"
+    out = f"/tmp/tidb-ha-delayer-{queue}.out"  # noqa: S108 - a file inside the node's container
     return (
         f"{shlex.quote(python)} -c {shlex.quote(SOURCE)} {queue} {latency_ms:g} {jitter_ms:g} "
         f"{shlex.quote(str(tag))} >{out} 2>&1 </dev/null & pid=$!; "

@@ -174,7 +174,7 @@ def heal_leftovers(docker: Any, *, only: Iterable[str] | None = None,
         for cid in set(only):
             try:
                 c = docker.containers.get(cid)
-            except Exception:  # noqa: BLE001 - NotFound: gone, nothing to heal
+            except Exception:  # noqa: BLE001, S112 - NotFound: gone, nothing to heal
                 continue
             if c.status in ("running", "paused"):
                 containers.append(c)

@@ -226,9 +226,9 @@ def count_check(client: SQLClient, db: str, table: str, index: str) -> CheckResu
     try:
         with conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(f"SELECT COUNT(*) FROM {name} USE INDEX ({quote(index)})")
+            cur.execute(f"SELECT COUNT(*) FROM {name} USE INDEX ({quote(index)})")  # noqa: S608 - quoted identifiers
             by_index = int(cur.fetchone()[0])
-            cur.execute(f"SELECT COUNT(*) FROM {name} IGNORE INDEX ({quote(index)})")
+            cur.execute(f"SELECT COUNT(*) FROM {name} IGNORE INDEX ({quote(index)})")  # noqa: S608 - quoted identifiers
             by_table = int(cur.fetchone()[0])
             cur.execute("COMMIT")
     except Exception as exc:  # noqa: BLE001
@@ -336,7 +336,7 @@ def format_option(key: str, value: object) -> str:
         return key
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{key}={value}"
-    return f"{key}='{str(value)}'"
+    return f"{key}='{value!s}'"
 
 
 def import_sql(db: str, table: str, source: str, fmt: str | None,
@@ -380,7 +380,7 @@ def write_import_data(folder: Path, spec: ImportIntoJob, workload_scale: float,
         source = f"/import/{stem}.*.csv"
         names = [f"{stem}.{n + 1}.csv" for n in range(files)]
     files = len(names)
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - seeded import data, not a secret
     per = -(-rows // files)
     next_id = 1
     for name in names:
@@ -409,10 +409,10 @@ def import_checks(client: SQLClient, expected_rows: int | None,
         name = qualified(handle.target.db, handle.target.table)
         if expected_rows is not None:
             try:
-                rows = client.query(f"SELECT COUNT(*) FROM {name}", timeout=SHORT_TIMEOUT * 6)
+                rows = client.query(f"SELECT COUNT(*) FROM {name}", timeout=SHORT_TIMEOUT * 6)  # noqa: S608 - a quoted table name
                 got = int(next(iter(rows[0].values())))
             except Exception as exc:  # noqa: BLE001
-                out.append(CheckResult("row_count", False, f"SELECT COUNT(*) FROM {name}: {exc}"))
+                out.append(CheckResult("row_count", False, f"SELECT COUNT(*) FROM {name}: {exc}"))  # noqa: S608 - a message, not a query
             else:
                 ok = got == expected_rows
                 out.append(CheckResult("row_count", ok, f"table {name} has {got} rows, source "

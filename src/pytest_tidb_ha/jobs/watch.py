@@ -134,7 +134,7 @@ class JobReader:
     def _task_rows(self, table: str, key: str) -> list[dict[str, Any]]:
         cols = ", ".join(self.task_columns)
         try:
-            return self.q(f"SELECT {cols} FROM {table} WHERE task_key = %s", (key,))
+            return self.q(f"SELECT {cols} FROM {table} WHERE task_key = %s", (key,))  # noqa: S608 - our constants
         except Exception as exc:
             if getattr(exc, "code", None) != 1054 or "error" not in self.task_columns:
                 raise
@@ -143,7 +143,7 @@ class JobReader:
 
     def subtasks(self, task_id: int, history: bool) -> dict[str, int]:
         table = "mysql.tidb_background_subtask" + ("_history" if history else "")
-        rows = self.q(f"SELECT state, COUNT(*) FROM {table} WHERE task_key = %s GROUP BY state",
+        rows = self.q(f"SELECT state, COUNT(*) FROM {table} WHERE task_key = %s GROUP BY state",  # noqa: S608 - our constants
                       (str(task_id),))
         return subtask_counts(rows)
 
@@ -163,7 +163,7 @@ class JobReader:
             # TiDB pushes only DB_NAME, TABLE_NAME and STATE down into its job retriever:
             # a JOB_ID filter alone would walk the whole DDL history on every poll.
             target = handle.target
-            rows = self.q(f"SELECT {', '.join(DDL_COLUMNS)} FROM information_schema.ddl_jobs "
+            rows = self.q(f"SELECT {', '.join(DDL_COLUMNS)} FROM information_schema.ddl_jobs "  # noqa: S608 - our column constants
                           "WHERE DB_NAME = %s AND TABLE_NAME = %s AND JOB_ID = %s",
                           (target.db, target.table, jid))
             if not rows:
@@ -503,7 +503,7 @@ class Watcher:
             placeholders = ", ".join(["%s"] * len(OPEN_DDL_STATES))
             try:
                 rows = self.client.query(
-                    "SELECT JOB_ID, JOB_TYPE, STATE, QUERY FROM information_schema.ddl_jobs "
+                    "SELECT JOB_ID, JOB_TYPE, STATE, QUERY FROM information_schema.ddl_jobs "  # noqa: S608 - job ids are ints
                     f"WHERE DB_NAME = %s AND TABLE_NAME = %s AND STATE IN ({placeholders})",
                     (*key, *OPEN_DDL_STATES), timeout=self.reader.timeout)
             except Exception as exc:  # noqa: BLE001

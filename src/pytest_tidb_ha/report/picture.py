@@ -108,7 +108,7 @@ def tick_label(t: float, step: float) -> str:
 
 
 def _minutes(t: float) -> str:
-    total = int(round(t))
+    total = round(t)
     h, rem = divmod(total, 3600)
     m, s = divmod(rem, 60)
     if h:
@@ -538,4 +538,4 @@ def _legend(svg: Svg, h: History, jobs: Sequence[JobTrack], y: float) -> None:
     svg.close("g")
 
 
-__all__ = ["render", "ticks", "tick_step", "tick_label", "num"]
+__all__ = ["num", "render", "tick_label", "tick_step", "ticks"]

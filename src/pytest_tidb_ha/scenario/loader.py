@@ -59,8 +59,16 @@ from .model import (
 from .sqltext import global_variable_statement, parse_import_cmd, strip_statement
 from .yamlnodes import Ctx, Map, compose, gc_paused, kind_of
 
-__all__ = ["SUBTYPES", "WORKLOAD_TYPES", "CaseGroup", "looks_like_case_file", "load_file",
-           "load_groups", "load_text", "parse_ignore_errors"]
+__all__ = [
+    "SUBTYPES",
+    "WORKLOAD_TYPES",
+    "CaseGroup",
+    "load_file",
+    "load_groups",
+    "load_text",
+    "looks_like_case_file",
+    "parse_ignore_errors",
+]
 
 T = TypeVar("T")
 

@@ -74,7 +74,7 @@ def _fault_lines(index: int, fault: FaultSpec, scale: float) -> list[str]:
     unscaled = s.windows(1.0)
     shown = list(enumerate(unscaled, 1))
     if len(shown) > MAX_WINDOWS:
-        shown = shown[: MAX_WINDOWS // 2] + [(-1, (0.0, 0.0))] + shown[-MAX_WINDOWS // 2:]
+        shown = [*shown[:MAX_WINDOWS // 2], (-1, (0.0, 0.0)), *shown[-MAX_WINDOWS // 2:]]
     at = "trigger+" if fault.trigger is not None else ""
     expected = " (expected: the middle gap)" if s.interval is not None else ""
     for n, (start, end) in shown:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from .sysbench import Connection
 from .target import WORKLOAD_READ_TIMEOUT, Target
@@ -30,6 +30,13 @@ def target_of(client: Any, read_timeout: float | None = WORKLOAD_READ_TIMEOUT
                      read_timeout=read_timeout or WORKLOAD_READ_TIMEOUT)
 
 
+class _Connects(Protocol):
+    """What :class:`RoundRobin` needs of the cluster client (``TiDBClient.connect``)."""
+
+    def connect(self, node: str | None = None, database: str | None = None,
+                read_timeout: float | None = None) -> Connection: ...
+
+
 class RoundRobin:
     """New connections spread over the TiDB nodes, failing over when one is down.
 
@@ -39,7 +46,7 @@ class RoundRobin:
     """
 
     def __init__(self, client: Any, read_timeout: float | None) -> None:
-        self.client = client
+        self.client: _Connects = client
         self.read_timeout = read_timeout
         self.nodes = sorted(getattr(client, "endpoints", {}) or {})
         self.target = target_of(client, read_timeout)
@@ -53,7 +60,7 @@ class RoundRobin:
             node = self.nodes[next(self._counter) % len(self.nodes)]
         try:
             return self.client.connect(node=node, read_timeout=self.read_timeout)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure on the chosen node: any node will do
             return self.client.connect(read_timeout=self.read_timeout)
 
 

@@ -66,7 +66,7 @@ class _Lost(OSError):
 class _Slot:
     """One worker as the loop sees it: its generator, socket and next deadline."""
 
-    __slots__ = ("index", "gen", "sock", "deadline", "sleeping", "done")
+    __slots__ = ("deadline", "done", "gen", "index", "sleeping", "sock")
 
     def __init__(self, index: int) -> None:
         self.index = index
@@ -141,7 +141,7 @@ class PythonDriver:
                 s.gen = self._worker(s)
                 self._resume(s, None)
             self._loop(slots)
-        except BaseException as exc:  # a bug in the loop itself: never silent
+        except BaseException as exc:  # noqa: BLE001 - a bug in the loop itself: never silent
             self.reporter.on_fatal(None, f"workload loop crashed: {type(exc).__name__}: {exc}")
         finally:
             for s in slots:
@@ -163,7 +163,7 @@ class PythonDriver:
                         slot.gen.send(None)  # type: ignore[union-attr]
                     except StopIteration:
                         slot.done = True
-                    except Exception as exc:
+                    except Exception as exc:  # noqa: BLE001 - any worker bug stops the run, loudly
                         self._crashed(slot, exc)
                 elif fd == wake_fd:
                     with contextlib.suppress(OSError):
@@ -193,7 +193,7 @@ class PythonDriver:
                 gen.throw(exc)
         except StopIteration:
             slot.done = True
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - any worker bug stops the run, loudly
             self._crashed(slot, e)
 
     def _crashed(self, slot: _Slot, exc: Exception) -> None:
@@ -220,7 +220,7 @@ class PythonDriver:
 
     # -- one worker -------------------------------------------------------------------
     def _worker(self, slot: _Slot) -> Wait:
-        rng = random.Random(self.seed + 7919 * (slot.index + 1))
+        rng = random.Random(self.seed + 7919 * (slot.index + 1))  # noqa: S311 - seeded workload data, not a secret
         backoff = RECONNECT_BACKOFF[0]
         try:
             while not self._stop.is_set():

@@ -50,7 +50,7 @@ def version(binary: str) -> str:
     """``sysbench --version`` (cached per binary): ``1.0.20``."""
     if binary not in _version_cache:
         try:
-            out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+            out = subprocess.run([binary, "--version"], capture_output=True, text=True,  # noqa: S603 - the sysbench binary the user chose
                                  timeout=10, check=False).stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
@@ -215,7 +215,7 @@ class SysbenchDriver:
         argv = [setpriv, "--pdeathsig", "KILL", "--", *cmd] if setpriv else cmd
         env = dict(os.environ, **{OWNER_ENV: str(os.getpid())})
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,  # noqa: S603 - sysbench with argv we build, no shell
                                     stderr=subprocess.STDOUT, text=True, bufsize=1,
                                     errors="replace", env=env, start_new_session=True,
                                     cwd=self._tmp)

@@ -63,7 +63,7 @@ class WorkloadGroup:
             for sb in self.members:
                 try:
                     sb.cleanup()
-                except Exception as exc:  # a broken cluster must not hide the test's result
+                except Exception as exc:  # noqa: BLE001 - a broken cluster must not hide the test's result
                     log.warning("workload cleanup of %s failed: %s", sb.db, exc)
         if first is not None and raise_errors:
             raise first

@@ -120,7 +120,7 @@ class Sysbench:
             client_factory, "target", None)
         self.choice: Choice = choose(driver, spec.subtype, self.target)
         self._factory = client_factory
-        self._seed = random.randrange(1, 2**31) if seed is None else seed
+        self._seed = random.randrange(1, 2**31) if seed is None else seed  # noqa: S311 - a workload seed, not a secret
         self._stop = threading.Event()
         self._prepare_abort = threading.Event()
         self._driver: Driver | None = None
@@ -320,7 +320,7 @@ class Sysbench:
                          sql.table_name(n), have, self.table_size)
                 cur.execute(sql.drop_table(n))
                 cur.execute(sql.create_table(n))
-            rng = random.Random(self._seed * 1000 + n)
+            rng = random.Random(self._seed * 1000 + n)  # noqa: S311 - seeded workload data, not a secret
             loaded, last_log = 0, time.monotonic()
             for first, count in sql.batches(self.table_size, self.batch_rows):
                 if self._prepare_abort.is_set():
@@ -369,7 +369,7 @@ class Sysbench:
         """Does the server take prepared statements? (sysbench's default mode needs them)."""
         try:
             conn = self._factory()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a probe: logged, sysbench keeps its default
             log.info("workload: prepared-statement probe could not connect (%s); "
                      "sysbench keeps its default", exc)
             return True
@@ -378,7 +378,7 @@ class Sysbench:
             for text in PS_PROBE:
                 cur.execute(text)
             return True
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a probe: classified and logged below
             c = classify(exc)
             if c.connection_lost:
                 return True  # says nothing about the server's SQL

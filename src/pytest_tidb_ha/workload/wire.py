@@ -111,9 +111,9 @@ def scramble_native(password: bytes, salt: bytes) -> bytes:
     """``SHA1(pw) XOR SHA1(salt + SHA1(SHA1(pw)))``; empty for an empty password."""
     if not password:
         return b""
-    h1 = hashlib.sha1(password).digest()
-    h2 = hashlib.sha1(h1).digest()
-    return _xor(h1, hashlib.sha1(salt[:20] + h2).digest())
+    h1 = hashlib.sha1(password).digest()  # noqa: S324 - mysql_native_password is SHA1 by protocol
+    h2 = hashlib.sha1(h1).digest()  # noqa: S324 - mysql_native_password is SHA1 by protocol
+    return _xor(h1, hashlib.sha1(salt[:20] + h2).digest())  # noqa: S324 - mysql_native_password is SHA1 by protocol
 
 
 def scramble_sha2(password: bytes, salt: bytes) -> bytes:
@@ -242,7 +242,7 @@ class Response:
     kept in ``rest``. One instance is reused: :meth:`reset` before each query.
     """
 
-    __slots__ = ("_buf", "_phase", "_left", "rows", "error", "rest")
+    __slots__ = ("_buf", "_left", "_phase", "error", "rest", "rows")
 
     def __init__(self) -> None:
         self._buf = b""
