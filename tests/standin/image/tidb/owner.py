@@ -131,6 +131,27 @@ class LeaseSession:
         member it is pinned to cannot reach its quorum (or this TiDB cannot reach it)."""
         return self.alive and time.monotonic() - self.last_ok > self.ttl / 2
 
+    def renews(self) -> bool:
+        """Whether the lease can be renewed *now*, asked of the member it is pinned to.
+
+        What a flush's ``Mutex.Lock`` meets at once (its calls carry this lease to the same
+        member), not ``ttl/2`` later as the keepalive thread notices: a member cut off from
+        its quorum cannot renew, so every flush that overlaps the cut sees it.
+        """
+        if not self.alive or self._client is None:
+            return False
+        if self.stalled():
+            return False
+        try:
+            self._client.keepalive(self.lease_id, timeout=scaled(1.0, 0.3))
+        except LeaseNotFound:
+            self.expired.set()
+            return False
+        except EtcdError:
+            return False
+        self.last_ok = time.monotonic()
+        return True
+
     def close(self, etcd: Etcd | None = None) -> None:
         self._stop.set()
         if self.lease_id and etcd is not None:
