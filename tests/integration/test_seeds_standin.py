@@ -8,7 +8,9 @@ the run's ``verdicts.json`` artifact.
 * fixed stand-in: every seed ends ``converged``;
 * ``48303``: ``stuck`` + the next run ``stuck`` in ``queueing`` + the cancel
   probe ``cancel-ineffective`` + a goroutine dump in the diagnostics bundle;
-* ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``;
+* ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``; the test's copy of
+  the case (never the seed file) adds the seed's partition once more, opened by ``when:``
+  while ADD INDEX #1 backfills, so the trigger happens on purpose (`COMPANION`);
 * ``46735``: ``stuck`` with ``status=running, step=importing``.
 
 Each bug verdict must come within stall window + 10 s of the stall starting
