@@ -10,7 +10,7 @@ the run's ``verdicts.json`` artifact.
   probe ``cancel-ineffective`` + a goroutine dump in the diagnostics bundle;
 * ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``; the test's copy of
   the case (never the seed file) adds the seed's partition once more, opened by ``when:``
-  while ADD INDEX #1 backfills, so the trigger happens on purpose (`COMPANION`);
+  once ADD INDEX #1 is seen backfilling, so the trigger happens on purpose (`COMPANION`);
 * ``46735``: ``stuck`` with ``status=running, step=importing``.
 
 Each bug verdict must come within stall window + 10 s of the stall starting
@@ -58,19 +58,24 @@ pytest_plugins = ["tidb_ha_repo_conftest"]
 '''
 
 
-#: #48546's trigger on purpose: the seed's own windows are timed by the clock, and on the
-#: stand-in's small table a backfill lasts a second or two, so whether one overlaps a window
-#: was luck (the 70M-row table of QA's run backfills for minutes and always did). The test's
-#: copy of the case adds the seed's own fault once more, opened when the first ADD INDEX is
-#: seen backfilling (``when:``), for longer than the owner's session TTL (60 s): the flush
-#: meets a session that cannot renew every time. The seed file stays as QA wrote it.
+#: #48546's trigger on purpose. The bug needs the PD leader cut from its followers while a
+#: DXF ingest backfill is flushing with the owner's etcd session (pinned to the leader). The
+#: seed's windows are timed by the clock: on QA's 70M-row table a backfill lasts minutes and
+#: always met one, on the stand-in's 1400 rows it lasts a second or two, and a window that
+#: opens before it holds the job back until the heal (the owner's etcd calls have no
+#: quorum), so whether a flush met a cut was luck. The test's copy of the case (never the seed
+#: file) adds the seed's own fault once more, opened when ADD INDEX #1 is *seen backfilling*
+#: (``when: progress``, rows done / ``TABLE_ROWS``), for 2m (> the 60 s session TTL); and
+#: batches of 32 rows (TiDB's minimum) so that the backfill still has flushes to do when the
+#: cut lands. Every flush that overlaps the cut meets the session unable to renew.
 COMPANION = {"48546": """\
+          tidbGlobalVariables: {"beforeCase": [ tidb_ddl_reorg_batch_size=32 ]}
           faults:
             - faultType: network_partition
               selector: "pdleader_to_pdfollower(all)"
               warmUpTime: 0s
               faultDuration: 2m
-              when: {job: 1, schemaState: "write reorganization"}
+              when: {job: 1, progress: 1%}
 """}
 
 

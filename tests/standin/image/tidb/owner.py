@@ -134,9 +134,11 @@ class LeaseSession:
     def renews(self) -> bool:
         """Whether the lease can be renewed *now*, asked of the member it is pinned to.
 
-        What a flush's ``Mutex.Lock`` meets at once (its calls carry this lease to the same
-        member), not ``ttl/2`` later as the keepalive thread notices: a member cut off from
-        its quorum cannot renew, so every flush that overlaps the cut sees it.
+        What a flush's ``Mutex.Lock`` meets at once (its txn carries this lease to the same
+        member and must commit through the member's quorum), not ``ttl/2`` later as the
+        keepalive thread notices — nor an election timeout later, when an isolated etcd
+        leader that still answers keepalives steps down: the linearizable read needs the
+        quorum, so every flush that overlaps the member's cut sees it.
         """
         if not self.alive or self._client is None:
             return False
@@ -144,6 +146,8 @@ class LeaseSession:
             return False
         try:
             self._client.keepalive(self.lease_id, timeout=scaled(1.0, 0.3))
+            self._client.range(OWNER_PREFIX, prefix=True, count_only=True,
+                               timeout=scaled(1.0, 0.3))
         except LeaseNotFound:
             self.expired.set()
             return False
