@@ -137,11 +137,12 @@ def flush_session(
     """The etcd session a DXF ingest flush takes its distributed lock with.
 
     The trigger of #48546: the flush starts while this TiDB's session cannot be renewed —
-    its PD member is cut off from the quorum — or after it expired, asked of the member at
-    every flush (`LeaseSession.renews`) so that every flush overlapping the cut meets it. In v7.5 the flush's
-    ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex: session is
-    expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the captured session
-    is used and left to expire). Fixed: the flush waits for a live session.
+    its PD member is cut off from the quorum — or after it expired; the member is asked at
+    every flush (`LeaseSession.renews`), so every flush overlapping the cut meets it. In
+    v7.5 the flush's ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex:
+    session is expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the
+    captured session is used and left to expire). Fixed: the flush waits until the session
+    renews again, or for a new live one.
     """
     sess = captured if captured is not None else node.owner.session
     if sess is not None and not sess.renews():
