@@ -8,7 +8,9 @@ the run's ``verdicts.json`` artifact.
 * fixed stand-in: every seed ends ``converged``;
 * ``48303``: ``stuck`` + the next run ``stuck`` in ``queueing`` + the cancel
   probe ``cancel-ineffective`` + a goroutine dump in the diagnostics bundle;
-* ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``;
+* ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``; the test's copy of
+  the case (never the seed file) adds the seed's partition once more, opened by ``when:``
+  once ADD INDEX #1 is seen backfilling, so the trigger happens on purpose (`COMPANION`);
 * ``46735``: ``stuck`` with ``status=running, step=importing``.
 
 Each bug verdict must come within stall window + 10 s of the stall starting
@@ -56,9 +58,33 @@ pytest_plugins = ["tidb_ha_repo_conftest"]
 '''
 
 
+#: #48546's trigger on purpose. The bug needs the PD leader cut from its followers while a
+#: DXF ingest backfill is flushing with the owner's etcd session (pinned to the leader). The
+#: seed's windows are timed by the clock: on QA's 70M-row table a backfill lasts minutes and
+#: always met one, on the stand-in's 1400 rows it lasts a second or two, and a window that
+#: opens before it holds the job back until the heal (the owner's etcd calls have no
+#: quorum), so whether a flush met a cut was luck. The test's copy of the case (never the seed
+#: file) adds the seed's own fault once more, opened when ADD INDEX #1 is *seen backfilling*
+#: (``when: progress``, rows done / ``TABLE_ROWS``), for 2m (> the 60 s session TTL); and
+#: batches of 32 rows (TiDB's minimum) so that the backfill still has flushes to do when the
+#: cut lands. Every flush that overlaps the cut meets the session unable to renew.
+COMPANION = {"48546": """\
+          tidbGlobalVariables: {"beforeCase": [ tidb_ddl_reorg_batch_size=32 ]}
+          faults:
+            - faultType: network_partition
+              selector: "pdleader_to_pdfollower(all)"
+              warmUpTime: 0s
+              faultDuration: 2m
+              when: {job: 1, progress: 1%}
+"""}
+
+
 def seed_text(seed: str) -> str:
     text = (SEEDS / f"{seed}.yaml").read_text()
     text = re.sub(r"(?m)^(\s*threads:\s*)\d+", rf"\g<1>{THREADS}", text)
+    if seed in COMPANION:
+        text, n = re.subn(r"(?m)^(\s*faultTotalRunTime:.*\n)", lambda m: m.group(1) + COMPANION[seed], text)
+        assert n == 1, text
     return text
 
 

@@ -137,18 +137,22 @@ def flush_session(
     """The etcd session a DXF ingest flush takes its distributed lock with.
 
     The trigger of #48546: the flush starts while this TiDB's session cannot be renewed —
-    its PD member is cut off from the quorum — or after it expired. In v7.5 the flush's
-    ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex: session is
-    expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the captured session
-    is used and left to expire). Fixed: the flush waits for a live session.
+    its PD member is cut off from the quorum — or after it expired; the member is asked at
+    every flush (`LeaseSession.renews`), so every flush overlapping the cut meets it. In
+    v7.5 the flush's ``Mutex.Lock`` then waits until the lease is gone and fails ``mutex:
+    session is expired`` (pkg/ddl/ingest/backend.go Flush, acquireLock; bug mode: the
+    captured session is used and left to expire). Fixed: the flush waits until the session
+    renews again, or for a new live one.
     """
     sess = captured if captured is not None else node.owner.session
-    if sess is not None and (sess.stalled() or not sess.alive):
+    if sess is not None and not sess.renews():
         triggers.note("48546", job_id=job_id, lease=f"{sess.lease_id:x}")
         if bug_enabled(48546):
-            while sess.stalled() and not sess.expired.wait(0.05):
+            while not sess.expired.wait(0.05) and not sess.renews():
                 pass  # the lock waits while the lease runs out (or its member recovers)
             return sess
+        while not stop() and not sess.expired.wait(0.05) and not sess.renews():
+            pass  # fixed: wait for this session to renew, or for a new one once it expired
     return current_session(node, stop)
 
 

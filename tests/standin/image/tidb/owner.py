@@ -132,6 +132,31 @@ class LeaseSession:
         member it is pinned to cannot reach its quorum (or this TiDB cannot reach it)."""
         return self.alive and time.monotonic() - self.last_ok > self.ttl / 2
 
+    def renews(self) -> bool:
+        """Whether the lease can be renewed *now*, asked of the member it is pinned to.
+
+        What a flush's ``Mutex.Lock`` meets at once (its txn carries this lease to the same
+        member and must commit through the member's quorum), not ``ttl/2`` later as the
+        keepalive thread notices — nor an election timeout later, when an isolated etcd
+        leader that still answers keepalives steps down: the linearizable read needs the
+        quorum, so every flush that overlaps the member's cut sees it.
+        """
+        if not self.alive or self._client is None:
+            return False
+        if self.stalled():
+            return False
+        try:
+            self._client.keepalive(self.lease_id, timeout=scaled(1.0, 0.3))
+            self._client.range(OWNER_PREFIX, prefix=True, count_only=True,
+                               timeout=scaled(1.0, 0.3))
+        except LeaseNotFound:
+            self.expired.set()
+            return False
+        except EtcdError:
+            return False
+        self.last_ok = time.monotonic()
+        return True
+
     def close(self, etcd: Etcd | None = None) -> None:
         self._stop.set()
         if self.lease_id and etcd is not None:
