@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from interrupt import interruptible
 from mariadb import MariaDB, Unavailable, mariadb_server
 
 from pytest_tidb_ha.scenario.model import Workload
@@ -333,9 +334,9 @@ def test_nothing_survives_an_interrupted_or_killed_run(mariadb: MariaDB,
     mariadb_conftest(pytester, mariadb)
     pytester.makepyfile(textwrap.dedent(SLEEPER))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-         "--ha-workload-driver", "sysbench", "-q", "-o", "log_cli=true",
-         "--log-cli-level=INFO"],
+        interruptible([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p",
+                       "no:randomly", "--ha-workload-driver", "sysbench", "-q", "-o",
+                       "log_cli=true", "--log-cli-level=INFO"]),
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60
