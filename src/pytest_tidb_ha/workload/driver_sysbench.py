@@ -58,7 +58,7 @@ KILL_GRACE = 2.0
 MAX_FATALS = 20
 #: The codes after which sysbench 1.0's MySQL driver reconnects when they are ignored
 #: (CR_SERVER_GONE_ERROR, CR_SERVER_LOST, CR_TCP_CONNECTION, CR_SERVER_LOST_EXTENDED).
-RECONNECT_CODES = (2006, 2013, 2052, 2055)
+RECONNECT_CODES = (2006, 2011, 2013, 2055)
 #: Crashes in its reconnect path with no committed transaction in between: then the
 #: client cannot run here at all, and the workload stops with the crash as its error.
 MAX_CRASHES_IN_A_ROW = 3
