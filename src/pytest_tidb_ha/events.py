@@ -54,6 +54,9 @@ JOBS_FLOORS = "jobs.floors"
 # -- workload ---------------------------------------------------------------------------
 WORKLOAD_METRICS = "workload.metrics"
 WORKLOAD_ERROR = "workload.error"
+#: The sysbench binary crashed in its reconnect path and was started again (see
+#: workload.driver_sysbench): reason, restarts (so far), output (its last lines).
+WORKLOAD_RESTART = "workload.restart"
 
 
 def kind_of(data: Mapping[str, object]) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from interrupt import interruptible
 
 from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
 from pytest_tidb_ha.cluster.specs import LABEL_CLUSTER, LABEL_PID, ClusterSettings
@@ -47,8 +48,8 @@ def victim_session(pytester: pytest.Pytester, image: str, docker_engine: Any, re
     happens, the process is gone afterwards and anything labelled with its pid is removed.
     *capture* keeps its output (for the assertion messages) instead of discarding it.
     """
-    cmd = [sys.executable, "-m", "pytest", "test_victim.py", "-p", "no:cacheprovider",
-           *image_args(image)]
+    cmd = interruptible([sys.executable, "-m", "pytest", "test_victim.py", "-p",
+                         "no:cacheprovider", *image_args(image)])
     if capture:
         proc = subprocess.Popen(cmd, cwd=pytester.path, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True)

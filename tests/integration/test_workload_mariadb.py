@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pymysql
 import pytest
+from interrupt import interruptible
 from mariadb import MariaDB, Unavailable, mariadb_server
 
 from pytest_tidb_ha.scenario.model import Workload
@@ -193,6 +194,64 @@ def test_an_error_outside_ignore_errors_stops_the_binary_with_its_code(mariadb: 
         sb.cleanup()
 
 
+def kill_connections(db: MariaDB, schema: str) -> int:
+    """KILL every connection using ``schema`` (a TiDB killed under the client); how many."""
+    conn = db.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s "
+                        "AND id <> CONNECTION_ID()", (schema,))
+            ids = [row[0] for row in cur.fetchall()]
+            for i in ids:
+                with contextlib.suppress(pymysql.err.MySQLError):  # it may be gone already
+                    cur.execute(f"KILL {int(i)}")
+        return len(ids)
+    finally:
+        conn.close()
+
+
+@pytest.mark.skipif(shutil.which("sysbench") is None, reason="sysbench is not installed")
+def test_a_lost_connection_does_not_end_the_binary_workload(mariadb: MariaDB) -> None:
+    """sysbench 1.0.20 (Debian, MariaDB Connector/C) segfaults in its reconnect after a
+    lost connection it ignores; the driver starts it again and the workload goes on."""
+    timeline = Timeline()
+    spec = Workload(db="sbtest_lost", tables=1, table_size=1000, threads=2,
+                    ignore_errors="all")
+    sb = workload(mariadb, spec, timeline, "sysbench")
+    sb.prepare()
+    try:
+        sb.start()
+        deadline = time.monotonic() + 30
+        while not timeline.events("workload.metrics"):
+            assert time.monotonic() < deadline, sb.error
+            assert sb.error is None, sb.error
+            time.sleep(0.1)
+        assert kill_connections(mariadb, "sbtest_lost") == 2
+        while not timeline.events("workload.restart"):
+            assert time.monotonic() < deadline, "sysbench did not crash on the lost connection"
+            assert sb.error is None, sb.error
+            time.sleep(0.1)
+        [restart] = timeline.events("workload.restart")
+        assert "SIGSEGV" in restart.data["reason"]
+        assert restart.data["restarts"] == 1
+        # the new process commits again on the same tables
+        while not [e for e in timeline.events("workload.metrics")
+                   if e.t > restart.t and e.data["transactions"] > 0]:
+            assert time.monotonic() < deadline, sb.error
+            assert sb.error is None, sb.error
+            time.sleep(0.1)
+        assert sb.running
+        assert len(sysbench_processes(os.getpid())) == 1
+        sb.stop()  # no WorkloadError: the crash was the client's
+        assert timeline.events("workload.stop")[0].data["restarts"] == 1
+        assert sysbench_processes(os.getpid()) == []
+        assert scalar(mariadb, "SELECT COUNT(*) FROM sbtest_lost.sbtest1") == 1000
+    finally:
+        with contextlib.suppress(WorkloadError):
+            sb.stop()
+        sb.cleanup()
+
+
 def mariadb_conftest(pytester: pytest.Pytester, mariadb: MariaDB) -> None:
     """tidb_cluster / tidb_client pointed at MariaDB (two "TiDBs" on one port)."""
     pytester.makeconftest(textwrap.dedent(f"""
@@ -338,9 +397,9 @@ def test_nothing_survives_an_interrupted_or_killed_run(mariadb: MariaDB,
     mariadb_conftest(pytester, mariadb)
     pytester.makepyfile(textwrap.dedent(SLEEPER))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-         "--ha-workload-driver", "sysbench", "-q", "-o", "log_cli=true",
-         "--log-cli-level=INFO"],
+        interruptible([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p",
+                       "no:randomly", "--ha-workload-driver", "sysbench", "-q", "-o",
+                       "log_cli=true", "--log-cli-level=INFO"]),
         cwd=pytester.path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 60

@@ -26,8 +26,9 @@ import pytest
 from pytest_tidb_ha.scenario.model import Workload
 from pytest_tidb_ha.timeline import Timeline
 from pytest_tidb_ha.workload import driver_sysbench
-from pytest_tidb_ha.workload.errors import WorkloadError
+from pytest_tidb_ha.workload.errors import IgnorePolicy, WorkloadError
 from pytest_tidb_ha.workload.sysbench import Sysbench
+from pytest_tidb_ha.workload.sysbench_cli import Fatal
 from pytest_tidb_ha.workload.target import Target
 
 FAKE = """\
@@ -44,10 +45,19 @@ with open(out, "w") as f:
                "config": open(cfg[0]).read() if cfg else None,
                "config_mode": oct(os.stat(cfg[0]).st_mode & 0o777) if cfg else None,
                "script": open(sys.argv[1]).read() if os.path.exists(sys.argv[1]) else ""}}, f)
+runs = out + ".runs"  # how many times this fake started (restarts count)
+run = len(open(runs).read()) if os.path.exists(runs) else 0
+open(runs, "a").write("x")
 if mode == "deaf":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print("sysbench 1.0.20 (using system LuaJIT 2.1.0-beta3)")
 print("Initializing worker threads...")
+if mode == "crash-then-down" and run in (1, 2):  # the lost TiDB is still down
+    print("FATAL: unable to connect to MySQL server on host '127.0.0.1', port 1, aborting...")
+    print("FATAL: error 2003: Can't connect to MySQL server on '127.0.0.1' (111)")
+    sys.exit(1)
+if mode == "crash-at-start":
+    os.kill(os.getpid(), signal.SIGSEGV)
 if mode == "nostart":
     print("FATAL: unable to connect to MySQL server on host '127.0.0.1', port 1, aborting...")
     print("FATAL: error 2002: Can't connect to server on '127.0.0.1' (115)")
@@ -57,10 +67,16 @@ n = 0
 while True:
     time.sleep(0.05)
     n += 1
+    if mode == "crashloop" and run:  # connects, then crashes before any commit
+        os.kill(os.getpid(), signal.SIGSEGV)
     if n % 2:
         print("tidb-ha: error 9007 Write conflict, txnStartTS=1", flush=True)
     print(f"[ {{n}}s ] thds: 4 tps: 100.00 qps: 2000.00 (r/w/o: 1400.00/400.00/200.00) "
           f"lat (ms,99%): 12.50 err/s: {{n % 2}}.00 reconn/s: 0.00", flush=True)
+    # sysbench 1.0.20 + MariaDB Connector/C: the reconnect after a lost connection
+    # segfaults (first run: after 3 reports; "crashloop": every run, before a commit)
+    if mode.startswith("crash") and run == 0 and n == 3:
+        os.kill(os.getpid(), signal.SIGSEGV)
     if mode == "fatal" and n == 3:
         print("FATAL: mysql_drv_query() returned error 1105 (unknown error) for query 'x'")
         sys.exit(1)
@@ -240,3 +256,90 @@ def test_orphans_of_a_dead_run_are_reaped(fake_sysbench: Path) -> None:
         for p in (proc, mine):
             p.kill()
             p.wait()
+
+
+def restarts(tl: Timeline) -> list[dict[str, Any]]:
+    return [dict(e.data) for e in tl.events("workload.restart")]
+
+
+def test_a_crash_where_sysbench_reconnects_starts_it_again(fake_sysbench: Path, start: Start,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """sysbench 1.0.20 segfaults on every ignored lost connection: the fault is not the case."""
+    monkeypatch.setenv("FAKE_SYSBENCH_MODE", "crash")
+    sb, tl = start(Workload(ignore_errors="all"))
+    wait_for(lambda: bool(restarts(tl)), what="workload.restart")
+    [r] = restarts(tl)
+    assert "SIGSEGV" in r["reason"]
+    assert r["restarts"] == 1
+    assert "[ 3s ]" in r["output"]
+    second = json.loads(fake_sysbench.read_text())  # the restart's own argv/pid
+    wait_for(lambda: len(tl.events("workload.metrics")) >= 6, what="samples after the restart")
+    assert sb.running
+    assert sb.error is None
+    assert "prepare" not in second["argv"]
+    assert second["argv"][-1] == "run"
+    totals = sb.stop()  # no WorkloadError: the crash was the client's, and it ran on
+    assert not alive(second["pid"])
+    [stop] = tl.events("workload.stop")
+    assert stop.data["restarts"] == 1
+    assert totals.transactions == 100 * len(tl.events("workload.metrics"))
+
+
+def test_a_restart_waits_for_the_lost_tidb(fake_sysbench: Path, start: Start,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FAKE_SYSBENCH_MODE", "crash-then-down")
+    sb, tl = start(Workload(ignore_errors="all"))
+    # two restarts cannot connect (2003, the TiDB is down): tried again, not an error
+    wait_for(lambda: len((fake_sysbench.parent / "run.json.runs").read_text()) >= 4
+             and sb.totals().transactions >= 500, what="the fourth start to run")
+    assert sb.error is None
+    assert len(restarts(tl)) == 1
+    sb.stop()
+
+
+def test_crashes_without_a_commit_stop_the_workload_loudly(fake_sysbench: Path,
+                                                            start: Start,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    monkeypatch.setenv("FAKE_SYSBENCH_MODE", "crashloop")
+    sb, tl = start(Workload(ignore_errors="all"))
+    wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
+    assert len(restarts(tl)) == driver_sysbench.MAX_CRASHES_IN_A_ROW - 1
+    with pytest.raises(WorkloadError, match=r"crashed \(SIGSEGV, rc -11\) 3 times without a "
+                                            r"commit"):
+        sb.stop()
+
+
+@pytest.mark.parametrize(("mode", "ignore", "why"), [
+    ("crash", (1213,), "no lost connection is ignored"),  # sysbench does not reconnect
+    ("crash-at-start", "all", "before its threads started"),
+])
+def test_other_crashes_are_the_workloads_error(fake_sysbench: Path, start: Start,
+                                               monkeypatch: pytest.MonkeyPatch, mode: str,
+                                               ignore: Any, why: str) -> None:
+    monkeypatch.setenv("FAKE_SYSBENCH_MODE", mode)
+    if mode == "crash-at-start":
+        with pytest.raises(WorkloadError, match="SIGSEGV"):
+            start(Workload(ignore_errors=ignore))
+        return
+    sb, tl = start(Workload(ignore_errors=ignore))
+    wait_for(lambda: bool(tl.events("workload.error")), what="workload.error")
+    assert restarts(tl) == []
+    with pytest.raises(WorkloadError, match=why):
+        sb.stop()
+
+
+@pytest.mark.parametrize(("ex", "ignore", "in_a_row", "step"), [
+    (driver_sysbench.Exit(-11, True, None, False), "all", 0, "restart"),
+    (driver_sysbench.Exit(-11, True, None, True), (2013,), 1, "restart"),
+    (driver_sysbench.Exit(-11, True, None, True), "all", 2, "fail"),  # the third in a row
+    (driver_sysbench.Exit(-11, True, None, False), (1213, 1205), 0, "fail"),
+    (driver_sysbench.Exit(-11, False, None, True), "all", 0, "fail"),  # crashed at once
+    (driver_sysbench.Exit(1, False, Fatal(2003, "Can't connect"), True), (2013,), 0, "retry"),
+    (driver_sysbench.Exit(1, False, Fatal(2003, "Can't connect"), False), "all", 0, "fail"),
+    (driver_sysbench.Exit(1, False, Fatal(1146, "no table"), True), "all", 0, "fail"),
+    (driver_sysbench.Exit(1, True, Fatal(1105, "unknown"), True), "all", 0, "fail"),
+])
+def test_after_exit(ex: driver_sysbench.Exit, ignore: Any, in_a_row: int, step: str) -> None:
+    assert driver_sysbench.after_exit(ex, IgnorePolicy.of(ignore), in_a_row) == step

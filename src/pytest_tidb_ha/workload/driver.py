@@ -44,12 +44,19 @@ class Reporter(Protocol):
         """One closed interval of metrics (the sysbench driver's report lines)."""
         ...
 
+    def on_restart(self, reason: str, restarts: int, output: str) -> None:
+        """The client crashed where it would have reconnected and runs again (recorded)."""
+        ...
+
 
 class Driver(Protocol):
     """A running workload client: start it, stop it, read its totals."""
 
     #: what the run records as the driver (``"sysbench 1.0.20"``, ``"python"``)
     label: str
+    #: times the client was started again after crashing (the sysbench binary's
+    #: reconnect path); the Python client reconnects by itself: always 0
+    restarts: int
 
     def start(self) -> None: ...
 

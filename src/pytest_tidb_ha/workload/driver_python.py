@@ -81,6 +81,7 @@ class PythonDriver:
     """``threads`` workers of ``sysbench``-shaped transactions, in one loop thread."""
 
     label = "python"
+    restarts = 0  # it reconnects by itself
 
     def __init__(self, target: Target, db: str, mix: sql.Mix, tables: int, table_size: int,
                  threads: int, seed: int, agg: Aggregator, reporter: Reporter,

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+from ..events import WORKLOAD_RESTART
 from ..redact import redact
 from ..scenario.model import Workload
 from ..scenario.sizing import scaled_size, scaled_threads
@@ -261,13 +262,15 @@ class Sysbench:
             self._reporter.join(max(0.0, deadline - time.monotonic()))
         self._flush(final=True)
         totals = self.totals()
+        restarts = self._driver.restarts
         self.timeline.record("workload.stop", transactions=totals.transactions,
                              queries=totals.queries, errors=dict(totals.errors),
                              seconds=round(totals.seconds, 3), abandoned_threads=left,
-                             driver=self._driver.label)
-        log.info("workload stop: %d transactions (%.1f tps), %d errors %s%s",
+                             driver=self._driver.label, restarts=restarts)
+        log.info("workload stop: %d transactions (%.1f tps), %d errors %s%s%s",
                  totals.transactions, totals.tps, totals.error_count, dict(totals.errors),
-                 f"; did not stop in time: {left}" if left else "")
+                 f"; sysbench started again {restarts} time(s) after crashing" if restarts
+                 else "", f"; did not stop in time: {left}" if left else "")
         if self._fatal is not None:
             raise self._fatal
         return totals
@@ -415,6 +418,11 @@ class Sysbench:
             self._seen_codes.add(code)
             log.info("workload: ignoring error [%s] %s (first of its kind)", code, message)
         return True
+
+    def on_restart(self, reason: str, restarts: int, output: str) -> None:
+        self.timeline.record(WORKLOAD_RESTART, reason=reason, restarts=restarts,
+                             output=output, ignore_errors=str(self.policy))
+        log.warning("workload: %s", reason)
 
     def on_sample(self, sample: Sample) -> None:
         with self._samples_lock:
