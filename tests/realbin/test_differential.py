@@ -83,8 +83,11 @@ def test_every_call_answers_alike(transcripts: dict[str, Transcript], template: 
 def test_inventory_found_the_plugin_calls() -> None:
     """The source reader sees what the issue names (a renamed module must not empty it)."""
     ids = {t.id for t in TEMPLATES}
+    # the job lookups are scoped by DB_NAME/TABLE_NAME/JOB_ID (TiDB pushes only those down)
     for expected in ("sql:ADMIN-CANCEL-DDL-JOBS-N", "sql:ADMIN-SHOW-DDL", "http:/info/all",
-                     "http:/pd/api/v1/leader", "sql:SELECT-FROM-information_schema.ddl_jobs-WHERE-JOB_ID-s",
+                     "http:/pd/api/v1/leader",
+                     "sql:SELECT-N-FROM-information_schema.ddl_jobs-WHERE-DB_NAME-s-AND-TABLE_NA",
+                     "sql:SELECT-FROM-information_schema.ddl_jobs-WHERE-DB_NAME-s-AND-TABLE_NAME",
                      "http:/debug/pprof/goroutine-debug-2"):
         assert expected in ids, sorted(ids)
 
