@@ -65,8 +65,12 @@ def test_txn_cells_converge_on_real_binaries(tmp_path: Path) -> None:
     story = proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, story
     verdicts = {}
+    faults = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         props = {p.get("name"): p.get("value") for p in case.iter("property")}
         verdicts[case.get("name")] = props.get("ha_verdict")
+        faults[case.get("name")] = props.get("ha_faults") or "0/0"
     assert len(verdicts) == len(fits), (verdicts, story)
     assert all(v == "converged" for v in verdicts.values()), (verdicts, story)
+    # each cell converged *under* its fault: a window applied (the schedules follow the job)
+    assert all(int(f.split("/")[0]) >= 1 for f in faults.values()), (faults, story)
