@@ -35,6 +35,8 @@ TEMPLATES = inventory()
 KNOWN: dict[str, str] = {
     "http:/config": "the real cluster's store is unistore, not TiKV: its /config is not TiKV's "
                     "(no raftstore), so there is no real TiKV answer to hold the stand-in's to",
+    "http:/pd/api/v1/config": "the stand-in's PD config holds the keys it honours (lease among "
+                              "them, read alike); real PD's holds about a hundred more",
 }
 #: Templates whose stand-in answer another helper is fixing right now (xfail, strict).
 FIXING: dict[str, str] = {}
@@ -62,10 +64,20 @@ def _param(t: Template) -> Any:
     return pytest.param(t, id=t.id, marks=marks)
 
 
+def _own_calls(transcript: Transcript, template: Template) -> list[Any]:
+    """The calls of *template*; a template with holes leaves out the calls a literal
+    template names (``/pd/api/v1/{}`` does not answer for ``/pd/api/v1/config``)."""
+    calls = transcript.matching(template)
+    if "{}" not in template.text:
+        return calls
+    literal = [t.pattern for t in TEMPLATES if t.kind == template.kind and "{}" not in t.text]
+    return [c for c in calls if not any(p.search(c.key) for p in literal)]
+
+
 @pytest.mark.parametrize("template", [_param(t) for t in TEMPLATES])
 def test_every_call_answers_alike(transcripts: dict[str, Transcript], template: Template) -> None:
-    real = transcripts["real"].matching(template)
-    stand = transcripts["standin"].matching(template)
+    real = _own_calls(transcripts["real"], template)
+    stand = _own_calls(transcripts["standin"], template)
     assert real and stand, (
         f"{template.text} ({template.where}) was not exercised (real: {len(real)} calls, "
         f"stand-in: {len(stand)}): extend tests/realbin/realbin_drive.py")
