@@ -1,7 +1,7 @@
 """One script of the plugin's own calls, run the same way on the real and the stand-in cluster.
 
 Everything here goes through the plugin's code -- ``submit_add_index``, the
-:class:`~pytest_tidb_ha.jobs.watch.Watcher`, ``issue_cancel``, role discovery,
+:class:`~pytest_tidb_ha.jobs.watch.Watcher`, ``issue_cancel``, role discovery, ``read_timers``,
 ``diagnostics.collect``, the resign injectors -- inside a
 :class:`~realbin_transcript.Transcript` recording, so the transcripts of the two sides
 can be compared call by call. The facts a differential test compares beyond shapes
@@ -27,6 +27,7 @@ from realbin_transcript import Transcript
 
 from pytest_tidb_ha.cluster.roles import ddl_owner, pd_leader, roles_snapshot
 from pytest_tidb_ha.faults.injectors import DdlOwnerResign, PdLeaderResign
+from pytest_tidb_ha.jobs.cluster_timers import read_timers
 from pytest_tidb_ha.jobs.diagnostics import collect
 from pytest_tidb_ha.jobs.handle import JobHandle, JobPolicy, JobTarget
 from pytest_tidb_ha.jobs.model import IMPORT_INTO
@@ -125,6 +126,13 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
                 facts["roles"] = roles_snapshot(cluster)
                 # a proxy of the Cluster (all but status_urls): typed as the Cluster it wraps
                 facts["owner_by_sql"] = ddl_owner(cast("Cluster", _NoStatusPorts(cluster)))
+
+            with tr.phase_of("timers"):
+                # the recovery timers as each cluster reports them (TiDB /info, the DDL
+                # owner's etcd lease through PD's /v3, the store's /config, PD's config)
+                timers, timer_notes = read_timers(cluster, "v7.5.0")
+                facts["timers"] = {k: (t.seconds, t.origin) for k, t in timers.items()}
+                facts["timer_notes"] = timer_notes
 
             with tr.phase_of("watch"):
                 h = watcher.add(add_index(client, timeline, "t_watch", "c", "watch"))

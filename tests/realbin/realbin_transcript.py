@@ -40,9 +40,10 @@ SOURCES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("cluster/roles.py", None),
     ("jobs/diagnostics.py", None),
     ("faults/injectors.py", ("PdLeaderResign", "DdlOwnerResign")),
+    ("jobs/cluster_timers.py", None),  # the recovery timers every verdict window is floored by
 )
 SQL_START = re.compile(r"^\s*(SELECT|SHOW|ADMIN|SET|CANCEL) \S")
-HTTP_PATH = re.compile(r"/(pd/api/v1|info|debug/pprof|ddl/owner|status)\b")
+HTTP_PATH = re.compile(r"/(pd/api/v1|info|debug/pprof|ddl/owner|status|v3|config)\b")
 HOLE = "\x00"
 MAX_ROWS = 50
 
