@@ -30,7 +30,7 @@ fi
 trap '[ -n "$build_pid" ] && kill -- "-$build_pid" 2>/dev/null; rm -f "$build_log" "$build_log.ref"' EXIT
 
 status=0
-.venv/bin/python -m pytest tests -m "not realbin" -p no:cacheprovider -q -ra --timeout=900 "$@" \
+.venv/bin/python -m pytest tests -m "not realbin" -p no:cacheprovider -q -ra --timeout=900 --durations=30 "$@" \
   || status=$?
 
 if [ "$realbin" = 0 ]; then
@@ -45,5 +45,5 @@ echo "test.sh: real-binary image build: exit $build_status, $(( $(date +%s) - bu
 grep -v '^DEPRECATED\|BuildKit\|environment-variable\|^ *$' "$build_log" | sed 's/^/  /'
 [ "$build_status" = 0 ] || exit 1
 .venv/bin/python -m pytest tests/realbin -m realbin --realbin -p no:cacheprovider -q -ra \
-  --timeout=1800 "$@" || status=$?
+  --timeout=1800 --durations=15 "$@" || status=$?
 exit "$status"

@@ -51,7 +51,12 @@ RUN = ["scenarios/matrix", "-m", "smoke", "--standin", "--ha-time-scale", "0.3",
 
 
 def _build_standin() -> str:
-    done = subprocess.run(["bash", str(REPO / "tests" / "standin" / "build.sh")],
+    """The image ``--standin`` runs: tagged with the default release it plays, as the
+    plugin names it (``tidb-standin:<hash>-v8.5.7``); the second engine needs that tag."""
+    from pytest_tidb_ha.options import DEFAULT_TIDB_VERSION
+
+    done = subprocess.run(["bash", str(REPO / "tests" / "standin" / "build.sh"),
+                           "--version", DEFAULT_TIDB_VERSION],
                           capture_output=True, text=True, timeout=900, check=True)
     return done.stdout.strip().splitlines()[-1]
 

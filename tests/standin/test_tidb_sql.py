@@ -93,8 +93,14 @@ def test_session_probing_and_sysvars(cluster: tuple[StandinNet, str]) -> None:
         assert cur.fetchone()["@@version"] == "8.0.11-TiDB-v8.5.7-standin"
         cur.execute("SELECT tidb_version()")
         assert cur.fetchone()["tidb_version()"].startswith("Release Version: v8.5.7")
-        cur.execute("SELECT tidb_is_ddl_owner()")
-        assert cur.fetchone()["tidb_is_ddl_owner()"] == 1
+        # The owner campaign runs after the port opens (as in TiDB): the one TiDB becomes
+        # owner within a few seconds, not necessarily before the first statement.
+        def owner() -> bool | None:
+            cur.execute("SELECT tidb_is_ddl_owner()")
+            return cur.fetchone()["tidb_is_ddl_owner()"] == 1 or None
+
+        wait_for("the only TiDB to become DDL owner", owner, timeout=30,
+                 story=lambda: net.story(tidb))
         for var in ("tidb_enable_dist_task", "tidb_ddl_enable_fast_reorg"):
             cur.execute(f"SELECT @@global.{var}")
             assert cur.fetchone()[f"@@global.{var}"] == "ON"  # defaults since v8.1 / v6.5
