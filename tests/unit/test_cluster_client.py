@@ -205,3 +205,27 @@ def test_silent_node_at_handshake_fails_over(fakes: dict[str, FakeTiDB]) -> None
         assert time.monotonic() - began < 5
     finally:
         silent.close()
+
+
+def test_abandoned_statement_returns_at_once_from_a_hung_read(fakes: dict[str, FakeTiDB]) -> None:
+    """An ``ALTER TABLE`` blocked for an hour (a partitioned TiDB) is cut by shutting its
+    socket down from another thread; without that the thread would sit out its 60 s read
+    timeout."""
+    from pytest_tidb_ha.jobs.statement import StatementThread
+
+    client = TiDBClient({"tidb-0": ("127.0.0.1", fakes["tidb-0"].port)}, read_timeout=60)
+    stmt = StatementThread(client.connect, "SELECT HANG", name="hung").start()
+    deadline = time.monotonic() + 10
+    while "SELECT HANG" not in fakes["tidb-0"].statements:
+        assert time.monotonic() < deadline, "the statement never reached the server"
+        time.sleep(0.01)
+    assert not stmt.done
+    # abandon() itself must not block either (closing a connection whose reader holds the
+    # buffer lock would wait for the hung read): both must return long before the fake's
+    # 30 s hang ends.
+    cutter = threading.Thread(target=stmt.abandon, daemon=True)
+    cutter.start()
+    cutter.join(5)
+    assert not cutter.is_alive(), "abandon() blocked behind the hung read"
+    assert stmt.wait(5), "abandon() left the thread blocked in recv"
+    assert stmt.error is not None

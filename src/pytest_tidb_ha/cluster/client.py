@@ -78,6 +78,39 @@ def _is_connection_error(exc: BaseException) -> bool:
     return _error_code(exc) in _CONNECTION_CODES or isinstance(exc, pymysql.err.InterfaceError)
 
 
+def _tcp_socket(host: str, port: int, timeout: float) -> socket.socket:
+    """The connected socket pymysql would open itself (same options, same error), opened
+    here so that its owner can shut it down from another thread (`TiDBConnection.shutdown`)."""
+    try:
+        sock = socket.create_connection((host, port), timeout)
+    except OSError as exc:
+        raise pymysql.err.OperationalError(
+            CR_CONN_HOST_ERROR, f"Can't connect to MySQL server on {host!r} ({exc})") from exc
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    return sock
+
+
+class TiDBConnection(pymysql.Connection):
+    """A pymysql connection that can be cut from another thread.
+
+    A statement blocked in ``recv`` for an hour (a partitioned ``ALTER TABLE``) is
+    abandoned by shutting its socket down; pymysql offers no public handle on its socket,
+    so this connection keeps the one it was given (pymysql's public ``connect(sock)``).
+    """
+
+    def connect(self, sock: socket.socket | None = None) -> None:
+        self.tcp_socket = sock
+        super().connect(sock)
+
+    def shutdown(self) -> None:
+        """Wake a thread blocked on this connection: its ``recv`` returns at once."""
+        sock = getattr(self, "tcp_socket", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 class TiDBClient:
     """SQL access to a set of TiDB endpoints ``{node: (host, port)}`` with failover.
 
@@ -132,10 +165,10 @@ class TiDBClient:
             names.insert(0, preferred)
         return names
 
-    def _open(self, node: str, database: str | None, read_timeout: float | None) -> pymysql.Connection:
+    def _open(self, node: str, database: str | None, read_timeout: float | None) -> TiDBConnection:
         host, port = self.endpoints[node]
         db = database if database is not None else self.database
-        return pymysql.connect(
+        conn = TiDBConnection(
             host=host,
             port=port,
             user=self.user,
@@ -147,11 +180,14 @@ class TiDBClient:
             autocommit=True,
             charset="utf8mb4",
             cursorclass=pymysql.cursors.Cursor,
+            defer_connect=True,
         )
+        conn.connect(_tcp_socket(host, port, self.connect_timeout))
+        return conn
 
     def connect(
         self, node: str | None = None, database: str | None = None, read_timeout: float | None = None
-    ) -> pymysql.Connection:
+    ) -> TiDBConnection:
         """An autocommit connection to *node*, or to the first TiDB that answers.
 
         The caller owns (and closes) the connection; it does not fail over by itself.

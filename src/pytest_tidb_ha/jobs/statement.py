@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -95,10 +94,10 @@ class StatementThread:
             conn, self._conn = self._conn, None
         if conn is None:
             return
-        sock = getattr(conn, "_sock", None)
-        if sock is not None:
+        shutdown = getattr(conn, "shutdown", None)  # TiDBConnection: cut a blocked recv
+        if callable(shutdown):
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                shutdown()
         with contextlib.suppress(Exception):
             conn.close()
 
