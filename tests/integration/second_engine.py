@@ -43,6 +43,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_tidb_ha.procs import process_alive
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
@@ -178,14 +180,7 @@ def _links_in(pool: str) -> list[str]:
     return found
 
 
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+alive = process_alive
 
 
 def _cleanup(root: Path, pool: str, proc: subprocess.Popen[bytes] | None) -> list[str]:

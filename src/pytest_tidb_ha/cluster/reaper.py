@@ -10,14 +10,13 @@ Ryuk would not do this for us: see reference/tidb-containers.md §5.
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..procs import process_alive
 from .lifecycle import remove_network, remove_volume
 from .specs import LABEL_HOST, LABEL_KEEP, LABEL_PID, LABEL_PLUGIN, PLUGIN_NAME
 
@@ -31,11 +30,7 @@ def pid_alive(pid: int) -> bool:
     """True unless the process certainly does not exist (EPERM means it does)."""
     if pid <= 0:
         return True  # unknown: be safe
-    try:
-        os.kill(pid, 0)
-    except OSError as exc:
-        return exc.errno != errno.ESRCH
-    return True
+    return process_alive(pid)
 
 
 def is_stale(labels: Mapping[str, str], *, host: str,

@@ -24,6 +24,8 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from ..procs import process_alive
+
 TAG_PREFIX = "tidb-ha"
 LEDGER_CHAIN = "TIDB-HA-LEDGER"
 #: Root qdisc handle major of every qdisc we add (``7e57:``): "ours" at a glance.
@@ -127,19 +129,6 @@ def ledger_remove_script(tag: Tag, attrs: Mapping[str, object]) -> str:
         f"while iptables -w 5 -D {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN "
         f"2>/dev/null; do :; done; true"
     )
-
-
-def process_alive(pid: int) -> bool:
-    """True when ``pid`` runs on this host (signal 0; EPERM still means alive)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def tag_is_dead(tag: Tag, *, my_host: str | None = None) -> bool:

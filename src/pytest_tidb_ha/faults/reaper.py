@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..procs import process_alive
 from .iodelay import CGROUP_ROOT, Throttle, cgroup_dir, write_all
 from .ledger import LEDGER_CHAIN, QDISC_HANDLE, RuleLine, Tag, host_id, parse_rules, tag_is_dead
 from .netns import NetnsRunner, container_pid, make_runner
@@ -70,13 +71,7 @@ def _pid_dead(labels: dict[str, str], alive: Callable[[int], bool]) -> bool:
     return pid != os.getpid() and not alive(pid)
 
 
-def _alive(pid: int) -> bool:
-    from .ledger import process_alive
-
-    return process_alive(pid)
-
-
-def reap_helpers(docker: Any, healed: Healed, alive: Callable[[int], bool] = _alive) -> None:
+def reap_helpers(docker: Any, healed: Healed, alive: Callable[[int], bool] = process_alive) -> None:
     flt = {"label": [f"{LABEL_PREFIX}.plugin=pytest-tidb-ha", f"{LABEL_PREFIX}.component=helper"]}
     for c in docker.containers.list(all=True, filters=flt, ignore_removed=True):
         labels = _labels(c)

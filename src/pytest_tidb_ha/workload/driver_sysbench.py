@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
 
+from ..procs import process_alive
 from ..redact import redact
 from . import sysbench_cli as cli
 from .driver import Reporter
@@ -121,16 +122,6 @@ def version(binary: str) -> str:
     return _version_cache[binary]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def reap_orphans(proc: Path = Path("/proc")) -> list[int]:
     """Kill sysbench processes started by a pytest that is gone; their pids.
 
@@ -153,7 +144,7 @@ def reap_orphans(proc: Path = Path("/proc")) -> list[int]:
         except OSError:
             continue
         owner = next((e[len(marker):] for e in env if e.startswith(marker)), None)
-        if owner is None or not owner.isdigit() or _alive(int(owner)):
+        if owner is None or not owner.isdigit() or process_alive(int(owner)):
             continue
         with contextlib.suppress(OSError):
             os.kill(int(d.name), signal.SIGKILL)
