@@ -45,9 +45,11 @@ HELPER_IMAGE = "tidb-standin-base:latest"
 #: Time scale 0.3, not the gate's 0.1: two workers on two cores, while other tests may load
 #: the machine too, can starve the stand-in for longer than a 12 s stall window; the
 #: verdicts compared must not depend on that luck.
+#: The helper image is named (and loaded into the second engine): the plugin's default one
+#: is built from alpine on Docker Hub, which this machine cannot reach.
 RUN = ["scenarios/matrix", "-m", "smoke", "--standin", "--ha-time-scale", "0.3",
-       "--ha-workload-scale", "0.1", "-o", "junit_family=xunit2", "-p", "no:cacheprovider",
-       "-q"]
+       "--ha-workload-scale", "0.1", "--ha-fault-helper-image", HELPER_IMAGE,
+       "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q"]
 
 
 def _build_standin() -> str:
