@@ -50,7 +50,8 @@ def test_an_image_without_volume_leaves_the_spec_alone() -> None:
 def test_image_volumes_reads_the_image_config() -> None:
     class Images:
         def get(self, ref: str) -> Any:
-            config = {"Volumes": {"/b": {}, "/a": {}}} if ref == "with" else {"Volumes": None}
+            volumes: dict[str, Any] | None = {"/b": {}, "/a": {}} if ref == "with" else None
+            config = {"Volumes": volumes}
             return type("Image", (), {"attrs": {"Config": config}})()
 
     docker: Any = type("Docker", (), {"images": Images()})()
