@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,8 @@ def start_mini_cluster(docker: Any, names: tuple[str, ...] = NAMES, *,
     containers: list[Any] = []
     try:
         for name in names:
+            if volumes:  # created first, labelled: mounting a missing name creates it unlabelled
+                docker.volumes.create(f"tidb-ha-faults-{run}-{name}", labels=lab)
             c = docker.containers.run(
                 BASE_IMAGE, ["python3", "-c", ECHO_SERVER], detach=True, name=f"tidb-ha-faults-{run}-{name}",
                 hostname=name, network=net.name, labels={**lab, f"{LABEL}.component": name.split("-")[0]},
@@ -174,17 +177,44 @@ def probe(cluster: Cluster, mode: str, n: int = 1, timeout: float = 0.5,
     def one(name: str) -> dict[tuple[str, str], dict[str, Any]]:
         peers = [[p, addr[p]] for p in addr if p != name]
         how = mode if mode in ("tcp", "udp") else f"{mode}.{name}"  # oneway token names the sender
-        code, out = cluster.container(name).exec_run(
-            ["python3", "-c", PROBE, how, json.dumps(peers), str(n), str(timeout)])
-        assert isinstance(out, bytes)  # not streamed
-        assert code == 0, out.decode(errors="replace")
-        if mode not in ("tcp", "udp"):
+        if mode not in ("tcp", "udp"):  # datagrams sent: there is no answer to wait for
+            exec_ok(cluster, name, ["python3", "-c", PROBE, how, json.dumps(peers), str(n), str(timeout)])
             return {}
-        return {(name, peer): res for peer, res in json.loads(out.decode()).items()}
+        answer = poll_answer(cluster, name, ["python3", "-c", PROBE, how, json.dumps(peers), str(n),
+                                             str(timeout)])
+        return {(name, peer): res for peer, res in json.loads(answer).items()}
 
     with ThreadPoolExecutor(len(names)) as pool:
         results = list(pool.map(one, names))
     return {k: v for r in results for k, v in r.items()}
+
+
+def exec_ok(cluster: Cluster, name: str, cmd: list[str]) -> str:
+    """``docker exec`` *cmd* in *name*; its output (the command must exit 0)."""
+    code, out = cluster.container(name).exec_run(cmd)
+    assert isinstance(out, bytes)  # not streamed
+    text = out.decode(errors="replace")
+    assert code == 0, text
+    return text
+
+
+#: How long a measurement may go without reaching us: far above any probe's own run time.
+ANSWER_WITHIN = 60.0
+
+
+def poll_answer(cluster: Cluster, name: str, cmd: list[str]) -> str:
+    """The first non-empty output of *cmd* run in *name*, polled for.
+
+    The engine sometimes hands back an exec's exit code 0 with none of its output (the
+    attach lost the race with a process that exits at once); the probe always prints its
+    JSON, so an empty answer is a lost one, and the measurement is taken again.
+    """
+    deadline = time.monotonic() + ANSWER_WITHIN
+    while True:
+        text = exec_ok(cluster, name, cmd).strip()
+        if text:
+            return text
+        assert time.monotonic() < deadline, f"{name}: the probe gave no output for {ANSWER_WITHIN:.0f}s"
 
 
 def reachability(cluster: Cluster) -> dict[tuple[str, str], bool]:
@@ -195,8 +225,6 @@ def oneway(cluster: Cluster) -> dict[tuple[str, str], bool]:
     """UDP one-way reachability: each receiver logs the tokens that arrived."""
     token = "t" + uuid.uuid4().hex[:8]
     probe(cluster, token, n=3)
-    import time
-
     time.sleep(0.2)  # datagrams in flight on a local bridge; no completion to poll for
     out: dict[tuple[str, str], bool] = {}
     for receiver in ips(cluster):
@@ -210,8 +238,6 @@ def oneway(cluster: Cluster) -> dict[tuple[str, str], bool]:
 
 
 def wait_all_reachable(cluster: Cluster, timeout: float = 20.0) -> None:
-    import time
-
     deadline = time.monotonic() + timeout
     last: dict[tuple[str, str], bool] = {}
     while time.monotonic() < deadline:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -33,9 +34,14 @@ REPO = Path(__file__).resolve().parents[2]
 MATRIX = REPO / "scenarios" / "matrix" / "test_matrix.py"
 TOPOLOGY = {"pd": 3, "tikv": 1, "tidb": 2}
 SCALE = "0.5"
-#: Full-size tables: real TiDB backfills the 0.1-scaled tables in about two seconds, too
-#: short for a fault that starts when the job is first seen running to land inside it.
+#: Full-size tables, and the backfill slowed with TiDB's own knobs (``slow_backfill``: batch
+#: size 32, one worker, as test_ha_realbin): real TiDB backfills even the full-size table in
+#: seconds at its defaults, and whether a fault that starts when the job is first seen
+#: running landed inside it was a matter of load.
 WORKLOAD_SCALE = "1"
+#: Seconds the job must still run after its fault was applied: the window opened inside
+#: the backfill, not at its last moment.
+MARGIN = 1.0
 
 
 def fitting_faults() -> tuple[list[str], list[str]]:
@@ -54,17 +60,18 @@ def fitting_faults() -> tuple[list[str], list[str]]:
     return fits, not_fit
 
 
-def applied_while_running(events: Iterable[Mapping[str, Any]]) -> list[str]:
+def applied_while_running(events: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Fault ids applied after the job was first seen ``running`` and before TiDB reported
-    it ``synced``/``done`` (pure; events as the artifacts' timeline.json holds them)."""
+    it ``synced``/``done``, each with the seconds the job still ran after it (pure; events
+    as the artifacts' timeline.json holds them)."""
     events = list(events)
     states = [(float(e["t"]), e.get("state")) for e in events if e.get("kind") == "job.state"]
     start = next((t for t, st in states if st == "running"), None)
     end = next((t for t, st in states if st in ("synced", "done")), float("inf"))
     if start is None:
-        return []
-    return [str(e.get("fault_id")) for e in events
-            if e.get("kind") == "fault.applied" and start <= float(e["t"]) < end]
+        return {}
+    return {str(e.get("fault_id")): end - float(e["t"]) for e in events
+            if e.get("kind") == "fault.applied" and start <= float(e["t"]) < end}
 
 
 def test_only_tikv_partition_needs_more_stores() -> None:
@@ -78,12 +85,15 @@ def test_txn_cells_converge_on_real_binaries(tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
     select = "add_index_txn and (" + " or ".join(fits) + ")"
     cmd = [sys.executable, "-m", "pytest", "scenarios/matrix", "-k", select, "--realbin",
+           "-p", "slow_backfill",
            "--tidb-topology", ",".join(f"{k}={v}" for k, v in TOPOLOGY.items()),
            "--ha-time-scale", SCALE, "--ha-workload-scale", WORKLOAD_SCALE,
            "--ha-artifacts", str(tmp_path / "artifacts"), "--ha-artifacts-keep", "all",
            f"--junitxml={junit}",
            "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q"]
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
     story = proc.stdout[-4000:] + proc.stderr[-2000:]
     assert proc.returncode == 0, story
     verdicts = {}
@@ -104,7 +114,8 @@ def test_txn_cells_converge_on_real_binaries(tmp_path: Path) -> None:
         found = list((tmp_path / "artifacts").glob(f"*_{cell}/timeline.json"))
         assert len(found) == 1, (cell, found)
         events = json.loads(found[0].read_text())["events"]
-        if not applied_while_running(events):
+        left = applied_while_running(events)
+        if not left or max(left.values()) < MARGIN:
             missed[cell] = [(e["t"], e["kind"], e.get("state") or e.get("fault_id"))
                             for e in events if e["kind"] in ("job.state", "fault.applied")]
     assert not missed, missed

@@ -2,7 +2,7 @@
 
 ``standin_image`` (session) runs ``tests/standin/build.sh`` once (idempotent; ~1 s when the
 image is current).  ``standin`` (per test) hands out a `standin_helpers.StandinNet` whose
-containers and network are removed in ``finally`` whatever the test's outcome.
+containers and network are removed in ``finally`` whatever the test's outcome (SIGTERM too).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from standin_helpers import StandinNet, log
+
+from pytest_tidb_ha.cluster.sigterm import sigterm_as_interrupt
 
 
 @pytest.fixture(scope="session")
@@ -50,11 +52,17 @@ def standin_image(docker_client: Any) -> str:
 
 @pytest.fixture
 def standin(request: pytest.FixtureRequest, docker_client: Any, standin_image: str) -> Iterator[StandinNet]:
-    """A private network for this test's stand-in containers; everything removed after."""
-    net = StandinNet(docker_client, standin_image, request.node.nodeid)
-    try:
-        yield net
-    finally:
-        net.close()
+    """A private network for this test's stand-in containers; everything removed after.
+
+    SIGTERM (CI cancelling the run) unwinds like Ctrl-C while the fixture lives, as the
+    plugin's own cluster fixtures do: without it Python dies at once and the containers
+    wait for the next run's reaper.
+    """
+    with sigterm_as_interrupt():
+        net = StandinNet(docker_client, standin_image, request.node.nodeid)
+        try:
+            yield net
+        finally:
+            net.close()
 
 

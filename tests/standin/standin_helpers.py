@@ -194,11 +194,21 @@ class StandinNet:
         return "\n".join(parts)
 
     def close(self) -> None:
-        for name, container in list(self.containers.items()):
+        """Remove every container carrying this net's run label, then the network.
+
+        By label, not only by the names this object recorded: an interrupt (SIGTERM, Ctrl-C)
+        can land after Docker created a container and before ``run`` recorded it.
+        """
+        found = {c.id: c for c in self.client.containers.list(
+            all=True, filters={"label": f"{LABEL_PREFIX}.run={self.run_id}"})}
+        for container in self.containers.values():
+            found.setdefault(container.id, container)
+        for container in found.values():
             try:
                 container.remove(force=True, v=True)
             except Exception as exc:  # noqa: BLE001 - keep removing the rest
-                log.warning("could not remove %s: %s", name, exc)
+                if "No such container" not in str(exc):
+                    log.warning("could not remove %s: %s", container.name, exc)
         for _ in range(5):
             try:
                 self.network.remove()

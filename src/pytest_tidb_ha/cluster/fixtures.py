@@ -12,14 +12,11 @@ worker has its own pool, and cluster names carry the worker id (``gw0``...).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import logging
 import os
 import re
-import signal
-import threading
 import uuid
 from collections.abc import Iterator
 from types import MappingProxyType
@@ -36,6 +33,7 @@ from .engines import lock_dir_for_run
 from .handle import Cluster
 from .lifecycle import ClusterStartError, DockerUnavailable
 from .pool import ClusterPool
+from .sigterm import sigterm_as_interrupt
 from .specs import ClusterSettings
 
 log = logging.getLogger("pytest_tidb_ha.cluster")
@@ -83,29 +81,6 @@ def tidb_cluster_settings(request: pytest.FixtureRequest,
     )
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Let SIGTERM (CI cancelling a job) unwind like Ctrl-C, so teardown still runs.
-
-    Only when nobody else handles SIGTERM and we are in the main thread; the previous
-    handler is restored afterwards. SIGKILL cannot be caught: the next session's reaper
-    removes what such a run leaves.
-    """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL):
-        yield
-        return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum} (SIGTERM): tearing clusters down")
-
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 @pytest.fixture(scope="session")
 def tidb_cluster_pool(request: pytest.FixtureRequest, tidb_cluster_settings: ClusterSettings,
                       tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterPool]:
@@ -117,7 +92,7 @@ def tidb_cluster_pool(request: pytest.FixtureRequest, tidb_cluster_settings: Clu
     lock_dir = (lock_dir_for_run(tmp_path_factory.getbasetemp(), tidb_cluster_settings.worker)
                 if engines else None)
     pool = ClusterPool(tidb_cluster_settings, engines=engines, lock_dir=lock_dir)
-    with _sigterm_as_interrupt():
+    with sigterm_as_interrupt():
         try:
             yield pool
         finally:

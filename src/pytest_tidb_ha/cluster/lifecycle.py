@@ -41,7 +41,9 @@ from .specs import (
     ClusterSettings,
     ContainerSpec,
     VolumeMount,
+    mounts,
     render_specs,
+    with_image_volumes,
 )
 
 if TYPE_CHECKING:
@@ -312,10 +314,8 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
         ).with_kwargs(**extra)  # not the constructor: its ``network`` is testcontainers' own
         for cport, hport in ports.items():
             dc.ports[f"{cport}/tcp"] = (started.settings.publish_ip, hport)  # type: ignore[assignment]
-        for vol in spec.volumes:
-            dc.with_volume_mapping(vol.volume, vol.target, "ro" if vol.read_only else "rw")
-        for bind in spec.binds:
-            dc.with_volume_mapping(str(bind.source), bind.target, "ro" if bind.read_only else "rw")
+        for source, target, mode in mounts(spec):  # named volumes were created labelled
+            dc.with_volume_mapping(source, target, mode)
         for path, content in spec.files.items():
             dc.with_copy_into_container(content.encode(), path)
         started.containers[spec.node] = dc
@@ -426,6 +426,12 @@ def create_volume(docker: DockerClient, vol: VolumeMount, labels: Mapping[str, s
                                        "o": f"size={int(vol.size)}"})
 
 
+def image_volumes(docker: DockerClient, image: str) -> list[str]:
+    """The paths *image* declares ``VOLUME`` (Docker would mount anonymous volumes there)."""
+    config = docker.images.get(image).attrs.get("Config") or {}
+    return sorted(config.get("Volumes") or {})
+
+
 def start_keeper(docker: DockerClient, spec: ContainerSpec, vol: VolumeMount) -> Any:
     """A container that keeps a tmpfs volume mounted for the cluster's life.
 
@@ -461,8 +467,11 @@ def start_cluster(settings: ClusterSettings, docker: DockerClient | None = None)
     log.info("cluster %s: starting %s (%s)", name, settings.topology,
              ", ".join(f"{c}={i}" for c, i in sorted(settings.images.items())))
     try:
+        declared: dict[str, list[str]] = {}
         for image in sorted(set(settings.images.values())):
             _ensure_image(docker, image, settings.pull_missing)
+            declared[image] = image_volumes(docker, image)
+        specs = [with_image_volumes(s, declared.get(s.image, ())) for s in specs]
         # our own client (the engine's) creates the network (testcontainers' Network would
         # open one more API client that only private attributes could close)
         docker.networks.create(name, labels=settings.base_labels())
@@ -594,7 +603,7 @@ def _teardown(started: _Started) -> None:
         _remove_container(dc)
     for keeper in started.keepers:
         with contextlib.suppress(Exception):
-            keeper.remove(force=True)
+            keeper.remove(force=True, v=True)
     if started.network_name:
         remove_network(started.docker, started.network_name)
     for vol in started.volumes:

@@ -12,11 +12,12 @@ is set explicitly to the real images' ENTRYPOINT (``/pd-server``, ``/tikv-server
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -287,6 +288,33 @@ _CONFIGS = {"pd": pd_config, "tikv": tikv_config, "tidb": tidb_config}
 
 def volume_name(settings: ClusterSettings, node: str) -> str:
     return f"{settings.cluster_name}-{node}-data"
+
+
+def with_image_volumes(spec: ContainerSpec, declared: Iterable[str]) -> ContainerSpec:
+    """*spec* plus a named volume for each ``VOLUME`` its image declares and nothing mounts.
+
+    Docker gives such a path an anonymous volume at container creation: it carries no
+    labels, so a run killed before its teardown leaves it where no reaper can find it.
+    Named here, it is created with the cluster's labels like the data volumes.
+    """
+    mounted = {v.target for v in spec.volumes} | {b.target for b in spec.binds}
+    extra = tuple(
+        VolumeMount(f"{spec.container_name}-vol{i}", path)
+        for i, path in enumerate(sorted(p for p in declared if p not in mounted))
+    )
+    return dataclasses.replace(spec, volumes=spec.volumes + extra) if extra else spec
+
+
+def mounts(spec: ContainerSpec) -> list[tuple[str, str, str]]:
+    """``(source, target, mode)`` of every mount of *spec*, as Docker is to be given them.
+
+    A bind's source is made absolute: Docker reads a source without a ``/`` as the name of
+    a volume, and creates that volume, unlabelled, when it does not exist.
+    """
+    out = [(v.volume, v.target, "ro" if v.read_only else "rw") for v in spec.volumes]
+    out += [(str(Path(b.source).absolute()), b.target, "ro" if b.read_only else "rw")
+            for b in spec.binds]
+    return out
 
 
 def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:

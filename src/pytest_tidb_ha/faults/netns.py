@@ -154,7 +154,7 @@ class HelperRunner:
                     return helper
                 # the target restarted: the helper still sits in the old namespace
                 try:
-                    helper.remove(force=True)
+                    helper.remove(force=True, v=True)
                 except Exception as exc:  # noqa: BLE001 - the reaper finds it by label
                     log.warning("could not remove stale fault helper %s: %s", helper.name, exc)
             try:
@@ -188,7 +188,7 @@ class HelperRunner:
             helpers, self._helpers = [h for h, _ in self._helpers.values()], {}
         for helper in helpers:
             try:
-                helper.remove(force=True)
+                helper.remove(force=True, v=True)
             except Exception as exc:  # noqa: BLE001 - the reaper finds it by label
                 log.warning("could not remove fault helper %s: %s", getattr(helper, "name", "?"), exc)
 

@@ -85,7 +85,7 @@ def reap_helpers(docker: Any, healed: Healed, alive: Callable[[int], bool] = pro
                 gone = True
         if gone or _pid_dead(labels, alive):
             try:
-                c.remove(force=True)
+                c.remove(force=True, v=True)
                 healed.helpers.append(c.name)
             except Exception as exc:  # noqa: BLE001
                 healed.problems.append(f"helper {c.name}: {exc}")

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -61,8 +61,10 @@ class Meta:
         *,
         guards: Sequence[Compare] = (),
         extra: Sequence[Op] = (),
+        puts: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Write ``obj`` if the key's mod revision is still ``mod_rev`` (0 = absent)."""
+        """Write ``obj`` if the key's mod revision is still ``mod_rev`` (0 = absent), and the
+        documents of ``puts`` (name -> object) in the same transaction."""
         key = self.key(name)
         cmp = (
             [Compare.mod_revision(key, "=", mod_rev)] if mod_rev else [Compare.version(key, "=", 0)]
@@ -72,6 +74,8 @@ class Meta:
             if obj is not None
             else [Op.delete(key)]
         )
+        ops += [Op.put(self.key(n), json.dumps(o, separators=(",", ":")))
+                for n, o in (puts or {}).items()]
         return self.etcd.txn(list(cmp) + list(guards), ops + list(extra)).succeeded
 
     def next_id(self, name: str = "global_id", n: int = 1) -> int:

@@ -172,11 +172,18 @@ class DXF:
             except Exception as exc:  # noqa: BLE001
                 log.error("dist task scheduler crashed a step", error=repr(exc)[:300])
 
-    def _save_task(self, task: dict[str, Any], rev: int) -> bool:
+    def _save_task(
+        self, task: dict[str, Any], rev: int, subtasks: dict[str, dict[str, Any]] | None = None
+    ) -> bool:
+        """The task (fenced by this owner's key), with *subtasks* in the same transaction."""
         task["state_update_time"] = time.time()
-        return self.node.meta.cas(
-            f"dxf/tasks/{task['id']:010d}", task, rev, guards=self.node.owner.guard()
+        saved = self.node.meta.cas(
+            f"dxf/tasks/{task['id']:010d}", task, rev, guards=self.node.owner.guard(),
+            puts=subtasks or None,
         )
+        if saved and subtasks:
+            self.executor_pace.poke()
+        return saved
 
     def _hook(self, task: dict[str, Any], event: str) -> None:
         if task["id"] in self._orphaned:
@@ -202,15 +209,23 @@ class DXF:
             return
         subs = [(s, r) for s, r in self._list("dxf/subtasks/") if s["task_key"] == str(tid)]
         state = task["state"]
+        # Every transition as TiDB's scheduler makes it: the job's own bookkeeping first
+        # (importinto's OnNextSubtasksBatch calls startJob / job2Step, OnDone finishJob, each
+        # idempotent and retried), then the task's new step with all its subtasks in one
+        # transaction (SwitchTaskStep). A scheduler killed anywhere in between leaves the
+        # task as it was, and the next owner makes the whole transition again: no job row
+        # left ``pending`` behind a running task, no step with half of its subtasks.
         if state == "pending":
             step = 1
             planned = handler.plan(task, step, nodes or [self.node.exec_id])
-            task.update(state="running", step=step, start_time=time.time())
-            if not self._save_task(task, rev):
-                return
-            self._add_subtasks(task, step, planned)
             self._hook(task, "running")
             self._hook(task, f"step:{step}")
+            docs = self._subtask_docs(task, step, planned)
+            task.update(state="running", step=step, start_time=time.time())
+            self._save_task(task, rev, docs)
+            return
+        if state in ("succeed", "reverted"):  # saved, then the scheduler died: finish the move
+            self._archive(task)
             return
         if state in ("cancelling",):
             task.update(state="reverting", error=task.get("error") or "[dist:0]cancelled by user")
@@ -221,10 +236,10 @@ class DXF:
                 if s["state"] in ("pending", "running"):
                     s["state"] = "canceled"
                     self.node.meta.cas(f"dxf/subtasks/{s['id']:010d}", s, r)
+            self._hook(task, "reverted")
             task.update(state="reverted", end_time=time.time())
             if self._save_task(task, rev):
                 self._archive(task)
-                self._hook(task, "reverted")
             return
         if state != "running":
             return
@@ -249,26 +264,31 @@ class DXF:
         if current and all(s["state"] == "succeed" for s, _ in current):
             nxt = handler.next_step(task["step"])
             if nxt is None:
+                self._hook(task, "succeed")
                 task.update(state="succeed", step=-2, end_time=time.time())
                 if self._save_task(task, rev):
                     self._archive(task)
-                    self._hook(task, "succeed")
                 return
             planned = handler.plan(task, nxt, nodes or [self.node.exec_id])
+            self._hook(task, f"step:{nxt}")
+            docs = self._subtask_docs(task, nxt, planned)
             task["step"] = nxt
-            if self._save_task(task, rev):
-                self._add_subtasks(task, nxt, planned)
-                self._hook(task, f"step:{nxt}")
+            self._save_task(task, rev, docs)
             return
         if not current:
             planned = handler.plan(task, task["step"], nodes or [self.node.exec_id])
-            self._add_subtasks(task, task["step"], planned)
+            self._save_task(task, rev, self._subtask_docs(task, task["step"], planned))
 
-    def _add_subtasks(self, task: dict[str, Any], step: int, planned: list[dict[str, Any]]) -> None:
+    def _subtask_docs(
+        self, task: dict[str, Any], step: int, planned: list[dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        """The subtask rows of *step* (name -> row), ids allocated, nothing written yet."""
         now = time.time()
+        first = self.node.meta.next_id("dxf_subtask_id", len(planned)) if planned else 0
+        docs: dict[str, dict[str, Any]] = {}
         for ordinal, p in enumerate(planned):
-            sid = self.node.meta.next_id("dxf_subtask_id")
-            sub = {
+            sid = first + ordinal
+            docs[f"dxf/subtasks/{sid:010d}"] = {
                 "id": sid,
                 "step": step,
                 "namespace": "",
@@ -289,8 +309,7 @@ class DXF:
                 "error": None,
                 "summary": {},
             }
-            self.node.meta.put(f"dxf/subtasks/{sid:010d}", sub)
-        self.executor_pace.poke()
+        return docs
 
     def _archive(self, task: dict[str, Any]) -> None:
         meta = self.node.meta
