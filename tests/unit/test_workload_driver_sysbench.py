@@ -337,6 +337,9 @@ def test_other_crashes_are_the_workloads_error(fake_sysbench: Path, start: Start
     (driver_sysbench.Exit(-11, True, None, False), (1213, 1205), 0, "fail"),
     (driver_sysbench.Exit(-11, False, None, True), "all", 0, "fail"),  # crashed at once
     (driver_sysbench.Exit(1, False, Fatal(2003, "Can't connect"), True), (2013,), 0, "retry"),
+    # a restart's thread init meets the killed TiDB, then crashes closing the handle (#527)
+    (driver_sysbench.Exit(-11, False, Fatal(2002, "Can't connect"), True), "all", 2, "retry"),
+    (driver_sysbench.Exit(-11, False, Fatal(2002, "Can't connect"), False), "all", 0, "fail"),
     (driver_sysbench.Exit(1, False, Fatal(2003, "Can't connect"), False), "all", 0, "fail"),
     (driver_sysbench.Exit(1, False, Fatal(1146, "no table"), True), "all", 0, "fail"),
     (driver_sysbench.Exit(1, True, Fatal(1105, "unknown"), True), "all", 0, "fail"),

@@ -85,18 +85,21 @@ def after_exit(ex: Exit, ignore: IgnorePolicy, crashes_in_a_row: int) -> Step:
     ``restart``: it crashed (a signal) in the reconnect path — it had connected,
     and ignores a code it reconnects on — and fewer than
     :data:`MAX_CRASHES_IN_A_ROW` crashes (counting this one) came without a commit.
-    ``retry``: a restart could not connect yet (the TiDB it lost is still down);
-    sysbench's own reconnect loop would keep trying too, until stopped.
+    ``retry``: a restart could not connect yet (the TiDB it lost is still down), whether
+    it then exited or crashed closing the failed handle (a restart's thread init meets a
+    killed TiDB: seen on the real binaries); sysbench's own reconnect loop would keep
+    trying too, until stopped.
     ``fail``: anything else — the workload's error.
     """
+    if (ex.restarted and not ex.threads_started and ex.fatal is not None
+            and ex.fatal.code in CONNECTION_ERRORS):
+        # whatever its exit: sysbench 1.0 may crash (#527) closing the handle that failed
+        return "retry"
     if ex.rc < 0:
         if (ex.threads_started and any(ignore.ignores(c) for c in RECONNECT_CODES)
                 and crashes_in_a_row + 1 < MAX_CRASHES_IN_A_ROW):
             return "restart"
         return "fail"
-    if (ex.restarted and not ex.threads_started and ex.fatal is not None
-            and ex.fatal.code in CONNECTION_ERRORS):
-        return "retry"
     return "fail"
 
 
