@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from .case_test import plan_ha_case, run_ha_case, store_plan
+from .case_test import RUN_FIXTURES, plan_ha_case, run_ha_case, store_plan
 from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
@@ -212,11 +212,17 @@ def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
 
     Each item resolves its own fixture closure, as a hand-written test does: pytest takes
     a shared resolution (``fixtureinfo=``) but offers no public way to get one, and the
-    plugin uses no private attribute (``bench/collection.py`` measures what that costs).
+    plugin uses no private attribute. So the closure is kept small: the case function
+    takes ``request`` only, and a running case names its fixtures (``RUN_FIXTURES``) in
+    ``item.fixturenames``, which pytest sets up before the call (``case_test``);
+    ``bench/collection.py`` measures what is left.
     """
-    func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
+    dry_run = ha_options(parent.config).dry_run
+    func = plan_ha_case if dry_run else run_ha_case
     for case in cases:
         item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
+        if not dry_run:
+            item.fixturenames.extend(n for n in RUN_FIXTURES if n not in item.fixturenames)
         topology = topologies.get(id(case))
         if topology is not None:
             item.stash[TOPOLOGY_KEY] = topology
