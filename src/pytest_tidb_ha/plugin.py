@@ -19,7 +19,9 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import math
 import os
 from collections.abc import Iterator, Mapping
@@ -140,6 +142,7 @@ class CaseFile(pytest.File):
     """
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
+        _spare_exit_collection()
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
         try:
@@ -169,6 +172,28 @@ class CaseFile(pytest.File):
                     out.append(CaseConfig.from_parent(self, name=group.config, cases=group.cases,
                                                       topologies=topologies))
         return out
+
+
+_EXIT_FREEZE: list[bool] = []  # registered once per process
+
+
+def _spare_exit_collection() -> None:
+    """At interpreter exit, move every live object to the cyclic collector's permanent
+    generation (``gc.freeze``) so that shutdown does not walk them again.
+
+    Why: a session with thousands of case items holds hundreds of thousands of
+    tracked objects (nodes, cases, marks) until the process ends; CPython's shutdown
+    then runs full collections over all of them and frees them one by one -- about
+    1 s of CPU for 10,000 cases (``bench/collection.py``), more than collecting them
+    cost pytest. The memory goes back to the OS with the process either way. Only
+    unreachable cycles are left unfreed (CPython never promises their ``__del__`` at
+    exit); module state is still torn down as usual and ``logging`` still flushes
+    (its exit hook runs after this one). Registered only once a QA case file is
+    collected, so a suite without one exits as before.
+    """
+    if not _EXIT_FREEZE:
+        _EXIT_FREEZE.append(True)
+        atexit.register(gc.freeze)
 
 
 #: The cluster a YAML case needs (``needs.required_topology``), computed by its file's checks.

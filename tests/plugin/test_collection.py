@@ -257,3 +257,26 @@ def test_keyword_selection_ignores_the_case_functions_signature(
     pytester.makefile(".yaml", cases="cases:\n  - name: one\n  - name: signature_two\n")
     result = pytester.runpytest("--collect-only", "-q", "-k", "signature")
     result.stdout.fnmatch_lines(["cases.yaml::signature_two", "1/2 tests collected (1 deselected)*"])
+
+
+#: Registered before the plugin collects anything, so it runs after the plugin's exit hook.
+FREEZE_PROBE = """
+import atexit, gc, os
+
+atexit.register(lambda: os.write(1, f"FROZEN {gc.get_freeze_count() > 0}\\n".encode()))
+"""
+
+
+@pytest.mark.parametrize(("files", "frozen"), [("yaml", True), ("py", False)])
+def test_shutdown_skips_walking_the_collected_cases_only_when_there_are_some(
+        pytester: pytest.Pytester, files: str, frozen: bool) -> None:
+    """A session that collected QA case files freezes the live objects at exit (so
+    CPython's shutdown does not collect them again); a suite without one is untouched."""
+    pytester.makeconftest(FREEZE_PROBE)
+    if files == "yaml":
+        pytester.makefile(".yaml", cases="cases:\n  - name: one\n")
+    else:
+        pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([f"FROZEN {frozen}"])
