@@ -26,12 +26,11 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .case_test import RUN_FIXTURES, plan_ha_case, run_ha_case, store_plan
-from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
@@ -48,13 +47,15 @@ from .recording import ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario import timing
 from .scenario.errors import ScenarioError
-from .scenario.loader import CaseGroup, load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
-from .scenario.yamlnodes import gc_paused
 from .stash import CASE_KEY, HA_OPTIONS_KEY, PLANS_KEY, ha_options
+
+if TYPE_CHECKING:
+    from .casecache import CaseCache
+    from .scenario.loader import CaseGroup
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -128,6 +129,10 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
         text = file_path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return None
+    # the loader (PyYAML, the case cache) is imported once a YAML candidate shows up: a
+    # suite without case files never pays for it
+    from .scenario.loader import looks_like_case_file
+
     if not looks_like_case_file(text):
         return None
     return CaseFile.from_parent(parent, path=file_path)
@@ -142,6 +147,8 @@ class CaseFile(pytest.File):
     """
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
+        from .scenario.yamlnodes import gc_paused
+
         _spare_exit_collection()
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
@@ -204,6 +211,9 @@ CASE_CACHE_KEY = pytest.StashKey["CaseCache | None"]()
 
 def _load(config: pytest.Config, text: str, shown: str, stem: str) -> tuple[CaseGroup, ...] | None:
     """:func:`load_groups`, remembered between sessions when pytest's cache is on."""
+    from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
+    from .scenario.loader import load_groups
+
     if CASE_CACHE_KEY not in config.stash:
         cache: CaseCache | None = None
         provider = getattr(config, "cache", None)  # absent under -p no:cacheprovider
