@@ -22,11 +22,27 @@ from .stash import CASE_KEY, PLANS_KEY, ha_options
 
 log = logging.getLogger("pytest_tidb_ha.case")
 
-def run_ha_case(request: pytest.FixtureRequest, ha_record: HARecord,
-                tidb_cluster: ClusterLike) -> None:
-    """Run one YAML case against the cluster the ``tidb_cluster`` fixture sized for it."""
+#: The fixtures a YAML case runs with, beyond ``request``: named on each item
+#: (``item.fixturenames``), not in :func:`run_ha_case`'s signature -- see there.
+RUN_FIXTURES = ("ha_record", "tidb_cluster")
+
+
+def run_ha_case(request: pytest.FixtureRequest) -> None:
+    """Run one YAML case against the cluster the ``tidb_cluster`` fixture sized for it.
+
+    Why the fixtures are not parameters: pytest resolves a function item's fixture
+    closure when it builds the item, and offers no public way to share one resolution
+    between items (parametrized items share theirs privately). ``tidb_cluster``'s
+    closure is six fixtures deep, so for 10,000 cases that resolution was most of
+    collection (``bench/collection.py``). With ``request`` alone the closure is the
+    autouse fixtures; the item names :data:`RUN_FIXTURES` in its ``fixturenames``
+    (what pytest sets up before the call, through ``request.getfixturevalue``), so
+    they are set up before the test runs, as parameters would be, and are read here.
+    """
     from .runner import run_case  # the jobs layer; imported late to keep collection light
 
+    ha_record: HARecord = request.getfixturevalue("ha_record")
+    tidb_cluster: ClusterLike = request.getfixturevalue("tidb_cluster")
     case = request.node.stash[CASE_KEY]
     ha_record.case_id = case.id
     run_case(case, cluster=tidb_cluster, record=ha_record, options=ha_options(request.config))

@@ -19,17 +19,18 @@ Everything with logic lives in pytest-free modules (``scenario/``,
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import gc
 import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .case_test import plan_ha_case, run_ha_case, store_plan
-from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
+from .case_test import RUN_FIXTURES, plan_ha_case, run_ha_case, store_plan
 from .casefiles import CASE_FILES_INI, DEFAULT_PATTERNS, is_candidate
 from .cluster.fixtures import requested_topology
 from .fixtures import *  # noqa: F403 - the registry of every layer's fixtures
@@ -46,13 +47,15 @@ from .recording import ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario import timing
 from .scenario.errors import ScenarioError
-from .scenario.loader import CaseGroup, load_groups, looks_like_case_file
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
 from .scenario.switches import check_switches
-from .scenario.yamlnodes import gc_paused
 from .stash import CASE_KEY, HA_OPTIONS_KEY, PLANS_KEY, ha_options
+
+if TYPE_CHECKING:
+    from .casecache import CaseCache
+    from .scenario.loader import CaseGroup
 
 #: Fixtures that start or reach a cluster: marker tests using them are skipped in a dry run.
 CLUSTER_FIXTURES = frozenset({"tidb_cluster", "tidb_client", "tidb_dsn", "tidb", "nemesis",
@@ -126,6 +129,10 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
         text = file_path.read_bytes().decode("utf-8", errors="replace")
     except OSError:
         return None
+    # the loader (PyYAML, the case cache) is imported once a YAML candidate shows up: a
+    # suite without case files never pays for it
+    from .scenario.loader import looks_like_case_file
+
     if not looks_like_case_file(text):
         return None
     return CaseFile.from_parent(parent, path=file_path)
@@ -140,6 +147,9 @@ class CaseFile(pytest.File):
     """
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
+        from .scenario.yamlnodes import gc_paused
+
+        _spare_exit_collection()
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
         try:
@@ -171,6 +181,28 @@ class CaseFile(pytest.File):
         return out
 
 
+_EXIT_FREEZE: list[bool] = []  # registered once per process
+
+
+def _spare_exit_collection() -> None:
+    """At interpreter exit, move every live object to the cyclic collector's permanent
+    generation (``gc.freeze``) so that shutdown does not walk them again.
+
+    Why: a session with thousands of case items holds hundreds of thousands of
+    tracked objects (nodes, cases, marks) until the process ends; CPython's shutdown
+    then runs full collections over all of them and frees them one by one -- about
+    1 s of CPU for 10,000 cases (``bench/collection.py``), more than collecting them
+    cost pytest. The memory goes back to the OS with the process either way. Only
+    unreachable cycles are left unfreed (CPython never promises their ``__del__`` at
+    exit); module state is still torn down as usual and ``logging`` still flushes
+    (its exit hook runs after this one). Registered only once a QA case file is
+    collected, so a suite without one exits as before.
+    """
+    if not _EXIT_FREEZE:
+        _EXIT_FREEZE.append(True)
+        atexit.register(gc.freeze)
+
+
 #: The cluster a YAML case needs (``needs.required_topology``), computed by its file's checks.
 TOPOLOGY_KEY = pytest.StashKey[Topology]()
 #: The session's case cache (``casecache``); None when pytest's cache provider is off.
@@ -179,6 +211,9 @@ CASE_CACHE_KEY = pytest.StashKey["CaseCache | None"]()
 
 def _load(config: pytest.Config, text: str, shown: str, stem: str) -> tuple[CaseGroup, ...] | None:
     """:func:`load_groups`, remembered between sessions when pytest's cache is on."""
+    from .casecache import CACHE_NAME, CaseCache, loader_fingerprint
+    from .scenario.loader import load_groups
+
     if CASE_CACHE_KEY not in config.stash:
         cache: CaseCache | None = None
         provider = getattr(config, "cache", None)  # absent under -p no:cacheprovider
@@ -212,11 +247,17 @@ def case_items(parent: pytest.Collector, cases: tuple[Case, ...],
 
     Each item resolves its own fixture closure, as a hand-written test does: pytest takes
     a shared resolution (``fixtureinfo=``) but offers no public way to get one, and the
-    plugin uses no private attribute (``bench/collection.py`` measures what that costs).
+    plugin uses no private attribute. So the closure is kept small: the case function
+    takes ``request`` only, and a running case names its fixtures (``RUN_FIXTURES``) in
+    ``item.fixturenames``, which pytest sets up before the call (``case_test``);
+    ``bench/collection.py`` measures what is left.
     """
-    func = plan_ha_case if ha_options(parent.config).dry_run else run_ha_case
+    dry_run = ha_options(parent.config).dry_run
+    func = plan_ha_case if dry_run else run_ha_case
     for case in cases:
         item = CaseItem.from_parent(parent, name=case.name, callobj=func, case=case)
+        if not dry_run:
+            item.fixturenames.extend(n for n in RUN_FIXTURES if n not in item.fixturenames)
         topology = topologies.get(id(case))
         if topology is not None:
             item.stash[TOPOLOGY_KEY] = topology

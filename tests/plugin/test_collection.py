@@ -77,6 +77,49 @@ def test_items_are_functions_that_get_fixtures(pytester: pytest.Pytester) -> Non
     result.stdout.fnmatch_lines(["RAN [('cases::two', 0.5)]"])
 
 
+
+def test_case_items_name_their_fixtures_and_get_them_set_up_before_the_call(
+        pytester: pytest.Pytester) -> None:
+    """A case item's resolved closure is ``request`` (plus autouse fixtures); it names
+    ``ha_record`` and ``tidb_cluster`` in ``fixturenames``, and pytest sets both up (with
+    what they depend on) before the case runs and tears them down after it."""
+    pytester.makeconftest("""
+        import sys, types
+        import pytest
+
+        fake = types.ModuleType("pytest_tidb_ha.runner")
+        def run_case(case, *, cluster, record, options):
+            assert cluster == "cluster-from-base"
+            assert record.case_id == case.id
+            print("RUNNING", case.id)
+        fake.run_case = run_case
+        sys.modules["pytest_tidb_ha.runner"] = fake
+
+        @pytest.fixture
+        def base():
+            print("BASE UP")
+            yield "base"
+            print("BASE DOWN")
+
+        @pytest.fixture
+        def tidb_cluster(base):
+            return f"cluster-from-{base}"
+
+        def pytest_collection_finish(session):
+            for item in session.items:
+                print("NAMES", item.nodeid, sorted(item.fixturenames))
+    """)
+    pytester.makefile(".yaml", cases="cases:\n  - name: one\n")
+    result = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([
+        "NAMES cases.yaml::one ['ha_record', 'request', 'tidb_cluster']",
+        "*BASE UP*", "*RUNNING cases::one*", "*BASE DOWN*"])
+    dry = pytester.runpytest_subprocess("-s", "-p", "no:cacheprovider", "--ha-dry-run")
+    dry.assert_outcomes(passed=1)
+    dry.stdout.fnmatch_lines(["NAMES cases.yaml::one ['request']"])
+    assert "BASE UP" not in dry.stdout.str()
+
 BAD_FILES = {
     "unknown_key": ("""
         cases:
@@ -214,3 +257,26 @@ def test_keyword_selection_ignores_the_case_functions_signature(
     pytester.makefile(".yaml", cases="cases:\n  - name: one\n  - name: signature_two\n")
     result = pytester.runpytest("--collect-only", "-q", "-k", "signature")
     result.stdout.fnmatch_lines(["cases.yaml::signature_two", "1/2 tests collected (1 deselected)*"])
+
+
+#: Registered before the plugin collects anything, so it runs after the plugin's exit hook.
+FREEZE_PROBE = """
+import atexit, gc, os
+
+atexit.register(lambda: os.write(1, f"FROZEN {gc.get_freeze_count() > 0}\\n".encode()))
+"""
+
+
+@pytest.mark.parametrize(("files", "frozen"), [("yaml", True), ("py", False)])
+def test_shutdown_skips_walking_the_collected_cases_only_when_there_are_some(
+        pytester: pytest.Pytester, files: str, frozen: bool) -> None:
+    """A session that collected QA case files freezes the live objects at exit (so
+    CPython's shutdown does not collect them again); a suite without one is untouched."""
+    pytester.makeconftest(FREEZE_PROBE)
+    if files == "yaml":
+        pytester.makefile(".yaml", cases="cases:\n  - name: one\n")
+    else:
+        pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([f"FROZEN {frozen}"])

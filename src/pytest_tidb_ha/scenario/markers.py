@@ -16,7 +16,6 @@ from typing import Any
 from . import build
 from .errors import FieldError, ScenarioError
 from .faulttypes import known_types
-from .loader import SUBTYPES, WORKLOAD_TYPES, parse_ignore_errors
 from .model import Case, Duration, FaultSpec, SourceRef, Topology, Workload
 
 MarkArgs = tuple[Sequence[Any], Mapping[str, Any]]
@@ -118,6 +117,10 @@ def fault_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any], ref: Sourc
 def workload_from_marker(args: Sequence[Any], kwargs: Mapping[str, Any],
                          ref: SourceRef) -> Workload:
     """``@pytest.mark.workload(...)`` -> :class:`Workload`."""
+    # the YAML loader (and PyYAML) only once a test declares a workload: the plugin loads
+    # this module at start-up, and a suite without HA tests should not pay for the loader
+    from .loader import SUBTYPES, WORKLOAD_TYPES, parse_ignore_errors
+
     b = _bind(workload, "workload", args, kwargs, ref).arguments
     if b["kind"] not in WORKLOAD_TYPES:
         raise ScenarioError(ref, f"@pytest.mark.workload: unknown kind {b['kind']!r}"
