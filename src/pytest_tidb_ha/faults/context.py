@@ -70,10 +70,23 @@ class FaultContext:
     _containers: dict[str, Any] = field(default_factory=dict)
 
     def container(self, node: str) -> Any:
-        """The node's container object (one lookup per window; callers ``reload()``)."""
+        """The node's container object (callers ``reload()`` when they need its state).
+
+        Looked up once per run and container (kept in :attr:`shared`): a window's apply
+        spends no Docker call on finding containers it already knows.
+        """
         c = self._containers.get(node)
         if c is None:
-            c = self._containers[node] = container_of(self.cluster, node)
+            cid = next((n.container_id for n in self.cluster.nodes if n.name == node), None)
+            known: dict[str, Any] = (self.shared.setdefault("containers", {})
+                                     if self.shared is not None else {})
+            key = f"{node}:{cid}"
+            c = known.get(key) if cid else None
+            if c is None:
+                c = container_of(self.cluster, node)
+                if cid:
+                    known[key] = c
+            self._containers[node] = c
         return c
 
     def forget(self, node: str) -> None:
@@ -115,10 +128,8 @@ class FaultContext:
         """
         try:
             c = self.container(node)
-            if missing_ok:
-                c.reload()
-                if c.status not in ("running", "paused"):
-                    return Result(0, f"{node} is {c.status}: nothing to heal")
+            # missing_ok: no status check first (an API call per heal): a runner raises
+            # FaultExecError for a container that is not running, checked below
             result = (self.runner.run(c, script) if timeout is None
                       else self.runner.run(c, script, timeout=timeout))
         except FaultExecError:
