@@ -68,7 +68,7 @@ class FakeCtx:
 
 def test_kill_of_a_running_node_kills_and_waits_without_a_read() -> None:
     c = FakeContainer()
-    fault = KillFault(FakeCtx(c), ("tikv-0",))  # type: ignore[arg-type]
+    fault = KillFault(FakeCtx(c), ("tikv-0",))
     fault.apply()
     assert c.calls == ["kill", "wait"]
     assert fault.killed == ["tikv-0"]
@@ -76,7 +76,7 @@ def test_kill_of_a_running_node_kills_and_waits_without_a_read() -> None:
 
 def test_kill_of_a_paused_node_unpauses_first() -> None:
     c = FakeContainer("paused")
-    fault = KillFault(FakeCtx(c), ("tikv-0",))  # type: ignore[arg-type]
+    fault = KillFault(FakeCtx(c), ("tikv-0",))
     fault.apply()
     assert c.calls == ["kill", "unpause", "kill", "wait"]
     assert c.status == "exited"
@@ -84,7 +84,7 @@ def test_kill_of_a_paused_node_unpauses_first() -> None:
 
 def test_kill_of_a_stopped_node_is_not_ours() -> None:
     c = FakeContainer("exited")
-    fault = KillFault(FakeCtx(c), ("tikv-0",))  # type: ignore[arg-type]
+    fault = KillFault(FakeCtx(c), ("tikv-0",))
     fault.apply()
     assert fault.killed == []
 
@@ -95,21 +95,21 @@ def test_kill_raises_what_docker_refuses_otherwise() -> None:
             raise APIError("permission denied")
 
     with pytest.raises(APIError, match="permission denied"):
-        KillFault(FakeCtx(Refusing()), ("tikv-0",)).apply()  # type: ignore[arg-type]
+        KillFault(FakeCtx(Refusing()), ("tikv-0",)).apply()
 
 
 def test_pause_heal_of_a_node_no_longer_paused_still_clears_the_ledger() -> None:
     c = FakeContainer("running")
     ctx = FakeCtx(c)
-    PauseFault(ctx, ("tidb-0",)).heal()  # type: ignore[arg-type]
+    PauseFault(ctx, ("tidb-0",)).heal()
     assert c.calls == ["unpause"]
     assert ctx.scripts == ["ledger"]
 
 
 def test_pause_heal_unpauses_and_skips_a_removed_node() -> None:
     c = FakeContainer("paused")
-    PauseFault(FakeCtx(c), ("tidb-0",)).heal()  # type: ignore[arg-type]
+    PauseFault(FakeCtx(c), ("tidb-0",)).heal()
     assert c.status == "running"
     gone = FakeCtx(None)
-    PauseFault(gone, ("tidb-0",)).heal()  # type: ignore[arg-type]
+    PauseFault(gone, ("tidb-0",)).heal()
     assert gone.scripts == []

@@ -128,3 +128,68 @@ NAMES = ["pd-0", "pd-1", "tikv-0", "tikv-1", "tidb-0"]
 ])
 def test_candidates_cover_every_draw(selector: str, expected: list[str]) -> None:
     assert candidates(parse_selector(selector), NAMES) == expected
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.inspects = 0
+        self.ips = {"c-pd": "10.0.0.2", "c-tikv": "10.0.0.3"}
+
+    def inspect_network(self, name: str) -> dict[str, Any]:
+        self.inspects += 1
+        return {"Containers": {cid: {"IPv4Address": f"{ip}/24"} for cid, ip in self.ips.items()}}
+
+
+class FakeDocker:
+    def __init__(self) -> None:
+        self.api = FakeApi()
+
+
+class IpNode:
+    def __init__(self, name: str) -> None:
+        self.name, self.component = name, name.split("-")[0]
+        self.container_id, self.ip = f"c-{self.component}", None
+
+
+class IpCluster:
+    network_name = "net"
+
+    def __init__(self) -> None:
+        self.docker = FakeDocker()
+        self.nodes = [IpNode("pd-0"), IpNode("tikv-0")]
+
+    def container(self, node: str) -> Any:
+        return type("C", (), {"id": f"c-{node.split('-')[0]}", "name": node})()
+
+
+class KeyedRunner:
+    method = "nsenter"
+    cheap_namespace_key = True
+
+    def __init__(self) -> None:
+        self.netns = {"c-pd": "net:[1]", "c-tikv": "net:[2]"}
+
+    def namespace_key(self, container: Any) -> str:
+        return self.netns[container.id]
+
+
+def test_ips_are_read_once_while_no_namespace_changes() -> None:
+    from pytest_tidb_ha.faults.context import FaultContext
+    from pytest_tidb_ha.faults.ledger import Tag
+
+    cluster, runner, shared = IpCluster(), KeyedRunner(), {}  # type: ignore[var-annotated]
+    tag = Tag("unit", 1, "abcdef", "f0.0")
+
+    def window() -> dict[str, str]:  # each window builds its own context, sharing the run's
+        return FaultContext(cluster, runner, tag, shared=shared).ips()
+
+    assert window() == {"pd-0": "10.0.0.2", "tikv-0": "10.0.0.3"}
+    assert window() == {"pd-0": "10.0.0.2", "tikv-0": "10.0.0.3"}
+    assert cluster.docker.api.inspects == 1
+    runner.netns["c-tikv"] = "net:[9]"  # tikv-0 restarted and came back elsewhere
+    cluster.docker.api.ips["c-tikv"] = "10.0.0.9"
+    assert window()["tikv-0"] == "10.0.0.9"
+    assert cluster.docker.api.inspects == 2
+    runner.cheap_namespace_key = False  # a helper runner: Docker is asked every window
+    window()
+    assert cluster.docker.api.inspects == 3

@@ -94,11 +94,16 @@ class FaultContext:
         self._ifaces.pop(node, None)
 
     def ips(self) -> dict[str, str]:
-        """IP of every node on the cluster network, read from Docker now (restarts move IPs).
+        """IP of every node on the cluster network (restarts move IPs).
 
         One ``network inspect`` answers for every container at once; a node it does not
-        list is read from its own container (or the handle) as before.
+        list is read from its own container (or the handle) as before. Kept for the run
+        while no node's network namespace changed (see :meth:`_namespaces`).
         """
+        stamp = self._namespaces()
+        cached = (self.shared or {}).get("ips")
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return dict(cached[1])
         out: dict[str, str] = {}
         network = self.cluster.network_name
         by_id = _network_ips(self.cluster.docker, network)
@@ -117,7 +122,22 @@ class FaultContext:
             ip = ip or node.ip
             if ip:
                 out[node.name] = ip
+        if stamp is not None and self.shared is not None:
+            self.shared["ips"] = (stamp, dict(out))
         return out
+
+    def _namespaces(self) -> tuple[str, ...] | None:
+        """Every node's network namespace right now, when the runner can tell without an
+        API call (nsenter: a ``readlink`` each): the IPs read for the same namespaces are
+        still right, so a window reuses them. None: read the IPs from Docker."""
+        if self.shared is None or not getattr(self.runner, "cheap_namespace_key", False):
+            return None
+        try:
+            return tuple(f"{n.name}={self.runner.namespace_key(self.container(n.name))}"
+                         for n in self.cluster.nodes)
+        except Exception as exc:  # noqa: BLE001 - Docker answers instead
+            log.debug("namespace keys unavailable: %s", exc)
+            return None
 
     def exec(self, node: str, script: str, what: str, *, missing_ok: bool = False,
              check: bool = True, timeout: float | None = None) -> Result:

@@ -659,6 +659,7 @@ class Nemesis:
 
 class _NoRunner:
     method = "api"
+    cheap_namespace_key = False
 
     def run(self, container: Any, script: str, *, timeout: float = 0) -> Any:
         raise UnsupportedFault("this fault does not run commands in containers")

@@ -56,6 +56,8 @@ class Result:
 
 class NetnsRunner(Protocol):
     method: str
+    #: :meth:`namespace_key` costs no Docker API call (so callers may ask every window)
+    cheap_namespace_key: bool
 
     def run(self, container: Any, script: str, *, timeout: float = COMMAND_TIMEOUT) -> Result: ...
 
@@ -174,6 +176,7 @@ class NsenterRunner:
     """
 
     method = "nsenter"
+    cheap_namespace_key = True
     python = sys.executable  # the delayer runs with the host's python in the target netns
 
     def __init__(self) -> None:
@@ -254,6 +257,7 @@ class HelperRunner:
     """A helper container per target sharing its network namespace (any Docker engine)."""
 
     method = "helper"
+    cheap_namespace_key = False
     python = "python3"
 
     def __init__(self, docker: Any, image: str = DEFAULT_HELPER_IMAGE, *, run: str = "run") -> None:
