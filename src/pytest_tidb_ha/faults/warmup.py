@@ -64,8 +64,8 @@ def candidates(selector: Selector | None, names: Sequence[str]) -> list[str]:
 
 def warm_up(cluster: ClusterLike, runner: NetnsRunner, shared: dict[str, Any],
             specs: Sequence[FaultSpec], tag: Tag) -> dict[str, object]:
-    """Start the shells, read the interfaces, probe netem, start delayers (see module doc).
-    Returns what it did, for the ``nemesis.warmup`` event."""
+    """Start the shells of every node a window may touch, read their interfaces, probe
+    netem, start delayers (see module doc). Returns what it did, for ``nemesis.warmup``."""
     began = time.monotonic()
     kinds = kinds_of(specs)
     ctx = FaultContext(cluster=cluster, runner=runner, tag=tag, shared=shared)
@@ -82,10 +82,11 @@ def warm_up(cluster: ClusterLike, runner: NetnsRunner, shared: dict[str, Any],
         except Exception as exc:  # noqa: BLE001 - the window retries and counts its errors
             problems.append(f"{node}: {exc}")
 
-    in_parallel(prepare, names)
+    touched = [n for n in names if any(n in candidates(s.selector, names) for s in specs)]
+    in_parallel(prepare, touched)
     delayers = 0
-    if "network_delay" in kinds and names and not NetemFault.netem_missing:
-        probe = ctx.exec(names[0], NETEM_PROBE, "netem probe", check=False)
+    if "network_delay" in kinds and touched and not NetemFault.netem_missing:
+        probe = ctx.exec(touched[0], NETEM_PROBE, "netem probe", check=False)
         if NETEM_MISSING in probe.output:
             NetemFault.netem_missing = True  # one kernel per Docker engine: asked once
     if "network_delay" in kinds and NetemFault.netem_missing:
@@ -98,6 +99,6 @@ def warm_up(cluster: ClusterLike, runner: NetnsRunner, shared: dict[str, Any],
                 delayers += fault.prepare()
             except Exception as exc:  # noqa: BLE001 - the window retries and counts its errors
                 problems.append(f"delayers of {spec.selector}: {exc}")
-    return {"seconds": round(time.monotonic() - began, 3), "nodes": len(names),
+    return {"seconds": round(time.monotonic() - began, 3), "nodes": len(touched),
             "method": runner.method, "netem": not NetemFault.netem_missing,
             "delayers": delayers, "problems": problems}
