@@ -6,7 +6,15 @@ through the real :class:`~pytest_tidb_ha.faults.nemesis.Nemesis`. From the timel
 
 * ``apply``: seconds the injector's ``apply()`` took (``fault.applied.apply_seconds``);
 * ``apply lag``: applied minus planned start (what a case's windows really look like);
-* ``heal`` / ``heal lag``: the same for ``heal()`` against the planned end.
+* ``heal`` / ``heal lag``: the same for ``heal()`` against the planned end;
+* ``anchor``: the same action done raw, in the same run, on the same containers (``docker
+  kill``/``start``, ``pause``/``unpause``, ``restart`` through the API; for the network
+  kinds one ``nsenter ... iptables-restore`` insert and delete in one namespace, what a
+  process per apply costs); for restart also ``process_start``, the seconds the node's
+  process needs from its container's start until it accepts connections.
+
+``fault.verified`` (the probe that proves the effect) runs after ``apply`` and is not part
+of it; its time is in the timeline (``verify_seconds``), reported here as ``verify``.
 
 Usage::
 
@@ -23,8 +31,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
+import socket
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,10 +44,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 
-from test_faults_harness import remove, start_mini_cluster, wait_all_reachable  # noqa: E402
+from test_faults_harness import (  # noqa: E402
+    TCP_PORT,
+    remove,
+    start_mini_cluster,
+    wait_all_reachable,
+)
 
 from pytest_tidb_ha.faults.api import Roles, static_roles  # noqa: E402
 from pytest_tidb_ha.faults.nemesis import Nemesis  # noqa: E402
+from pytest_tidb_ha.faults.netns import container_pid  # noqa: E402
 from pytest_tidb_ha.scenario.model import Duration, FaultSpec, Schedule  # noqa: E402
 from pytest_tidb_ha.scenario.selectors import parse_selector  # noqa: E402
 from pytest_tidb_ha.timeline import Timeline  # noqa: E402
@@ -81,6 +98,8 @@ def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: flo
         n.wait(period * windows + 120)
     applied = [e.data for e in tl.events("fault.applied")]
     healed = [e.data for e in tl.events("fault.healed")]
+    verified = [e.data for e in tl.events("fault.verified")]
+    warm = [e.data for e in tl.events("nemesis.warmup")]
     backends = sorted({str(b) for a in applied for b in (a.get("detail") or {}).get("backends", {}).values()})
     return {
         "kind": kind, "selector": selector, "windows": len(n.windows), "errors": n.errors,
@@ -89,7 +108,107 @@ def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: flo
         "apply_lag": summary([a["lag"] for a in applied]),
         "heal": summary([h["heal_seconds"] for h in healed]),
         "heal_lag": summary([h["lag"] for h in healed]),
+        "verify": summary([v["verify_seconds"] for v in verified if "verify_seconds" in v]),
+        "verified_ok": sum(1 for v in verified if v.get("ok") is True),
+        "warmup_seconds": warm[0].get("seconds") if warm else None,
     }
+
+
+# -- anchors: the same action done raw, in the same run -----------------------------------
+RAW_REPS = 5
+RAW_RULES = ("*filter\n-I INPUT 1 -s 192.0.2.1/32 -m comment --comment tidb-ha-bench -j DROP\n"
+             "-I OUTPUT 1 -d 192.0.2.1/32 -m comment --comment tidb-ha-bench -j DROP\nCOMMIT\n")
+
+
+def _timed(fn: Any) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _nsenter_restore(pid: int, script: str) -> None:
+    """One ``nsenter`` + ``iptables-restore`` process pair, as a spawn-per-apply would."""
+    subprocess.run(["nsenter", "-t", str(pid), "-n", "iptables-restore", "-w", "5", "--noflush"],
+                   input=script, text=True, capture_output=True, check=True, timeout=30)
+
+
+def raw_iptables(cluster: Any, node: str) -> dict[str, Any]:
+    """Insert and delete two DROP rules for a TEST-NET address (no cluster traffic) in
+    ``node``'s namespace, one fresh ``nsenter iptables-restore`` each."""
+    pid = container_pid(cluster.container(node))
+    if os.geteuid() != 0 or pid <= 0:
+        return {}
+    delete = RAW_RULES.replace("-I INPUT 1", "-D INPUT").replace("-I OUTPUT 1", "-D OUTPUT")
+    apply, heal = [], []
+    for _ in range(RAW_REPS):
+        apply.append(_timed(lambda: _nsenter_restore(pid, RAW_RULES)))
+        heal.append(_timed(lambda: _nsenter_restore(pid, delete)))
+    return {"what": "raw nsenter + iptables-restore, one namespace",
+            "apply_p95": percentile(apply, 0.95), "heal_p95": percentile(heal, 0.95)}
+
+
+def _kill_and_wait(c: Any) -> None:
+    c.kill(signal="SIGKILL")
+    c.wait(condition="not-running", timeout=30)
+
+
+def _start_and_wait(c: Any) -> None:
+    c.start()
+    while True:
+        c.reload()
+        if c.status == "running":
+            return
+        time.sleep(0.02)
+
+
+def _accepts(ip: str, timeout: float = 30.0) -> float:
+    """Seconds until ``ip``'s echo server accepts a connection (polled every 10 ms)."""
+    t = time.perf_counter()
+    deadline = t + timeout
+    while time.perf_counter() < deadline:
+        try:
+            socket.create_connection((ip, TCP_PORT), timeout=0.2).close()
+            return time.perf_counter() - t
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"{ip}:{TCP_PORT} did not accept within {timeout:g}s")
+
+
+def raw_docker(cluster: Any, kind: str, node: str) -> dict[str, Any]:
+    """The Docker API calls of ``kind`` done directly (reps on ``node``'s container)."""
+    c = cluster.container(node)
+    apply, heal, started = [], [], []
+    for _ in range(RAW_REPS):
+        if kind == "kill":
+            apply.append(_timed(lambda: _kill_and_wait(c)))
+            heal.append(_timed(lambda: _start_and_wait(c)))
+        elif kind == "pause":
+            apply.append(_timed(c.pause))
+            heal.append(_timed(c.unpause))
+        elif kind == "restart":
+            apply.append(_timed(lambda: c.restart(timeout=10)))
+            cluster.refresh([node])
+            ip = cluster.node(node).ip
+            started.append(_accepts(ip))
+    out: dict[str, Any] = {"what": f"raw docker {kind}", "apply_p95": percentile(apply, 0.95),
+                           "heal_p95": percentile(heal, 0.95) if heal else None}
+    if started:
+        out["process_start"] = statistics.median(started)
+    return out
+
+
+def anchor(cluster: Any, kind: str) -> dict[str, Any]:
+    node = INJECTORS[kind][0].split("_to_")[0].split("(")[0]
+    node = node if "-" in node else f"{node}-0"
+    try:
+        if kind in ("kill", "pause", "restart"):
+            return raw_docker(cluster, kind, node)
+        if kind.startswith("network_"):
+            return raw_iptables(cluster, node)
+    except Exception as exc:  # noqa: BLE001 - an anchor that failed is reported, not fatal
+        log.warning("anchor of %s failed: %s", kind, exc)
+        return {"error": str(exc)}
+    return {}
 
 
 def ms(value: float) -> str:
@@ -107,6 +226,15 @@ def print_table(rows: list[dict[str, Any]]) -> None:
             f"{ms(c['median']):>9}{ms(c['p95']):>9}" for c in cells)
         if r["backend"]:
             line += f"  [{r['backend']}]"
+        found = r.get("anchor") or {}
+        if found.get("apply_p95") is not None:
+            heal = found.get("heal_p95")
+            line += (f"  {found['what']}: p95 {ms(found['apply_p95']).strip()} / "
+                     f"{ms(heal).strip() if heal is not None else '-'}")
+        if r.get("process_start") is not None:
+            line += f"  process start {ms(r['process_start']).strip()}"
+        if r.get("verify", {}).get("n"):
+            line += f"  verify med {ms(r['verify']['median']).strip()} ({r['verified_ok']} ok)"
         if r["errors"]:
             line += f"  errors: {len(r['errors'])} ({r['errors'][0][:80]})"
         print(line)
@@ -130,7 +258,13 @@ def main(argv: list[str] | None = None) -> int:
         wait_all_reachable(cluster)
         for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
             t = time.monotonic()
-            rows.append(run_kind(cluster, kind, args.windows, args.period, args.duration))
+            row = run_kind(cluster, kind, args.windows, args.period, args.duration)
+            found = anchor(cluster, kind)
+            if found:
+                row["anchor"] = {k: v for k, v in found.items() if k != "process_start"}
+                if "process_start" in found:
+                    row["process_start"] = found["process_start"]
+            rows.append(row)
             log.warning("%s done in %.1fs", kind, time.monotonic() - t)
     finally:
         remove(client, containers, net)

@@ -163,9 +163,16 @@ NOTES = (
     "- The cluster is the stand-in, a Python test double: its absolute speed says nothing "
     "about TiDB. The figures measure the plugin's own costs (start-up machinery, collection, "
     "fault injection, polling) and how soon its verdicts come.",
-    "- `restart`'s apply time includes Docker's graceful-stop timeout (10 s): the fault "
-    "bench's mini-cluster containers run a plain Python server as PID 1, which ignores "
-    "SIGTERM, so `docker restart` waits the full timeout before SIGKILL.",
+    "- Faults: apply / heal are the injector's own `apply()` / `heal()`, from the planned "
+    "time's call to the change being in place (rules committed, container killed, paused, "
+    "started); the probe that then proves the effect (`fault.verified`) is timed apart, in "
+    "the detail. Each run's shells, interfaces and NFQUEUE delayers start before the first "
+    "window (`nemesis.warmup`), outside these figures. The anchor is the same action done raw "
+    "in the same run: Docker's own API calls for kill / pause / restart, one `nsenter` + "
+    "`iptables-restore` per change for the network kinds. A kill's heal is a `docker start`, "
+    "so it can be no faster than its anchor. `restart`'s figure is `docker restart` (the "
+    "bench's servers, like tidb/pd/tikv and the stand-in, exit on SIGTERM), beside the "
+    "process's own start: from the container's start until the server accepts connections.",
     "- Watcher overhead: the stand-in's TiDB is one Python process, so every statement the "
     "watcher sends competes with the workload's in that process, and at a few tps on a loaded "
     "machine one window's tps moves by tens of percent. Expect a much smaller share against a "

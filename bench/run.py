@@ -78,8 +78,8 @@ EXTRAS = ("coldstart", "verdict_latency", "workload", "mainjob")
 #: 1.5 s; kill/restart restart a container (seconds), so fewer, longer-spaced windows.
 FAULT_RUNS = (
     ("network_partition,network_delay,network_loss,pause,io_delay",
-     ("--windows", "5", "--period", "1.5", "--duration", "0.5")),
-    ("kill,restart", ("--windows", "2", "--period", "8", "--duration", "1")),
+     ("--windows", "8", "--period", "1.5", "--duration", "0.5")),
+    ("kill,restart", ("--windows", "4", "--period", "4", "--duration", "1")),
 )
 #: Collection repetitions (each: 8 collections, ~40 s on 2 loaded cores); the lowest CPU of
 #: each measurement is kept, so a second repetition steadies the ratios.
@@ -145,6 +145,13 @@ def fault_row(r: dict[str, Any]) -> Row:
               f"window {run_args[5]} s every {run_args[3]} s")
     if r.get("backend"):
         detail += f"; {r['backend']}"
+    v = r.get("verify") or {}
+    if v.get("n"):
+        detail += (f"; verified {r.get('verified_ok', '?')}/{v['n']} (probe after apply, "
+                   f"median {millis(v['median'])}, not in apply)")
+    found = r.get("anchor")
+    if kind == "restart" and isinstance(found, dict) and found.get("apply_p95") is not None:
+        detail += f"; {found.get('what', 'raw')} p95 {millis(found['apply_p95'])}"
     if r.get("errors"):
         detail += f"; ERRORS: {len(r['errors'])}: {str(r['errors'][0])[:80]}"
     worst = max(a["p95"], h["p95"])

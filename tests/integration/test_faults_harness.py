@@ -33,8 +33,12 @@ TCP_PORT = 7000
 UDP_PORT = 7001
 LABEL = "org.pytest-tidb-ha"
 
+# PID 1 of a container gets no default signal actions: without its own SIGTERM handler
+# the server would ignore ``docker stop``/``restart`` until Docker's 10 s SIGKILL. Real
+# tidb/pd/tikv (and the stand-in) exit on SIGTERM; so does this one.
 ECHO_SERVER = f"""
-import socket, threading
+import os, signal, socket, threading
+signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
 def tcp():
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", {TCP_PORT})); s.listen(128)

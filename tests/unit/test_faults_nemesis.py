@@ -302,3 +302,24 @@ def test_a_window_due_when_stop_is_asked_still_opens_then_heals() -> None:
         n.stop()
         assert [c[0] for c in rec.calls] == ["apply", "heal"]
         assert n.fault_failures() == ([], [])
+
+
+def test_warm_up_runs_before_t0_and_its_problems_do_not_stop_the_windows() -> None:
+    rec, tl = Recorder(), Timeline()
+    n = nemesis([spec("network_partition", "tikv-0_to_pd-0", 0, 10)], rec, tl)
+    with n:
+        assert n.wait(10)
+    warm = tl.events("nemesis.warmup")
+    assert len(warm) == 1
+    assert warm[0].t <= tl.events("nemesis.start")[0].t
+    assert warm[0].data["nodes"] == 2  # the nodes the selector can touch, not all six
+    assert len(warm[0].data["problems"]) == 2  # the fake cluster has no containers
+    assert [c[:2] for c in rec.calls] == [("apply", "network_partition"),
+                                          ("heal", "network_partition")]
+
+
+def test_no_warm_up_for_faults_without_namespace_commands() -> None:
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("kill", "tikv-0", 0, 10)], rec, tl) as n:
+        assert n.wait(10)
+    assert tl.events("nemesis.warmup") == []

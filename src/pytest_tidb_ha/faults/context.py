@@ -70,10 +70,23 @@ class FaultContext:
     _containers: dict[str, Any] = field(default_factory=dict)
 
     def container(self, node: str) -> Any:
-        """The node's container object (one lookup per window; callers ``reload()``)."""
+        """The node's container object (callers ``reload()`` when they need its state).
+
+        Looked up once per run and container (kept in :attr:`shared`): a window's apply
+        spends no Docker call on finding containers it already knows.
+        """
         c = self._containers.get(node)
         if c is None:
-            c = self._containers[node] = container_of(self.cluster, node)
+            cid = next((n.container_id for n in self.cluster.nodes if n.name == node), None)
+            known: dict[str, Any] = (self.shared.setdefault("containers", {})
+                                     if self.shared is not None else {})
+            key = f"{node}:{cid}"
+            c = known.get(key) if cid else None
+            if c is None:
+                c = container_of(self.cluster, node)
+                if cid:
+                    known[key] = c
+            self._containers[node] = c
         return c
 
     def forget(self, node: str) -> None:
@@ -81,11 +94,16 @@ class FaultContext:
         self._ifaces.pop(node, None)
 
     def ips(self) -> dict[str, str]:
-        """IP of every node on the cluster network, read from Docker now (restarts move IPs).
+        """IP of every node on the cluster network (restarts move IPs).
 
         One ``network inspect`` answers for every container at once; a node it does not
-        list is read from its own container (or the handle) as before.
+        list is read from its own container (or the handle) as before. Kept for the run
+        while no node's network namespace changed (see :meth:`_namespaces`).
         """
+        stamp = self._namespaces()
+        cached = (self.shared or {}).get("ips")
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return dict(cached[1])
         out: dict[str, str] = {}
         network = self.cluster.network_name
         by_id = _network_ips(self.cluster.docker, network)
@@ -104,7 +122,22 @@ class FaultContext:
             ip = ip or node.ip
             if ip:
                 out[node.name] = ip
+        if stamp is not None and self.shared is not None:
+            self.shared["ips"] = (stamp, dict(out))
         return out
+
+    def _namespaces(self) -> tuple[str, ...] | None:
+        """Every node's network namespace right now, when the runner can tell without an
+        API call (nsenter: a ``readlink`` each): the IPs read for the same namespaces are
+        still right, so a window reuses them. None: read the IPs from Docker."""
+        if self.shared is None or not getattr(self.runner, "cheap_namespace_key", False):
+            return None
+        try:
+            return tuple(f"{n.name}={self.runner.namespace_key(self.container(n.name))}"
+                         for n in self.cluster.nodes)
+        except Exception as exc:  # noqa: BLE001 - Docker answers instead
+            log.debug("namespace keys unavailable: %s", exc)
+            return None
 
     def exec(self, node: str, script: str, what: str, *, missing_ok: bool = False,
              check: bool = True, timeout: float | None = None) -> Result:
@@ -115,10 +148,8 @@ class FaultContext:
         """
         try:
             c = self.container(node)
-            if missing_ok:
-                c.reload()
-                if c.status not in ("running", "paused"):
-                    return Result(0, f"{node} is {c.status}: nothing to heal")
+            # missing_ok: no status check first (an API call per heal): a runner raises
+            # FaultExecError for a container that is not running, checked below
             result = (self.runner.run(c, script) if timeout is None
                       else self.runner.run(c, script, timeout=timeout))
         except FaultExecError:

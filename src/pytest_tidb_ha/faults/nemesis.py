@@ -68,6 +68,7 @@ from .outcome import FaultBook, WindowRecord, failures
 from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 from .triggers import Sighting, matches
 from .verify import Verification, probe_budget
+from .warmup import kinds_of, warm_up
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
@@ -211,6 +212,7 @@ class Nemesis:
         if self._thread is not None:
             raise RuntimeError("nemesis already started")
         self._sweep()  # before t0: the sweep must not eat into the first warm-up
+        self._warm_up()  # before t0 too: windows then only apply
         self.t0 = self.timeline.now()
         self._plan_book(self.t0)
         for w in self.windows:
@@ -270,13 +272,31 @@ class Nemesis:
         from .reaper import heal_leftovers
 
         try:
-            healed = heal_leftovers(docker, only=todo)
+            # the run's own runner when windows need one: its shells then start here
+            runner = (self._runner_for_cluster()
+                      if any(self._needs_runner(w.kind) for w in self.windows) else None)
+            healed = heal_leftovers(docker, only=todo, runner=runner)
         except Exception as exc:  # noqa: BLE001 - a failed sweep must not stop the schedule
             log.warning("fault reaper failed: %s", exc)
             return
         if healed:
             record(self.timeline, "nemesis.reaped", healed=str(healed), rules=healed.rules,
                    undone=healed.undone, helpers=healed.helpers)
+
+    def _warm_up(self) -> None:
+        """Start the run's shells and helpers now (:mod:`.warmup`), not in the windows."""
+        if not self.windows or not self.cluster.can_control_nodes:
+            return
+        specs = [w.spec for w in self.windows]
+        if not any(self._needs_runner(k) for k in kinds_of(specs)):
+            return
+        try:
+            done = warm_up(self.cluster, self._runner_for_cluster(), self._shared,
+                           list({id(s): s for s in specs}.values()), Tag.mine(self.run_id, f"{self._seq}-warmup"))
+        except Exception as exc:  # noqa: BLE001 - each window starts what it lacks
+            log.warning("fault warm-up failed: %s", exc)
+            done = {"error": redact(f"{type(exc).__name__}: {exc}")}
+        record(self.timeline, "nemesis.warmup", **done)
 
     def stop(self, timeout: float = 120.0) -> None:
         """Stop the schedule, heal everything still applied, join the thread."""
@@ -639,9 +659,13 @@ class Nemesis:
 
 class _NoRunner:
     method = "api"
+    cheap_namespace_key = False
 
     def run(self, container: Any, script: str, *, timeout: float = 0) -> Any:
         raise UnsupportedFault("this fault does not run commands in containers")
+
+    def namespace_key(self, container: Any) -> str:
+        return str(getattr(container, "id", container))
 
     def close(self) -> None:
         return None

@@ -564,8 +564,8 @@ class NetemFault(NetworkFault):
         latency = seconds_of(self.params["latency"]) * 1000
         jitter = seconds_of(self.params.get("jitter") or 0) * 1000
         c = self.ctx.container(node)
-        started = str((c.attrs.get("State") or {}).get("StartedAt", ""))
-        key = f"delayer:{c.id}:{started}:{latency:g}:{jitter:g}"
+        netns = self.ctx.runner.namespace_key(c)  # a restart gives a new namespace
+        key = f"delayer:{c.id}:{netns}:{latency:g}:{jitter:g}"
         shared = self.ctx.shared if self.ctx.shared is not None else self._own
         found = shared.get(key)
         if found is None:
@@ -573,6 +573,15 @@ class NetemFault(NetworkFault):
             found = shared[key] = Delayer(self.ctx, node, queue, latency, jitter)
         assert isinstance(found, Delayer)
         return found
+
+    def prepare(self) -> int:
+        """Before t0 (:mod:`.warmup`): start the run's delayer of every node this fault may
+        delay, so no window pays a delayer's start. Returns how many it started."""
+        if self.kind != "network_delay" or not NetemFault.netem_missing:
+            return 0
+        nodes = [n for n, _ in self._egress() if n in self._ips]
+        in_parallel(self._delayer, nodes)
+        return len(nodes)
 
     def _apply_iptables(self, node: str, peers: tuple[str, ...], dev: str) -> None:
         tag = self.ctx.tag
