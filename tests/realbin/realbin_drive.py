@@ -183,7 +183,9 @@ def drive(cluster: Any, side: str, *, big_rows: int, monkeypatch: pytest.MonkeyP
                 facts["cancel_queued"] = {
                     "before": before, "result": probe.result, "accepted": probe.accepted,
                     "first_still_running": not first.terminal,
-                    "right_after": right_after, "two_s_later": two_s_later}
+                    "right_after": right_after, "two_s_later": two_s_later,
+                    # the queued job stays `cancelling` only while the first one blocks it
+                    "first_running_two_s_later": not first.terminal}
                 issue_cancel(watch_client, first, timeline, reason="test", window=60.0)
                 wait_for("both queue jobs to end", lambda: first.terminal and queued.terminal)
                 facts["cancel_queued"]["final"] = [first.state, queued.state]

@@ -146,7 +146,11 @@ def test_real_cancel_writes_cancelling_at_once(transcripts: dict[str, Transcript
     assert q["result"] == "successful", q
     assert q["first_still_running"], q
     assert q["right_after"] == ["cancelling"], q
-    assert q["two_s_later"] == ["cancelling"], q
+    # Still `cancelling` while the backfill ahead of it blocks it; once that ended (a fast
+    # backfill on a loaded machine), it may already be rolling back.
+    later = ({"cancelling"} if q.get("first_running_two_s_later")
+             else {"cancelling", "rollingback", "rollback done", "cancelled"})
+    assert set(q["two_s_later"]) <= later, q
     assert set(q["final"]) <= {"rollback done", "cancelled"}, q
 
 
@@ -203,8 +207,10 @@ def test_standin_cancel_of_a_finished_job_matches(transcripts: dict[str, Transcr
 def test_standin_cancel_writes_cancelling_at_once(transcripts: dict[str, Transcript]) -> None:
     r, s = facts(transcripts, "real")["cancel_queued"], facts(transcripts, "standin")["cancel_queued"]
     assert s["first_still_running"], s
-    for key in ("result", "right_after", "two_s_later"):
+    for key in ("result", "right_after"):
         assert s[key] == r[key], (key, r, s)
+    if s.get("first_running_two_s_later") and r.get("first_running_two_s_later"):
+        assert s["two_s_later"] == r["two_s_later"], (r, s)  # both still blocked
 
 
 def test_standin_dxf_on_with_fast_reorg_off_matches_v75(transcripts: dict[str, Transcript]) -> None:
