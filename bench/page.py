@@ -138,8 +138,10 @@ def markdown(report: dict[str, Any], previous: str = "") -> str:
         f"- **Load average** (1/5/15 min) at the start {m['loadavg_at_start']}, at the end "
         f"{m.get('loadavg_at_end')}: the machine was shared with other work; wall-clock figures "
         "scale with it, side-by-side ratios much less.",
-        f"- **Whole bench:** {report['total_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
-        + (f"; not run for lack of time: {', '.join(report['skipped'])}" if report["skipped"] else ""),
+        (f"- **This run:** `{report['script']}` alone, {report['total_seconds']:.0f} s"
+         if report.get("script") else
+         f"- **Whole bench:** {report['total_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
+         + (f"; not run for lack of time: {', '.join(report['skipped'])}" if report["skipped"] else "")),
         f"- **Cluster image:** the stand-in (a test double of PD/TiKV/TiDB), `{report['image']}`",
     ]
     if carried:

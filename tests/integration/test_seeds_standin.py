@@ -5,12 +5,13 @@ collected by the plugin), with this repository's ``--standin`` switches and a
 small ``--ha-time-scale``/``--ha-workload-scale``; the verdicts are read from
 the run's ``verdicts.json`` artifact.
 
-* fixed stand-in: every seed ends ``converged``;
-* ``48303``: ``stuck`` + the next run ``stuck`` in ``queueing`` + the cancel
+* fixed stand-in: every seed file (``scenarios/seeds/``, verbatim) ends ``converged``;
+* bug modes run the seed's *triggered variant* (``scenarios/triggered/``: the seed plus a
+  ``when:`` job-state trigger, so the bug's trigger happens on purpose and the verdict comes
+  from the first run, issue 12 item 5; bench/reproductions.py repeats each 10 times):
+* ``48303``: ADD INDEX #1 ``stuck`` + the next run ``stuck`` in ``queueing`` + the cancel
   probe ``cancel-ineffective`` + a goroutine dump in the diagnostics bundle;
-* ``48546``: ``failed-unexpected`` naming ``mutex: session is expired``; the test's copy of
-  the case (never the seed file) adds the seed's partition once more, opened by ``when:``
-  once ADD INDEX #1 is seen backfilling, so the trigger happens on purpose (`COMPANION`);
+* ``48546``: ADD INDEX #1 ``failed-unexpected`` naming ``mutex: session is expired``;
 * ``46735``: ``stuck`` with ``status=running, step=importing``.
 
 Each bug verdict must come within stall window + 10 s of the stall starting
@@ -20,7 +21,6 @@ Each bug verdict must come within stall window + 10 s of the stall starting
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +30,20 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = REPO / "scenarios" / "seeds"
+TRIGGERED = REPO / "scenarios" / "triggered"
 #: Case time x this = wall time. 0.02 runs #48303's 30-minute schedule in 36 s. #48546 and
-#: #46735 need a fault longer than the stand-in's floors (etcd session TTL >= 2 s; an
-#: import reaching ``importing`` takes a few wall seconds whatever the scale): 0.05 makes
-#: the PD partition 6 s and the kill come 6 s after the import started.
+#: #46735 need a fault longer than the stand-in's floors (etcd session TTL >= 2 s): 0.05
+#: makes the PD partition 6 s and the kill 3 s.
 TIME_SCALE = {"48303": "0.02", "48546": "0.05", "46735": "0.05"}
 #: Table sizes / generated rows x this: 70M -> 1400 rows per sysbench table; #46735's
-#: 1M CSV rows -> 20000 (fixed stand-in: the import finishes well inside its timeout).
+#: 1M CSV rows -> 100000 (the generated-rows floor).
 WORKLOAD_SCALE = {"48303": "0.00002", "48546": "0.00002", "46735": "0.02"}
-#: With bug 46735 the kill must land while the import is still ``importing`` (6 s after it
-#: started): 100000 rows (20000 were sometimes already ``validating``).
-BUG_WORKLOAD_SCALE = {"46735": "0.1"}
-#: The stand-in is a Python test double sharing 2 cores with the test run: the seeds'
-#: 64 sysbench threads would only measure its overload, so the copy runs with fewer.
-THREADS = 4
+#: Bug modes run the triggered variants at the settings of ``scripts/main-job.sh
+#: --standin-bugs`` and bench/reproductions.py: one time scale, and 14000 rows in the ADD
+#: INDEX table, so that the backfill still has batches to write when the partition the
+#: trigger opens lands (1400 rows are backfilled in a few hundred ms, a poll or two).
+BUG_TIME_SCALE = "0.05"
+BUG_WORKLOAD_SCALE = "0.0002"
 LATENCY_SLACK = 10.0
 
 CONFTEST = f'''
@@ -58,43 +58,15 @@ pytest_plugins = ["tidb_ha_repo_conftest"]
 '''
 
 
-#: #48546's trigger on purpose. The bug needs the PD leader cut from its followers while a
-#: DXF ingest backfill is flushing with the owner's etcd session (pinned to the leader). The
-#: seed's windows are timed by the clock: on QA's 70M-row table a backfill lasts minutes and
-#: always met one, on the stand-in's 1400 rows it lasts a second or two, and a window that
-#: opens before it holds the job back until the heal (the owner's etcd calls have no
-#: quorum), so whether a flush met a cut was luck. The test's copy of the case (never the seed
-#: file) adds the seed's own fault once more, opened when ADD INDEX #1 is *seen backfilling*
-#: (``when: progress``, rows done / ``TABLE_ROWS``), for 2m (> the 60 s session TTL); and
-#: batches of 32 rows (TiDB's minimum) so that the backfill still has flushes to do when the
-#: cut lands. Every flush that overlaps the cut meets the session unable to renew.
-COMPANION = {"48546": """\
-          tidbGlobalVariables: {"beforeCase": [ tidb_ddl_reorg_batch_size=32 ]}
-          faults:
-            - faultType: network_partition
-              selector: "pdleader_to_pdfollower(all)"
-              warmUpTime: 0s
-              faultDuration: 2m
-              when: {job: 1, progress: 1%}
-"""}
-
-
-def seed_text(seed: str) -> str:
-    text = (SEEDS / f"{seed}.yaml").read_text()
-    text = re.sub(r"(?m)^(\s*threads:\s*)\d+", rf"\g<1>{THREADS}", text)
-    if seed in COMPANION:
-        text, n = re.subn(r"(?m)^(\s*faultTotalRunTime:.*\n)", lambda m: m.group(1) + COMPANION[seed], text)
-        assert n == 1, text
-    return text
-
-
 def run_seed(pytester: pytest.Pytester, seed: str, bugs: str | None) -> tuple[Any, list[dict[str, Any]], Path]:
+    """The seed file verbatim on the fixed stand-in; its triggered variant in bug mode."""
     pytester.makeconftest(CONFTEST)
-    text = seed_text(seed)
-    (pytester.path / f"{seed}.yaml").write_text(text)
+    source = (TRIGGERED if bugs else SEEDS) / f"{seed}.yaml"
+    (pytester.path / f"{seed}.yaml").write_text(source.read_text())
     artifacts = pytester.path / "ha-artifacts"
-    rows = BUG_WORKLOAD_SCALE.get(seed, WORKLOAD_SCALE[seed]) if bugs else WORKLOAD_SCALE[seed]
-    args = [f"{seed}.yaml", "--standin", f"--ha-time-scale={TIME_SCALE[seed]}",
+    scale = BUG_TIME_SCALE if bugs else TIME_SCALE[seed]
+    rows = BUG_WORKLOAD_SCALE if bugs else WORKLOAD_SCALE[seed]
+    args = [f"{seed}.yaml", "--standin", f"--ha-time-scale={scale}",
             f"--ha-workload-scale={rows}", f"--ha-artifacts={artifacts}",
             "--ha-artifacts-keep=all", "-p", "no:cacheprovider", "-rA",
             "--log-level=INFO"]
@@ -143,13 +115,12 @@ def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> N
     story = "\n".join(result.outlines[-80:])
     got = names(verdicts)
     assert result.ret == 1, story
-    # The deadlock needs a TiKV write to time out during the ingest backfill, which the first
-    # run may escape (its backfill can finish between partitions): earlier runs converge,
-    # the first run that meets it is stuck, and nothing after it runs but one queued job.
+    # The variant opens the partition when ADD INDEX #1 is seen backfilling: its first run
+    # meets the deadlock, and nothing after it runs but one queued job.
     runs = [v for v in verdicts if "/" not in v["job_key"]]
-    first = next((i for i, v in enumerate(runs) if v["verdict"] != "converged"), None)
-    assert first is not None, f"{got}\n{story}"
-    stuck, queued = runs[first], runs[first + 1:]
+    stuck = next((v for v in runs if v["job_key"] == "add_index#1"), None)
+    assert stuck is not None, f"{got}\n{story}"
+    queued = [v for v in runs if v is not stuck]
     assert stuck["verdict"] == "stuck", f"{got}\n{story}"
     assert "no progress" in stuck["reason"], f"{got}\n{story}"
     assert (stuck["job_key"] + "/cancel", "cancel-ineffective") in got, f"{got}\n{story}"
@@ -166,10 +137,11 @@ def test_48303_stuck_queueing_cancel_ineffective(pytester: pytest.Pytester) -> N
 def test_48546_failed_unexpected_mutex_session_expired(pytester: pytest.Pytester) -> None:
     result, verdicts, folder = run_seed(pytester, "48546", "48546")
     story = "\n".join(result.outlines[-80:])
-    failed = [v for v in verdicts if v["verdict"] == "failed-unexpected"]
-    assert failed, f"{names(verdicts)}\n{story}"
+    first = next((v for v in verdicts if v["job_key"] == "add_index#1"), None)
+    assert first is not None, f"{names(verdicts)}\n{story}"
+    assert first["verdict"] == "failed-unexpected", f"{names(verdicts)}\n{story}"
     assert triggers(folder)["48546"] >= 1
-    assert "mutex: session is expired" in failed[0]["reason"], failed[0]
+    assert "mutex: session is expired" in first["reason"], first
     assert result.ret == 1
 
 
