@@ -176,6 +176,9 @@ NOTES = (
     "repetition's ratio swings with the load of the minute it ran in (Docker's own container "
     "starts vary by 2x); the budget adds repetitions when it can. For a steadier ratio run "
     "`bench/coldstart.py --reps 5` on a quiet machine.",
+    "- Seed reproductions (`bench/reproductions.py`, run on its own): k of N runs of each "
+    "triggered seed variant (`scenarios/triggered/`) whose first job run got the seed's bug "
+    "verdict in the stand-in's bug mode, each run on a fresh cluster, no retries.",
     "- Verdict latency: the wall figure includes the time fault windows paused the stall "
     "clock (by design); the fault-free part minus the stall window is what detection adds.",
     "- Collection: CPU seconds of `pytest --collect-only`, net of start-up, beside pytest "

@@ -188,7 +188,8 @@ def run_seed(seed: str, reps: int, workers: int) -> dict[str, Any]:
         cmd = [python(), "-m", "pytest", ".", "--standin", f"--standin-bugs={seed}",
                f"--ha-time-scale={TIME_SCALE}", f"--ha-workload-scale={WORKLOAD_SCALE}",
                f"--ha-artifacts={artifacts}", "--ha-artifacts-keep=all",
-               f"--junitxml={junit}", "-p", "no:cacheprovider", "-q", "--rootdir", str(root)]
+               f"--junitxml={junit}", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
+               "--rootdir", str(root)]
         if workers > 1:
             cmd += ["-n", str(workers)]
         began = time.monotonic()
