@@ -23,7 +23,8 @@ clock, so load does not decide the verdict). Each run's wall time is its JUnit
 
 Not part of ``bench/run.py`` (30 runs take about 20 minutes, more than that bench's
 budget); ``--markdown docs/bench.md`` replaces this section of the page and carries the
-others over, as ``bench/run.py`` carries this one.
+others over, as ``bench/run.py`` carries this one. ``--seeds`` runs some seeds; the others
+keep their figures from the last results file (``--out``), dated.
 
 Standalone: ``python bench/reproductions.py [--seeds 48303,48546,46735] [--reps 10]
 [--workers 2] [--markdown docs/bench.md]``.
@@ -221,7 +222,7 @@ def run_seed(seed: str, reps: int, workers: int) -> dict[str, Any]:
     if not any("outcome" in r for r in runs):
         raise BenchError(f"seed {seed}: no repetition kept artifacts (exit {done.returncode}):\n"
                          f"{tail(done.stdout + done.stderr, 30)}")
-    return {"seed": seed, "reps": reps, "workers": workers, "time_scale": float(TIME_SCALE),
+    return {"seed": seed, "date": machine()["date"], "reps": reps, "workers": workers, "time_scale": float(TIME_SCALE),
             "workload_scale": float(WORKLOAD_SCALE), "exit_code": done.returncode,
             "wall_seconds": round(wall, 1), "expected": EXPECTED[seed][0], "runs": runs}
 
@@ -242,9 +243,24 @@ def row_for(result: dict[str, Any]) -> Row:
               f"{secs(median(lags), 2)} (median) after the trigger fired")
     if misses:
         detail += "; missed: " + "; ".join(misses)
+    if result.get("date"):
+        detail += f"; measured {result['date']}"
     return Row(f"#{result['seed']} triggered reproduction", f"{k}/{n}", detail,
                goal=f"{n}/{n} (every first run)", anchor="-", ratio="-",
                verdict=verdict(k >= GOAL * n))
+
+
+def earlier_results(path: Path, skip: set[str]) -> list[dict[str, Any]]:
+    """The seeds of an earlier results file that this run does not measure, each with its date."""
+    if not path.is_file():
+        return []
+    try:
+        report = json.loads(path.read_text())
+        seeds = report["sections"]["reproductions"]["data"]["seeds"]
+        date = report["machine"]["date"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [{**s, "date": s.get("date", date)} for s in seeds if s.get("seed") not in skip]
 
 
 def summarize(results: list[dict[str, Any]]) -> Section:
@@ -272,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     ensure_docker()
     image = standin_image()
-    results = []
+    # One seed per run keeps each Docker-heavy run short: the seeds this run leaves out keep
+    # their figures from the last results file, dated.
+    results = earlier_results(args.out, skip=set(seeds))
     section = Section("reproductions")
     try:
         for seed in seeds:
