@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -191,3 +192,15 @@ def test_a_single_script_page_says_so_and_keeps_the_other_figures() -> None:
     assert "Whole bench" not in text
     _, rows = page.page_rows(text)
     assert {r["section"] for r in rows} == {"collection", "reproductions"}
+
+
+def test_seeds_left_out_keep_their_dated_figures(tmp_path: Path) -> None:
+    out = tmp_path / "reproductions.json"
+    assert repro.earlier_results(out, {"48303"}) == []
+    seeds = [{"seed": "46735", "runs": []}, {"seed": "48303", "runs": [], "date": "old"}]
+    out.write_text(json.dumps({"machine": {"date": "2026-12-01 03:10 UTC"}, "sections": {
+        "reproductions": {"data": {"seeds": seeds}}}}))
+    kept = repro.earlier_results(out, {"48303"})
+    assert kept == [{"seed": "46735", "runs": [], "date": "2026-12-01 03:10 UTC"}]
+    out.write_text("{not json")
+    assert repro.earlier_results(out, set()) == []
