@@ -138,8 +138,10 @@ def markdown(report: dict[str, Any], previous: str = "") -> str:
         f"- **Load average** (1/5/15 min) at the start {m['loadavg_at_start']}, at the end "
         f"{m.get('loadavg_at_end')}: the machine was shared with other work; wall-clock figures "
         "scale with it, side-by-side ratios much less.",
-        f"- **Whole bench:** {report['total_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
-        + (f"; not run for lack of time: {', '.join(report['skipped'])}" if report["skipped"] else ""),
+        (f"- **This run:** `{report['script']}` alone, {report['total_seconds']:.0f} s"
+         if report.get("script") else
+         f"- **Whole bench:** {report['total_seconds']:.0f} s (budget {report['budget_seconds']:.0f} s)"
+         + (f"; not run for lack of time: {', '.join(report['skipped'])}" if report["skipped"] else "")),
         f"- **Cluster image:** the stand-in (a test double of PD/TiKV/TiDB), `{report['image']}`",
     ]
     if carried:
@@ -181,6 +183,9 @@ NOTES = (
     "repetition's ratio swings with the load of the minute it ran in (Docker's own container "
     "starts vary by 2x); the budget adds repetitions when it can. For a steadier ratio run "
     "`bench/coldstart.py --reps 5` on a quiet machine.",
+    "- Seed reproductions (`bench/reproductions.py`, run on its own): k of N runs of each "
+    "triggered seed variant (`scenarios/triggered/`) whose first job run got the seed's bug "
+    "verdict in the stand-in's bug mode, each run on a fresh cluster, no retries.",
     "- Verdict latency: the wall figure includes the time fault windows paused the stall "
     "clock (by design); the fault-free part minus the stall window is what detection adds.",
     "- Collection: CPU seconds of `pytest --collect-only`, net of start-up, beside pytest "

@@ -22,6 +22,9 @@ main job, the three seeds at time scale 0.05, against the 5-minute goal). Whatev
 table and in ``bench/results/all.json``; ``--markdown`` keeps the earlier page's figures of
 what this run did not measure, with their date.
 
+``bench/reproductions.py`` (each triggered seed variant 10 times in its bug mode, ~20
+minutes) and ``bench/realbin.py`` run on their own; ``--markdown`` carries their figures.
+
 It first makes sure a Docker engine answers (``scripts/ensure-docker.sh``) and the
 stand-in image is current (``tests/standin/build.sh``). Every container, network and
 volume a bench creates carries the plugin's labels with a bench run id and is removed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -123,3 +124,83 @@ def test_a_page_from_before_the_goal_columns_is_carried_over() -> None:
     assert all(r["detail"].startswith("carried over from the 2026-11-25 09:58 UTC run")
                for r in rows[1:])
     assert "72.1 s" not in md
+
+
+# -- bench/reproductions.py: k/N first-run reproductions of the triggered seed variants ----
+repro = _load("tidb_ha_bench_reproductions", BENCH / "reproductions.py", common=common)
+
+
+def _v(key: str, verdict_: str, reason: str = "") -> dict[str, str]:
+    return {"job_key": key, "verdict": verdict_, "reason": reason}
+
+
+EVENTS = [{"t": 10.0, "kind": "job.state"}, {"t": 5.0, "kind": "fault.applied"},
+          {"t": 12.0, "kind": "fault.trigger"}, {"t": 12.4, "kind": "fault.applied"}]
+
+
+def test_a_repetition_counts_only_with_the_seeds_bug_verdict_on_its_first_job_run() -> None:
+    stuck = {"verdicts": [_v("add_index#1", "stuck", "made no progress"),
+                          _v("add_index#2", "stuck", "queueing")], "outcome": "failed"}
+    got = repro.judge_rep("48303", stuck, EVENTS, {"48303": 2})
+    assert got["reproduced"] is True
+    assert got["fault_applied_after_trigger"] == 0.4  # the window the trigger opened, not t=5
+    assert got["bug_triggers_counted"] == 2
+    later = {"verdicts": [_v("add_index#1", "converged"), _v("add_index#2", "stuck")]}
+    miss = repro.judge_rep("48303", later, [], {})
+    assert miss["reproduced"] is False
+    assert miss["why_not"].startswith("add_index#1 converged")
+    wrong_error = {"verdicts": [_v("add_index#1", "failed-unexpected", "Error 1105: other")]}
+    assert repro.judge_rep("48546", wrong_error, [], {})["reproduced"] is False
+    right = {"verdicts": [_v("add_index#1", "failed-unexpected", "mutex: session is expired")]}
+    assert repro.judge_rep("48546", right, [], {})["reproduced"] is True
+    imp = {"verdicts": [_v("import_into#1", "stuck", "status=running, step=validating")]}
+    assert repro.judge_rep("46735", imp, [], {})["reproduced"] is False
+    assert repro.judge_rep("46735", {"verdicts": []}, [], {})["why_not"] == "no verdict for import_into#1"
+
+
+def test_the_reproduction_row_is_k_of_n_against_every_run() -> None:
+    runs = [{"rep": i, "reproduced": i != 3, "why_not": None if i != 3 else "add_index#1 converged",
+             "wall_seconds": 60.0 + i, "fault_applied_after_trigger": 0.3} for i in range(1, 11)]
+    result = {"seed": "48303", "runs": runs, "expected": "add_index#1 stuck", "workers": 2,
+              "wall_seconds": 400.0, "time_scale": 0.05, "workload_scale": 0.0002}
+    row = repro.row_for(result)
+    assert row.figure == "#48303 triggered reproduction"
+    assert row.value == "9/10"
+    assert row.verdict == "NOT met"
+    assert "r3: add_index#1 converged" in row.detail
+    assert "median 65.5 s" in row.detail
+    all_runs = [{**r, "reproduced": True} for r in runs]
+    assert repro.row_for({**result, "runs": all_runs}).verdict == "met"
+
+
+def test_junit_times_by_repetition(tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    junit.write_text('<testsuites><testsuite><testcase classname="48546_r02.yaml" '
+                     'name="ha_pdleader_to_pdfollower_all_network_partition" time="71.5"/>'
+                     '<testcase classname="x" name="y" time="1"/></testsuite></testsuites>')
+    assert repro.junit_times(junit) == {"48546_r02": 71.5}
+    assert repro.junit_times(tmp_path / "missing.xml") == {}
+
+
+def test_a_single_script_page_says_so_and_keeps_the_other_figures() -> None:
+    first = page.markdown(report("2026-12-01 10:00 UTC", Section("collection", rows=[COLLECT])))
+    only = {**report("2026-12-02 10:00 UTC", Section("reproductions", rows=[
+        Row("#48303 triggered reproduction", "10/10", goal="10/10", verdict="met")])),
+        "script": "bench/reproductions.py"}
+    text = page.markdown(only, first)
+    assert "**This run:** `bench/reproductions.py` alone" in text
+    assert "Whole bench" not in text
+    _, rows = page.page_rows(text)
+    assert {r["section"] for r in rows} == {"collection", "reproductions"}
+
+
+def test_seeds_left_out_keep_their_dated_figures(tmp_path: Path) -> None:
+    out = tmp_path / "reproductions.json"
+    assert repro.earlier_results(out, {"48303"}) == []
+    seeds = [{"seed": "46735", "runs": []}, {"seed": "48303", "runs": [], "date": "old"}]
+    out.write_text(json.dumps({"machine": {"date": "2026-12-01 03:10 UTC"}, "sections": {
+        "reproductions": {"data": {"seeds": seeds}}}}))
+    kept = repro.earlier_results(out, {"48303"})
+    assert kept == [{"seed": "46735", "runs": [], "date": "2026-12-01 03:10 UTC"}]
+    out.write_text("{not json")
+    assert repro.earlier_results(out, set()) == []

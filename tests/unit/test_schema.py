@@ -155,8 +155,9 @@ def _doc_examples() -> list[str]:
     return out
 
 
-def test_the_seeds_and_the_documented_examples_validate() -> None:
-    texts = [p.read_text() for p in sorted((REPO / "scenarios" / "seeds").glob("*.yaml"))]
+def test_the_seeds_their_triggered_variants_and_the_documented_examples_validate() -> None:
+    texts = [p.read_text() for folder in ("seeds", "triggered")
+             for p in sorted((REPO / "scenarios" / folder).glob("*.yaml"))]
     examples = _doc_examples()
     assert len(examples) >= 5
     for text in texts + examples:
