@@ -113,7 +113,14 @@ def run(time_scale: str = TIME_SCALE) -> dict[str, Any]:
         verdicts = junit_verdicts(junit)
     return {"time_scale": float(time_scale), "wall_seconds": round(wall, 1),
             "plan_estimate_seconds": round(estimate, 1), "exit_code": done.returncode,
-            "verdicts": verdicts}
+            "verdicts": verdicts, "summary": verdict_summary(done.stdout)}
+
+
+def verdict_summary(output: str) -> list[str]:
+    """The run's ``tidb-ha verdicts`` section and pytest's last line (what the README shows)."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "tidb-ha verdicts" in line), len(lines))
+    return [line for line in lines[start:] if "artifacts:" not in line][-60:]
 
 
 def summarize(result: dict[str, Any]) -> Section:

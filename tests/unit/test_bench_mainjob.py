@@ -61,3 +61,11 @@ def test_goal_met_only_in_time_with_every_job_converged() -> None:
     assert "CHANGED" in changed.detail
     failed = mainjob.summarize(result(100.0, {"a": "converged"}, code=1)).rows[0]
     assert failed.verdict == "NOT met"
+
+
+def test_verdict_summary_keeps_the_section_without_artifact_lines() -> None:
+    out = ("collecting...\n== tidb-ha verdicts ==\na  converged\n    artifacts: /tmp/x\n"
+           "3 passed in 9s\n")
+    assert mainjob.verdict_summary(out) == ["== tidb-ha verdicts ==", "a  converged",
+                                            "3 passed in 9s"]
+    assert mainjob.verdict_summary("no summary") == []
