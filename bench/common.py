@@ -322,3 +322,22 @@ def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     began = time.monotonic()
     result = fn(*args, **kwargs)
     return result, time.monotonic() - began
+
+
+#: A conftest for a run folder outside the repository: it loads the repository's own
+#: conftest (``--standin``, ``--standin-bugs``), as the benches' case runs need.
+REPO_CONFTEST = """
+import importlib.util
+import sys
+
+_spec = importlib.util.spec_from_file_location("tidb_ha_repo_conftest", {path!r})
+_mod = importlib.util.module_from_spec(_spec)
+sys.modules["tidb_ha_repo_conftest"] = _mod
+_spec.loader.exec_module(_mod)
+pytest_plugins = ["tidb_ha_repo_conftest"]
+"""
+
+
+def repo_conftest(extra: str = "") -> str:
+    """:data:`REPO_CONFTEST` for this checkout, plus *extra* source."""
+    return REPO_CONFTEST.format(path=str(REPO / "conftest.py")) + extra

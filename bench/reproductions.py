@@ -59,6 +59,7 @@ from common import (
     machine,
     median,
     python,
+    repo_conftest,
     run_command,
     secs,
     standin_image,
@@ -81,19 +82,11 @@ GOAL = 1.0  # every repetition
 #: Seconds one repetition may take at most (cluster start + case + teardown), loaded machine.
 RUN_SECONDS = 300.0
 
-#: The repository's conftest (``--standin``, ``--standin-bugs``), and a cluster pool per test:
-#: each repetition's first run is a first run on a fresh cluster.
-CONFTEST = """
-import importlib.util
-import sys
+#: Added to the repository's conftest (`common.repo_conftest`): a cluster pool per test, so
+#: that each repetition's first run is a first run on a fresh cluster.
+POOL_PER_TEST = """
 
 import pytest
-
-_spec = importlib.util.spec_from_file_location("tidb_ha_repo_conftest", {path!r})
-_mod = importlib.util.module_from_spec(_spec)
-sys.modules["tidb_ha_repo_conftest"] = _mod
-_spec.loader.exec_module(_mod)
-pytest_plugins = ["tidb_ha_repo_conftest"]
 
 
 @pytest.fixture
@@ -181,7 +174,7 @@ def run_seed(seed: str, reps: int, workers: int) -> dict[str, Any]:
     variant = (TRIGGERED / f"{seed}.yaml").read_text()
     with tempfile.TemporaryDirectory(prefix=f"tidb-ha-bench-repro-{seed}-") as tmp:
         root = Path(tmp)
-        (root / "conftest.py").write_text(CONFTEST.format(path=str(REPO / "conftest.py")))
+        (root / "conftest.py").write_text(repo_conftest(POOL_PER_TEST))
         for i in range(1, reps + 1):
             (root / f"{rep_name(seed, i)}.yaml").write_text(variant)
         artifacts = root / "ha-artifacts"

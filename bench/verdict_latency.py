@@ -50,6 +50,7 @@ from common import (
     python,
     ratio,
     remove_owned_by,
+    repo_conftest,
     run_command,
     secs,
     tail,
@@ -68,17 +69,6 @@ THREADS = 4
 EXPECTED_SECONDS = {"48303": 130.0, "46735": 150.0, "48546": 130.0}
 RUN_TIMEOUT = 600.0
 
-#: The repository's conftest (``--standin``, ``--standin-bugs``) loaded from a temp folder.
-CONFTEST = """
-import importlib.util
-import sys
-
-_spec = importlib.util.spec_from_file_location("tidb_ha_repo_conftest", {path!r})
-_mod = importlib.util.module_from_spec(_spec)
-sys.modules["tidb_ha_repo_conftest"] = _mod
-_spec.loader.exec_module(_mod)
-pytest_plugins = ["tidb_ha_repo_conftest"]
-"""
 
 
 def seed_copy(seed: str) -> str:
@@ -132,7 +122,7 @@ def run_seed(seed: str, *, timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
     """Run one seed in its bug mode; return its verdicts and latency figures."""
     with tempfile.TemporaryDirectory(prefix=f"tidb-ha-bench-{seed}-") as tmp:
         root = Path(tmp)
-        (root / "conftest.py").write_text(CONFTEST.format(path=str(REPO / "conftest.py")))
+        (root / "conftest.py").write_text(repo_conftest())
         (root / f"{seed}.yaml").write_text(seed_copy(seed))
         artifacts = root / "ha-artifacts"
         cmd = [python(), "-m", "pytest", f"{seed}.yaml", "--standin", f"--standin-bugs={seed}",
