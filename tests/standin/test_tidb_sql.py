@@ -84,6 +84,20 @@ def error_of(cur: Any, sql: str) -> tuple[int, str]:
     return int(info.value.args[0]), str(info.value.args[1])
 
 
+def final_task_state(net: StandinNet, tidb: str, task_key: str, want: str) -> str:
+    """The DXF task's state once it reached *want*: TiDB finishes the job row first and
+    moves the task to ``tidb_global_task_history`` later (its scheduler's clean-up), so
+    the task is polled in both tables, never read once right after the statement."""
+    def state() -> str | None:
+        for table in ("tidb_global_task_history", "tidb_global_task"):
+            rows = query(net, tidb, f"SELECT state FROM mysql.{table} WHERE task_key = '{task_key}'")
+            if rows and rows[0]["state"] == want:
+                return str(rows[0]["state"])
+        return None
+
+    return wait_for(f"task {task_key} {want}", state, timeout=60, story=lambda: net.story(tidb))
+
+
 def test_session_probing_and_sysvars(cluster: tuple[StandinNet, str]) -> None:
     net, tidb = cluster
     with session(net, tidb) as cur:
@@ -373,10 +387,7 @@ def test_import_into_and_show(cluster: tuple[StandinNet, str]) -> None:
             "format": "csv",
             "options": {"skip_rows": "1", "thread": "4"},
         }
-        cur.execute(
-            f"SELECT id, state FROM mysql.tidb_global_task_history WHERE task_key = 'ImportInto/{job_id}'"
-        )
-        assert cur.fetchone()["state"] == "succeed"
+        assert final_task_state(net, tidb, f"ImportInto/{job_id}", "succeed") == "succeed"
         # detached + an S3 URL mapped onto the mounted folder; secrets never shown
         cur.execute(f"CREATE TABLE IF NOT EXISTS imp.s {ddl}")
         url = "s3://bucket/dir/s3data.*.csv?access-key=AKIDSECRET&secret-access-key=SKSECRET&endpoint=http://m:9000"
@@ -478,9 +489,6 @@ def test_cancel_running_import(cluster: tuple[StandinNet, str]) -> None:
             f"SELECT status, step, error_message FROM mysql.tidb_import_jobs WHERE id = {job_id}"
         )
         assert cur.fetchone()["status"] == "cancelled"
-        cur.execute(
-            f"SELECT state FROM mysql.tidb_global_task_history WHERE task_key = 'ImportInto/{job_id}'"
-        )
-        assert cur.fetchone()["state"] == "reverted"
+        assert final_task_state(net, tidb, f"ImportInto/{job_id}", "reverted") == "reverted"
         assert error_of(cur, f"CANCEL IMPORT JOB {job_id}") == (
             8171, "The current job status cannot perform the operation. CANCEL")
