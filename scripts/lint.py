@@ -16,6 +16,10 @@ One mypy run over all of it would see three `common` and five `conftest` modules
 each such root is checked on its own, with its root on MYPYPATH - as pytest, the bench
 scripts and the image see them. The settings (`strict = true`) come from pyproject.toml
 for every run; each run has its own cache directory so the roots do not evict each other.
+
+The checks are independent single-threaded processes, so they run side by side, one per
+core (a cold mypy cache made the serial run about a minute of CI's critical path); each
+check's output is printed whole, in the order below, when it is done.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,29 +55,42 @@ MYPY_ROOTS: list[tuple[str, list[str], list[str]]] = [
 ]
 
 
-def _run(label: str, argv: list[str], env: dict[str, str] | None = None) -> int:
-    print(f"lint: {label}", flush=True)
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    """One check: its exit code and its whole output (stdout and stderr, interleaved)."""
     # our own fixed argv (this interpreter and its tools), no shell
-    return subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode  # noqa: S603
+    done = subprocess.run(argv, cwd=ROOT, env=env, check=False,  # noqa: S603
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return done.returncode, done.stdout
 
 
-def main() -> int:
+def checks() -> list[tuple[str, list[str], dict[str, str] | None]]:
+    """(label, argv, env) of every check, in the order their output is printed."""
     py = sys.executable
-    failed: list[str] = []
-    if _run("ruff", [py, "-m", "ruff", "check", *RUFF_PATHS]):
-        failed.append("ruff")
+    out: list[tuple[str, list[str], dict[str, str] | None]] = [
+        ("ruff", [py, "-m", "ruff", "check", *RUFF_PATHS], None)]
     for name, mypypath, paths in MYPY_ROOTS:
         # src first: the package is checked from this tree, whatever the venv installed
         env = dict(os.environ, MYPYPATH=os.pathsep.join(["src", *mypypath]))
-        argv = [py, "-m", "mypy", "--cache-dir", f".mypy_cache/{name}", *paths]
-        if _run(f"mypy {name}", argv, env):
-            failed.append(f"mypy {name}")
+        out.append((f"mypy {name}",
+                    [py, "-m", "mypy", "--cache-dir", f".mypy_cache/{name}", *paths], env))
     # import-linter's layers contract, once pyproject.toml declares one (its console script
     # sits beside this interpreter; it has no `python -m` entry)
     if "[tool.importlinter]" in (ROOT / "pyproject.toml").read_text(encoding="utf-8"):
-        lint_imports = Path(py).parent / "lint-imports"
-        if _run("import layers", [str(lint_imports)]):
-            failed.append("lint-imports")
+        out.append(("import layers", [str(Path(py).parent / "lint-imports")], None))
+    return out
+
+
+def main() -> int:
+    todo = checks()
+    failed: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        runs = [pool.submit(_run, argv, env) for _, argv, env in todo]
+        for (label, _, _), run in zip(todo, runs, strict=True):
+            print(f"lint: {label}", flush=True)
+            code, output = run.result()
+            print(output, end="", flush=True)
+            if code:
+                failed.append("lint-imports" if label == "import layers" else label)
     if failed:
         print(f"lint: FAILED: {', '.join(failed)}", file=sys.stderr)
         return 1
