@@ -83,7 +83,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values) if values else float("nan"),
-            "p95": percentile(values, 0.95), "n": len(values)}
+            "p95": percentile(values, 0.95), "n": len(values),
+            "samples_ms": [round(v * 1000, 1) for v in values]}  # the tail, window by window
 
 
 def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: float) -> dict[str, Any]:
@@ -100,7 +101,10 @@ def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: flo
     healed = [e.data for e in tl.events("fault.healed")]
     verified = [e.data for e in tl.events("fault.verified")]
     warm = [e.data for e in tl.events("nemesis.warmup")]
-    backends = sorted({str(b) for a in applied for b in (a.get("detail") or {}).get("backends", {}).values()})
+    # network kinds: tc netem or iptables; kill: pidfd or api (faults.initproc)
+    backends = sorted({str(b) for a in applied for b in
+                       ((a.get("detail") or {}).get("backends")
+                        or (a.get("detail") or {}).get("paths") or {}).values()})
     return {
         "kind": kind, "selector": selector, "windows": len(n.windows), "errors": n.errors,
         "backend": ",".join(backends) or None,
