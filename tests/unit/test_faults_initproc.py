@@ -126,7 +126,7 @@ def test_kill_signals_the_held_init_and_returns_once_it_is_gone(child: Any,
     c = Container(child.pid)
     held = inits(f"0::/docker/{CID}\n", tmp_path)
     assert held.prime(c) is not None
-    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))  # type: ignore[arg-type]
+    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))
     fault.apply()
     assert child.wait(timeout=5) == -9  # SIGKILL, delivered before apply returned
     assert c.calls == []  # no Docker call on the way
@@ -140,7 +140,7 @@ def test_a_pid_outside_the_containers_cgroup_is_never_held(child: Any, tmp_path:
     held = inits("0::/user.slice/other.scope\n", tmp_path)
     assert held.prime(Container(child.pid)) is None
     assert "cgroup" in held.why_not[CID]
-    fault = KillFault(Ctx(Container(child.pid), {SHARED_KEY: held}), ("tikv-1",))  # type: ignore[arg-type]
+    fault = KillFault(Ctx(Container(child.pid), {SHARED_KEY: held}), ("tikv-1",))
     fault.apply()
     assert fault.paths == {"tikv-1": "api"}
     assert child.poll() is None  # the stand-in "other process" lives
@@ -153,7 +153,7 @@ def test_a_paused_container_goes_through_docker(child: Any, tmp_path: Path) -> N
     held = inits(f"0::/docker/{CID}\n", tmp_path)
     c = Container(child.pid)
     assert held.prime(c) is not None
-    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))  # type: ignore[arg-type]
+    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))
     fault.apply()
     assert c.calls == ["kill", "wait"]
     assert fault.paths == {"tikv-1": "api"}
@@ -166,7 +166,7 @@ def test_restart_policy_and_no_shared_store_take_the_api_path(child: Any,
     held = inits(f"0::/docker/{CID}\n", tmp_path)
     assert held.prime(Container(child.pid, policy="always")) is None
     c = Container(child.pid)
-    KillFault(Ctx(c, None), ("tikv-1",)).apply()  # type: ignore[arg-type]
+    KillFault(Ctx(c, None), ("tikv-1",)).apply()
     assert c.calls == ["kill", "wait"]
     assert child.poll() is None
 
@@ -178,7 +178,7 @@ def test_an_init_that_already_exited_falls_back_to_docker(child: Any, tmp_path: 
     assert held.prime(c) is not None
     child.kill()
     child.wait(timeout=5)
-    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))  # type: ignore[arg-type]
+    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tikv-1",))
     fault.apply()
     assert c.calls == ["kill", "wait"]  # Docker answers for a process already gone
     assert held.get(CID) is None
