@@ -199,13 +199,13 @@ def test_niced_prefixes_only_as_root_and_only_when_set(monkeypatch: pytest.Monke
     from pytest_tidb_ha.faults import netns
 
     argv = ["nsenter", "-t", "1", "-n", "sh"]
-    monkeypatch.setattr(netns.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(netns, "FAULT_NICE", -5)
     assert netns.niced(argv)[:3] == ["nice", "-n", "-5"] or shutil.which("nice") is None
     monkeypatch.setattr(netns, "FAULT_NICE", 0)
     assert netns.niced(argv) == argv
     monkeypatch.setattr(netns, "FAULT_NICE", -5)
-    monkeypatch.setattr(netns.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert netns.niced(argv) == argv
 
 
