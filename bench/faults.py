@@ -51,6 +51,7 @@ from test_faults_harness import (  # noqa: E402
     wait_all_reachable,
 )
 
+from pytest_tidb_ha.faults import netns  # noqa: E402
 from pytest_tidb_ha.faults.api import Roles, static_roles  # noqa: E402
 from pytest_tidb_ha.faults.nemesis import Nemesis  # noqa: E402
 from pytest_tidb_ha.faults.netns import container_pid  # noqa: E402
@@ -81,9 +82,10 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[k]
 
 
-def summary(values: list[float]) -> dict[str, float]:
+def summary(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(values) if values else float("nan"),
-            "p95": percentile(values, 0.95), "n": len(values)}
+            "p95": percentile(values, 0.95), "n": len(values),
+            "samples_ms": [round(v * 1000, 1) for v in values]}  # the tail, window by window
 
 
 def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: float) -> dict[str, Any]:
@@ -100,7 +102,10 @@ def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: flo
     healed = [e.data for e in tl.events("fault.healed")]
     verified = [e.data for e in tl.events("fault.verified")]
     warm = [e.data for e in tl.events("nemesis.warmup")]
-    backends = sorted({str(b) for a in applied for b in (a.get("detail") or {}).get("backends", {}).values()})
+    # network kinds: tc netem or iptables; kill: pidfd or api (faults.initproc)
+    backends = sorted({str(b) for a in applied for b in
+                       ((a.get("detail") or {}).get("backends")
+                        or (a.get("detail") or {}).get("paths") or {}).values()})
     return {
         "kind": kind, "selector": selector, "windows": len(n.windows), "errors": n.errors,
         "backend": ",".join(backends) or None,
@@ -222,7 +227,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     print("-" * len(head))
     for r in rows:
         cells = [r["apply"], r["apply_lag"], r["heal"], r["heal_lag"]]
-        line = f"{r['kind']:<18}{r['apply']['n']:>4}  " + "  ".join(
+        kind = r["kind"] + (f" n{r['nice']}" if r.get("nice") else "")
+        line = f"{kind:<18}{r['apply']['n']:>4}  " + "  ".join(
             f"{ms(c['median']):>9}{ms(c['p95']):>9}" for c in cells)
         if r["backend"]:
             line += f"  [{r['backend']}]"
@@ -247,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=1.0, help="window length in seconds (default 1)")
     ap.add_argument("--kinds", default=",".join(INJECTORS), help="comma list of injectors")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "faults.json")
+    ap.add_argument("--nice", default=None,
+                    help="comma list of nice levels for the fault path (netns.FAULT_NICE); "
+                         "each kind runs once per level, rows say which (default: the engine's)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     import docker
@@ -256,9 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     try:
         wait_all_reachable(cluster)
-        for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
+        levels = ([int(v) for v in args.nice.split(",")] if args.nice is not None
+                  else [netns.FAULT_NICE])
+        for kind, level in [(k.strip(), lv) for k in args.kinds.split(",") if k.strip()
+                            for lv in levels]:
             t = time.monotonic()
+            netns.FAULT_NICE = level
             row = run_kind(cluster, kind, args.windows, args.period, args.duration)
+            row["nice"] = level if os.geteuid() == 0 else 0
             found = anchor(cluster, kind)
             if found:
                 row["anchor"] = {k: v for k, v in found.items() if k != "process_start"}

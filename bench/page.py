@@ -171,8 +171,10 @@ NOTES = (
     "the detail. Each run's shells, interfaces and NFQUEUE delayers start before the first "
     "window (`nemesis.warmup`), outside these figures. The anchor is the same action done raw "
     "in the same run: Docker's own API calls for kill / pause / restart, one `nsenter` + "
-    "`iptables-restore` per change for the network kinds. A kill's heal is a `docker start`, "
-    "so it can be no faster than its anchor. `restart`'s figure is `docker restart` (the "
+    "`iptables-restore` per change for the network kinds. A kill (as root next to a local "
+    "engine) is SIGKILL through the init process's pidfd, held since warm-up, until the "
+    "process is gone; Docker records the exit a moment later (in the verify time). Its heal "
+    "is a `docker start`, so it can be no faster than its anchor. `restart`'s figure is `docker restart` (the "
     "bench's servers, like tidb/pd/tikv and the stand-in, exit on SIGTERM), beside the "
     "process's own start: from the container's start until the server accepts connections.",
     "- Watcher overhead: the stand-in's TiDB is one Python process, so every statement the "

@@ -79,15 +79,16 @@ NAMES = ("collection", "coldstart", "faults", "verdict_latency", "watcher_overhe
 EXTRAS = ("coldstart", "verdict_latency", "workload", "mainjob")
 #: bench/faults.py runs: (injectors, arguments). Quick injectors: 5 windows of 0.5 s every
 #: 1.5 s; kill/restart restart a container (seconds), so fewer, longer-spaced windows.
+#: 20 windows: a p95 of 8 is the single worst window, of 20 the second worst.
 FAULT_RUNS = (
     ("network_partition,network_delay,network_loss,pause,io_delay",
-     ("--windows", "8", "--period", "1.5", "--duration", "0.5")),
-    ("kill,restart", ("--windows", "4", "--period", "4", "--duration", "1")),
+     ("--windows", "20", "--period", "1.5", "--duration", "0.5")),
+    ("kill,restart", ("--windows", "10", "--period", "3", "--duration", "1")),
 )
 #: Collection repetitions (each: 8 collections, ~40 s on 2 loaded cores); the lowest CPU of
 #: each measurement is kept, so a second repetition steadies the ratios.
 COLLECTION_REPS = 2
-FAULTS_EXPECTED = 120.0
+FAULTS_EXPECTED = 260.0
 WATCHER_EXPECTED = 120.0
 WORKLOAD_EXPECTED = 60.0
 #: Issue 13 goals. Faults: apply and heal p95 for these kinds; restart: its apply beyond the
@@ -129,6 +130,8 @@ def faults_section(out: Path) -> Section:
     section = Section("faults", data=data, error="; ".join(errors) or None)
     for r in results:
         section.rows.append(fault_row(r))
+        if r["kind"] == "kill":
+            section.rows.append(kill_heal_row(r))
     if not results:
         raise BenchError("; ".join(errors))
     return section
@@ -164,6 +167,11 @@ def fault_row(r: dict[str, Any]) -> Row:
         anchor = (f"{found.get('what', 'raw')}: {millis(found['apply_p95'])} / "
                   f"{millis(found.get('heal_p95'))}")
         rate = ratio(worst, max(found["apply_p95"], found.get("heal_p95") or 0.0))
+    if kind == "kill":  # its heal (a docker start) has a row of its own: kill_heal_row
+        worst = a["p95"]
+        if isinstance(found, dict) and found.get("apply_p95") is not None:
+            anchor = f"raw docker kill + wait: {millis(found['apply_p95'])}"
+            rate = ratio(worst, found["apply_p95"])
     if kind in FAULT_GOAL_KINDS:
         goal = f"p95 <= {FAULT_GOAL_SECONDS * 1000:.0f} ms"
         met = worst == worst and worst <= FAULT_GOAL_SECONDS
@@ -174,8 +182,30 @@ def fault_row(r: dict[str, Any]) -> Row:
             anchor = f"the process's own start: {start:.2f} s"
             rate = ratio(a["p95"], start)
             met = a["p95"] - start <= RESTART_GOAL_SECONDS
+    if kind == "kill":
+        return Row("fault kill apply (p95)", millis(a["p95"]), detail, goal=goal, anchor=anchor,
+                   ratio=rate, verdict=verdict(met))
     return Row(f"fault {kind} apply / heal (p95)", f"{millis(a['p95'])} / {millis(h['p95'])}",
                detail, goal=goal, anchor=anchor, ratio=rate, verdict=verdict(met))
+
+
+def kill_heal_row(r: dict[str, Any]) -> Row:
+    """kill's heal is a ``docker start``: beside Docker's own start (the anchor), measured
+    in the same run; the goal is issue 13's, which no start through Docker can meet."""
+    h = r["heal"]
+    found = r.get("anchor") or {}
+    start = found.get("heal_p95")
+    anchor, rate, beyond = "not measured by bench/faults.py", "-", ""
+    if isinstance(start, (int, float)):
+        anchor = f"raw docker start + wait: {millis(start)}"
+        rate = ratio(h["p95"], start)
+        beyond = f"; {millis(h['p95'] - start)} beyond Docker's own start (p95 against p95)"
+    met = h["p95"] == h["p95"] and h["p95"] <= FAULT_GOAL_SECONDS
+    return Row("fault kill heal (p95)", millis(h["p95"]),
+               f"median {millis(h['median'])}; the heal is docker start (same container, "
+               f"same volumes), which cannot be faster than Docker's own start{beyond}; "
+               f"n={h['n']}", goal=f"p95 <= {FAULT_GOAL_SECONDS * 1000:.0f} ms", anchor=anchor,
+               ratio=rate, verdict=verdict(met))
 
 
 def workload_section(out: Path) -> Section:

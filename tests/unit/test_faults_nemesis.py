@@ -318,8 +318,22 @@ def test_warm_up_runs_before_t0_and_its_problems_do_not_stop_the_windows() -> No
                                           ("heal", "network_partition")]
 
 
-def test_no_warm_up_for_faults_without_namespace_commands() -> None:
+def test_no_warm_up_for_faults_without_namespace_commands_or_processes() -> None:
     rec, tl = Recorder(), Timeline()
-    with nemesis([spec("kill", "tikv-0", 0, 10)], rec, tl) as n:
+    with nemesis([spec("pd_leader_resign", "pdleader", 0, 10)], rec, tl) as n:
         assert n.wait(10)
     assert tl.events("nemesis.warmup") == []
+
+
+def test_kill_warm_up_holds_init_processes_and_says_why_not() -> None:
+    # no shells for kill: only its candidates' init processes (faults.initproc); the
+    # fake cluster has no containers, so each node's kill is recorded as the API path
+    rec, tl = Recorder(), Timeline()
+    with nemesis([spec("kill", "tikv(random)", 0, 10)], rec, tl) as n:
+        assert n.wait(10)
+    warm = tl.events("nemesis.warmup")
+    assert len(warm) == 1
+    assert warm[0].data["kill_pidfd"] == 0
+    assert sorted(warm[0].data["kill_api"]) == ["tikv-0", "tikv-1"]
+    assert "nodes" not in warm[0].data  # no namespace shells started
+    assert [c[:2] for c in rec.calls] == [("apply", "kill"), ("heal", "kill")]

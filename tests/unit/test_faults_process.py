@@ -39,6 +39,14 @@ class FakeContainer:
             raise APIError("Cannot kill container: abc: Container abc is not running")
         self.status = "exited"
 
+    def pause(self) -> None:
+        self.calls.append("pause")
+        if self.status == "paused":
+            raise APIError("Cannot pause container abc: container abc is already paused")
+        if self.status != "running":
+            raise APIError("Container abc is not running")
+        self.status = "paused"
+
     def unpause(self) -> None:
         self.calls.append("unpause")
         if self.status != "paused":
@@ -113,3 +121,25 @@ def test_pause_heal_unpauses_and_skips_a_removed_node() -> None:
     gone = FakeCtx(None)
     PauseFault(gone, ("tidb-0",)).heal()
     assert gone.scripts == []
+
+
+def test_pause_writes_the_marker_then_pauses_without_a_read() -> None:
+    c = FakeContainer("running")
+    ctx = FakeCtx(c)
+    PauseFault(ctx, ("tidb-0",)).apply()
+    assert c.calls == ["pause"]
+    assert c.status == "paused"
+    assert ctx.scripts == ["ledger"]
+
+
+def test_pause_of_a_node_paused_by_someone_else_takes_its_marker_back() -> None:
+    c = FakeContainer("paused")
+    ctx = FakeCtx(c)
+    PauseFault(ctx, ("tidb-0",)).apply()  # not an error: the node is paused
+    assert c.calls == ["pause"]
+    assert ctx.scripts == ["ledger", "ledger"]  # added, then removed: not our pause
+
+
+def test_pause_of_a_stopped_node_fails() -> None:
+    with pytest.raises(APIError, match="not running"):
+        PauseFault(FakeCtx(FakeContainer("exited")), ("tidb-0",)).apply()

@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from ..cluster.protocol import ClusterLike
 from .context import FaultContext, UnsupportedFault
 from .disk import DiskFullFault
+from .initproc import SHARED_KEY as INIT_KEY
+from .initproc import InitProcesses
 from .iodelay import IoDelayFault
 from .ledger import ledger_add_script, ledger_remove_script
 from .network import BandwidthFault, NetemFault, PartitionFault
@@ -35,6 +37,8 @@ log = logging.getLogger("pytest_tidb_ha.faults")
 
 HTTP_TIMEOUT = 5.0
 START_TIMEOUT = 60.0
+#: Seconds a SIGKILLed init may take to be gone (the kernel ends it at once).
+KILL_WAIT = 10.0
 #: Faults that act on containers (need ``cluster.can_control_nodes``).
 NODE_CONTROL = frozenset({"network_partition", "network_delay", "network_loss", "kill",
                           "restart", "pause", "io_delay", "bandwidth", "disk_full"})
@@ -90,7 +94,12 @@ def _refresh(cluster: ClusterLike, node: str) -> None:
 
 
 class KillFault:
-    """SIGKILL for the window, then ``docker start`` (same container, same volumes)."""
+    """SIGKILL for the window, then ``docker start`` (same container, same volumes).
+
+    The signal goes through the init process's pidfd when the run holds one
+    (:mod:`.initproc`: root, local engine, no restart policy, not paused), else through
+    ``docker kill``; :attr:`paths` records which, per node.
+    """
 
     kind = "kill"
 
@@ -98,31 +107,67 @@ class KillFault:
         self.ctx = ctx
         self.targets = targets
         self.killed: list[str] = []
+        self.paths: dict[str, str] = {}
+
+    def _inits(self) -> InitProcesses | None:
+        shared = getattr(self.ctx, "shared", None)
+        found = shared.get(INIT_KEY) if shared is not None else None
+        return found if isinstance(found, InitProcesses) else None
 
     def apply(self) -> None:
+        inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
-            # kill first, ask later: a status read per window is an API round trip on
-            # the path the fault's timing is measured on; Docker answers what is wrong
-            try:
+            if inits is not None and self._kill_direct(inits, node, c):
+                continue
+            self._kill_api(node, c)
+
+    def _kill_direct(self, inits: InitProcesses, node: str, c: Any) -> bool:
+        """SIGKILL the init through its pidfd and wait for it to be gone (no API call).
+        False: the API path decides (no handle, paused, or the process was gone already)."""
+        handle = inits.get(c.id)
+        if handle is None or inits.paused(handle):
+            return False  # paused: Docker unpauses first (a kill under the freezer confuses it)
+        if not handle.kill():
+            inits.drop(c.id)  # exited meanwhile (someone else's kill): Docker answers
+            return False
+        if not handle.wait_gone(KILL_WAIT):
+            raise RuntimeError(f"{node}: init process {handle.pid} still there {KILL_WAIT:g}s "
+                               "after SIGKILL")
+        inits.drop(c.id)  # a new start has a new init: heal opens its pidfd
+        if node not in self.killed:
+            self.killed.append(node)
+        self.paths[node] = "pidfd"
+        return True
+
+    def _kill_api(self, node: str, c: Any) -> None:
+        # kill first, ask later: a status read per window is an API round trip on
+        # the path the fault's timing is measured on; Docker answers what is wrong
+        try:
+            c.kill(signal="SIGKILL")
+        except Exception as exc:
+            text = str(exc).lower()
+            if "paused" in text:
+                c.unpause()
                 c.kill(signal="SIGKILL")
-            except Exception as exc:
-                text = str(exc).lower()
-                if "paused" in text:
-                    c.unpause()
-                    c.kill(signal="SIGKILL")
-                elif "is not running" not in text:
-                    raise
-                # not running already (someone else's kill): nothing of ours to undo
-            else:
-                if node not in self.killed:
-                    self.killed.append(node)
-            # Docker's own wait (no polling): returns once the container is not running
-            c.wait(condition="not-running", timeout=30)
+            elif "is not running" not in text:
+                raise
+            # not running already (someone else's kill): nothing of ours to undo
+        else:
+            if node not in self.killed:
+                self.killed.append(node)
+            self.paths[node] = "api"
+        # Docker's own wait (no polling): returns once the container is not running
+        c.wait(condition="not-running", timeout=30)
 
     def heal(self) -> None:
+        inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
+            if self.paths.get(node) == "pidfd":
+                # the process is gone; Docker may not have recorded the exit yet, and a
+                # start before it has answers "already running" (304) and does nothing
+                c.wait(condition="not-running", timeout=30)
             try:
                 c.start()  # a running container answers 304: nothing to do
             except Exception:  # noqa: BLE001 - paused or restarting: decide on its state
@@ -130,19 +175,27 @@ class KillFault:
                 _start_and_wait(c)
             else:
                 _wait_status(c, ("running",), START_TIMEOUT)
+            if inits is not None:  # the fresh attributes of the wait: the new init's pid
+                inits.prime(c)
             _refresh(self.ctx.cluster, node)
 
     def describe(self) -> dict[str, object]:
-        return {"killed": list(self.killed)}
+        return {"killed": list(self.killed), "paths": dict(self.paths)}
 
     def verify(self, budget: float) -> Verification | None:
-        """Each killed container is stopped and its process gone."""
+        """Each killed container is stopped and its process gone. After a pidfd kill
+        Docker records the exit a moment later: its state is polled within ``budget``."""
         result: Verification | None = None
         for node in self.targets:
             c = self.ctx.container(node)
-            c.reload()
-            pid = int((c.attrs.get("State") or {}).get("Pid") or 0)
-            result = judge_killed(str(c.status), pid, node)
+            deadline = time.monotonic() + max(budget, 1.0)
+            while True:
+                c.reload()
+                pid = int((c.attrs.get("State") or {}).get("Pid") or 0)
+                result = judge_killed(str(c.status), pid, node)
+                if result.ok or time.monotonic() >= deadline:
+                    break
+                time.sleep(0.01)
             if not result.ok:
                 return result
         return result
@@ -203,11 +256,17 @@ class PauseFault:
     def apply(self) -> None:
         for node in self.targets:
             c = self.ctx.container(node)
-            c.reload()
-            if c.status == "paused":
-                continue
+            # the marker first (a crash after the pause leaves it for the reaper), then
+            # the pause; no status read first (an API round trip per window): Docker
+            # answers "already paused" for someone else's pause, which is not ours
             self.ctx.exec(node, ledger_add_script(self.ctx.tag, {"kind": "pause"}), "ledger")
-            c.pause()
+            try:
+                c.pause()
+            except Exception as exc:
+                if "already paused" not in str(exc).lower():
+                    raise
+                self.ctx.exec(node, ledger_remove_script(self.ctx.tag, {"kind": "pause"}),
+                              "ledger", missing_ok=True)
 
     def heal(self) -> None:
         for node in self.targets:

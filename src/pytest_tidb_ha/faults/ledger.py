@@ -113,12 +113,14 @@ def marker_comment(tag: Tag, attrs: Mapping[str, object]) -> str:
 
 
 def ledger_add_script(tag: Tag, attrs: Mapping[str, object]) -> str:
-    """Shell that records ``tag`` in the ledger chain (idempotent)."""
+    """Shell that records ``tag`` in the ledger chain (idempotent). Two ``iptables``
+    processes when the chain exists (check, append); the chain is created only when the
+    append fails (once per namespace): a process less on every window's apply."""
     comment = shlex.quote(marker_comment(tag, attrs))
+    rule = f"{LEDGER_CHAIN} -m comment --comment {comment} -j RETURN"
     return (
-        f"iptables -w 5 -N {LEDGER_CHAIN} 2>/dev/null; "
-        f"iptables -w 5 -C {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN 2>/dev/null "
-        f"|| iptables -w 5 -A {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN"
+        f"iptables -w 5 -C {rule} 2>/dev/null || iptables -w 5 -A {rule} 2>/dev/null "
+        f"|| {{ iptables -w 5 -N {LEDGER_CHAIN} 2>/dev/null; iptables -w 5 -A {rule}; }}"
     )
 
 

@@ -63,12 +63,12 @@ from .api import Roles, RoleSource, component_of, live_roles, params_for_event, 
 from .context import FaultContext, UnsupportedFault
 from .injectors import Injector, build, unsupported_reason
 from .ledger import Tag
-from .netns import NetnsRunner, make_runner
+from .netns import NetnsRunner, make_runner, raise_priority
 from .outcome import FaultBook, WindowRecord, failures
 from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 from .triggers import Sighting, matches
 from .verify import Verification, probe_budget
-from .warmup import kinds_of, warm_up
+from .warmup import kinds_of, prime_inits, warm_up
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
@@ -287,15 +287,23 @@ class Nemesis:
         """Start the run's shells and helpers now (:mod:`.warmup`), not in the windows."""
         if not self.windows or not self.cluster.can_control_nodes:
             return
-        specs = [w.spec for w in self.windows]
-        if not any(self._needs_runner(k) for k in kinds_of(specs)):
+        specs = list({id(w.spec): w.spec for w in self.windows}.values())
+        kinds = kinds_of(specs)
+        if not any(self._needs_runner(k) for k in kinds) and "kill" not in kinds:
             return
+        tag = Tag.mine(self.run_id, f"{self._seq}-warmup")
+        done: dict[str, object] = {}
         try:
-            done = warm_up(self.cluster, self._runner_for_cluster(), self._shared,
-                           list({id(s): s for s in specs}.values()), Tag.mine(self.run_id, f"{self._seq}-warmup"))
+            if any(self._needs_runner(k) for k in kinds):
+                done.update(warm_up(self.cluster, self._runner_for_cluster(), self._shared,
+                                    specs, tag))
+            if "kill" in kinds:
+                ctx = FaultContext(cluster=self.cluster, runner=_NoRunner(), tag=tag,
+                                   shared=self._shared)
+                done.update(prime_inits(self.cluster, ctx.container, self._shared, specs))
         except Exception as exc:  # noqa: BLE001 - each window starts what it lacks
             log.warning("fault warm-up failed: %s", exc)
-            done = {"error": redact(f"{type(exc).__name__}: {exc}")}
+            done["error"] = redact(f"{type(exc).__name__}: {exc}")
         record(self.timeline, "nemesis.warmup", **done)
 
     def stop(self, timeout: float = 120.0) -> None:
@@ -365,6 +373,7 @@ class Nemesis:
     # -- the schedule thread ---------------------------------------------
     def _main(self) -> None:
         assert self.t0 is not None
+        raise_priority()  # this thread only (and the apply threads it starts): netns.FAULT_NICE
         seq = itertools.count()
         queue: list[tuple[float, int, str, Window]] = [
             (self._times[w.fault_id][0], next(seq), "open", w) for w in self.windows

@@ -5,7 +5,9 @@ what every window would otherwise pay once -- a shell in each node's network nam
 (:class:`~.netns.ShellSession`), the interface holding each node's cluster IP, whether
 the kernel has ``sch_netem``, the NFQUEUE delayer of a ``network_delay`` on a kernel
 without it -- is done here, before t0, and kept in the nemesis' ``shared`` store for the
-run (closed at its stop). A warm-up failure never stops the schedule: the window that
+run (closed at its stop). For ``kill`` it opens the pidfd of each candidate node's init
+process (:mod:`.initproc`), so a kill window signals it without a Docker call. A
+warm-up failure never stops the schedule: the window that
 needs the helper starts it as before, and its own errors count.
 """
 
@@ -13,13 +15,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..cluster.protocol import ClusterLike
 from ..scenario.model import FaultSpec, Selector
 from .api import component_of
 from .context import FaultContext
+from .initproc import init_processes
 from .ledger import Tag
 from .netns import NetnsRunner
 from .network import NETEM_MISSING, NetemFault, in_parallel
@@ -102,3 +105,28 @@ def warm_up(cluster: ClusterLike, runner: NetnsRunner, shared: dict[str, Any],
     return {"seconds": round(time.monotonic() - began, 3), "nodes": len(touched),
             "method": runner.method, "netem": not NetemFault.netem_missing,
             "delayers": delayers, "problems": problems}
+
+
+def prime_inits(cluster: ClusterLike, container: Callable[[str], Any], shared: dict[str, Any],
+                specs: Sequence[FaultSpec]) -> dict[str, object]:
+    """``kill``: hold the init process of every node a kill window may act on
+    (:mod:`.initproc`); ``container`` is the run's container lookup. Returns what it did
+    for ``nemesis.warmup``: how many are held, and why the others take the API path."""
+    kill_specs = [s for s in specs if "kill" in (s.kinds or (s.kind,))]
+    inits = init_processes(shared, cluster.docker) if kill_specs else None
+    if inits is None:
+        return {}
+    names = [n.name for n in cluster.nodes]
+    nodes = list(dict.fromkeys(n for s in kill_specs for n in candidates(s.selector, names)))
+    held, api = 0, {}
+    for node in nodes:
+        try:
+            c = container(node)
+            c.reload()
+            if inits.prime(c) is not None:
+                held += 1
+            else:
+                api[node] = inits.why_not.get(c.id, "?")
+        except Exception as exc:  # noqa: BLE001 - that node's kill takes the API path
+            api[node] = f"{type(exc).__name__}: {exc}"
+    return {"kill_pidfd": held, **({"kill_api": api} if api else {})}
