@@ -311,8 +311,9 @@ class _ChainMarks:
 
     def any_of(self, item: pytest.Item, names: tuple[str, ...]) -> bool:
         """Does the item or a parent carry a mark named in ``names``?"""
-        if any(mark.name in names for mark in item.own_markers):
-            return True
+        for mark in item.own_markers:  # a loop, not any(): this runs for every item
+            if mark.name in names:
+                return True
         return not self._parent_names(item.parent).isdisjoint(names)
 
     def has(self, item: pytest.Item, name: str) -> bool:
@@ -348,6 +349,26 @@ def _uses_cluster(item: pytest.Item) -> bool:
     return any(n in CLUSTER_FIXTURES or n.startswith("tidb_cluster") for n in names)
 
 
+class _ClusterUse:
+    """:func:`_uses_cluster`, asked once per fixture-name list within one hook call.
+
+    The items of one parametrized test share their ``fixturenames`` list, so a suite
+    of 10,000 plain items has a few hundred lists to look at, not 10,000. The plugin
+    only ever appends cluster fixtures to a list whose answer is already True, so a
+    remembered answer stays right.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[object, bool]] = {}
+
+    def __call__(self, item: pytest.Item) -> bool:
+        names = getattr(item, "fixturenames", ())
+        found = self._seen.get(id(names))
+        if found is None or found[0] is not names:
+            found = self._seen[id(names)] = (names, _uses_cluster(item))
+        return found[1]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (loadgroup)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
@@ -357,6 +378,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     opts = ha_options(config)
     problems: list[str] = []
     chain = _ChainMarks()
+    uses_cluster = _ClusterUse()
     for item in items:
         if CASE_KEY in item.stash:
             continue
@@ -370,16 +392,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if case is not None:
             item.stash[CASE_KEY] = case
             if (case.faults and not opts.dry_run and isinstance(item, pytest.Function)
-                    and _uses_cluster(item) and "nemesis" not in item.fixturenames):
+                    and uses_cluster(item) and "nemesis" not in item.fixturenames):
                 # declared faults run whenever the test has a cluster: a test that forgot
                 # the fixture must not pass without its faults
                 item.fixturenames.append("nemesis")
-        if opts.dry_run and _uses_cluster(item):
+        if opts.dry_run and uses_cluster(item):
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:
         raise pytest.UsageError("pytest-tidb-ha: invalid markers:\n  " + "\n  ".join(problems))
     if not opts.dry_run:
-        _companion_marks(config, opts, [item for item in items if _uses_cluster(item)], chain)
+        _companion_marks(config, opts, [item for item in items if uses_cluster(item)], chain)
 
 
 def _user_timeout(config: pytest.Config) -> bool:

@@ -126,3 +126,27 @@ def test_marks_on_a_class_or_module_reach_each_item_and_plain_items_stay_plain(
     assert cases["test_workload_only"].workloads[0].threads == 2
     plain = [name for name, case in cases.items() if case is None]
     assert sorted(plain) == ["test_own_timeout", "test_p[0]", "test_p[1]", "test_p[2]"]
+
+
+def test_each_item_of_a_parametrized_cluster_test_counts_as_a_cluster_test(
+        pytester: pytest.Pytester) -> None:
+    """Items of one parametrized test share their fixture-name list, and the plugin asks
+    once per list (``plugin._ClusterUse``): every such item is still a cluster test (each
+    gets its pytest-timeout deadline), and a plain parametrized test next to it is not."""
+    pytest.importorskip("pytest_timeout")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_cluster(tidb_cluster, i):
+            pass
+
+        @pytest.mark.parametrize("i", range(2))
+        def test_plain(i):
+            pass
+    """)
+    items, _ = pytester.inline_genitems()
+    deadlines = {item.name: item.get_closest_marker("timeout") is not None for item in items}
+    assert deadlines == {"test_cluster[0]": True, "test_cluster[1]": True,
+                         "test_cluster[2]": True, "test_plain[0]": False,
+                         "test_plain[1]": False}
