@@ -24,7 +24,8 @@ Subprocesses run with byte-code caching on (``PYTHONDONTWRITEBYTECODE`` dropped)
 a user's Python does. Each measurement is repeated ``--reps`` times and the lowest
 CPU kept (a loaded machine only ever adds). Goal (issue 13): cases <= 2x pytest.
 
-Standalone: ``python bench/collection.py [--files 100 --cases 100 --reps 3]``.
+Standalone: ``python bench/collection.py [--files 100 --cases 100 --reps 3]
+[--markdown docs/bench.md]`` (``--markdown`` replaces this section's rows of the page).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from common import (
     BenchError,
     Row,
     Section,
+    machine,
     python,
     ratio,
     run_command,
@@ -318,13 +320,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=int, default=FILES)
     ap.add_argument("--cases", type=int, default=CASES)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--markdown", type=Path, default=None,
+                    help="also replace this section of the figures page (e.g. docs/bench.md)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    info = machine()
+    began = time.monotonic()
     section = run(files=args.files, cases=args.cases, reps=args.reps)
+    section.seconds = time.monotonic() - began
+    info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     for row in section.rows:
         print(f"{row.figure:50} {row.value:>12}  {row.ratio:>6} of {row.anchor} "
               f"(goal {row.goal}: {row.verdict})\n{'':52}{row.detail}")
     write_json(RESULTS / "collection.json", section.to_json())
+    if args.markdown is not None:  # this section's rows; the page's others are carried over
+        from run import write_page
+
+        write_page(args.markdown, {
+            "machine": info, "image": "none (collection starts no cluster)",
+            "script": "bench/collection.py", "budget_seconds": 0.0,
+            "total_seconds": round(section.seconds, 1), "skipped": [],
+            "sections": {section.name: section.to_json()}})
+        print(f"wrote {args.markdown}")
     return 0
 
 

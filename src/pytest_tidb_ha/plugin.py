@@ -285,9 +285,47 @@ class CaseItem(pytest.Function):
 
 # ---- marker-based tests ------------------------------------------------------------------
 
-def _marker_case(item: pytest.Item) -> Case | None:
-    # one walk over the item's marks (closest first), not one per marker name: this runs
-    # for every test of the session, HA or not
+class _ChainMarks:
+    """Which mark names a node and its parents carry, asked once per parent.
+
+    ``item.iter_markers()`` walks the item's whole parent chain (module, package,
+    session) on every call: for a suite without HA tests, asking each of 10,000
+    items whether it has a ``fault`` mark was most of what the plugin cost it
+    (``bench/collection.py``, plain items). An item's marks are its
+    ``own_markers`` followed by its parent's (``iter_markers``'s order), and the
+    items of one module share that parent: so the parent's answer is kept here,
+    for one hook call (marks are only ever added to items in between).
+    """
+
+    def __init__(self) -> None:
+        self._parents: dict[int, tuple[pytest.Collector | None, frozenset[str]]] = {}
+
+    def _parent_names(self, parent: pytest.Collector | None) -> frozenset[str]:
+        if parent is None:
+            return frozenset()
+        found = self._parents.get(id(parent))
+        if found is None or found[0] is not parent:
+            names = frozenset(mark.name for mark in parent.iter_markers())
+            found = self._parents[id(parent)] = (parent, names)
+        return found[1]
+
+    def any_of(self, item: pytest.Item, names: tuple[str, ...]) -> bool:
+        """Does the item or a parent carry a mark named in ``names``?"""
+        for mark in item.own_markers:  # a loop, not any(): this runs for every item
+            if mark.name in names:
+                return True
+        return not self._parent_names(item.parent).isdisjoint(names)
+
+    def has(self, item: pytest.Item, name: str) -> bool:
+        """``item.get_closest_marker(name) is not None``, the parents asked once."""
+        return any(mark.name == name for mark in item.own_markers) or \
+            name in self._parent_names(item.parent)
+
+
+def _marker_case(item: pytest.Item, chain: _ChainMarks | None = None) -> Case | None:
+    if chain is not None and not chain.any_of(item, CASE_MARKERS):
+        return None  # the common case, a test without HA marks: no walk over its parents
+    # one walk over the item's marks (closest first), not one per marker name
     faults: list[tuple[tuple[Any, ...], Mapping[str, Any]]] = []
     workload = cluster = None
     for mark in item.iter_markers():
@@ -311,6 +349,26 @@ def _uses_cluster(item: pytest.Item) -> bool:
     return any(n in CLUSTER_FIXTURES or n.startswith("tidb_cluster") for n in names)
 
 
+class _ClusterUse:
+    """:func:`_uses_cluster`, asked once per fixture-name list within one hook call.
+
+    The items of one parametrized test share their ``fixturenames`` list, so a suite
+    of 10,000 plain items has a few hundred lists to look at, not 10,000. The plugin
+    only ever appends cluster fixtures to a list whose answer is already True, so a
+    remembered answer stays right.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[object, bool]] = {}
+
+    def __call__(self, item: pytest.Item) -> bool:
+        names = getattr(item, "fixturenames", ())
+        found = self._seen.get(id(names))
+        if found is None or found[0] is not names:
+            found = self._seen[id(names)] = (names, _uses_cluster(item))
+        return found[1]
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the xdist_group marks (loadgroup)
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
@@ -319,11 +377,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     under xdist, the group of tests that share its cluster."""
     opts = ha_options(config)
     problems: list[str] = []
+    chain = _ChainMarks()
+    uses_cluster = _ClusterUse()
     for item in items:
         if CASE_KEY in item.stash:
             continue
         try:
-            case = _marker_case(item)
+            case = _marker_case(item, chain)
             if case is not None and not opts.attach:
                 check_case_topology(case, required_topology(case, opts.topology))
         except ScenarioError as exc:
@@ -332,16 +392,16 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         if case is not None:
             item.stash[CASE_KEY] = case
             if (case.faults and not opts.dry_run and isinstance(item, pytest.Function)
-                    and _uses_cluster(item) and "nemesis" not in item.fixturenames):
+                    and uses_cluster(item) and "nemesis" not in item.fixturenames):
                 # declared faults run whenever the test has a cluster: a test that forgot
                 # the fixture must not pass without its faults
                 item.fixturenames.append("nemesis")
-        if opts.dry_run and _uses_cluster(item):
+        if opts.dry_run and uses_cluster(item):
             item.add_marker(pytest.mark.skip(reason="dry run"))
     if problems:
         raise pytest.UsageError("pytest-tidb-ha: invalid markers:\n  " + "\n  ".join(problems))
     if not opts.dry_run:
-        _companion_marks(config, opts, [item for item in items if _uses_cluster(item)])
+        _companion_marks(config, opts, [item for item in items if uses_cluster(item)], chain)
 
 
 def _user_timeout(config: pytest.Config) -> bool:
@@ -351,7 +411,8 @@ def _user_timeout(config: pytest.Config) -> bool:
             or bool(str(config.getini("timeout") or "").strip()))
 
 
-def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.Item]) -> None:
+def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.Item],
+                     chain: _ChainMarks | None = None) -> None:
     """Marks that tell pytest-timeout and pytest-xdist what a cluster test needs.
 
     * ``timeout``: the case's budget (``timing.case_budget``) plus ``timing.STARTUP_MARGIN``,
@@ -366,6 +427,7 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
     ``--strict-markers``).
     """
     pm = config.pluginmanager
+    chain = chain or _ChainMarks()
     timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
                 and not _user_timeout(config))
     groups = pm.has_plugin("xdist") and not opts.attach
@@ -374,7 +436,7 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
     group_marks: dict[tuple[Topology, str | None], pytest.MarkDecorator] = {}
     for item in items:
         case: Case | None = item.stash.get(CASE_KEY, None)
-        if timeouts and item.get_closest_marker("timeout") is None:
+        if timeouts and not chain.has(item, "timeout"):
             budget = timing.case_budget(case or Case(name=item.name, warmup=Duration(0.0)),
                                         opts.time_scale, jobs_declared=isinstance(item, CaseItem))
             seconds = math.ceil(budget + timing.STARTUP_MARGIN)
@@ -382,7 +444,7 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
             if mark is None:
                 mark = timeout_marks[seconds] = pytest.mark.timeout(seconds)
             item.add_marker(mark)
-        if groups and item.get_closest_marker("xdist_group") is None:
+        if groups and not chain.has(item, "xdist_group"):
             topology = item.stash.get(TOPOLOGY_KEY, None) or requested_topology(item,
                                                                                 opts.topology)
             key = (topology, case.version if case is not None else None)

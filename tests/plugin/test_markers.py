@@ -82,3 +82,71 @@ def test_invalid_markers_are_one_usage_error_before_anything_runs(
         "  test_bad.py::test_c: selector pdfollower(4): *group 'pdfollower' has 2*",
     ])
     assert "must not run" not in result.stdout.str()
+
+
+def test_marks_on_a_class_or_module_reach_each_item_and_plain_items_stay_plain(
+        pytester: pytest.Pytester) -> None:
+    """The parents' marks are read once per parent (``plugin._ChainMarks``): each item
+    still gets its own closest marks -- module, class, its own -- and a test without
+    HA marks, next to them, gets no case."""
+    pytester.makepyfile(test_marked="""
+        import pytest
+
+        pytestmark = pytest.mark.workload("sysbench", threads=2)
+
+        @pytest.mark.fault("pause", selector="tikv(one)", duration="20s")
+        class TestPaused:
+            def test_a(self):
+                pass
+
+            @pytest.mark.fault("kill", selector="tidb(random)", duration="30s")
+            def test_b(self):
+                pass
+
+        def test_workload_only():
+            pass
+    """, test_plain="""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_p(i):
+            pass
+
+        @pytest.mark.timeout(7)
+        def test_own_timeout():
+            pass
+    """)
+    items, _ = pytester.inline_genitems()
+    cases = {item.name: item.stash.get(CASE_KEY, None) for item in items}
+    kinds = {name: [f.kind for f in case.faults] for name, case in cases.items()
+             if case is not None}
+    assert kinds == {"test_a": ["pause"], "test_b": ["kill", "pause"],
+                     "test_workload_only": []}
+    assert cases["test_workload_only"] is not None
+    assert cases["test_workload_only"].workloads[0].threads == 2
+    plain = [name for name, case in cases.items() if case is None]
+    assert sorted(plain) == ["test_own_timeout", "test_p[0]", "test_p[1]", "test_p[2]"]
+
+
+def test_each_item_of_a_parametrized_cluster_test_counts_as_a_cluster_test(
+        pytester: pytest.Pytester) -> None:
+    """Items of one parametrized test share their fixture-name list, and the plugin asks
+    once per list (``plugin._ClusterUse``): every such item is still a cluster test (each
+    gets its pytest-timeout deadline), and a plain parametrized test next to it is not."""
+    pytest.importorskip("pytest_timeout")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.parametrize("i", range(3))
+        def test_cluster(tidb_cluster, i):
+            pass
+
+        @pytest.mark.parametrize("i", range(2))
+        def test_plain(i):
+            pass
+    """)
+    items, _ = pytester.inline_genitems()
+    deadlines = {item.name: item.get_closest_marker("timeout") is not None for item in items}
+    assert deadlines == {"test_cluster[0]": True, "test_cluster[1]": True,
+                         "test_cluster[2]": True, "test_plain[0]": False,
+                         "test_plain[1]": False}

@@ -91,8 +91,21 @@ def kind_of(name: str) -> str:
     return qa.kind if qa is not None else QA_ALIASES.get(name, name)
 
 
+#: A plain fault type name (``kill``, ``network_latency``) -> its FaultType: a suite names
+#: the same few types thousands of times. Parametric forms are parsed every time.
+_PLAIN: dict[str, FaultType] = {}
+
+
 def parse_fault_type(value: object, field: str = "faultType") -> FaultType:
-    """``kill`` / ``network_latency`` / ``iochaos_io_delay(delay:1s,...)`` -> a FaultType."""
+    """``kill`` / ``network_latency`` / ``iochaos_io_delay(delay:1s,...)`` -> a FaultType.
+
+    The FaultType of a plain name is shared between calls: read its ``params``, never
+    change them (:func:`.build.make_fault` copies them).
+    """
+    if isinstance(value, str):
+        known = _PLAIN.get(value)
+        if known is not None:
+            return known
     from .build import suggest
 
     if not isinstance(value, str) or not value.strip():
@@ -111,7 +124,8 @@ def parse_fault_type(value: object, field: str = "faultType") -> FaultType:
             raise FieldError(field, f"{field} {name} takes its parameters: {name}({form}) "
                                     f"(needs {', '.join(qa_type.required)})")
         kind = kind_of(name)
-        return FaultType(kind, {}, None if kind == name else text)
+        plain = _PLAIN[value] = FaultType(kind, {}, None if kind == name else text)
+        return plain
     raw = _split_params(match.group(2), text, field)
     qa = QA_TYPES.get(name)
     if qa is None:  # our own kind, parameters in our names

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import ScenarioError
 from .model import Case, FaultSpec, NodeSelector, Topology
+from .selectors import selector_problems
 
 DISRUPTIVE = frozenset({"kill", "pause", "restart", "network_partition"})
 
@@ -148,9 +150,6 @@ def required_topology(case: Case, requested: Topology | None = None) -> Topology
 
 def check_case_topology(case: Case, topology: Topology) -> None:
     """Raise :class:`ScenarioError` (at the fault's line) for a selector that can never match."""
-    from .errors import ScenarioError
-    from .selectors import selector_problems
-
     for fault in case.faults:
         if fault.selector is None:
             continue
