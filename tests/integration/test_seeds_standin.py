@@ -48,15 +48,18 @@ TRIGGERED = REPO / "scenarios" / "triggered"
 #: trigger, so its 20 s verdict windows (the PD store-disconnect floor, which does not
 #: scale) run fault-free sooner than at 0.05.
 TIME_SCALE = {"48303": "0.02", "48546": "0.05", "46735": "0.05"}
-#: Table sizes / generated rows x this. 0.0002: the seeds' 64 x 70M-row sysbench tables ->
-#: one table of 14000 rows, about 55 paced backfill batches, so the backfill still has writes
-#: and flushes to do when the partition triggered at its first progress lands (the settings
-#: bench/reproductions.py measures). #46735's 1M CSV rows -> 20000 (fixed stand-in: the
-#: import finishes well inside its timeout).
-WORKLOAD_SCALE = {"48303": "0.0002", "48546": "0.0002", "46735": "0.02"}
+#: Table sizes / generated rows x this, fixed stand-in. 0.00005: the seeds' 64 x 70M-row
+#: sysbench tables -> one table of 3500 rows, 14 paced backfill batches per ADD INDEX: the
+#: partition triggered at ADD INDEX #1's first progress lands with most of them still to
+#: write (so the trigger the fix is proven against happens), and each of the five runs
+#: takes seconds (at 14000 rows the five fixed runs took 190-250 s on the loaded CI box).
+#: #46735's 1M CSV rows -> 20000 (the import finishes well inside its timeout).
+WORKLOAD_SCALE = {"48303": "0.00005", "48546": "0.00005", "46735": "0.02"}
+#: Bug modes: #48303 and #48546 at bench/reproductions.py's (and the main job's bug demo's)
+#: 0.0002, 14000 rows, where each first run's bug verdict is measured k/10 (docs/bench.md).
 #: With bug 46735 the import must still be ``importing`` when the owner's death is noticed
 #: and a new owner takes the task over (a session TTL later): 100000 rows.
-BUG_WORKLOAD_SCALE = {"46735": "0.1"}
+BUG_WORKLOAD_SCALE = {"48303": "0.0002", "48546": "0.0002", "46735": "0.1"}
 #: Bug-mode runs that end once the bug's run has its verdict (``--ha-stop-at-first-bad-run``):
 #: #48546's later runs would only fail the same way again, for a minute more. #48303 keeps
 #: its second run: that it queues behind the stuck one is part of the bug's verdict (and the
@@ -81,7 +84,7 @@ def run_seed(pytester: pytest.Pytester, seed: str, bugs: str | None) -> tuple[An
     pytester.makeconftest(CONFTEST)
     (pytester.path / f"{seed}.yaml").write_text((TRIGGERED / f"{seed}.yaml").read_text())
     artifacts = pytester.path / "ha-artifacts"
-    rows = BUG_WORKLOAD_SCALE.get(seed, WORKLOAD_SCALE[seed]) if bugs else WORKLOAD_SCALE[seed]
+    rows = BUG_WORKLOAD_SCALE[seed] if bugs else WORKLOAD_SCALE[seed]
     args = [f"{seed}.yaml", "--standin", f"--ha-time-scale={TIME_SCALE[seed]}",
             f"--ha-workload-scale={rows}", f"--ha-artifacts={artifacts}",
             "--ha-artifacts-keep=all", "-p", "no:cacheprovider", "-rA",
