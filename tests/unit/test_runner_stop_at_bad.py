@@ -47,7 +47,7 @@ def run_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, verdicts: list[Ver
     (spec,) = case.jobs
     assert isinstance(spec, AddIndexJob)
     record = HARecord(nodeid="t", timeline=Timeline(), artifacts_dir=tmp_path)
-    run = CaseRun(case, Cluster(), record, options)  # type: ignore[arg-type]
+    run = CaseRun(case, Cluster(), record, options)
     submitted: list[int] = []
 
     def submit(client: Any, spec: Any, n: int, timeline: Any, **kw: Any) -> Any:
