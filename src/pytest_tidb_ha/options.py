@@ -57,6 +57,9 @@ class HAOptions:
     seed: int | None = None
     seed_picked: bool = False  # True: no --ha-seed was given, the run picked ``seed``
     shrink: bool = False  # --ha-shrink: minimise the fault windows of a failing case
+    #: --ha-stop-at-first-bad-run: a job entry's remaining ``times:`` runs are not submitted
+    #: once one of its runs got a verdict that is not ok
+    stop_at_first_bad_run: bool = False
 
     @property
     def attach(self) -> bool:
@@ -158,6 +161,10 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "when a YAML case fails, run it again with subsets of its fault windows "
                "(delta debugging) and write the smallest schedule that still fails as a case "
                "file into its artifacts", "off", kind="bool"),
+    OptionSpec("ha_stop_at_first_bad_run", "--ha-stop-at-first-bad-run",
+               "end a job entry's runs at its first verdict that is not ok (its remaining "
+               "times: runs are not submitted): a bug reproduction needs only the run that "
+               "shows the bug", "off (every run, as QA's harness does)", kind="bool"),
     OptionSpec("ha_docker_hosts", "--ha-docker-hosts",
                "Docker engines to spread clusters over, comma list of unix://, tcp:// or "
                "ssh:// URLs (each xdist worker uses one engine at a time)",
@@ -327,6 +334,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ha_docker_hosts": parse_docker_hosts,
     "ha_seed": _parse_seed,
     "ha_shrink": _parse_bool,
+    "ha_stop_at_first_bad_run": _parse_bool,
 }
 
 
@@ -407,6 +415,7 @@ def resolve_options(
         docker_hosts=values.get("ha_docker_hosts", ()),  # type: ignore[arg-type]
         seed=values.get("ha_seed"),  # type: ignore[arg-type]
         shrink=bool(values.get("ha_shrink", False)),
+        stop_at_first_bad_run=bool(values.get("ha_stop_at_first_bad_run", False)),
     )
 
 

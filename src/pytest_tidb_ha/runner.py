@@ -165,11 +165,12 @@ class CaseRun:
         return v
 
     def _after(self, h: JobHandle, v: Verdict | None, key: tuple[str, str]) -> bool:
-        """Handle a run's verdict; False when the table is blocked (stop iterating)."""
+        """Handle a run's verdict; False when the table is blocked (stop iterating), or
+        with ``--ha-stop-at-first-bad-run`` once a run's verdict is not ok."""
         if v is None:
             return False
         if v.verdict != STUCK:
-            return True
+            return v.ok or not self._stop_at_bad(key)
         if v.evidence.get("rule") == "queued behind stuck job":
             log.warning("%s.%s is blocked by a stuck job: no further runs", *key)
             self.blocked.add(key)
@@ -177,6 +178,15 @@ class CaseRun:
         if h.job_id is not None and not h.terminal:
             self.watcher.probe_cancel(h, window=h.policy.cancel_window)
             h.cancel_settled.wait(h.policy.cancel_window + WAIT_SLACK)
+        return not self._stop_at_bad(key)
+
+    def _stop_at_bad(self, key: tuple[str, str]) -> bool:
+        """After a run that is not ok: whether to leave the entry's remaining runs out
+        (said in the verdict summary's notes, so a shorter run is never silent)."""
+        if not self.options.stop_at_first_bad_run:
+            return False
+        self.record.notes.append(f"{key[0]}.{key[1]}: no runs after the first verdict that "
+                                 "is not ok (--ha-stop-at-first-bad-run)")
         return True
 
     def add_index_runs(self, spec: AddIndexJob) -> None:
