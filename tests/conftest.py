@@ -6,6 +6,14 @@ import os
 
 import pytest
 
+# Imported here, in the outer run, before any in-process inner run: pytester takes
+# ``sys.modules`` back after each inner run, so a PyYAML first imported inside one would be
+# imported afresh by the next, while its C extension (``yaml._yaml``, initialised once per
+# process) keeps building nodes of the first copy's classes, and every ``isinstance`` check on
+# a composed node fails ("cannot be read as cases"). The plugin imports PyYAML lazily, only
+# when a run reads YAML, so which test imported it first depended on the test order.
+import yaml  # noqa: F401
+
 pytest_plugins = ["pytester"]
 
 #: What every inner pytest run loads: this plugin and pytest-timeout (a dependency whose
