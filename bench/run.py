@@ -200,6 +200,12 @@ def kill_heal_row(r: dict[str, Any]) -> Row:
         anchor = f"raw docker start + wait: {millis(start)}"
         rate = ratio(h["p95"], start)
         beyond = f"; {millis(h['p95'] - start)} beyond Docker's own start (p95 against p95)"
+    floor = found.get("minimal_start_p95")
+    if isinstance(floor, (int, float)):
+        beyond += (f"; Docker's least start on this engine (same image, no network, no volume, "
+                   f"`sleep`): p95 {millis(floor)}"
+                   + (", above the goal: no heal through Docker can meet it"
+                      if floor > FAULT_GOAL_SECONDS else ""))
     met = h["p95"] == h["p95"] and h["p95"] <= FAULT_GOAL_SECONDS
     return Row("fault kill heal (p95)", millis(h["p95"]),
                f"median {millis(h['median'])}; the heal is docker start (same container, "

@@ -170,7 +170,19 @@ def test_reaper_undo_script_undoes_each_marker_kind() -> None:
     assert "' 1234 '" in script
     first_rule = script.index("-D OUTPUT")
     assert first_rule < script.index(f"-D {LEDGER_CHAIN}")  # markers go last
+    # every copy of a marker goes (the ledger appends without checking first)
+    assert script.count(f"while iptables -w 5 -D {LEDGER_CHAIN}") == 2
     assert script.endswith("true")
+
+
+def test_ledger_add_is_one_append_and_creates_the_chain_only_on_failure() -> None:
+    from pytest_tidb_ha.faults.ledger import ledger_add_script
+
+    script = ledger_add_script(TAG, {"kind": "pause"})
+    first = script.split("||")[0]
+    assert f"iptables -w 5 -A {LEDGER_CHAIN} " in first
+    assert " -C " not in script
+    assert f"iptables -w 5 -N {LEDGER_CHAIN}" in script.split("||")[1]
 
 
 def test_tc_scripts_are_valid_shell() -> None:

@@ -193,37 +193,3 @@ def test_ips_are_read_once_while_no_namespace_changes() -> None:
     runner.cheap_namespace_key = False  # a helper runner: Docker is asked every window
     window()
     assert cluster.docker.api.inspects == 3
-
-
-def test_niced_prefixes_only_as_root_and_only_when_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pytest_tidb_ha.faults import netns
-
-    argv = ["nsenter", "-t", "1", "-n", "sh"]
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(netns, "FAULT_NICE", -5)
-    assert netns.niced(argv)[:3] == ["nice", "-n", "-5"] or shutil.which("nice") is None
-    monkeypatch.setattr(netns, "FAULT_NICE", 0)
-    assert netns.niced(argv) == argv
-    monkeypatch.setattr(netns, "FAULT_NICE", -5)
-    monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert netns.niced(argv) == argv
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="a negative nice needs root")
-def test_raise_priority_renices_the_calling_thread_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    import threading
-
-    from pytest_tidb_ha.faults import netns
-
-    monkeypatch.setattr(netns, "FAULT_NICE", -5)
-    seen: dict[str, int] = {}
-
-    def body() -> None:
-        assert netns.raise_priority()
-        seen["thread"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    t = threading.Thread(target=body)
-    t.start()
-    t.join(10)
-    assert seen["thread"] == -5
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) != -5  # not the caller

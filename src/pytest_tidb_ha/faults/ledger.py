@@ -113,24 +113,25 @@ def marker_comment(tag: Tag, attrs: Mapping[str, object]) -> str:
 
 
 def ledger_add_script(tag: Tag, attrs: Mapping[str, object]) -> str:
-    """Shell that records ``tag`` in the ledger chain (idempotent). Two ``iptables``
-    processes when the chain exists (check, append); the chain is created only when the
-    append fails (once per namespace): a process less on every window's apply."""
+    """Shell that records ``tag`` in the ledger chain: one ``iptables`` process when the
+    chain exists (the append); the chain is created only when the append fails (once per
+    namespace). No check first: that was a second process on every window's apply (the
+    tail of pause's apply under load, ``bench/faults.py``); overlapping windows of one run
+    on a node each append their own copy, and :func:`ledger_remove_script` takes one."""
     comment = shlex.quote(marker_comment(tag, attrs))
     rule = f"{LEDGER_CHAIN} -m comment --comment {comment} -j RETURN"
     return (
-        f"iptables -w 5 -C {rule} 2>/dev/null || iptables -w 5 -A {rule} 2>/dev/null "
+        f"iptables -w 5 -A {rule} 2>/dev/null "
         f"|| {{ iptables -w 5 -N {LEDGER_CHAIN} 2>/dev/null; iptables -w 5 -A {rule}; }}"
     )
 
 
 def ledger_remove_script(tag: Tag, attrs: Mapping[str, object]) -> str:
-    """Shell that removes ``tag``'s marker (idempotent: absent is fine)."""
+    """Shell that removes one copy of ``tag``'s marker (absent is fine): one ``iptables``
+    process. One copy per apply, so windows of one run that overlap on a node each take
+    their own marker away when they heal; the reaper deletes every copy a dead run left."""
     comment = shlex.quote(marker_comment(tag, attrs))
-    return (
-        f"while iptables -w 5 -D {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN "
-        f"2>/dev/null; do :; done; true"
-    )
+    return f"iptables -w 5 -D {LEDGER_CHAIN} -m comment --comment {comment} -j RETURN 2>/dev/null; true"
 
 
 def tag_is_dead(tag: Tag, *, my_host: str | None = None) -> bool:

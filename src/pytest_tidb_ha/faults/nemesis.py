@@ -63,7 +63,7 @@ from .api import Roles, RoleSource, component_of, live_roles, params_for_event, 
 from .context import FaultContext, UnsupportedFault
 from .injectors import Injector, build, unsupported_reason
 from .ledger import Tag
-from .netns import NetnsRunner, make_runner, raise_priority
+from .netns import NetnsRunner, make_runner
 from .outcome import FaultBook, WindowRecord, failures
 from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 from .triggers import Sighting, matches
@@ -373,7 +373,6 @@ class Nemesis:
     # -- the schedule thread ---------------------------------------------
     def _main(self) -> None:
         assert self.t0 is not None
-        raise_priority()  # this thread only (and the apply threads it starts): netns.FAULT_NICE
         seq = itertools.count()
         queue: list[tuple[float, int, str, Window]] = [
             (self._times[w.fault_id][0], next(seq), "open", w) for w in self.windows

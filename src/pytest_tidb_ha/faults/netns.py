@@ -42,31 +42,6 @@ log = logging.getLogger("pytest_tidb_ha.faults")
 __all__ = ["DEFAULT_HELPER_IMAGE", "HelperRunner", "NsenterRunner", "ShellSession", "make_runner"]
 LABEL_PREFIX = "org.pytest-tidb-ha"
 COMMAND_TIMEOUT = 30.0
-#: Nice level of the fault path when we are root: the nemesis thread and the namespace
-#: shells (and the iptables/tc they start), so that the cluster under test, on the same
-#: cores, cannot starve a window's apply. Off (0): measured with ``bench/faults.py --nice
-#: 0,-5`` (2026-12-01, load 1.6, 20 windows each) -5 changed no p95 beyond the noise; a
-#: negative level is kept for when a loaded machine shows that it helps.
-FAULT_NICE = 0
-
-
-def raise_priority(tid: int = 0) -> bool:
-    """Give thread ``tid`` (0: the calling one) :data:`FAULT_NICE` when root; True if set."""
-    if FAULT_NICE == 0 or os.geteuid() != 0:
-        return False
-    try:
-        os.setpriority(os.PRIO_PROCESS, tid or threading.get_native_id(), FAULT_NICE)
-    except OSError as exc:  # a container without CAP_SYS_NICE: run at the default
-        log.debug("could not renice the fault path: %s", exc)
-        return False
-    return True
-
-
-def niced(argv: Sequence[str]) -> list[str]:
-    """``argv`` under ``nice -n FAULT_NICE`` when root (see :data:`FAULT_NICE`)."""
-    if FAULT_NICE == 0 or os.geteuid() != 0 or shutil.which("nice") is None:
-        return list(argv)
-    return ["nice", "-n", str(FAULT_NICE), *argv]
 
 
 class FaultExecError(RuntimeError):
@@ -244,7 +219,7 @@ class NsenterRunner:
             if found is not None:  # the namespace it sits in is gone, or it died
                 found.close()
             # the host's nsenter and sh, by name as an admin runs them
-            session = ShellSession(niced(["nsenter", "-t", str(pid), "-n", "sh"]), key=key)
+            session = ShellSession(["nsenter", "-t", str(pid), "-n", "sh"], key=key)
             self._sessions[container.id] = session
             return session
 

@@ -109,9 +109,9 @@ def undo_script(rules: list[RuleLine]) -> str:
     for r in rules:  # data rules first, the ledger markers last
         if r.chain != LEDGER_CHAIN:
             parts.append(" ".join(_q(a) for a in r.delete_argv()))
-    for r in rules:
+    for r in rules:  # every copy of a marker (``ledger_add_script`` appends unchecked)
         if r.chain == LEDGER_CHAIN:
-            parts.append(" ".join(_q(a) for a in r.delete_argv()))
+            parts.append(f"while {' '.join(_q(a) for a in r.delete_argv())}; do :; done")
     return "; ".join([*(f"{{ {p}; }} 2>/dev/null" for p in parts), "true"])
 
 
