@@ -184,6 +184,11 @@ def raw_docker(cluster: Any, kind: str, node: str) -> dict[str, Any]:
     """The Docker API calls of ``kind`` done directly (reps on ``node``'s container)."""
     c = cluster.container(node)
     apply, heal, started = [], [], []
+    if kind == "restart":
+        # the schedule's last restart may have just started the process: a SIGTERM before
+        # its handler is installed is ignored by a PID 1, and the first rep waited 10 s
+        cluster.refresh([node])
+        _accepts(cluster.node(node).ip)
     for _ in range(RAW_REPS):
         if kind == "kill":
             apply.append(_timed(lambda: _kill_and_wait(c)))
