@@ -199,7 +199,9 @@ def kill_heal_row(r: dict[str, Any]) -> Row:
     if isinstance(start, (int, float)):
         anchor = f"raw docker start + wait: {millis(start)}"
         rate = ratio(h["p95"], start)
-        beyond = f"; {millis(h['p95'] - start)} beyond Docker's own start (p95 against p95)"
+        extra = h["p95"] - start
+        beyond = (f"; {millis(extra)} beyond Docker's own start (p95 against p95)" if extra >= 0
+                  else f"; within Docker's own start (p95 against p95: {millis(-extra)} under it)")
     floor = found.get("minimal_start_p95")
     if isinstance(floor, (int, float)):
         beyond += (f"; Docker's least start on this engine (same image, no network, no volume, "
