@@ -41,7 +41,7 @@ def _mappings(node: yaml.Node | None) -> list[yaml.MappingNode]:
 def _general(ctx: Ctx, node: yaml.MappingNode, allowed: tuple[str, ...]) -> Map:
     """A Map read by the general walk only (what a mapping with ``<<`` gets)."""
     m = Map.__new__(Map)
-    m.ctx, m.node, m.what, m.items = ctx, node, "a mapping", {}
+    m.ctx, m.node, m.what, m.items, m.key_nodes = ctx, node, "a mapping", {}, {}
     m._merged(allowed, None)
     return m
 
@@ -51,7 +51,7 @@ def _outcome(build: object) -> object:
         m = build()  # type: ignore[operator]
     except ScenarioError as exc:
         return ("error", str(exc))
-    return {k: (ctx_line(kn), ctx_line(vn)) for k, (kn, vn) in m.items.items()}
+    return {k: (ctx_line(m.key_nodes[k]), ctx_line(vn)) for k, vn in m.items.items()}
 
 
 def ctx_line(node: yaml.Node) -> int:
