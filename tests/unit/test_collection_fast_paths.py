@@ -215,7 +215,7 @@ def test_the_composer_builds_the_nodes_pyyaml_builds(path: Path) -> None:
 def test_a_loader_with_path_resolvers_keeps_pyyamls_hooks() -> None:
     from pytest_tidb_ha.scenario import yamlnodes
 
-    class WithPaths(yamlnodes._Composer):  # type: ignore[misc,name-defined]
+    class WithPaths(yamlnodes._Composer):
         pass
 
     WithPaths.add_path_resolver("!custom", ["cases"], kind=None)
@@ -230,7 +230,8 @@ def test_a_loader_with_path_resolvers_keeps_pyyamls_hooks() -> None:
     assert node.value[0][1].tag == "!custom"  # the path resolver applied
     plain = yamlnodes._Composer("cases: 1\n")
     try:
-        assert plain.descend_resolver is slice and plain.ascend_resolver is tuple
+        assert plain.descend_resolver is slice
+        assert plain.ascend_resolver is tuple
     finally:
         plain.dispose()
 
