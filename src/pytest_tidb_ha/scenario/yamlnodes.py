@@ -130,7 +130,16 @@ class Ctx:
     def __init__(self, path: str, line_offset: int = 0) -> None:
         self.path = path
         self.line_offset = line_offset
-        self.constructor = yaml.SafeLoader("")
+        self._constructor: yaml.SafeLoader | None = None
+
+    @property
+    def constructor(self) -> yaml.SafeLoader:
+        """The safe loader's constructor, made when a value first needs it: strings and
+        remembered plain scalars never do, and a loader is a knot of reference cycles
+        that only the cyclic collector frees (one per file read, otherwise)."""
+        if self._constructor is None:
+            self._constructor = yaml.SafeLoader("")
+        return self._constructor
 
     def line(self, node: yaml.Node) -> int:
         return int(node.start_mark.line) + 1 + self.line_offset
