@@ -331,3 +331,37 @@ def test_true_and_one_are_different_parameters() -> None:
         build.fault_params("disk_full", {"free": True})
     with pytest.raises(FieldError):
         build._shared_params("disk_full", {"free": True})
+
+
+# ---- the timeout budget: a schedule's last window ends last ----------------------------
+
+SCHEDULES = """\
+cases:
+  - {name: random, faultType: kill, selector: "tikv(random)", faultDuration: 7s,
+     schedule: random, interval: 10s..60s, faultTotalRunTime: 5m, warmUpTime: 1m}
+  - {name: periodic, faultType: pause, selector: "tikv(random)", faultDuration: 30s,
+     period: 1m, faultTotalRunTime: 10m}
+  - {name: one-shot, faultType: restart, selector: "pd(random)", recoveryTime: 2m}
+"""
+
+
+@pytest.mark.parametrize("path", [*QA_FILES, None],
+                         ids=lambda p: p.relative_to(ROOT).as_posix() if p else "schedules")
+def test_the_last_window_of_a_schedule_ends_last(path: Path | None) -> None:
+    from pytest_tidb_ha.scenario import timing
+
+    try:
+        cases = (load_text(path.read_text(encoding="utf-8"), str(path)) if path is not None
+                 else load_text(SCHEDULES, "schedules.yaml"))
+    except ScenarioError:
+        pytest.skip("a corpus file the loader refuses")
+    if not cases:
+        pytest.skip("no cases")
+    for case in cases:
+        for scale in (1.0, 0.05, 0.1):
+            every_end = max((end for f in case.faults for _, end in f.schedule.windows(scale)),
+                            default=0.0)
+            last_end = max((w[-1][1] for f in case.faults if (w := f.schedule.windows(scale))),
+                           default=0.0)
+            assert last_end == every_end
+            assert timing.case_budget(case, scale) >= every_end
