@@ -170,3 +170,29 @@ def test_an_unwritable_cache_still_loads(tmp_path: Path) -> None:
     assert groups == load_groups(CASES, "c.yaml", stem="c")
     assert cache.load(CASES, "c.yaml", stem="c") == groups
     assert cache.misses == 2
+
+
+def _every_field(value: object) -> object:
+    """``value`` with every dataclass field spelled out, ``compare=False`` ones too (a
+    Duration's text): what an entry must give back, beyond ``==``."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,
+                tuple((f.name, _every_field(getattr(value, f.name)))
+                      for f in dataclasses.fields(value)))
+    if isinstance(value, (tuple, list)):
+        return tuple(_every_field(v) for v in value)
+    if isinstance(value, MappingProxyType):
+        return ("frozen", tuple((k, _every_field(v)) for k, v in value.items()))
+    return value
+
+
+@pytest.mark.parametrize("path", QA_FILES, ids=lambda p: p.name)
+def test_an_entry_keeps_every_field(cache: CaseCache, path: Path) -> None:
+    text = path.read_text()
+    fresh = load_groups(text, path.name, stem=path.stem)
+    written = cache.load(text, path.name, stem=path.stem)
+    read = cache.load(text, path.name, stem=path.stem)
+    assert (cache.misses, cache.hits) == (1, 1)
+    assert _every_field(read) == _every_field(written) == _every_field(fresh)
