@@ -62,6 +62,7 @@ def test_a_hit_is_what_the_loader_returns(cache: CaseCache, path: Path) -> None:
     assert first == fresh
     assert second == fresh
     assert second is not first  # really read back from the entry
+    assert _every_field(second) == _every_field(first) == _every_field(fresh)
     for group in second or ():
         for case in group.cases:
             for fault in case.faults:
@@ -170,3 +171,20 @@ def test_an_unwritable_cache_still_loads(tmp_path: Path) -> None:
     assert groups == load_groups(CASES, "c.yaml", stem="c")
     assert cache.load(CASES, "c.yaml", stem="c") == groups
     assert cache.misses == 2
+
+
+def _every_field(value: object) -> object:
+    """``value`` with every dataclass field spelled out, ``compare=False`` ones too (a
+    Duration's text): what an entry must give back, beyond ``==``."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__,
+                tuple((f.name, _every_field(getattr(value, f.name)))
+                      for f in dataclasses.fields(value)))
+    if isinstance(value, (tuple, list)):
+        return tuple(_every_field(v) for v in value)
+    if isinstance(value, MappingProxyType):
+        return ("frozen", tuple((k, _every_field(v)) for k, v in value.items()))
+    return value
+

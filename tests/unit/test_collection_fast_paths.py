@@ -2,8 +2,11 @@
 
 Collection reads every key of every case: :class:`~pytest_tidb_ha.scenario.yamlnodes.Map`
 checks a mapping's own keys in one direct loop and falls back to the general walk
-(merge keys resolved) at a ``<<``; a plain fault type name is parsed once per session.
-These tests hold the fast paths to the general ones -- same keys, same lines, same
+(merge keys resolved) at a ``<<``; a plain fault type name is parsed once per session;
+the composer's resolver hooks run in C (tags remembered, path hooks no-ops when there
+are no path resolvers); a fault's values are read in one pass; a fault's needs are
+worked out once per (kind, selector) and its checked parameters shared.
+These tests hold the fast paths to the general ones -- same nodes, keys, lines, same
 first error (file:line) -- on the repository's QA files and on hand-made mistakes.
 """
 
@@ -41,7 +44,7 @@ def _mappings(node: yaml.Node | None) -> list[yaml.MappingNode]:
 def _general(ctx: Ctx, node: yaml.MappingNode, allowed: tuple[str, ...]) -> Map:
     """A Map read by the general walk only (what a mapping with ``<<`` gets)."""
     m = Map.__new__(Map)
-    m.ctx, m.node, m.what, m.items = ctx, node, "a mapping", {}
+    m.ctx, m.node, m.what, m.items, m.key_nodes = ctx, node, "a mapping", {}, {}
     m._merged(allowed, None)
     return m
 
@@ -51,7 +54,7 @@ def _outcome(build: object) -> object:
         m = build()  # type: ignore[operator]
     except ScenarioError as exc:
         return ("error", str(exc))
-    return {k: (ctx_line(kn), ctx_line(vn)) for k, (kn, vn) in m.items.items()}
+    return {k: (ctx_line(m.key_nodes[k]), ctx_line(vn)) for k, vn in m.items.items()}
 
 
 def ctx_line(node: yaml.Node) -> int:
@@ -112,6 +115,32 @@ MISTAKES = {
           - <<: *b
             name: b
         """, 2, "unknown key 'bogus' in a case"),
+    # a fault's values are read in one pass (loader._fault): parameters first, then the
+    # fault's own keys in a fixed order; the first that cannot be read is the error
+    "a parameter before the fault's own keys": ("""\
+        cases:
+          - name: a
+            faultType: !!int kill
+            selector: "tikv(random)"
+            faultDuration: 1m
+            latency: !!int slow
+        """, 6, "cannot read 'slow' as !!int"),
+    "faultType before faultDuration": ("""\
+        cases:
+          - name: a
+            faultDuration: !!int long
+            faultType: !!int kill
+            selector: "tikv(random)"
+        """, 4, "cannot read 'kill' as !!int"),
+    "an entry's own warmUpTime is read": ("""\
+        cases:
+          - name: a
+            faults:
+              - faultType: kill
+                selector: "tikv(random)"
+                faultDuration: 1m
+                warmUpTime: !!int soon
+        """, 7, "cannot read 'soon' as !!int"),
 }
 
 
@@ -161,3 +190,178 @@ def test_a_bad_fault_type_is_refused_every_time(monkeypatch: pytest.MonkeyPatch)
     parametric = "network_delay(latency:50ms)"
     assert faulttypes.parse_fault_type(parametric).params == {"latency": "50ms"}
     assert parametric not in faulttypes._PLAIN
+
+
+# ---- the composer's resolver hooks (yamlnodes._Composer) --------------------------------
+
+def _tree(node: yaml.Node | None) -> object:
+    """Everything of a node tree the loader reads: kind, tag, value, style, lines."""
+    if node is None:
+        return None
+    lines = (node.start_mark.line, node.start_mark.column, node.end_mark.line)
+    if isinstance(node, yaml.ScalarNode):
+        return ("scalar", node.tag, node.value, node.style, lines)
+    if isinstance(node, yaml.SequenceNode):
+        return ("seq", node.tag, lines, [_tree(n) for n in node.value])
+    return ("map", node.tag, lines, [(_tree(k), _tree(v)) for k, v in node.value])
+
+
+def _qa_texts() -> list[tuple[Path, str]]:
+    return [(p, p.read_text(encoding="utf-8")) for p in QA_FILES]
+
+
+@pytest.mark.parametrize("path", QA_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_the_composer_builds_the_nodes_pyyaml_builds(path: Path) -> None:
+    """Cached tags and no-op path hooks: the same tree as PyYAML's own composer (the one
+    the fast composer derives from, hooks untouched), on every QA file we hold."""
+    from pytest_tidb_ha.scenario import yamlnodes
+
+    text = path.read_text(encoding="utf-8")
+    base = yamlnodes._BASE_COMPOSER
+    try:
+        expected = _tree(yaml.compose(text, Loader=base))
+    except yaml.YAMLError:
+        with pytest.raises(ScenarioError):
+            compose(text, str(path))
+        return
+    for _ in range(2):  # the second time from the remembered tags
+        assert _tree(compose(text, str(path))) == expected
+    if base is not yaml.SafeLoader:  # and the pure loader agrees on tags, values and lines
+        pure = yaml.compose(text, Loader=yaml.SafeLoader)
+
+        def plain(t: object) -> object:
+            if isinstance(t, tuple) and t and t[0] == "scalar":
+                return (t[1], t[2], t[4][0])
+            if isinstance(t, tuple):
+                return tuple(plain(x) for x in t)
+            if isinstance(t, list):
+                return [plain(x) for x in t]
+            return t
+
+        assert plain(_tree(compose(text, str(path)))) == plain(_tree(pure))
+
+
+def test_a_loader_with_path_resolvers_keeps_pyyamls_hooks() -> None:
+    from pytest_tidb_ha.scenario import yamlnodes
+
+    class WithPaths(yamlnodes._Composer):
+        pass
+
+    WithPaths.add_path_resolver("!custom", ["cases"], kind=None)
+    loader = WithPaths("cases: \"1\"\n")
+    try:
+        assert loader.descend_resolver is not slice
+        assert loader.resolve is not yamlnodes._cached_resolve
+        node = loader.get_single_node()
+    finally:
+        loader.dispose()
+    assert isinstance(node, yaml.MappingNode)
+    assert node.value[0][1].tag == "!custom"  # the path resolver applied
+    plain = yamlnodes._Composer("cases: 1\n")
+    try:
+        assert plain.descend_resolver is slice
+        assert plain.ascend_resolver is tuple
+    finally:
+        plain.dispose()
+
+
+# ---- needs: one answer per (kind, selector), the topology without the words -------------
+
+@pytest.mark.parametrize("path", QA_FILES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_needs_and_topologies_are_the_worked_out_ones(path: Path) -> None:
+    from pytest_tidb_ha.scenario import needs
+    from pytest_tidb_ha.scenario.model import Topology
+
+    try:
+        cases = load_text(path.read_text(encoding="utf-8"), str(path))
+    except ScenarioError:
+        pytest.skip("a corpus file the loader refuses")
+    if not cases:
+        pytest.skip("no cases")
+    for case in cases:
+        for fault in case.faults:
+            for variant in fault.variants():
+                fresh = needs._kind_needs.__wrapped__(variant.kind, variant.selector)
+                assert needs.fault_needs(variant) == list(fresh)
+        for requested in (None, Topology(pd=3, tikv=1, tidb=1)):
+            plan = needs.plan_topology(case, requested)
+            assert needs.required_topology(case, requested) == plan.topology
+            assert needs.plan_topology(case, requested, explain=False).reasons == ()
+
+
+# ---- a fault's checked parameters, shared between faults that give the same ones -------
+
+PARAMS = [
+    ("network_delay", {"latency": "50ms"}),
+    ("network_delay", {"latency": "50ms", "direction": "to"}),
+    ("network_loss", {"loss": "30%"}),
+    ("network_loss", {"loss": 30}),
+    ("network_partition", {}),
+    ("network_partition", {"ports": [2379, 20160]}),
+    ("disk_full", {"free": 1, "diskSize": 2 * 1024**2}),
+    ("disk_full", {"free": True}),
+    ("kill", {"latency": "1s"}),
+    ("network_delay", {}),
+]
+
+
+@pytest.mark.parametrize(("kind", "params"), PARAMS)
+def test_shared_parameters_are_the_checked_ones(kind: str, params: dict[str, object]) -> None:
+    from pytest_tidb_ha.scenario import build
+
+    params = {build.YAML_PARAM_KEYS.get(k, k) if k != "diskSize" else "disk_size": v
+              for k, v in params.items()}
+    for _ in range(2):  # the second time from the remembered result
+        try:
+            expected: object = build.fault_params(kind, params)
+        except FieldError as exc:
+            expected = ("error", exc.field, exc.message)
+        try:
+            got: object = build._shared_params(kind, params)
+        except FieldError as exc:
+            got = ("error", exc.field, exc.message)
+        assert got == expected
+
+
+def test_true_and_one_are_different_parameters() -> None:
+    from pytest_tidb_ha.scenario import build
+
+    assert build._shared_params("disk_full", {"free": 1})["free"] == 1
+    with pytest.raises(FieldError):
+        build.fault_params("disk_full", {"free": True})
+    with pytest.raises(FieldError):
+        build._shared_params("disk_full", {"free": True})
+
+
+# ---- the timeout budget: a schedule's last window ends last ----------------------------
+
+SCHEDULES = """\
+cases:
+  - {name: random, faultType: kill, selector: "tikv(random)", faultDuration: 7s,
+     schedule: random, interval: 10s..60s, faultTotalRunTime: 5m, warmUpTime: 1m}
+  - {name: periodic, faultType: pause, selector: "tikv(random)", faultDuration: 30s,
+     period: 1m, faultTotalRunTime: 10m}
+  - {name: one-shot, faultType: restart, selector: "pd(random)", recoveryTime: 2m}
+"""
+
+
+@pytest.mark.parametrize("path", [*QA_FILES, None],
+                         ids=lambda p: p.relative_to(ROOT).as_posix() if p else "schedules")
+def test_the_last_window_of_a_schedule_ends_last(path: Path | None) -> None:
+    from pytest_tidb_ha.scenario import timing
+
+    try:
+        cases = (load_text(path.read_text(encoding="utf-8"), str(path)) if path is not None
+                 else load_text(SCHEDULES, "schedules.yaml"))
+    except ScenarioError:
+        pytest.skip("a corpus file the loader refuses")
+    if not cases:
+        pytest.skip("no cases")
+    for case in cases:
+        for scale in (1.0, 0.05, 0.1):
+            every_end = max((end for f in case.faults for _, end in f.schedule.windows(scale)),
+                            default=0.0)
+            last_end = max((w[-1][1] for f in case.faults if (w := f.schedule.windows(scale))),
+                           default=0.0)
+            assert last_end == every_end
+            assert timing.case_budget(case, scale) >= every_end

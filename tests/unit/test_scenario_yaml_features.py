@@ -168,16 +168,20 @@ def test_remembered_tags_and_values_match_the_safe_loader(rep: int) -> None:
 
 def test_remembered_tags_survive_clearing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A bounded memo: when full it starts again, and the answers stay the safe loader's."""
+    import functools
+
     import yaml
 
     from pytest_tidb_ha.scenario import yamlnodes
 
+    small = functools.lru_cache(maxsize=3)(yamlnodes._RESOLVER.resolve)
+    monkeypatch.setattr(yamlnodes, "_cached_resolve", small)
     monkeypatch.setattr(yamlnodes, "_TAGS_MAX", 3)
-    monkeypatch.setattr(yamlnodes, "_TAGS", {})
     monkeypatch.setattr(yamlnodes, "_PLAIN_VALUES", {})
     for _ in range(2):
         root = yamlnodes.compose(SCALARS, "scalars.yaml")
         assert root is not None
         assert yamlnodes.Ctx("scalars.yaml").value(root) == yaml.safe_load(SCALARS)
-        assert len(yamlnodes._TAGS) <= 3
+        assert small.cache_info().currsize <= 3
+        assert small.cache_info().misses > 3  # it was asked, and it started again
         assert len(yamlnodes._PLAIN_VALUES) <= 3

@@ -247,6 +247,27 @@ def fault_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object
     return frozen_map(out) if out else _NO_PARAMS
 
 
+def _shared_params(kind: str, params: Mapping[str, object]) -> Mapping[str, object]:
+    """:func:`fault_params`, one read-only result shared by the faults that give the same
+    parameters (the same names, values and value types: ``1`` and ``true`` differ).
+
+    Nearly every network fault of a suite says ``direction: both`` or nothing: each
+    would otherwise get its own checked copy (a dict and its proxy, kept for the
+    session). Unhashable values (a ``ports`` list) are checked anew each time; an
+    error is raised again each time, never remembered.
+    """
+    key = tuple((name, type(value), value) for name, value in params.items())
+    try:
+        return _params_of(kind, key)
+    except TypeError:  # an unhashable value
+        return fault_params(kind, params)
+
+
+@functools.lru_cache(maxsize=1024)
+def _params_of(kind: str, key: tuple[tuple[str, type, object], ...]) -> Mapping[str, object]:
+    return fault_params(kind, {name: value for name, _, value in key})
+
+
 def _new_param(name: str, value: object) -> object:
     """``free``/``disk_size`` (bytes), ``rate`` (bits/s), ``ports``, ``shape``."""
     try:
@@ -473,7 +494,7 @@ def make_fault(
         rec = duration(recovery, names["recovery"], minimum="non-negative")
     sched = Schedule(warmup=warm, duration=dur, period=per, total=tot, recovery=rec,
                      interval=gaps)
-    checked = _mixed_params(mix, all_params) if mix else fault_params(name, all_params)
+    checked = _mixed_params(mix, all_params) if mix else _shared_params(name, all_params)
     return FaultSpec(kind=name, selector=sel, schedule=sched, params=checked,
                      source=source or SourceRef(), written=ftype.written, trigger=trig,
                      kinds=mix if len(mix) > 1 else ())

@@ -180,6 +180,17 @@ def _checksum(value: object, field: str) -> int:
     return number
 
 
+#: Converters built once: the loader asks for them for every key of every case.
+_INT_1 = _int(1)
+_POSITIVE = _duration()
+_NON_NEGATIVE = _duration("non-negative")
+_JOB_TYPE = _choice(JOB_TYPES)
+_IMPORT_FORMAT = _choice(IMPORT_FORMATS)
+_OUTCOME = _choice(OUTCOMES)
+_WORKLOAD_TYPE = _choice(WORKLOAD_TYPES)
+_SUBTYPE = _choice(SUBTYPES)
+
+
 # ---- structure -------------------------------------------------------------------------
 
 def qa_signal(text: str) -> tuple[str, int] | None:
@@ -370,40 +381,51 @@ def _workload(ctx: Ctx, node: yaml.Node) -> Workload:
         except FieldError as exc:
             raise ctx.error(ignore_node, exc.message) from None
     return Workload(
-        kind=m.get("type", _choice(WORKLOAD_TYPES), default.kind),
+        kind=m.get("type", _WORKLOAD_TYPE, default.kind),
         storage=m.get("storage", _str, None),
         db=m.get("db", _str, default.db),
-        tables=m.get("tableNum", _int(1), default.tables),
-        table_size=m.get("tableSize", _int(1), default.table_size),
-        threads=m.get("threads", _int(1), default.threads),
-        subtype=m.get("subType", _choice(SUBTYPES), default.subtype),
+        tables=m.get("tableNum", _INT_1, default.tables),
+        table_size=m.get("tableSize", _INT_1, default.table_size),
+        threads=m.get("threads", _INT_1, default.threads),
+        subtype=m.get("subType", _SUBTYPE, default.subtype),
         ignore_errors=ignore,
         source=ctx.ref(node),
     )
 
 
+#: A fault's own keys (beyond its parameters), in the order their values are read.
+_FAULT_FIELDS = ("faultType", "selector", "faultDuration", "period", "faultTotalRunTime",
+                 "warmUpTime", "recoveryTime", "when", "schedule", "interval", "faultTypes")
+
+
 def _fault(ctx: Ctx, m: Map, default_warmup: Duration, *, entry: bool) -> FaultSpec:
     """A fault from case-level keys (``entry=False``) or a ``faults:`` item."""
-    kind_key = "faultType" if "faultType" in m or "faultTypes" not in m else "faultTypes"
+    items = m.items
+    kind_key = "faultType" if "faultType" in items or "faultTypes" not in items else "faultTypes"
     kind_node = m.required(kind_key)
-    params = {name: m.raw(key) for name, key in build.param_keys() if key in m}
-    blame = m.node_of("selector") or kind_node
+    value = ctx.value
+    # the values read in this order (parameters, then _FAULT_FIELDS): the first that
+    # cannot be read is the error
+    params = {name: value(items[key]) for name, key in build.param_keys() if key in items}
+    raw = {key: value(items[key]) for key in _FAULT_FIELDS if key in items
+           and (entry or key != "warmUpTime")}.get
+    blame = items.get("selector") or kind_node
     try:
         return build.make_fault(
-            m.raw("faultType"),
-            selector=m.raw("selector"),
-            duration_value=m.raw("faultDuration"),
-            period=m.raw("period"),
-            total=m.raw("faultTotalRunTime"),
-            warmup=m.raw("warmUpTime") if entry else None,
-            recovery=m.raw("recoveryTime"),
+            raw("faultType"),
+            selector=raw("selector"),
+            duration_value=raw("faultDuration"),
+            period=raw("period"),
+            total=raw("faultTotalRunTime"),
+            warmup=raw("warmUpTime"),
+            recovery=raw("recoveryTime"),
             default_warmup=default_warmup,
             params=params,
             source=ctx.ref(blame),
-            when=m.raw("when"),
-            schedule=m.raw("schedule"),
-            interval_value=m.raw("interval"),
-            kinds=m.raw("faultTypes"),
+            when=raw("when"),
+            schedule=raw("schedule"),
+            interval_value=raw("interval"),
+            kinds=raw("faultTypes"),
         )
     except FieldError as exc:
         field = build.YAML_PARAM_KEYS.get(exc.field or "", exc.field)
@@ -413,10 +435,11 @@ def _fault(ctx: Ctx, m: Map, default_warmup: Duration, *, entry: bool) -> FaultS
 def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str | None,
           file_gv: GlobalVariables, file_stem: str) -> Case:
     m = Map(ctx, node, "a case", names("case"))
-    name = m.need("name", _named("case name"))
-    warmup = m.get("warmUpTime", _duration("non-negative"), Duration(0.0, "0s"))
+    items = m.items
+    name = m.need("name", _CASE_NAME)
+    warmup = m.get("warmUpTime", _NON_NEGATIVE, _NO_WARMUP)
     faults: list[FaultSpec] = []
-    if "faultType" in m or "faultTypes" in m:
+    if "faultType" in items or "faultTypes" in items:
         faults.append(_fault(ctx, m, warmup, entry=False))
     else:
         stray = [k for k in build.YAML_NAMES.values() if k in m and k not in ("warmUpTime",)]
@@ -428,14 +451,14 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
                              entry=True))
     default_db = workloads[0].db if workloads else None
     jobs: list[JobSpec] = []
-    ddl_node = m.node_of("ddl")
+    ddl_node = items.get("ddl")
     if ddl_node is not None:
         ddl = Map(ctx, ddl_node, "ddl", names("ddl"))
         jobs += [_add_index(ctx, n, default_db) for n in ddl.seq("addIndex")]
         jobs += [_import_into(ctx, n, default_db) for n in ddl.seq("importInto")]
     jobs += [_import_into(ctx, n, default_db) for n in m.seq("importInto")]
     expect = _NO_EXPECT  # one shared default: thousands of cases keep it for the session
-    expect_node = m.node_of("expect")
+    expect_node = items.get("expect")
     if expect_node is not None:
         expect = _expect(ctx, expect_node)
     markers: list[str] = []
@@ -445,11 +468,11 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
             raise ctx.error(mnode, f"markers: {marker!r} is not a marker name")
         markers.append(marker)
     topology = None
-    topo_node = m.node_of("topology")
+    topo_node = items.get("topology")
     if topo_node is not None:
         t = Map(ctx, topo_node, "topology", names("topology"))
-        topology = Topology(pd=t.get("pd", _int(1), 1), tikv=t.get("tikv", _int(1), 1),
-                            tidb=t.get("tidb", _int(1), 1))
+        topology = Topology(pd=t.get("pd", _INT_1, 1), tikv=t.get("tikv", _INT_1, 1),
+                            tidb=t.get("tidb", _INT_1, 1))
     return Case(
         name=name,
         warmup=warmup,
@@ -464,7 +487,7 @@ def _case(ctx: Ctx, node: yaml.Node, workloads: tuple[Workload, ...], tag: str |
         dist_task=m.get("distTask", _on_off, None),
         markers=tuple(markers),
         source=ctx.ref(node),
-        global_variables=(file_gv + _global_variables(ctx, m) if "tidbGlobalVariables" in m
+        global_variables=(file_gv + _global_variables(ctx, m) if "tidbGlobalVariables" in items
                           else file_gv),
     )
 
@@ -479,8 +502,12 @@ def _named(what: str) -> Callable[[object, str], str]:
     return conv
 
 
+_CASE_NAME = _named("case name")
+_NO_WARMUP = Duration(0.0, "0s")
+
+
 def _db(m: Map, default_db: str | None) -> str:
-    if "db" in m or default_db is None:
+    if "db" in m.items or default_db is None:
         return m.need("db", _str)
     return default_db
 
@@ -491,9 +518,9 @@ def _add_index(ctx: Ctx, node: yaml.Node, default_db: str | None) -> AddIndexJob
         db=_db(m, default_db),
         table=m.need("table", _str),
         index_col_name=m.need("index_col_name", _str),
-        timeout=m.need("timeout", _duration()),
-        times=m.get("times", _int(1), 1),
-        job_type=m.get("job_type", _choice(JOB_TYPES), "ingest"),  # type: ignore[arg-type]
+        timeout=m.need("timeout", _POSITIVE),
+        times=m.get("times", _INT_1, 1),
+        job_type=m.get("job_type", _JOB_TYPE, "ingest"),  # type: ignore[arg-type]
         admin_check=m.get("admin_check", _bool, False),
         count_check=m.get("count_check", _bool, False),
         dist_task=m.get("distTask", _on_off, None),
@@ -537,7 +564,7 @@ def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportInt
     gen_node = m.node_of("generate")
     if gen_node is not None:
         g = Map(ctx, gen_node, "generate", names("generate"))
-        generate = GenerateSpec(rows=g.need("rows", _int(1)), files=g.get("files", _int(1), 1))
+        generate = GenerateSpec(rows=g.need("rows", _INT_1), files=g.get("files", _INT_1, 1))
         blame = m.at("cmd" if cmd is not None else "source")
         if not source_uri.startswith("/import/"):
             raise ctx.error(blame, f"generate writes into /import: the source must be "
@@ -549,10 +576,10 @@ def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportInt
         db=db,
         table=table,
         source_uri=source_uri,
-        timeout=m.need("timeout", _duration()),
-        format=m.get("format", _choice(IMPORT_FORMATS), "csv"),
+        timeout=m.need("timeout", _POSITIVE),
+        format=m.get("format", _IMPORT_FORMAT, "csv"),
         options=frozen_map(options),
-        times=m.get("times", _int(1), 1),
+        times=m.get("times", _INT_1, 1),
         dist_task=m.get("distTask", _on_off, None),
         generate=generate,
         create_table=create_table,
@@ -585,9 +612,9 @@ def _expect(ctx: Ctx, node: yaml.Node) -> Expectation:
             raise ctx.error(anode, f"allowErrors: {pattern!r} is not a regex: {exc}") from None
         allow.append(pattern)
     return Expectation(
-        outcome=m.get("outcome", _choice(OUTCOMES), "success_or_sensible_error"),  # type: ignore[arg-type]
+        outcome=m.get("outcome", _OUTCOME, "success_or_sensible_error"),  # type: ignore[arg-type]
         allow_errors=tuple(allow),
-        stall_window=m.get("stallWindow", _duration(), None),
-        cancel_after=m.get("cancelAfter", _duration(), None),
+        stall_window=m.get("stallWindow", _POSITIVE, None),
+        cancel_after=m.get("cancelAfter", _POSITIVE, None),
         allow_fault_errors=m.get("allowFaultErrors", _bool, False),
     )

@@ -24,10 +24,11 @@ is an error instead of a silently bigger cluster.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import ScenarioError
-from .model import Case, FaultSpec, NodeSelector, Topology
+from .model import Case, FaultSpec, NodeSelector, Selector, Topology
 from .selectors import selector_problems
 
 DISRUPTIVE = frozenset({"kill", "pause", "restart", "network_partition"})
@@ -41,11 +42,15 @@ class Need:
 
 
 def _sides(fault: FaultSpec) -> list[NodeSelector]:
-    if fault.selector is None:
+    return _selector_sides(fault.selector)
+
+
+def _selector_sides(selector: Selector | None) -> list[NodeSelector]:
+    if selector is None:
         return []
-    sides = [fault.selector.source]
-    if fault.selector.target is not None:
-        sides.append(fault.selector.target)
+    sides = [selector.source]
+    if selector.target is not None:
+        sides.append(selector.target)
     return sides
 
 
@@ -63,17 +68,28 @@ def _component_of(side: NodeSelector) -> str | None:
 
 def fault_needs(fault: FaultSpec) -> list[Need]:
     """What one fault needs of the topology, with the reason in words."""
+    return list(_kind_needs(fault.kind, fault.selector))
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind_needs(kind: str, selector: Selector | None) -> tuple[Need, ...]:
+    """:func:`fault_needs` of a fault of ``kind`` on ``selector``: all it depends on.
+
+    Asked for every case at collection (the cluster each case needs); a suite's
+    faults use a few dozen kind and selector pairs, and the answer (words included)
+    is immutable, so it is worked out once per pair.
+    """
     needs: list[Need] = []
-    label = f"{fault.kind} on {fault.selector}"
-    if fault.kind == "pd_leader_resign":
+    label = f"{kind} on {selector}"
+    if kind == "pd_leader_resign":
         needs.append(Need("pd", 3, f"{label}: a new PD leader needs a quorum of 3 PD"))
-    if fault.kind == "ddl_owner_resign":
+    if kind == "ddl_owner_resign":
         needs.append(Need("tidb", 2, f"{label}: another TiDB must take DDL ownership"))
-    for side in _sides(fault):
+    for side in _selector_sides(selector):
         if side.group in ("pdleader", "pdfollower"):
             needs.append(Need("pd", 3, f"{label}: PD leader/follower roles need 3 PD "
                                        f"(a quorum survives the fault)"))
-        if fault.kind not in DISRUPTIVE:
+        if kind not in DISRUPTIVE:
             continue
         component = _component_of(side)
         if side.group == "ddlowner":
@@ -86,7 +102,7 @@ def fault_needs(fault: FaultSpec) -> list[Need]:
         elif component == "tikv":
             needs.append(Need("tikv", 3, f"{label}: Raft keeps a majority of replicas only "
                                          f"with 3 TiKV"))
-    return needs
+    return tuple(needs)
 
 
 def case_needs(case: Case) -> list[Need]:
@@ -126,26 +142,31 @@ class TopologyPlan:
     reasons: tuple[str, ...]
 
 
-def plan_topology(case: Case, requested: Topology | None = None) -> TopologyPlan:
-    """The topology to start for ``case`` and the reasons for each raised count."""
+def plan_topology(case: Case, requested: Topology | None = None, *,
+                  explain: bool = True) -> TopologyPlan:
+    """The topology to start for ``case`` and the reasons for each raised count
+    (none when not ``explain``: collection asks every case for its topology only)."""
     reasons: list[str] = []
     topo = Topology()
     if requested is not None:
         topo = topo.merge_max(requested)
-        reasons.append(f"{requested}: requested (--tidb-topology)")
+        if explain:
+            reasons.append(f"{requested}: requested (--tidb-topology)")
     if case.topology is not None:
         topo = topo.merge_max(case.topology)
-        reasons.append(f"{case.topology}: requested by the case (tidb_cluster / topology:)")
+        if explain:
+            reasons.append(f"{case.topology}: requested by the case (tidb_cluster / topology:)")
     for need in case_needs(case):
         if getattr(topo, need.component) < need.count:
             topo = topo.merge_max(Topology(**{need.component: need.count}))
-        reasons.append(f"{need.component}>={need.count}: {need.reason}")
+        if explain:
+            reasons.append(f"{need.component}>={need.count}: {need.reason}")
     return TopologyPlan(topo, tuple(reasons))
 
 
 def required_topology(case: Case, requested: Topology | None = None) -> Topology:
     """Max of ``requested``, the case's own topology and what its faults need."""
-    return plan_topology(case, requested).topology
+    return plan_topology(case, requested, explain=False).topology
 
 
 def check_case_topology(case: Case, topology: Topology) -> None:

@@ -113,6 +113,7 @@ def case_budget(case: Case, time_scale: float, *, jobs_declared: bool = True) ->
     jobs_end = case.warmup.scaled(time_scale)
     if entries:
         jobs_end += max(entries) + stall
-    faults_end = max((end for f in case.faults for _, end in f.schedule.windows(time_scale)),
-                     default=0.0)
+    # a schedule's windows start later and later and last alike: its last ends last
+    faults_end = max((windows[-1][1] for f in case.faults
+                      if (windows := f.schedule.windows(time_scale))), default=0.0)
     return max(jobs_end, faults_end)

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import gc
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import yaml
 
@@ -33,33 +33,36 @@ STR_TAG = "tag:yaml.org,2002:str"
 #: libyaml's composer when available; its syntax errors point a line later than the pure
 #: loader's, so a file that fails to parse is composed again by the pure loader for the message.
 _BASE_COMPOSER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-#: Scalars' resolved tags, by (text, implicit flags); cleared when it reaches this size.
+#: The composer's own resolver (its implicit resolvers), asked once per distinct
+#: (kind, value, implicit flags) by :class:`_Composer`.
+_RESOLVER = _BASE_COMPOSER("")
 _TAGS_MAX = 4096
-_TAGS: dict[tuple[str, tuple[bool, bool]], str] = {}
 
 
 class _Composer(_BASE_COMPOSER):  # type: ignore[misc,valid-type]
-    """The safe composer, remembering which tag each plain scalar resolves to.
+    """The safe composer, with the Python hooks libyaml calls for every node made cheap.
 
-    Even libyaml's composer calls back into Python for every scalar to resolve its tag
-    (int? bool? timestamp? -- a regular expression each): a third of composing a case
-    file. A suite repeats the same keys and values (``name``, ``faultType``, ``30m``)
-    thousands of times, and the answer depends only on the text and the implicit
-    flags (the safe loader has no path resolvers), so it is looked up once.
+    Even libyaml's composer calls back into Python three times for every node: to
+    resolve a scalar's tag (int? bool? timestamp? -- a regular expression each), and
+    ``descend_resolver`` / ``ascend_resolver`` around it, which only do something for
+    path resolvers (``yaml.add_path_resolver``). The safe loader has none, so a tag
+    depends only on (kind, value, implicit flags): ``resolve`` is the safe resolver's
+    own, remembered in C (``functools.lru_cache``: a suite repeats ``name``,
+    ``faultType``, ``30m`` thousands of times), and the two path hooks are C
+    callables that take their arguments and do nothing (``slice`` and ``tuple``: no
+    Python frame per node). A loader class given path resolvers keeps PyYAML's own
+    hooks.
     """
 
-    def resolve(self, kind: type[yaml.Node], value: Any, implicit: Any) -> Any:
-        if kind is not yaml.ScalarNode:
-            return super().resolve(kind, value, implicit)
-        key = (value, implicit)
-        tag = _TAGS.get(key)
-        if tag is None:
-            if len(_TAGS) >= _TAGS_MAX:
-                _TAGS.clear()
-            tag = _TAGS[key] = super().resolve(kind, value, implicit)
-        return tag
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        if not self.yaml_path_resolvers:  # instance attributes: the C composer looks them up
+            self.resolve = _cached_resolve
+            self.descend_resolver = slice  # (parent, index) -> ignored
+            self.ascend_resolver = tuple  # () -> ignored
 
 
+_cached_resolve = functools.lru_cache(maxsize=_TAGS_MAX)(_RESOLVER.resolve)
 _COMPOSER = _Composer
 
 #: Scalars whose values are immutable and depend on their text alone, and those values
@@ -127,7 +130,16 @@ class Ctx:
     def __init__(self, path: str, line_offset: int = 0) -> None:
         self.path = path
         self.line_offset = line_offset
-        self.constructor = yaml.SafeLoader("")
+        self._constructor: yaml.SafeLoader | None = None
+
+    @property
+    def constructor(self) -> yaml.SafeLoader:
+        """The safe loader's constructor, made when a value first needs it: strings and
+        remembered plain scalars never do, and a loader is a knot of reference cycles
+        that only the cyclic collector frees (one per file read, otherwise)."""
+        if self._constructor is None:
+            self._constructor = yaml.SafeLoader("")
+        return self._constructor
 
     def line(self, node: yaml.Node) -> int:
         return int(node.start_mark.line) + 1 + self.line_offset
@@ -233,17 +245,28 @@ class Map:
     A key from a merge (``<<: *base``) is overridden by the mapping's own key of
     the same name; two own keys of one name are a mistake (Go's YAML, which QA's
     harness uses, rejects them too).
+
+    ``items`` maps each key to its value node, ``key_nodes`` to its key node (for the
+    line of a duplicate). :meth:`node_of` is ``items.get`` itself, bound once: the
+    loader asks a mapping for its keys hundreds of thousands of times in a suite, most
+    of them for keys the case does not have.
     """
+
+    __slots__ = ("ctx", "items", "key_nodes", "node", "node_of", "what")
 
     def __init__(self, ctx: Ctx, node: yaml.Node, what: str, allowed: tuple[str, ...],
                  hint: Callable[[str], str] | None = None) -> None:
         if not isinstance(node, yaml.MappingNode):
             raise ctx.error(node, f"{what} must be a mapping (key: value), got {kind_of(node)}")
         self.ctx, self.node, self.what = ctx, node, what
-        self.items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        self.items: dict[str, yaml.Node] = {}
+        self.key_nodes: dict[str, yaml.Node] = {}
         if not self._plain(allowed, hint):  # a merge key (``<<``): the general walk
             self.items = {}
+            self.key_nodes = {}
             self._merged(allowed, hint)
+        #: the value node of a key, None when the mapping has no such key
+        self.node_of: Callable[[str], yaml.Node | None] = self.items.get
 
     def _plain(self, allowed: tuple[str, ...], hint: Callable[[str], str] | None) -> bool:
         """The mapping's own keys, checked; False (nothing raised) at a merge key.
@@ -253,7 +276,7 @@ class Map:
         set. It checks the own keys in the order :meth:`_merged` does, so a mapping
         without ``<<`` gets the same keys and the same first error either way.
         """
-        ctx, items = self.ctx, self.items
+        ctx, items, key_nodes = self.ctx, self.items, self.key_nodes
         allowed_set = _key_set(allowed)
         for key_node, value_node in self.node.value:
             tag = key_node.tag
@@ -265,7 +288,8 @@ class Map:
                 key = ctx.key_name(key_node)
             if key.__class__ is not str or key not in allowed_set or key in items:
                 self._refuse(key_node, key, allowed, hint)
-            items[key] = (key_node, value_node)
+            items[key] = value_node
+            key_nodes[key] = key_node
         return True
 
     def _refuse(self, key_node: yaml.Node, key: object, allowed: tuple[str, ...],
@@ -275,7 +299,7 @@ class Map:
         if not isinstance(key, str):
             raise ctx.error(key_node, f"{what}: keys must be strings, got {key!r}")
         if key in self.items:
-            first = ctx.line(self.items[key][0])
+            first = ctx.line(self.key_nodes[key])
             raise ctx.error(key_node, f"{what}: duplicate key {key!r} (first on line {first})")
         if key not in allowed:
             extra = hint(key) if hint is not None else ""
@@ -297,51 +321,53 @@ class Map:
                 continue
             if not isinstance(key, str) or key in self.items or key not in allowed:
                 self._refuse(key_node, key, allowed, hint)
-            self.items[key] = (key_node, value_node)
+            self.items[key] = value_node
+            self.key_nodes[key] = key_node
 
     def __contains__(self, key: str) -> bool:
         return key in self.items
 
-    def node_of(self, key: str) -> yaml.Node | None:
-        item = self.items.get(key)
-        return item[1] if item else None
-
     def at(self, key: str | None) -> yaml.Node:
         """The node to blame for ``key`` (its value, else the mapping itself)."""
-        node = self.node_of(key) if key else None
+        node = self.items.get(key) if key else None
         return node if node is not None else self.node
 
     def raw(self, key: str) -> object:
-        node = self.node_of(key)
+        node = self.items.get(key)
         if node is None:
             return None
         return self.ctx.value(node)
 
     def required(self, key: str) -> yaml.Node:
-        node = self.node_of(key)
+        node = self.items.get(key)
         if node is None:
             raise self.ctx.error(self.node, f"{self.what} needs {key!r}")
         return node
 
     def get(self, key: str, conv: Callable[[object, str], T], default: T) -> T:
-        node = self.node_of(key)
+        node = self.items.get(key)
         if node is None:
             return default
         return self.convert(node, key, conv)
 
     def need(self, key: str, conv: Callable[[object, str], T]) -> T:
-        return self.convert(self.required(key), key, conv)
+        node = self.items.get(key)
+        if node is None:
+            raise self.ctx.error(self.node, f"{self.what} needs {key!r}")
+        return self.convert(node, key, conv)
 
     def convert(self, node: yaml.Node, key: str, conv: Callable[[object, str], T]) -> T:
         if not isinstance(node, yaml.ScalarNode):
             raise self.ctx.error(node, f"{key} must be a single value, got {kind_of(node)}")
+        # a string (most values) is its own text: Ctx.value's first step, without the call
+        value = node.value if node.tag == STR_TAG else self.ctx.value(node)
         try:
-            return conv(self.ctx.value(node), key)
+            return conv(value, key)
         except FieldError as exc:
             raise self.ctx.error(node, exc.message) from None
 
     def seq(self, key: str) -> list[yaml.Node]:
-        node = self.node_of(key)
+        node = self.items.get(key)
         if node is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
