@@ -420,8 +420,10 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
       user's own deadline wins: a ``timeout`` mark on the test, or ``--timeout`` /
       ``PYTEST_TIMEOUT`` / ini ``timeout`` for the run (then no test gets ours).
     * ``xdist_group``: one name per cluster (topology + images, the pool's sharing
-      unit), so ``--dist loadgroup`` keeps a cluster's tests on one worker. Not in
-      attach mode (one existing cluster); a test's own ``xdist_group`` wins.
+      unit), so ``--dist loadgroup`` keeps a cluster's tests on one worker. Only under
+      ``--dist loadgroup`` (xdist reads the mark in no other mode: a mark per item is
+      collection time for nothing, ``bench/collection.py``); not in attach mode (one
+      existing cluster); a test's own ``xdist_group`` wins.
 
     Only when that plugin is active (an unregistered mark would be an error under
     ``--strict-markers``).
@@ -430,7 +432,8 @@ def _companion_marks(config: pytest.Config, opts: HAOptions, items: list[pytest.
     chain = chain or _ChainMarks()
     timeouts = ((pm.has_plugin("timeout") or pm.has_plugin("pytest_timeout"))
                 and not _user_timeout(config))
-    groups = pm.has_plugin("xdist") and not opts.attach
+    groups = (pm.has_plugin("xdist") and not opts.attach
+              and config.getoption("dist", "no") == "loadgroup")
     # marks are immutable: one per distinct deadline / cluster, shared by the items
     timeout_marks: dict[int, pytest.MarkDecorator] = {}
     group_marks: dict[tuple[Topology, str | None], pytest.MarkDecorator] = {}

@@ -151,7 +151,8 @@ def _groups(result: pytest.RunResult) -> dict[str, str]:
 def test_cluster_tests_carry_their_cluster_as_xdist_group(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_g=GROUPED_TESTS)
     pytester.makeconftest(GROUP_CONFTEST)
-    result = pytester.runpytest("-p", "xdist", "--collect-only", "-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-p", "xdist", "--dist", "loadgroup", "--collect-only", "-q",
+                                "-p", "no:cacheprovider")
     groups = _groups(result)
     kill = {groups[f"test_g.py::test_tikv_kill[{n}]"] for n in range(5)}
     pd3 = {groups[f"test_g.py::test_three_pd[{n}]"] for n in range(5)}
@@ -165,10 +166,16 @@ def test_cluster_tests_carry_their_cluster_as_xdist_group(pytester: pytest.Pytes
     assert other not in kill | pd3
     assert groups["test_g.py::test_own_group"] == "mine"
     assert groups["test_g.py::test_no_cluster"] == "None"
-    attach = _groups(pytester.runpytest("-p", "xdist", "--collect-only", "-q",
-                                        "-p", "no:cacheprovider",
+    attach = _groups(pytester.runpytest("-p", "xdist", "--dist", "loadgroup", "--collect-only",
+                                        "-q", "-p", "no:cacheprovider",
                                         "--tidb-dsn", "mysql://root@127.0.0.1:4000"))
     assert attach["test_g.py::test_tikv_kill[0]"] == "None"  # one existing cluster
+    # xdist reads the mark under --dist loadgroup only: no other mode gets one of ours
+    for mode in ("no", "load"):
+        plain = _groups(pytester.runpytest("-p", "xdist", "--dist", mode, "--collect-only", "-q",
+                                           "-p", "no:cacheprovider"))
+        assert plain["test_g.py::test_tikv_kill[0]"] == "None", mode
+        assert plain["test_g.py::test_own_group"] == "mine", mode
 
 
 def _version(dist: str) -> tuple[int, ...]:
