@@ -37,6 +37,8 @@ from second_engine import (
     second_engine,
 )
 
+from pytest_tidb_ha.faults.helper_image import BASE_ENV
+
 pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,10 +47,13 @@ HELPER_IMAGE = "tidb-standin-base:latest"
 #: Time scale 0.3, not the gate's 0.1: two workers on two cores, while other tests may load
 #: the machine too, can starve the stand-in for longer than a 12 s stall window; the
 #: verdicts compared must not depend on that luck.
-#: The helper image is named (and loaded into the second engine): the plugin's default one
-#: is built from alpine on Docker Hub, which this machine cannot reach.
+#: No helper image is named: a named one serves every engine (the unix one too), so which
+#: engine showed helper containers would depend on which worker xdist gave the partition
+#: cell (the first worker ready gets the first cell). The plugin builds its own helper
+#: where it needs one, on the TCP engine, from the stand-in base (loaded there: it has the
+#: tools, so the build needs no network; the default base is alpine on Docker Hub).
 RUN = ["scenarios/matrix", "-m", "smoke", "--standin", "--ha-time-scale", "0.3",
-       "--ha-workload-scale", "0.1", "--ha-fault-helper-image", HELPER_IMAGE,
+       "--ha-workload-scale", "0.1",
        "-o", "junit_family=xunit2", "-p", "no:cacheprovider", "-q"]
 
 
@@ -176,8 +181,9 @@ def test_two_engines_one_worker_each_clean_and_same_verdicts(
     cmd = [sys.executable, "-m", "pytest", *RUN, "-n", "2",
            "--ha-docker-hosts", f"{second.tcp_url},{first}",
            "--ha-artifacts", str(multi / "ha-artifacts"), f"--junitxml={multi}/junit.xml"]
+    env = {**os.environ, BASE_ENV: HELPER_IMAGE}
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+                            text=True, env=env)
     poller = Poller(clients, proc.pid)
     poller.start()
     try:
@@ -197,8 +203,9 @@ def test_two_engines_one_worker_each_clean_and_same_verdicts(
     assert workers[first] != workers[second.tcp_url], workers
     everyone = workers[first] | workers[second.tcp_url]
     # Both cells inject faults, so both sweep their containers for dead runs' rules before
-    # the first window (iptables -S in each netns): through helper containers on the TCP
-    # engine, with nsenter (no container) on the unix one.
+    # the first window (iptables -S in each netns), and the partition cell cuts the network:
+    # through helper containers on the TCP engine, with nsenter (no container) on the unix
+    # one, whichever cell each worker got.
     assert not [n for _, comp, n in seen[first] if comp == "helper"], seen[first]
     assert [n for _, comp, n in seen[second.tcp_url] if comp == "helper"], seen[second.tcp_url]
     for url, client in clients.items():
