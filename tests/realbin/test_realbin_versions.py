@@ -7,7 +7,9 @@
 * PD reports its own release (a v8.1 alpha commit: README.md here says why) and the
   store registered with the version it stamps; the store says it is not TiKV;
 * a second store is refused loudly (a unistore cannot join a cluster), so a topology the
-  store cannot serve fails at start-up instead of corrupting the cluster.
+  store cannot serve fails at start-up instead of corrupting the cluster;
+* the store's guard is in the path TiDB uses: every 1PC and async-commit attempt of the
+  real tidb-server fell back to 2PC (client-go's own counters), none committed that way.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tidb_ha.cluster.http import get_json
+from pytest_tidb_ha.cluster.http import get_json, request
 from pytest_tidb_ha.cluster.lifecycle import ClusterStartError, start_cluster
 from pytest_tidb_ha.scenario.model import Topology
 
@@ -86,6 +88,36 @@ def test_pd_and_store_versions(realbin_cluster: Any) -> None:
     assert stores[0]["store"]["state_name"] == "Up", stores
     status = stores[0]["store"]["status_address"]
     assert status == "tikv-0:20180", stores
+
+
+def commit_counters(cluster: Any) -> dict[str, float]:
+    """client-go's 1PC and async-commit transaction counters summed over the TiDB nodes,
+    ``"<metric>{type=...}" -> count``, from each node's ``/metrics``."""
+    totals: dict[str, float] = {}
+    for url in cluster.status_urls("tidb").values():
+        status, body = request(url + "/metrics", timeout=10)
+        assert status == 200, (url, status)
+        for m in re.finditer(r'^tidb_tikvclient_(one_pc|async_commit)_txn_counter'
+                             r'\{type="(\w+)"\} (\S+)$', body.decode(), re.M):
+            key = f"{m.group(1)}{{type={m.group(2)}}}"
+            totals[key] = totals.get(key, 0.0) + float(m.group(3))
+    return totals
+
+
+def test_the_store_answers_1pc_and_async_commit_as_2pc(realbin_cluster: Any) -> None:
+    client = realbin_cluster.client()
+    client.execute("CREATE DATABASE IF NOT EXISTS realbin_guard", timeout=30)
+    client.execute("CREATE TABLE IF NOT EXISTS realbin_guard.t (id INT PRIMARY KEY, v INT)",
+                   timeout=30)
+    before = commit_counters(realbin_cluster)
+    for i in range(5):  # autocommit single-row writes: TiDB tries 1PC for each
+        client.execute(f"REPLACE INTO realbin_guard.t VALUES ({i}, {i})", timeout=30)
+    after = commit_counters(realbin_cluster)
+    assert after.get("one_pc{type=fallback}", 0) - before.get("one_pc{type=fallback}", 0) >= 5, \
+        (before, after)
+    assert after.get("one_pc{type=ok}", 0) == 0, after
+    assert after.get("async_commit{type=ok}", 0) == 0, after
+    client.execute("DROP DATABASE realbin_guard", timeout=30)
 
 
 def test_a_second_store_is_refused(realbin_image: str, tidb_cluster_settings: Any,

@@ -313,6 +313,7 @@ func run(args []string) error {
 		grpc.MaxRecvMsgSize(1<<30), grpc.MaxSendMsgSize(1<<30),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 10 * time.Second, Timeout: 3 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: time.Second, PermitWithoutStream: true}),
+		grpc.UnaryInterceptor(unaryGuard(store)), grpc.StreamInterceptor(streamGuard(store)),
 	)
 	tikvpb.RegisterTikvServer(grpcServer, store)
 	deadlock.RegisterDeadlockServer(grpcServer, store)

@@ -1,0 +1,207 @@
+package main
+
+// The guard against the store's two unistore defects (guard.go), on an in-process
+// unistore engine: each defect triggered on purpose on the engine as it ships (so a
+// TiDB bump that fixes one fails here and the guard can go), then the guard's answer,
+// unary and through a BatchCommands stream on loopback as TiDB sends them.
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pingcap/kvproto/pkg/kvrpcpb"
+	"github.com/pingcap/kvproto/pkg/metapb"
+	"github.com/pingcap/kvproto/pkg/tikvpb"
+	"github.com/pingcap/tidb/pkg/store/mockstore/unistore/config"
+	"github.com/pingcap/tidb/pkg/store/mockstore/unistore/server"
+	"github.com/pingcap/tidb/pkg/store/mockstore/unistore/tikv"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// engine is an in-process unistore with one bootstrapped region and the request
+// context that addresses it.
+func engine(t *testing.T) (*tikv.Server, *kvrpcpb.Context) {
+	t.Helper()
+	conf := config.DefaultConf
+	conf.Engine.DBPath = t.TempDir()
+	conf.Engine.ValueThreshold = 0
+	conf.Engine.VolatileMode = true
+	conf.Engine.SyncWrite = false
+	conf.Server.Raft = false
+	svr, rm, _, err := server.NewMock(&conf, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svr.Stop)
+	storeID, regionID, peerID := rm.AllocID(), rm.AllocID(), rm.AllocID()
+	epoch := &metapb.RegionEpoch{ConfVer: 1, Version: 1}
+	peer := &metapb.Peer{Id: peerID, StoreId: storeID}
+	if err := rm.Bootstrap([]*metapb.Store{{Id: storeID, Address: "store"}},
+		&metapb.Region{Id: regionID, RegionEpoch: epoch, Peers: []*metapb.Peer{peer}}); err != nil {
+		t.Fatal(err)
+	}
+	return svr, &kvrpcpb.Context{RegionId: regionID, RegionEpoch: epoch, Peer: peer}
+}
+
+func now() uint64 {
+	physical, logical := tikv.GetTS()
+	return uint64(physical)<<18 + uint64(logical)
+}
+
+// constrainedPrewrite is a pessimistic prewrite of key whose for_update_ts
+// constraint names a pessimistic lock that was never taken (as one rolled back).
+func constrainedPrewrite(rpc *kvrpcpb.Context, key string) *kvrpcpb.PrewriteRequest {
+	ts := now()
+	return &kvrpcpb.PrewriteRequest{
+		Context:            rpc,
+		Mutations:          []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_Put, Key: []byte(key), Value: []byte("v")}},
+		PrimaryLock:        []byte(key),
+		StartVersion:       ts,
+		ForUpdateTs:        ts,
+		LockTtl:            3000,
+		PessimisticActions: []kvrpcpb.PrewriteRequest_PessimisticAction{kvrpcpb.PrewriteRequest_DO_PESSIMISTIC_CHECK},
+		ForUpdateTsConstraints: []*kvrpcpb.PrewriteRequest_ForUpdateTSConstraint{
+			{Index: 0, ExpectedForUpdateTs: ts}},
+	}
+}
+
+// onePCPrewrite is an optimistic prewrite asking for 1PC and async commit.
+func onePCPrewrite(rpc *kvrpcpb.Context, key string) *kvrpcpb.PrewriteRequest {
+	return &kvrpcpb.PrewriteRequest{
+		Context:        rpc,
+		Mutations:      []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_Put, Key: []byte(key), Value: []byte("v")}},
+		PrimaryLock:    []byte(key),
+		StartVersion:   now(),
+		LockTtl:        3000,
+		TxnSize:        1,
+		TryOnePc:       true,
+		UseAsyncCommit: true,
+	}
+}
+
+func abortOf(resp *kvrpcpb.PrewriteResponse) string {
+	if len(resp.GetErrors()) != 1 {
+		return ""
+	}
+	return resp.GetErrors()[0].GetAbort()
+}
+
+func TestTheEngineDereferencesAMissingPessimisticLock(t *testing.T) {
+	svr, rpc := engine(t)
+	defer func() {
+		if recover() == nil {
+			t.Fatal("unistore answered a constrained prewrite of a missing lock: its defect is gone, " +
+				"and so is the reason for guardedPrewrite's recover")
+		}
+	}()
+	_, _ = svr.KvPrewrite(context.Background(), constrainedPrewrite(rpc, "k1"))
+}
+
+func TestTheGuardAnswersLockNotFoundAndTheEngineGoesOn(t *testing.T) {
+	svr, rpc := engine(t)
+	resp, err := guardedPrewrite(context.Background(), svr, constrainedPrewrite(rpc, "k1"))
+	if err != nil || abortOf(resp) != lockNotFound {
+		t.Fatalf("want %q, got %v, %v", lockNotFound, resp, err)
+	}
+	// the latches the panicking prewrite held are free: the same key prewrites
+	resp, err = guardedPrewrite(context.Background(), svr, onePCPrewrite(rpc, "k1"))
+	if err != nil || len(resp.GetErrors()) != 0 || resp.GetRegionError() != nil {
+		t.Fatalf("the key after the guarded panic: %v, %v", resp, err)
+	}
+}
+
+func TestTheEngineCommitsByOnePCWithATimestampTakenBeforeItsWrite(t *testing.T) {
+	svr, rpc := engine(t)
+	req := onePCPrewrite(rpc, "k1")
+	resp, err := svr.KvPrewrite(context.Background(), req)
+	if err != nil || resp.GetOnePcCommitTs() <= req.StartVersion {
+		t.Fatalf("the engine no longer commits by 1PC (the guard's first reason is gone?): %v, %v", resp, err)
+	}
+}
+
+func TestTheGuardPrewritesByTwoPhaseCommit(t *testing.T) {
+	svr, rpc := engine(t)
+	req := onePCPrewrite(rpc, "k1")
+	req.Secondaries = [][]byte{[]byte("k2")}
+	resp, err := guardedPrewrite(context.Background(), svr, req)
+	if err != nil || len(resp.GetErrors()) != 0 {
+		t.Fatalf("prewrite: %v, %v", resp, err)
+	}
+	if resp.GetOnePcCommitTs() != 0 || resp.GetMinCommitTs() != 0 {
+		t.Fatalf("want TiKV's fallback answer (no 1PC commit ts, no min commit ts), got %v", resp)
+	}
+	// the key holds a plain lock of the prewriting transaction: a later read meets it
+	get, err := svr.KvGet(context.Background(), &kvrpcpb.GetRequest{Context: rpc, Key: []byte("k1"), Version: now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock := get.GetError().GetLocked()
+	if lock == nil || lock.GetLockVersion() != req.StartVersion || lock.GetUseAsyncCommit() {
+		t.Fatalf("want a 2PC lock of start ts %d, got %v", req.StartVersion, get)
+	}
+}
+
+func TestBatchCommandsPrewritesGoThroughTheGuard(t *testing.T) {
+	svr, rpc := engine(t)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(grpc.UnaryInterceptor(unaryGuard(svr)), grpc.StreamInterceptor(streamGuard(svr)))
+	tikvpb.RegisterTikvServer(gs, svr)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop)
+	conn, err := grpc.Dial(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := tikvpb.NewTikvClient(conn)
+
+	unary, err := client.KvPrewrite(ctx, constrainedPrewrite(rpc, "u1"))
+	if err != nil || abortOf(unary) != lockNotFound {
+		t.Fatalf("unary: want %q, got %v, %v", lockNotFound, unary, err)
+	}
+
+	stream, err := client.BatchCommands(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := &tikvpb.BatchCommandsRequest{
+		Requests: []*tikvpb.BatchCommandsRequest_Request{
+			{Cmd: &tikvpb.BatchCommandsRequest_Request_Get{Get: &kvrpcpb.GetRequest{
+				Context: rpc, Key: []byte("b0"), Version: now()}}},
+			{Cmd: &tikvpb.BatchCommandsRequest_Request_Prewrite{Prewrite: constrainedPrewrite(rpc, "b1")}},
+			{Cmd: &tikvpb.BatchCommandsRequest_Request_Prewrite{Prewrite: onePCPrewrite(rpc, "b2")}},
+		},
+		RequestIds: []uint64{10, 11, 12},
+	}
+	if err := stream.Send(batch); err != nil {
+		t.Fatal(err)
+	}
+	got := map[uint64]*tikvpb.BatchCommandsResponse_Response{}
+	for len(got) < 3 {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("after %d answers: %v", len(got), err)
+		}
+		for i, id := range resp.GetRequestIds() {
+			got[id] = resp.GetResponses()[i]
+		}
+	}
+	if got[10].GetGet() == nil || got[10].GetGet().GetError() != nil {
+		t.Fatalf("the engine's own answer to a get: %v", got[10])
+	}
+	if abortOf(got[11].GetPrewrite()) != lockNotFound {
+		t.Fatalf("constrained prewrite in a batch: %v", got[11])
+	}
+	if p := got[12].GetPrewrite(); p == nil || len(p.GetErrors()) != 0 || p.GetOnePcCommitTs() != 0 {
+		t.Fatalf("1PC prewrite in a batch: want a 2PC answer, got %v", got[12])
+	}
+	_ = stream.CloseSend()
+}
