@@ -97,7 +97,7 @@ func streamGuard(engine prewriter) grpc.StreamServerInterceptor {
 		}
 		g := &batchGuard{ServerStream: ss, engine: engine}
 		err := handler(srv, g)
-		g.inflight.Wait() // no send after the stream's handler has returned
+		g.close() // no send after the stream's handler has returned
 		return err
 	}
 }
@@ -107,7 +107,29 @@ type batchGuard struct {
 	grpc.ServerStream
 	engine   prewriter
 	send     sync.Mutex // the engine's sender and the guard's share the stream
+	state    sync.Mutex // closed and inflight.Add: no Add may race close's Wait
+	closed   bool
 	inflight sync.WaitGroup
+}
+
+// close waits for the guard's answers in flight; a prewrite received later gets none
+// (the stream is over: the client sends it again on another).
+func (g *batchGuard) close() {
+	g.state.Lock()
+	g.closed = true
+	g.state.Unlock()
+	g.inflight.Wait()
+}
+
+// start counts one answer in flight, unless the stream is over.
+func (g *batchGuard) start() bool {
+	g.state.Lock()
+	defer g.state.Unlock()
+	if g.closed {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
 }
 
 func (g *batchGuard) SendMsg(m any) error {
@@ -128,8 +150,9 @@ func (g *batchGuard) RecvMsg(m any) error {
 	for i, r := range batch.Requests {
 		id := batch.RequestIds[i]
 		if p := r.GetPrewrite(); p != nil {
-			g.inflight.Add(1)
-			go g.prewrite(id, p)
+			if g.start() {
+				go g.prewrite(id, p)
+			}
 			continue
 		}
 		batch.Requests[keep], batch.RequestIds[keep] = r, id

@@ -205,3 +205,15 @@ func TestBatchCommandsPrewritesGoThroughTheGuard(t *testing.T) {
 	}
 	_ = stream.CloseSend()
 }
+
+func TestNoAnswerStartsAfterTheStreamIsOver(t *testing.T) {
+	g := &batchGuard{}
+	if !g.start() {
+		t.Fatal("an open stream refused an answer")
+	}
+	g.inflight.Done()
+	g.close()
+	if g.start() {
+		t.Fatal("an answer started after close: it would send on a finished stream")
+	}
+}
