@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,12 +114,122 @@ func TestTheGuardAnswersLockNotFoundAndTheEngineGoesOn(t *testing.T) {
 	}
 }
 
+// gatedPD is the mock PD whose next timestamp, once armed, is handed out and then
+// held: the prewrite that asked for it waits, its commit ts already chosen.
+type gatedPD struct {
+	*tikv.MockPD
+	armed   atomic.Bool
+	taken   chan uint64
+	release chan struct{}
+}
+
+func (p *gatedPD) GetTS(ctx context.Context) (int64, int64, error) {
+	physical, logical, err := p.MockPD.GetTS(ctx)
+	if p.armed.CompareAndSwap(true, false) {
+		p.taken <- uint64(physical)<<18 + uint64(logical)
+		select { // held until released; never for ever (a test that waits on none fails)
+		case <-p.release:
+		case <-time.After(10 * time.Second):
+		}
+	}
+	return physical, logical, err
+}
+
+// gatedEngine is a unistore engine (as the store runs it: server.New over a PD
+// client) whose timestamps come from a gatedPD, and the context of key's region.
+func gatedEngine(t *testing.T, key string) (*tikv.Server, *gatedPD, *kvrpcpb.Context) {
+	t.Helper()
+	conf := config.DefaultConf
+	conf.Engine.DBPath = t.TempDir()
+	conf.Engine.VolatileMode = true
+	conf.Server.Raft = false
+	_, rm, mock, err := server.NewMock(&conf, 1) // its region manager is the PD's memory
+	if err != nil {
+		t.Fatal(err)
+	}
+	pd := &gatedPD{MockPD: mock, taken: make(chan uint64, 1), release: make(chan struct{})}
+	conf2 := conf
+	conf2.Engine.DBPath = t.TempDir()
+	svr, err := server.New(&conf2, pd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svr.Stop)
+	region, peer, _, _ := rm.GetRegionByKey([]byte(key))
+	if region == nil {
+		t.Fatal("no region for", key)
+	}
+	rpc := &kvrpcpb.Context{RegionId: region.Id, RegionEpoch: region.RegionEpoch, Peer: peer}
+	// the store split its first region at start-up: take the epoch it answers with
+	get, err := svr.KvGet(context.Background(), &kvrpcpb.GetRequest{Context: rpc, Key: []byte(key), Version: now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stale := get.GetRegionError().GetEpochNotMatch(); stale != nil {
+		for _, r := range stale.GetCurrentRegions() {
+			if r.Id == region.Id {
+				rpc.RegionEpoch = r.RegionEpoch
+			}
+		}
+	}
+	return svr, pd, rpc
+}
+
+func read(t *testing.T, svr *tikv.Server, rpc *kvrpcpb.Context, key string, ts uint64) *kvrpcpb.GetResponse {
+	t.Helper()
+	get, err := svr.KvGet(context.Background(), &kvrpcpb.GetRequest{Context: rpc, Key: []byte(key), Version: ts})
+	if err != nil || get.GetRegionError() != nil {
+		t.Fatalf("read %s at %d: %v, %v", key, ts, get, err)
+	}
+	return get
+}
+
 func TestTheEngineCommitsByOnePCWithATimestampTakenBeforeItsWrite(t *testing.T) {
-	svr, rpc := engine(t)
-	req := onePCPrewrite(rpc, "k1")
-	resp, err := svr.KvPrewrite(context.Background(), req)
-	if err != nil || resp.GetOnePcCommitTs() <= req.StartVersion {
+	svr, pd, rpc := gatedEngine(t, "k1")
+	first := onePCPrewrite(rpc, "k1")
+	first.Mutations[0].Value = []byte("v1")
+	if resp, err := svr.KvPrewrite(context.Background(), first); err != nil || resp.GetOnePcCommitTs() == 0 {
 		t.Fatalf("the engine no longer commits by 1PC (the guard's first reason is gone?): %v, %v", resp, err)
+	}
+	// a second 1PC write of k1 takes its commit ts and is held before its write ...
+	second := onePCPrewrite(rpc, "k1")
+	second.Mutations[0].Value = []byte("v2")
+	pd.armed.Store(true)
+	done := make(chan *kvrpcpb.PrewriteResponse, 1)
+	go func() {
+		resp, _ := svr.KvPrewrite(context.Background(), second)
+		done <- resp
+	}()
+	commitTS := <-pd.taken
+	// ... a reader whose ts is above that commit ts reads k1: no lock, the old value
+	readTS := now()
+	before := read(t, svr, rpc, "k1", readTS)
+	close(pd.release)
+	resp := <-done
+	after := read(t, svr, rpc, "k1", readTS)
+	if resp.GetOnePcCommitTs() != commitTS || commitTS >= readTS {
+		t.Fatalf("want a 1PC commit at %d below the read ts %d, got %v", commitTS, readTS, resp)
+	}
+	// the same snapshot (readTS) saw v1, then v2: a write committed below a read it missed
+	if string(before.GetValue()) != "v1" || before.GetError() != nil || string(after.GetValue()) != "v2" {
+		t.Fatalf("the engine's snapshot at %d held: before %v, after %v (the defect is gone?)",
+			readTS, before, after)
+	}
+}
+
+func TestTheGuardsPrewriteTakesNoTimestampAndLeavesALockAReaderMeets(t *testing.T) {
+	svr, pd, rpc := gatedEngine(t, "k1")
+	pd.armed.Store(true) // a timestamp taken is seen (and held 10 s)
+	req := onePCPrewrite(rpc, "k1")
+	resp, err := guardedPrewrite(context.Background(), svr, req)
+	if err != nil || len(resp.GetErrors()) != 0 || resp.GetOnePcCommitTs() != 0 {
+		t.Fatalf("guarded prewrite: %v, %v", resp, err)
+	}
+	if !pd.armed.Load() {
+		t.Fatal("the guarded prewrite took a timestamp (its commit ts is the client's, after every lock)")
+	}
+	if lock := read(t, svr, rpc, "k1", now()).GetError().GetLocked(); lock == nil {
+		t.Fatal("a reader after the guarded prewrite did not meet its lock")
 	}
 }
 
