@@ -51,9 +51,9 @@ import yaml
 
 from . import __version__
 from .scenario import loader, model
+from .scenario.gcpause import gc_paused
 from .scenario.loader import CaseGroup
 from .scenario.model import frozen_map
-from .scenario.yamlnodes import gc_paused
 
 __all__ = ["CACHE_NAME", "CaseCache", "loader_fingerprint"]
 

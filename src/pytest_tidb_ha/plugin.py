@@ -47,6 +47,7 @@ from .recording import ha_record  # noqa: F401
 from .report.hooks import ReportHooks
 from .scenario import timing
 from .scenario.errors import ScenarioError
+from .scenario.gcpause import gc_paused
 from .scenario.markers import MARKER_HELP, case_from_markers
 from .scenario.model import Case, Duration, Topology
 from .scenario.needs import check_case_topology, required_topology
@@ -147,8 +148,6 @@ class CaseFile(pytest.File):
     """
 
     def collect(self) -> list[pytest.Item | pytest.Collector]:
-        from .scenario.yamlnodes import gc_paused
-
         _spare_exit_collection()
         opts = ha_options(self.config)
         shown = self.nodeid.split("::")[0] or self.path.name
@@ -157,6 +156,9 @@ class CaseFile(pytest.File):
         except (OSError, UnicodeDecodeError) as exc:
             raise self.CollectError(f"{shown}: cannot read this QA case file: {exc}") from None
         topologies: dict[int, Topology] = {}  # id(case) -> its cluster, for the marks
+        # equal clusters as one object: a file's cases need a few distinct ones, and each
+        # object kept is one more for every later garbage collection to walk
+        shared: dict[Topology, Topology] = {}
         # the file's cases and items are built without the cyclic collector (as the loader
         # reads): they are thousands of new objects without cycles, walked once afterwards
         with gc_paused():
@@ -166,8 +168,9 @@ class CaseFile(pytest.File):
                     for case in group.cases:
                         check_switches(case)
                         if not opts.attach:
-                            topology = topologies[id(case)] = required_topology(case,
-                                                                                opts.topology)
+                            topology = required_topology(case, opts.topology)
+                            topology = topologies[id(case)] = shared.setdefault(topology,
+                                                                                topology)
                             check_case_topology(case, topology)
             except ScenarioError as exc:
                 raise self.CollectError(str(exc)) from None
@@ -374,7 +377,21 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     """Build every marker test's Case; all marker errors in one UsageError, before any run.
     Then the companions' marks of every cluster test: its pytest-timeout deadline and,
-    under xdist, the group of tests that share its cluster."""
+    under xdist, the group of tests that share its cluster.
+
+    The pass runs with the cyclic collector paused (``gc_paused``): it makes only
+    acyclic objects (cases, marks, small lists), yet its allocations, right after a
+    collection that left hundreds of thousands of objects young, set off collections
+    that walked every item again -- a full one most times (``bench/collection.py``:
+    ~0.1-0.2 s per 10,000 case items). Garbage of the pass is freed by reference
+    counting; the collector runs again after it as before.
+    """
+    with gc_paused():
+        _modify_items(config, items)
+
+
+def _modify_items(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """:func:`pytest_collection_modifyitems`'s pass (the collector paused)."""
     opts = ha_options(config)
     problems: list[str] = []
     chain = _ChainMarks()

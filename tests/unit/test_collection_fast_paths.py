@@ -365,3 +365,94 @@ def test_the_last_window_of_a_schedule_ends_last(path: Path | None) -> None:
                            default=0.0)
             assert last_end == every_end
             assert timing.case_budget(case, scale) >= every_end
+
+
+# ---- schedules and generate specs: one object for the faults that give the same parts ------
+
+SHARED = """\
+cases:
+  - {name: a, faultType: kill, selector: "tikv(random)", faultDuration: 1m, period: 4m,
+     faultTotalRunTime: 30m, warmUpTime: 1m}
+  - {name: b, faultType: pause, selector: "tikv(random)", faultDuration: 1m, period: 4m,
+     faultTotalRunTime: 30m, warmUpTime: 1m}
+  - {name: c, faultType: pause, selector: "tikv(random)", faultDuration: 60s, period: 4m,
+     faultTotalRunTime: 30m, warmUpTime: 1m}
+  - {name: d, faultType: restart, selector: "pd(random)"}
+  - {name: e, faultType: restart, selector: "pd(random)"}
+  - name: f
+    faultType: kill
+    selector: "tikv(random)"
+    faultDuration: 7s
+    schedule: random
+    interval: 10s..60s
+    faultTotalRunTime: 5m
+    importInto:
+      - {db: d, table: t, source: "/import/t.*.csv", timeout: 10m,
+         generate: {rows: 1000, files: 2}}
+      - {db: d, table: u, source: "/import/u.*.csv", timeout: 10m,
+         generate: {rows: 1000, files: 2}}
+      - {db: d, table: v, source: "/import/v.*.csv", timeout: 10m,
+         generate: {rows: 1000, files: 3}}
+"""
+
+
+def _written(schedule: object) -> tuple[object, ...]:
+    """A schedule's parts with the text each was written as (equality ignores the text)."""
+    from pytest_tidb_ha.scenario.model import Duration, Schedule
+
+    assert isinstance(schedule, Schedule)
+
+    def part(d: Duration | None) -> object:
+        return None if d is None else (d.seconds, d.text)
+
+    return (part(schedule.warmup), part(schedule.duration), part(schedule.period),
+            part(schedule.total), part(schedule.recovery),
+            None if schedule.interval is None else tuple(part(d) for d in schedule.interval))
+
+
+@pytest.mark.parametrize("path", [*QA_FILES, None],
+                         ids=lambda p: p.relative_to(ROOT).as_posix() if p else "shared")
+def test_a_shared_schedule_is_the_one_its_fault_wrote(path: Path | None) -> None:
+    """Loaded twice (the second time from the remembered schedules), every fault's
+    schedule is what a schedule made of its own parts would be, texts included."""
+    from pytest_tidb_ha.scenario.model import Schedule
+
+    text = path.read_text(encoding="utf-8") if path is not None else SHARED
+    try:
+        first = load_text(text, "f.yaml")
+    except ScenarioError:
+        pytest.skip("a corpus file the loader refuses")
+    second = load_text(text, "f.yaml")
+    if not first or not second:
+        pytest.skip("no cases")
+    for a, b in zip(first, second, strict=True):
+        for fa, fb in zip(a.faults, b.faults, strict=True):
+            s = fb.schedule
+            fresh = Schedule(warmup=s.warmup, duration=s.duration, period=s.period,
+                             total=s.total, recovery=s.recovery, interval=s.interval)
+            assert s == fresh == fa.schedule
+            assert _written(s) == _written(fresh) == _written(fa.schedule)
+
+
+def test_faults_with_the_same_parts_share_a_schedule_and_texts_stay_apart() -> None:
+    cases = {c.name: c for c in load_text(SHARED, "shared.yaml") or ()}
+    a, b, c, d, e = (cases[n].faults[0].schedule for n in "abcde")
+    assert a is b  # same parts: one object
+    assert d is e  # one-shot, no duration written: the shared zero
+    assert a == c  # 60s == 1m ...
+    assert a is not c  # ... but c shows what it wrote
+    assert str(c.duration) == "60s"
+    assert str(a.duration) == "1m"
+    f = cases["f"].faults[0].schedule
+    assert f.is_random
+    assert f is not load_text(SHARED, "shared.yaml")[-1].faults[0].schedule  # type: ignore[index]
+
+
+def test_equal_generate_specs_are_one_object() -> None:
+    from pytest_tidb_ha.scenario.model import GenerateSpec, ImportIntoJob
+
+    jobs = [j for c in load_text(SHARED, "shared.yaml") or () for j in c.jobs]
+    specs = [j.generate for j in jobs if isinstance(j, ImportIntoJob)]
+    assert specs == [GenerateSpec(1000, 2), GenerateSpec(1000, 2), GenerateSpec(1000, 3)]
+    assert specs[0] is specs[1]
+    assert specs[2] is not specs[0]

@@ -373,6 +373,10 @@ def fault_kinds(value: object, field: str = "faultTypes") -> tuple[str, ...]:
     return tuple(kinds)
 
 
+#: No time, as written when a fault gives none (one object: see :func:`_schedule`).
+_ZERO = Duration(0.0, "0s")
+
+
 def make_fault(
     kind: object,
     *,
@@ -428,14 +432,14 @@ def make_fault(
         if windowed:
             raise FieldError(names["duration"], f"{windowed[0]} needs {names['duration']} "
                                                 f"(e.g. 3m)")
-        dur = Duration(0.0, "0s")
+        dur = _ZERO
     else:
         dur = duration(duration_value, names["duration"],
                        minimum="positive" if windowed else "non-negative")
     trig = trigger(when, names["when"]) if when is not None else None
     if warmup is None:
         warm = (default_warmup if default_warmup is not None and trig is None
-                else Duration(0.0, "0s"))
+                else _ZERO)
     else:
         warm = duration(warmup, names["warmup"], minimum="non-negative")
     if schedule is not None and schedule not in SCHEDULES:
@@ -492,12 +496,42 @@ def make_fault(
                 f"a periodic fault recovers between its windows",
             )
         rec = duration(recovery, names["recovery"], minimum="non-negative")
-    sched = Schedule(warmup=warm, duration=dur, period=per, total=tot, recovery=rec,
-                     interval=gaps)
+    sched = _schedule(warm, dur, per, tot, rec, gaps)
     checked = _mixed_params(mix, all_params) if mix else _shared_params(name, all_params)
     return FaultSpec(kind=name, selector=sel, schedule=sched, params=checked,
                      source=source or SourceRef(), written=ftype.written, trigger=trig,
                      kinds=mix if len(mix) > 1 else ())
+
+
+#: :func:`_schedule`'s schedules, by the identity of their parts.
+_SCHEDULES: dict[tuple[int, ...], Schedule] = {}
+_SCHEDULES_MAX = 4096
+
+
+def _schedule(warm: Duration, dur: Duration, per: Duration | None, tot: Duration | None,
+              rec: Duration | None, gaps: tuple[Duration, Duration] | None) -> Schedule:
+    """The fault's :class:`Schedule`, one object for the faults built from the same parts.
+
+    Why: every object a case keeps is one more for each later garbage collection to
+    walk and for the case cache to pickle; a suite's faults repeat a few schedules
+    (``warmUpTime: 1m`` / ``period: "@every 4m"`` / ``faultDuration: 1m``), and the
+    durations read from text are shared already (:func:`_parse_text`). The key is the
+    parts' *identity*, not their equality: a Duration's ``text`` is not compared
+    (``60s == 1m``), and a schedule must show what its fault wrote. An entry holds its
+    parts, so no id in a live key is reused. A random schedule's gaps are a new tuple
+    each time: such schedules are not shared.
+    """
+    if gaps is not None:
+        return Schedule(warmup=warm, duration=dur, period=per, total=tot, recovery=rec,
+                        interval=gaps)
+    key = (id(warm), id(dur), id(per), id(tot), id(rec))
+    found = _SCHEDULES.get(key)
+    if found is None:
+        if len(_SCHEDULES) >= _SCHEDULES_MAX:
+            _SCHEDULES.clear()
+        found = _SCHEDULES[key] = Schedule(warmup=warm, duration=dur, period=per, total=tot,
+                                           recovery=rec)
+    return found
 
 
 def _mixed_params(kinds: tuple[str, ...], params: Mapping[str, object]) -> Mapping[str, object]:

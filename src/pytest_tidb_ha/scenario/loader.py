@@ -32,6 +32,7 @@ import yaml
 
 from . import build, keys
 from .errors import FieldError, ScenarioError
+from .gcpause import gc_paused
 from .keys import (
     IMPORT_FORMATS,
     IMPORT_OPTIONS,
@@ -57,7 +58,7 @@ from .model import (
     frozen_map,
 )
 from .sqltext import global_variable_statement, parse_import_cmd, strip_statement
-from .yamlnodes import Ctx, Map, compose, gc_paused, kind_of
+from .yamlnodes import Ctx, Map, compose, kind_of
 
 __all__ = [
     "SUBTYPES",
@@ -564,7 +565,7 @@ def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportInt
     gen_node = m.node_of("generate")
     if gen_node is not None:
         g = Map(ctx, gen_node, "generate", names("generate"))
-        generate = GenerateSpec(rows=g.need("rows", _INT_1), files=g.get("files", _INT_1, 1))
+        generate = _generate_spec(g.need("rows", _INT_1), g.get("files", _INT_1, 1))
         blame = m.at("cmd" if cmd is not None else "source")
         if not source_uri.startswith("/import/"):
             raise ctx.error(blame, f"generate writes into /import: the source must be "
@@ -587,6 +588,11 @@ def _import_into(ctx: Ctx, node: yaml.Node, default_db: str | None) -> ImportInt
         cmd=cmd,
         crc32_checksum=m.get("crc32Checksum", _checksum, None),
     )
+
+
+#: One :class:`GenerateSpec` per (rows, files) (whole numbers, checked): a case keeps
+#: fewer objects for every later garbage collection to walk and the case cache to pickle.
+_generate_spec = functools.lru_cache(maxsize=1024)(GenerateSpec)
 
 
 def _option_value(value: object, field: str) -> object:

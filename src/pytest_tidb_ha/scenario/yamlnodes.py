@@ -13,9 +13,7 @@ on large files, same marks); per-item work reads the nodes, never the text.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import gc
 from collections.abc import Callable, Iterator
 from typing import NoReturn, TypeVar
 
@@ -90,26 +88,6 @@ def compose(text: str, path: str, line_offset: int = 0) -> yaml.Node | None:
         raise ScenarioError(SourceRef(path, line), f"malformed YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(SourceRef(path), f"malformed YAML: {exc}") from None
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection while one file is composed and read.
-
-    Composing builds tens of thousands of node objects that live until the file is read,
-    and the collector, triggered by the allocations, walked them again and again: with
-    100 cases a file it took about 40 % of the loader's time. Reference counting frees
-    the nodes once the file is read (the caller drops them before this block ends); a
-    rare cycle (a recursive alias) waits for the next collection. The collector is
-    switched back on, if it was on, whatever happens.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def kind_of(node: yaml.Node) -> str:
