@@ -96,6 +96,11 @@ def _refresh(cluster: ClusterLike, node: str) -> None:
         log.debug("refresh of %s failed: %s", node, exc)
 
 
+def _supervised(c: Any) -> bool:
+    """``c`` was started in process kill mode (its cached attributes: no API call)."""
+    return is_supervised(getattr(c, "attrs", None) or {})
+
+
 class KillFault:
     """SIGKILL for the window, then ``docker start`` (same container, same volumes).
 
@@ -127,7 +132,7 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
-            if is_supervised(c.attrs):
+            if _supervised(c):
                 self._kill_server(inits, node, c)
                 continue
             if inits is not None and self._kill_direct(inits, node, c):
@@ -224,7 +229,7 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
-            if is_supervised(c.attrs) and self._heal_server(inits, node, c):
+            if _supervised(c) and self._heal_server(inits, node, c):
                 continue
             if self.paths.get(node) == "pidfd":
                 # the process is gone; Docker may not have recorded the exit yet, and a
@@ -253,7 +258,7 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
-            if is_supervised(c.attrs):
+            if _supervised(c):
                 c.reload()
                 servers = self._server(inits, c).servers() if c.status == "running" else []
                 result = judge_server_killed(str(c.status), servers,
