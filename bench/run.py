@@ -175,6 +175,9 @@ def fault_row(r: dict[str, Any]) -> Row:
         anchor = (f"{found.get('what', 'raw')}: {millis(found['apply_p95'])} / "
                   f"{millis(found.get('heal_p95'))}")
         rate = ratio(worst, max(found["apply_p95"], found.get("heal_p95") or 0.0))
+    if kind == "kill_process" and isinstance(found, dict) and found.get("apply_p95") is not None:
+        anchor = (f"raw docker kill + wait / docker start + wait: "
+                  f"{millis(found['apply_p95'])} / {millis(found.get('heal_p95'))}")
     if kind == "kill":  # its heal (a docker start) has a row of its own: kill_heal_row
         worst = a["p95"]
         if isinstance(found, dict) and found.get("apply_p95") is not None:
