@@ -130,12 +130,20 @@ def test_judge_server_killed() -> None:
 
 
 # -- the script, run by this machine's sh ------------------------------------------------
+#: A server with a child of its own (as the stand-in PD runs etcd), whose pid it records.
+PARENT_SERVER = ("import subprocess, sys, time\n"
+                 "child = subprocess.Popen(['sleep', '600'])\n"
+                 "open(sys.argv[1] + '.child', 'w').write(str(child.pid))\n"
+                 "open(sys.argv[1], 'a').write('[]\\n')\n"
+                 "time.sleep(600)\n")
+
+
 class Supervised:
     """The supervisor as a child of this test, its server a Python sleeper."""
 
-    def __init__(self, tmp_path: Path, shell: str = SHELL) -> None:
+    def __init__(self, tmp_path: Path, shell: str = SHELL, server: str = SERVER) -> None:
         self.out = tmp_path / "argv.jsonl"
-        entry, command = wrap((sys.executable, "-c", SERVER, str(self.out)), ODD_ARGS)
+        entry, command = wrap((sys.executable, "-c", server, str(self.out)), ODD_ARGS)
         self.proc = subprocess.Popen([shell, *entry[1:], *command])
 
     def servers(self) -> list[int]:
@@ -324,3 +332,40 @@ def test_a_heal_that_starts_nothing_fails(supervised: Supervised) -> None:
     c.kill = lambda signal: None  # type: ignore[method-assign]  # the signal is lost
     with pytest.raises(RuntimeError, match="no new server process"):
         server.start(killed, 0.3)
+
+
+@pytest.mark.parametrize("path", ["pidfd", "exec"])
+def test_the_kill_ends_the_servers_own_children_too(tmp_path: Path, path: str) -> None:
+    if path == "pidfd" and not pidfd_supported():
+        pytest.skip("no pidfd on this platform")
+    s = Supervised(tmp_path, server=PARENT_SERVER)
+    try:
+        s.wait_server()
+        child = int(wait_file(Path(str(s.out) + ".child")))
+        c = Container(s.proc)
+        shared = None
+        if path == "pidfd":
+            held = InitProcesses(root=True, local_engine=True,
+                                 cgroup_of=lambda pid: f"0::/docker/{CID}\n")
+            assert held.prime(c) is not None
+            shared = {SHARED_KEY: held}
+        fault = KillFault(Ctx(c, shared), ("tidb-0",))
+        fault.apply()
+        # not left behind, reparented to the supervisor, where it would count as a server
+        assert parent(child) == 0
+        assert s.servers() == []
+        verdict = fault.verify(1.0)
+        assert verdict is not None
+        assert verdict.ok is True, verdict
+    finally:
+        s.proc.kill()
+        s.proc.wait(timeout=10)
+
+
+def wait_file(path: Path, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} not written")

@@ -41,8 +41,8 @@ API_POLL = 0.05
 
 #: ``sh -c EXEC_SCRIPT sh kill|list [PID]`` inside the container: the server children of
 #: the supervisor (PID 1 there; not the idle child: its command line holds IDLE_NAME),
-#: killed or listed; prints their pids. ``kill`` waits until each is gone (a zombie
-#: counts as gone: it runs no more).
+#: killed (with every process under them) or listed; prints the servers' pids. ``kill``
+#: waits until each is gone (a zombie counts as gone: it runs no more).
 EXEC_SCRIPT = f"""\
 init=${{2:-1}}
 servers() {{
@@ -56,10 +56,14 @@ alive() {{
   {{ read -r st < /proc/$1/stat; }} 2>/dev/null || return 1
   case "$st" in *") Z "*|*") X "*) return 1 ;; esac
 }}
+tree() {{
+  for q; do echo $q; tree $(cat /proc/$q/task/*/children 2>/dev/null); done
+}}
 pids=$(servers 2>/dev/null)  # bash warns of the NULs in a command line
 [ "$1" = kill ] || {{ echo $pids; exit 0; }}
-for p in $pids; do kill -KILL $p 2>/dev/null; done
-for p in $pids; do
+all=$(tree $pids)  # the servers' own children too: a container kill ends them all
+for p in $all; do kill -KILL $p 2>/dev/null; done
+for p in $all; do
   n=0
   while alive $p; do
     n=$((n + 1)); [ $n -gt 2000 ] && {{ echo "pid $p still there" >&2; exit 1; }}
@@ -109,6 +113,16 @@ def parent(pid: int, proc: Path = PROC) -> int:
     return int(fields[1]) if len(fields) > 1 and fields[0] not in ("Z", "X") else 0
 
 
+def descendants(pid: int, proc: Path = PROC) -> list[int]:
+    """Every process under ``pid`` (children first, then theirs)."""
+    out: list[int] = []
+    level = children(pid, proc)
+    while level:
+        out += level
+        level = [c for p in level for c in children(p, proc)]
+    return out
+
+
 def server_pids(init: int, children_of: Callable[[int], list[int]] = children,
                 argv_of: Callable[[int], tuple[str, ...]] = argv) -> list[int]:
     """The supervisor's server children (pure given the two readers)."""
@@ -146,26 +160,46 @@ class DirectServer:
                            lambda p: argv(p, self._proc))
 
     def kill(self, timeout: float) -> list[int]:
-        """SIGKILL every server child; returns their pids once each is gone."""
-        killed: list[int] = []
-        for pid in self.servers():
-            try:
-                fd = self._open(pid)
-            except OSError:
-                continue  # exited meanwhile
-            try:
-                if parent(pid, self._proc) != self.init.pid:
-                    continue  # the number was reused by another process meanwhile
-                signal.pidfd_send_signal(fd, signal.SIGKILL)
-                if not _wait_fd(fd, timeout):
-                    raise RuntimeError(f"server pid {pid} still there {timeout:g}s after SIGKILL")
-                killed.append(pid)
-            except ProcessLookupError:
-                continue
-            finally:
+        """SIGKILL every server child and every process under it, then return the
+        servers' pids once all are gone.
+
+        Why the whole tree: a container kill ends every process of the container; a
+        server's own children (the stand-in PD's etcd) would otherwise outlive it,
+        reparented to the supervisor, and count as a server. Each process is held by a
+        pidfd opened before any signal, then checked to still hang under the tree (a
+        number reused meanwhile would have another parent)."""
+        held: list[tuple[int, int]] = []
+        tops: list[int] = []
+        try:
+            for top in self.servers():
+                tree = [top, *descendants(top, self._proc)]
+                parents = {self.init.pid, *tree}
+                for pid in tree:
+                    try:
+                        fd = self._open(pid)
+                    except OSError:
+                        continue  # exited meanwhile
+                    if parent(pid, self._proc) not in (parents if pid != top
+                                                       else {self.init.pid}):
+                        os.close(fd)  # not (or no more) under the tree: not ours
+                        if pid == top:
+                            break
+                        continue
+                    held.append((pid, fd))
+                    if pid == top:
+                        tops.append(top)
+            for _, fd in held:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+            deadline = time.monotonic() + timeout
+            for pid, fd in held:
+                if not _wait_fd(fd, max(0.0, deadline - time.monotonic())):
+                    raise RuntimeError(f"pid {pid} still there {timeout:g}s after SIGKILL")
+        finally:
+            for _, fd in held:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        return killed
+        return tops
 
     def start(self, old: Sequence[int], timeout: float) -> int:
         """The start signal to the supervisor, then the new server's pid."""
