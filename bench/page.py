@@ -174,7 +174,11 @@ NOTES = (
     "`iptables-restore` per change for the network kinds. A kill (as root next to a local "
     "engine) is SIGKILL through the init process's pidfd, held since warm-up, until the "
     "process is gone; Docker records the exit a moment later (in the verify time). Its heal "
-    "is a `docker start`, so it can be no faster than its anchor. `restart`'s figure is `docker restart` (the "
+    "is a `docker start`, so it can be no faster than its anchor. The \"kill (process mode)\" "
+    "row is `--ha-kill-mode=process` on containers whose PID 1 is the plugin's `sh` "
+    "supervisor: the kill ends the server process only (the container stays), the heal "
+    "signals the supervisor until a new server process exists, no Docker call; its anchors "
+    "are container mode's, taken on its own containers. `restart`'s figure is `docker restart` (the "
     "bench's servers, like tidb/pd/tikv and the stand-in, exit on SIGTERM), beside the "
     "process's own start: from the container's start until the server accepts connections.",
     "- Watcher overhead: the stand-in's TiDB is one Python process, so every statement the "

@@ -18,6 +18,10 @@ from .shard import ShardSpec, parse_shard
 #: The newest LTS in shared/reference/tidb-containers.md (v8.5.x line).
 DEFAULT_TIDB_VERSION = "v8.5.7"
 COMPONENTS = ("pd", "tikv", "tidb")
+#: ``--ha-kill-mode``: what the ``kill`` fault ends -- the node's container (``docker
+#: start`` heals it) or only its server process, under a supervisor that stays PID 1
+#: (cluster/supervisor.py; as a Kubernetes container restart keeps its pod).
+KILL_MODES = ("container", "process")
 
 
 def default_images(version: str) -> dict[str, str]:
@@ -60,6 +64,7 @@ class HAOptions:
     #: --ha-stop-at-first-bad-run: a job entry's remaining ``times:`` runs are not submitted
     #: once one of its runs got a verdict that is not ok
     stop_at_first_bad_run: bool = False
+    kill_mode: Literal["container", "process"] = "container"  # --ha-kill-mode
 
     @property
     def attach(self) -> bool:
@@ -165,6 +170,12 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "end a job entry's runs at its first verdict that is not ok (its remaining "
                "times: runs are not submitted): a bug reproduction needs only the run that "
                "shows the bug", "off (every run, as QA's harness does)", kind="bool"),
+    OptionSpec("ha_kill_mode", "--ha-kill-mode",
+               "what the kill fault ends: the node's container (healed by docker start), or "
+               "only its server process under a small sh supervisor as the container's PID 1 "
+               "(healed by starting the process again in the same container, as Kubernetes "
+               "restarts a container in its pod; needs /bin/sh in the images)", "container",
+               metavar="container|process"),
     OptionSpec("ha_docker_hosts", "--ha-docker-hosts",
                "Docker engines to spread clusters over, comma list of unix://, tcp:// or "
                "ssh:// URLs (each xdist worker uses one engine at a time)",
@@ -335,6 +346,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "ha_seed": _parse_seed,
     "ha_shrink": _parse_bool,
     "ha_stop_at_first_bad_run": _parse_bool,
+    "ha_kill_mode": _choice(*KILL_MODES),
 }
 
 
@@ -416,6 +428,7 @@ def resolve_options(
         seed=values.get("ha_seed"),  # type: ignore[arg-type]
         shrink=bool(values.get("ha_shrink", False)),
         stop_at_first_bad_run=bool(values.get("ha_stop_at_first_bad_run", False)),
+        kill_mode=values.get("ha_kill_mode", "container"),  # type: ignore[arg-type]
     )
 
 

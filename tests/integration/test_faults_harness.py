@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha.cluster.handle import Cluster, Node, container_ip
+from pytest_tidb_ha.cluster.supervisor import wrap
 from pytest_tidb_ha.faults.ledger import LEDGER_CHAIN
 from pytest_tidb_ha.faults.netns import make_runner
 
@@ -112,8 +113,16 @@ def labels(run: str) -> dict[str, str]:
 
 
 def start_mini_cluster(docker: Any, names: tuple[str, ...] = NAMES, *,
-                       volumes: bool = False) -> tuple[Cluster, list[Any], Any]:
-    """Network + containers, wrapped in a Cluster. Caller removes them (:func:`remove`)."""
+                       volumes: bool = False,
+                       supervised: bool = False) -> tuple[Cluster, list[Any], Any]:
+    """Network + containers, wrapped in a Cluster. Caller removes them (:func:`remove`).
+
+    ``supervised``: each echo server runs under the process kill mode's supervisor
+    (cluster/supervisor.py), as ``--ha-kill-mode=process`` starts a node."""
+    entrypoint, command = (None, ["python3", "-c", ECHO_SERVER])
+    if supervised:
+        wrapped = wrap((), command)
+        entrypoint, command = list(wrapped[0]), list(wrapped[1])
     run = uuid.uuid4().hex[:8]
     lab = labels(run)
     net = docker.networks.create(f"tidb-ha-faults-{run}", driver="bridge", labels=lab)
@@ -123,7 +132,8 @@ def start_mini_cluster(docker: Any, names: tuple[str, ...] = NAMES, *,
             if volumes:  # created first, labelled: mounting a missing name creates it unlabelled
                 docker.volumes.create(f"tidb-ha-faults-{run}-{name}", labels=lab)
             c = docker.containers.run(
-                BASE_IMAGE, ["python3", "-c", ECHO_SERVER], detach=True, name=f"tidb-ha-faults-{run}-{name}",
+                BASE_IMAGE, command, entrypoint=entrypoint, detach=True,
+                name=f"tidb-ha-faults-{run}-{name}",
                 hostname=name, network=net.name, labels={**lab, f"{LABEL}.component": name.split("-")[0]},
                 volumes={f"tidb-ha-faults-{run}-{name}": {"bind": "/data", "mode": "rw"}} if volumes else None,
             )

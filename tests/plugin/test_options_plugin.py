@@ -86,3 +86,39 @@ def test_report_header(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("def test_x(): pass")
     result = pytester.runpytest("--ha-time-scale", "0.01", "--ha-dry-run")
     result.stdout.fnmatch_lines(["tidb-ha: TiDB v8.5.7, images *, time scale 0.01, fault seed * (picked for this run; --ha-seed * replays it) (dry run)"])
+
+
+def test_kill_mode_errors_are_usage_errors_before_anything_starts(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("def test_x(tidb_cluster): pass")  # would start a cluster
+    result = pytester.runpytest("--ha-kill-mode", "pod")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--ha-kill-mode='pod': must be one of container, process*"])
+    result.stdout.no_fnmatch_line("*tidb_cluster*")  # no test ran, so no cluster either
+    pytester.makeini("[pytest]\nha_kill_mode = restart\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*ini ha_kill_mode='restart': must be one of container, "
+                                 "process*"])
+    monkeypatch.setenv("PYTEST_TIDB_HA_KILL_MODE", "")  # empty: unset, the ini decides
+    result = pytester.runpytest("--ha-kill-mode=process", "--ha-dry-run")
+    assert result.ret == pytest.ExitCode.OK  # the CLI wins over the bad ini value
+
+
+def test_kill_mode_reaches_the_cluster_settings(pytester: pytest.Pytester,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makepyfile("""
+        from pytest_tidb_ha.cluster.supervisor import ENTRYPOINT
+        from pytest_tidb_ha.cluster.specs import render_specs
+
+        def test_probe(tidb_cluster_settings):
+            specs = render_specs(tidb_cluster_settings)
+            print(f"\\nPROBE {tidb_cluster_settings.kill_mode} "
+                  f"{all(s.entrypoint == ENTRYPOINT for s in specs)}")
+    """)
+    monkeypatch.setenv("PYTEST_TIDB_HA_KILL_MODE", "process")
+    result = pytester.runpytest("-s", "-q")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["PROBE process True"])
+    result = pytester.runpytest("-s", "-q", "--ha-kill-mode=container")
+    result.stdout.fnmatch_lines(["PROBE container False"])

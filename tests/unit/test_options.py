@@ -18,6 +18,7 @@ from pytest_tidb_ha.scenario.model import Topology
 
 def test_defaults() -> None:
     opts = resolve_options({}, {}, {})
+    assert opts.kill_mode == "container"  # today's kill unless asked for
     assert opts == HAOptions(image_overrides=opts.image_overrides)
     assert dict(opts.images) == {"pd": "pingcap/pd:v8.5.7", "tikv": "pingcap/tikv:v8.5.7",
                                  "tidb": "pingcap/tidb:v8.5.7"}
@@ -51,7 +52,7 @@ def test_all_values_parse() -> None:
          "tidb_topology": "pd=3,tikv=3,tidb=2", "ha_artifacts": "out"},
         {"PYTEST_TIDB_HA_KEEP_CLUSTER": "yes", "PYTEST_TIDB_HA_ARTIFACTS_KEEP": "all",
          "PYTEST_TIDB_HA_NO_DOCKER": "skip", "PYTEST_TIDB_HA_WORKLOAD_SCALE": "0.01",
-         "PYTEST_TIDB_HA_WORKLOAD_DRIVER": "python"},
+         "PYTEST_TIDB_HA_WORKLOAD_DRIVER": "python", "PYTEST_TIDB_HA_KILL_MODE": "process"},
         {"ha_fault_helper_image": "helper:1", "tidb_dsn": "mysql://root@127.0.0.1:4000",
          "tidb_pd_url": "http://127.0.0.1:2379/"},
     )
@@ -65,6 +66,7 @@ def test_all_values_parse() -> None:
     assert (opts.artifacts_keep, opts.no_docker, opts.workload_scale) == ("all", "skip", 0.01)
     assert opts.fault_helper_image == "helper:1"
     assert opts.workload_driver == "python"
+    assert opts.kill_mode == "process"
     assert opts.attach
     assert opts.pd_url == "http://127.0.0.1:2379"
 
@@ -105,6 +107,10 @@ def test_image_override_follows_the_version_through_its_placeholder() -> None:
         ({"ha_workload_driver": "go"}, {}, {},
          "--ha-workload-driver='go': must be one of auto, sysbench, python"),
         ({"tidb_pd_url": "http://pd:2379"}, {}, {}, "--tidb-pd-url needs --tidb-dsn"),
+        ({"ha_kill_mode": "pod"}, {}, {},
+         "--ha-kill-mode='pod': must be one of container, process"),
+        ({}, {"PYTEST_TIDB_HA_KILL_MODE": "Process"}, {},
+         "env PYTEST_TIDB_HA_KILL_MODE='Process': must be one of container, process"),
     ],
 )
 def test_errors_name_option_and_source(cli: dict, env: dict, ini: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -77,6 +77,7 @@ def tidb_cluster_settings(request: pytest.FixtureRequest,
         images=opts.images,
         import_dir=tmp_path_factory.mktemp("tidb-ha-import"),
         keep=opts.keep_cluster,
+        kill_mode=opts.kill_mode,
         worker=os.environ.get("PYTEST_XDIST_WORKER"),
     )
 

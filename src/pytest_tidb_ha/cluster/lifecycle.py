@@ -45,6 +45,7 @@ from .specs import (
     render_specs,
     with_image_volumes,
 )
+from .supervisor import ENTRYPOINT, SHELL, missing_shell
 
 if TYPE_CHECKING:
     from docker import DockerClient
@@ -330,6 +331,11 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
                 log.info("cluster %s: %s host port taken, retrying (%d)",
                          started.settings.cluster_name, spec.node, attempt + 1)
                 continue
+            if spec.entrypoint == ENTRYPOINT and missing_shell(message):
+                raise ClusterStartError(
+                    f"--ha-kill-mode=process runs each server under {SHELL}, and image "
+                    f"{spec.image} ({spec.node}) has no {SHELL}: use --ha-kill-mode=container "
+                    "with this image") from None
             raise ClusterStartError(
                 f"cluster {started.settings.cluster_name}: could not start {spec.node} "
                 f"({spec.image}): {redact(message.splitlines()[0] if message else repr(exc))}"

@@ -24,6 +24,7 @@ from types import MappingProxyType
 
 from ..options import COMPONENTS, DEFAULT_TIDB_VERSION, default_images
 from ..scenario.model import Topology
+from .supervisor import check_mode, wrap
 
 LABEL_PREFIX = "org.pytest-tidb-ha"
 LABEL_PLUGIN = f"{LABEL_PREFIX}.plugin"
@@ -108,8 +109,12 @@ class ClusterSettings:
     #: ``{component: bytes}``: data volumes created with a size limit (a case with
     #: ``disk_full``, scenario.needs.disk_limits); TiDB's is its temp dir
     disk_limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``--ha-kill-mode``: ``process`` runs each server under the sh supervisor
+    #: (cluster/supervisor.py), so a kill ends the process and the container stays
+    kill_mode: str = "container"
 
     def __post_init__(self) -> None:
+        check_mode(self.kill_mode)
         missing = [c for c in COMPONENTS if c not in self.images]
         if missing:
             raise ValueError(f"ClusterSettings.images lacks {', '.join(missing)}")
@@ -131,6 +136,7 @@ class ClusterSettings:
                 "entrypoints": {c: list(v) for c, v in sorted(self.entrypoints.items())},
                 "import": str(self.import_dir) if self.import_dir else None,
                 **({"disk": dict(sorted(self.disk_limits.items()))} if self.disk_limits else {}),
+                **({"kill": self.kill_mode} if self.kill_mode != "container" else {}),
             },
             sort_keys=True,
         )
@@ -336,14 +342,17 @@ def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:
             binds: tuple[BindMount, ...] = ()
             if component == "tidb" and settings.import_dir is not None:
                 binds = (BindMount(settings.import_dir, IMPORT_MOUNT, read_only=True),)
+            entry, command = entrypoint, _COMMANDS[component](node, topology)
+            if settings.kill_mode == "process":
+                entry, command = wrap(entry, command)
             specs.append(
                 ContainerSpec(
                     node=node,
                     component=component,
                     container_name=f"{settings.cluster_name}-{node}",
                     image=settings.images[component],
-                    entrypoint=entrypoint,
-                    command=_COMMANDS[component](node, topology),
+                    entrypoint=entry,
+                    command=command,
                     env=MappingProxyType(dict(settings.env.get(component, {}))),
                     ports=PUBLISHED_PORTS[component],
                     volumes=volumes,

@@ -114,7 +114,7 @@ class InitHandle:
             os.close(self.fd)
 
 
-def _default_open(pid: int) -> int:
+def pidfd_open(pid: int) -> int:
     return os.pidfd_open(pid)
 
 
@@ -132,7 +132,7 @@ class InitProcesses:
     :func:`kill_path` (root, local engine, pidfd), asked once."""
 
     def __init__(self, *, root: bool, local_engine: bool,
-                 opener: Callable[[int], int] = _default_open,
+                 opener: Callable[[int], int] = pidfd_open,
                  cgroup_of: Callable[[int], str] = read_cgroup,
                  cgroup_root: Path = CGROUP_ROOT) -> None:
         self.root = root

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..cluster.protocol import ClusterLike
+from ..cluster.supervisor import is_supervised
 from .context import FaultContext, UnsupportedFault
 from .disk import DiskFullFault
 from .initproc import SHARED_KEY as INIT_KEY
@@ -24,12 +25,14 @@ from .iodelay import IoDelayFault
 from .ledger import ledger_add_script, ledger_remove_script
 from .network import BandwidthFault, NetemFault, PartitionFault
 from .resolve import Resolved
+from .serverproc import DirectServer, ExecServer
 from .verify import (
     STATUS_PORTS,
     Verification,
     judge_killed,
     judge_pause,
     judge_restarted,
+    judge_server_killed,
     run_probe,
 )
 
@@ -93,12 +96,21 @@ def _refresh(cluster: ClusterLike, node: str) -> None:
         log.debug("refresh of %s failed: %s", node, exc)
 
 
+def _supervised(c: Any) -> bool:
+    """``c`` was started in process kill mode (its cached attributes: no API call)."""
+    return is_supervised(getattr(c, "attrs", None) or {})
+
+
 class KillFault:
     """SIGKILL for the window, then ``docker start`` (same container, same volumes).
 
     The signal goes through the init process's pidfd when the run holds one
     (:mod:`.initproc`: root, local engine, no restart policy, not paused), else through
     ``docker kill``; :attr:`paths` records which, per node.
+
+    A container started in process kill mode (its PID 1 is our supervisor,
+    cluster/supervisor.py) keeps running: only its server process is killed, and the
+    heal starts it again in the same container (:mod:`.serverproc`).
     """
 
     kind = "kill"
@@ -108,6 +120,8 @@ class KillFault:
         self.targets = targets
         self.killed: list[str] = []
         self.paths: dict[str, str] = {}
+        #: process mode: the server pids each node's kill ended
+        self.servers: dict[str, list[int]] = {}
 
     def _inits(self) -> InitProcesses | None:
         shared = getattr(self.ctx, "shared", None)
@@ -118,9 +132,60 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
+            if _supervised(c):
+                self._kill_server(inits, node, c)
+                continue
             if inits is not None and self._kill_direct(inits, node, c):
                 continue
             self._kill_api(node, c)
+
+    def _server(self, inits: InitProcesses | None, c: Any) -> DirectServer | ExecServer:
+        """The way to the server of supervised container ``c``: its supervisor's pidfd
+        when the run holds one (opened again when the supervisor changed: a restart),
+        else ``docker exec``. A paused container is unpaused first, as Docker does for
+        the container kill."""
+        handle = inits.get(c.id) if inits is not None else None
+        if inits is not None and (handle is None or not DirectServer(handle).alive()) \
+                and c.id not in inits.why_not:
+            c.reload()
+            handle = inits.prime(c)
+        if inits is not None and handle is not None:
+            if inits.paused(handle):
+                c.unpause()
+            return DirectServer(handle)
+        return ExecServer(c)
+
+    def _kill_server(self, inits: InitProcesses | None, node: str, c: Any) -> None:
+        server = self._server(inits, c)
+        try:
+            killed = server.kill(KILL_WAIT)
+        except Exception as exc:
+            if "paused" not in str(exc).lower():
+                raise
+            c.unpause()  # docker exec refuses a paused container
+            killed = server.kill(KILL_WAIT)
+        self.paths[node] = f"process:{'pidfd' if isinstance(server, DirectServer) else 'exec'}"
+        if killed:  # none: no server ran (someone else's kill): nothing of ours to undo
+            self.servers[node] = killed
+            if node not in self.killed:
+                self.killed.append(node)
+
+    def _heal_server(self, inits: InitProcesses | None, node: str, c: Any) -> bool:
+        """Start the server again when none runs; False: the supervisor is gone too (the
+        container exited): the container heal decides."""
+        server = self._server(inits, c)
+        if isinstance(server, DirectServer) and not server.alive():
+            return False
+        try:
+            running = server.servers()
+        except Exception:
+            c.reload()
+            if c.status != "running":
+                return False
+            raise
+        if not running:
+            server.start(self.servers.get(node, []), START_TIMEOUT)
+        return True
 
     def _kill_direct(self, inits: InitProcesses, node: str, c: Any) -> bool:
         """SIGKILL the init through its pidfd and wait for it to be gone (no API call).
@@ -164,6 +229,8 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
+            if _supervised(c) and self._heal_server(inits, node, c):
+                continue
             if self.paths.get(node) == "pidfd":
                 # the process is gone; Docker may not have recorded the exit yet, and a
                 # start before it has answers "already running" (304) and does nothing
@@ -180,14 +247,25 @@ class KillFault:
             _refresh(self.ctx.cluster, node)
 
     def describe(self) -> dict[str, object]:
-        return {"killed": list(self.killed), "paths": dict(self.paths)}
+        return {"killed": list(self.killed), "paths": dict(self.paths),
+                **({"servers": dict(self.servers)} if self.servers else {})}
 
     def verify(self, budget: float) -> Verification | None:
         """Each killed container is stopped and its process gone. After a pidfd kill
-        Docker records the exit a moment later: its state is polled within ``budget``."""
+        Docker records the exit a moment later: its state is polled within ``budget``.
+        Process kill mode: the container runs and no server process is in it."""
         result: Verification | None = None
+        inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
+            if _supervised(c):
+                c.reload()
+                servers = self._server(inits, c).servers() if c.status == "running" else []
+                result = judge_server_killed(str(c.status), servers,
+                                             self.servers.get(node, []), node)
+                if not result.ok:
+                    return result
+                continue
             deadline = time.monotonic() + max(budget, 1.0)
             while True:
                 c.reload()

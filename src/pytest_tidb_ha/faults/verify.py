@@ -11,7 +11,8 @@ the injector to ``verify()`` and records the measured effect (``fault.verified``
 * loss -- of many handshakes towards a lossy peer some must be lost;
 * bandwidth -- the shaping class with its rate is in the node's qdisc;
 * pause -- Docker says ``paused`` and a request to the node's status port gets no answer;
-* kill -- the container is stopped and its process gone;
+* kill -- the container is stopped and its process gone (process kill mode: the
+  container runs and no server process is in it);
 * restart -- the container started again after the window opened;
 * io_delay -- an fsync on the node's data disk, from a process in the node's cgroup,
   takes about the latency;
@@ -211,6 +212,23 @@ def judge_killed(status: str, pid: int, node: str) -> Verification:
     ok = status in ("exited", "dead", "created") and pid == 0
     return Verification(ok, "container state",
                         f"{node} is {status}" + ("" if ok else f" with pid {pid}"), measured)
+
+
+def judge_server_killed(status: str, servers: Sequence[int], killed: Sequence[int],
+                        node: str) -> Verification:
+    """Process kill mode: the container still runs (its supervisor waits) and no server
+    process is there -- neither a killed one nor another."""
+    measured = {"node": node, "state": status, "servers": list(servers), "killed": list(killed)}
+    if status != "running":
+        return Verification(False, "server process", f"{node} is {status}: in process kill "
+                                                     "mode the container must keep running",
+                            measured)
+    ok = not servers
+    return Verification(ok, "server process",
+                        f"{node}: " + ("no server process (killed " +
+                                       (", ".join(map(str, killed)) or "none of ours") + ")"
+                                       if ok else f"server process(es) {list(servers)} running"),
+                        measured)
 
 
 def judge_restarted(before: str, after: str, status: str, node: str) -> Verification:

@@ -1,0 +1,371 @@
+"""Process kill mode without Docker: the wrapped command line, the supervisor script run
+by this machine's ``sh``, the server found from ``/proc``, the kill fault's both paths.
+
+The supervisor is a real ``/bin/sh`` process here (as in a container, minus the pid
+namespace) and its server a real child, so what is asserted is what the script does:
+a SIGKILLed server leaves the supervisor waiting, the start signal brings a new one,
+SIGTERM reaches the server and ends the supervisor with its status.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_tidb_ha.cluster.specs import ClusterSettings, render_specs
+from pytest_tidb_ha.cluster.supervisor import (
+    ENTRYPOINT,
+    IDLE_NAME,
+    NAME,
+    SCRIPT,
+    SHELL,
+    is_server,
+    is_supervised,
+    missing_shell,
+    wrap,
+)
+from pytest_tidb_ha.faults.initproc import SHARED_KEY, InitProcesses, pidfd_supported
+from pytest_tidb_ha.faults.injectors import KillFault
+from pytest_tidb_ha.faults.ledger import Tag
+from pytest_tidb_ha.faults.serverproc import (
+    EXEC_SCRIPT,
+    ExecServer,
+    argv,
+    children,
+    parent,
+    parse_pids,
+    server_pids,
+)
+from pytest_tidb_ha.faults.verify import judge_server_killed
+from pytest_tidb_ha.scenario.model import Topology
+
+needs_pidfd = pytest.mark.skipif(not pidfd_supported(), reason="no pidfd on this platform")
+CID = "5e55" * 16
+#: A "server" that writes its argv to a file and sleeps; exits 0 on SIGTERM.
+SERVER = ("import json, signal, sys, time\n"
+          "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+          "open(sys.argv[1], 'a').write(json.dumps(sys.argv[2:]) + '\\n')\n"
+          "time.sleep(600)\n")
+ODD_ARGS = ("a b", "it's \"quoted\"", "$HOME `x` \\ *", "")
+
+
+# -- pure parts ----------------------------------------------------------------------
+def test_wrap_keeps_the_servers_argv_word_for_word() -> None:
+    entry, command = wrap(("/tidb-server",), ("--store=tikv", *ODD_ARGS))
+    assert entry == (SHELL, "-c", SCRIPT, NAME)
+    assert command == ("/tidb-server", "--store=tikv", *ODD_ARGS)  # no quoting anywhere
+
+
+def test_specs_wrap_only_in_process_mode() -> None:
+    base = ClusterSettings(run_id="r", topology=Topology(1, 1, 1))
+    plain = render_specs(base)
+    wrapped = render_specs(dataclasses.replace(base, kill_mode="process"))
+    for old, new in zip(plain, wrapped, strict=True):
+        assert new.entrypoint == ENTRYPOINT
+        assert new.command == old.entrypoint + old.command
+    assert plain[0].entrypoint == ("/pd-server",)
+    # a cluster of the other mode is another cluster (the pool must not reuse one for it);
+    # the container mode's key is what it was before the option existed
+    assert dataclasses.replace(base, kill_mode="process").key != base.key
+    with pytest.raises(ValueError, match="kill mode 'pod'"):
+        dataclasses.replace(base, kill_mode="pod")
+
+
+def test_is_supervised_reads_the_entrypoint() -> None:
+    assert is_supervised({"Config": {"Entrypoint": list(ENTRYPOINT), "Cmd": ["/x"]}})
+    assert not is_supervised({"Config": {"Entrypoint": ["/tidb-server"]}})
+    assert not is_supervised({"Config": {"Entrypoint": None}})
+    assert not is_supervised({})
+
+
+def test_is_server_leaves_out_the_idle_child_and_an_unexeced_fork() -> None:
+    assert is_server(("/tidb-server", "--store=tikv"))
+    assert is_server(("python3", "-u", "/opt/standin/main.py", "tidb"))
+    assert not is_server((SHELL, "-c", "kill -STOP $$", IDLE_NAME))
+    assert not is_server((*ENTRYPOINT, "/tidb-server"))  # forked, not yet exec'd
+    assert not is_server(())  # a zombie
+
+
+def test_server_pids_and_proc_readers(tmp_path: Path) -> None:
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "cmdline").write_bytes(b"/tidb-server\0-P\0a b\0")
+    (tmp_path / "7" / "stat").write_text("7 (weird) name) S 1 7 7 0\n")
+    (tmp_path / "8").mkdir()
+    (tmp_path / "8" / "stat").write_text("8 (x) Z 1 8 8 0\n")
+    assert argv(7, tmp_path) == ("/tidb-server", "-P", "a b")
+    assert argv(9, tmp_path) == ()
+    assert parent(7, tmp_path) == 1
+    assert parent(8, tmp_path) == 0  # a zombie runs no more
+    kids = {1: [7, 8, 9]}
+    names = {7: ("/tidb-server",), 8: (), 9: (SHELL, "-c", "kill -STOP $$", IDLE_NAME)}
+    assert server_pids(1, lambda p: kids.get(p, []), lambda p: names.get(p, ())) == [7]
+
+
+def test_parse_pids_and_the_missing_shell_message() -> None:
+    assert parse_pids("noise\n12 34\n") == [12, 34]
+    assert parse_pids("\n") == []
+    assert missing_shell('failed to create task: exec: "/bin/sh": stat /bin/sh: '
+                         "no such file or directory: unknown")
+    assert not missing_shell("port is already allocated")
+
+
+def test_judge_server_killed() -> None:
+    assert judge_server_killed("running", [], [41], "tidb-0").ok is True
+    bad = judge_server_killed("running", [42], [41], "tidb-0")
+    assert bad.ok is False
+    assert "42" in bad.detail
+    gone = judge_server_killed("exited", [], [41], "tidb-0")
+    assert gone.ok is False
+    assert "keep running" in gone.detail
+
+
+# -- the script, run by this machine's sh ------------------------------------------------
+#: A server with a child of its own (as the stand-in PD runs etcd), whose pid it records.
+PARENT_SERVER = ("import subprocess, sys, time\n"
+                 "child = subprocess.Popen(['sleep', '600'])\n"
+                 "open(sys.argv[1] + '.child', 'w').write(str(child.pid))\n"
+                 "open(sys.argv[1], 'a').write('[]\\n')\n"
+                 "time.sleep(600)\n")
+
+
+class Supervised:
+    """The supervisor as a child of this test, its server a Python sleeper."""
+
+    def __init__(self, tmp_path: Path, shell: str = SHELL, server: str = SERVER) -> None:
+        self.out = tmp_path / "argv.jsonl"
+        entry, command = wrap((sys.executable, "-c", server, str(self.out)), ODD_ARGS)
+        self.proc = subprocess.Popen([shell, *entry[1:], *command])
+
+    def servers(self) -> list[int]:
+        return server_pids(self.proc.pid)
+
+    def wait_server(self, old: tuple[int, ...] = (), timeout: float = 10) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = [p for p in self.servers() if p not in old and self.started() > len(old)]
+            if new:
+                return new[0]
+            time.sleep(0.01)
+        raise AssertionError(f"no new server; children {self.servers()}")
+
+    def started(self) -> int:
+        return len(self.out.read_text().splitlines()) if self.out.exists() else 0
+
+
+@pytest.fixture
+def supervised(tmp_path: Path) -> Iterator[Supervised]:
+    s = Supervised(tmp_path)
+    yield s
+    for pid in s.servers():
+        os.kill(pid, signal.SIGKILL)
+    s.proc.kill()
+    s.proc.wait(timeout=10)
+
+
+def test_the_server_gets_its_argv_unchanged(supervised: Supervised) -> None:
+    supervised.wait_server()
+    assert json.loads(supervised.out.read_text().splitlines()[0]) == list(ODD_ARGS)
+
+
+def test_killed_server_waits_for_the_start_signal_then_runs_again(
+        supervised: Supervised) -> None:
+    first = supervised.wait_server()
+    os.kill(first, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while supervised.servers() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert supervised.servers() == []
+    time.sleep(0.2)  # nothing starts it on its own
+    assert supervised.servers() == []
+    assert supervised.proc.poll() is None
+    os.kill(supervised.proc.pid, signal.SIGUSR1)
+    second = supervised.wait_server(old=(first,))
+    assert second != first
+    assert supervised.started() == 2
+    assert json.loads(supervised.out.read_text().splitlines()[1]) == list(ODD_ARGS)
+
+
+def test_sigterm_reaches_the_server_and_ends_the_supervisor_with_its_status(
+        supervised: Supervised) -> None:
+    supervised.wait_server()
+    os.kill(supervised.proc.pid, signal.SIGTERM)
+    assert supervised.proc.wait(timeout=5) == 0  # the server's own exit status
+
+
+def test_sigterm_while_the_server_is_down_ends_the_supervisor(supervised: Supervised) -> None:
+    os.kill(supervised.wait_server(), signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+            IDLE_NAME in argv(p) for p in children(supervised.proc.pid)):
+        time.sleep(0.01)  # until the supervisor is idle, waiting for the start signal
+    os.kill(supervised.proc.pid, signal.SIGTERM)
+    assert supervised.proc.wait(timeout=5) == 128 + signal.SIGTERM
+
+
+def test_a_server_that_ends_on_its_own_ends_the_container() -> None:
+    # not a SIGKILL: a start-up failure stays a failure, as when the server was PID 1
+    entry, command = wrap((SHELL, "-c", "exit 3"), ())
+    assert subprocess.run([*entry, *command], timeout=10).returncode == 3
+
+
+@pytest.mark.parametrize("shell", [SHELL, "/bin/bash"])
+def test_exec_script_lists_and_kills_the_server(tmp_path: Path, shell: str) -> None:
+    if not Path(shell).exists():
+        pytest.skip(f"no {shell}")
+    s = Supervised(tmp_path, shell)
+    try:
+        pid = s.wait_server()
+
+        def run(what: str) -> list[int]:
+            done = subprocess.run([shell, "-c", EXEC_SCRIPT, "sh", what, str(s.proc.pid)],
+                                  capture_output=True, text=True, timeout=30)
+            assert done.returncode == 0, done.stderr
+            assert done.stderr == ""  # nothing for docker exec's output to carry
+            return parse_pids(done.stdout)
+
+        assert run("list") == [pid]
+        assert run("kill") == [pid]
+        assert run("list") == []  # the idle child is not a server
+        assert s.proc.poll() is None
+    finally:
+        s.proc.kill()
+        s.proc.wait(timeout=10)
+
+
+# -- the kill fault, both paths ------------------------------------------------------
+class Container:
+    """A supervised container whose PID 1 is a real local supervisor."""
+
+    def __init__(self, supervisor: subprocess.Popen[bytes]) -> None:
+        self.proc = supervisor
+        self.id = CID
+        self.name = "tidb-0"
+        self.status = "running"
+        self.attrs: dict[str, Any] = {
+            "Config": {"Entrypoint": list(ENTRYPOINT)},
+            "State": {"Pid": supervisor.pid, "Running": True},
+            "HostConfig": {"RestartPolicy": {"Name": "no"}}}
+        self.calls: list[str] = []
+
+    def reload(self) -> None:
+        self.calls.append("reload")
+        self.status = "running" if self.proc.poll() is None else "exited"
+
+    def exec_run(self, cmd: list[str]) -> tuple[int, bytes]:
+        self.calls.append("exec")
+        done = subprocess.run([*cmd, str(self.proc.pid)], capture_output=True, timeout=30)
+        return done.returncode, done.stdout + done.stderr
+
+    def kill(self, signal: str) -> None:
+        self.calls.append(f"kill {signal}")
+        os.kill(self.proc.pid, getattr(__import__("signal"), signal))
+
+
+class Ctx:
+    def __init__(self, c: Container, shared: dict[str, Any] | None) -> None:
+        self.c = c
+        self.shared = shared
+        self.tag = Tag("unit", 1, "abcdef", "f0.0")
+        self.cluster = None
+
+    def container(self, node: str) -> Container:
+        return self.c
+
+
+def _cycle(fault: KillFault, s: Supervised, c: Container) -> None:
+    first = s.wait_server()
+    fault.apply()
+    assert fault.killed == ["tidb-0"]
+    assert fault.servers == {"tidb-0": [first]}
+    assert s.servers() == []
+    assert s.proc.poll() is None
+    verdict = fault.verify(1.0)
+    assert verdict is not None
+    assert verdict.ok is True, verdict
+    fault.heal()
+    new = s.servers()
+    assert new
+    assert first not in new
+    assert s.proc.poll() is None
+    verdict = fault.verify(1.0)  # the server runs again: a kill would be contradicted
+    assert verdict is not None
+    assert verdict.ok is False
+
+
+@needs_pidfd
+def test_kill_fault_pidfd_path(supervised: Supervised) -> None:
+    c = Container(supervised.proc)
+    held = InitProcesses(root=True, local_engine=True,
+                         cgroup_of=lambda pid: f"0::/docker/{CID}\n")
+    assert held.prime(c) is not None
+    fault = KillFault(Ctx(c, {SHARED_KEY: held}), ("tidb-0",))
+    _cycle(fault, supervised, c)
+    assert fault.paths == {"tidb-0": "process:pidfd"}
+    assert not [x for x in c.calls if x.startswith(("exec", "kill"))]  # no Docker call
+    assert held.get(CID) is not None  # the supervisor lives on: its pidfd stays held
+
+
+def test_kill_fault_exec_path(supervised: Supervised) -> None:
+    c = Container(supervised.proc)
+    fault = KillFault(Ctx(c, None), ("tidb-0",))
+    _cycle(fault, supervised, c)
+    assert fault.paths == {"tidb-0": "process:exec"}
+    assert "kill SIGUSR1" in c.calls
+
+
+def test_a_heal_that_starts_nothing_fails(supervised: Supervised) -> None:
+    supervised.wait_server()
+    c = Container(supervised.proc)
+    server = ExecServer(c)
+    killed = server.kill(5)
+    assert killed
+    c.kill = lambda signal: None  # type: ignore[method-assign]  # the signal is lost
+    with pytest.raises(RuntimeError, match="no new server process"):
+        server.start(killed, 0.3)
+
+
+@pytest.mark.parametrize("path", ["pidfd", "exec"])
+def test_the_kill_ends_the_servers_own_children_too(tmp_path: Path, path: str) -> None:
+    if path == "pidfd" and not pidfd_supported():
+        pytest.skip("no pidfd on this platform")
+    s = Supervised(tmp_path, server=PARENT_SERVER)
+    try:
+        s.wait_server()
+        child = int(wait_file(Path(str(s.out) + ".child")))
+        c = Container(s.proc)
+        shared = None
+        if path == "pidfd":
+            held = InitProcesses(root=True, local_engine=True,
+                                 cgroup_of=lambda pid: f"0::/docker/{CID}\n")
+            assert held.prime(c) is not None
+            shared = {SHARED_KEY: held}
+        fault = KillFault(Ctx(c, shared), ("tidb-0",))
+        fault.apply()
+        # not left behind, reparented to the supervisor, where it would count as a server
+        assert parent(child) == 0
+        assert s.servers() == []
+        verdict = fault.verify(1.0)
+        assert verdict is not None
+        assert verdict.ok is True, verdict
+    finally:
+        s.proc.kill()
+        s.proc.wait(timeout=10)
+
+
+def wait_file(path: Path, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.01)
+    raise AssertionError(f"{path} not written")
