@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -105,6 +105,18 @@ for name, ip in peers:
 print(json.dumps(out))
 """.replace("@TCP@", str(TCP_PORT)).replace("@UDP@", str(UDP_PORT))
 
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, story: Callable[[], str] = str) -> Any:
+    """Poll *check* every 0.2 s until it answers something true; fail naming *what*."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not within {timeout}s (last: {last!r}) {story()}")
 
 def labels(run: str) -> dict[str, str]:
     return {f"{LABEL}.plugin": "pytest-tidb-ha", f"{LABEL}.run": run,

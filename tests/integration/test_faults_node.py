@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_faults_harness import BASE_IMAGE, leftover_faults, remove, start_mini_cluster
+from test_faults_harness import BASE_IMAGE, leftover_faults, remove, start_mini_cluster, wait_for
 
 from pytest_tidb_ha.cluster import roles
 from pytest_tidb_ha.cluster.handle import Cluster
@@ -37,17 +36,6 @@ SCALE = "0.3"  # stand-in timings (heartbeats, election timeout) x0.3: faster, s
 def spec(kind: str, selector: str, duration: float = 3600, **params: Any) -> FaultSpec:
     return FaultSpec(kind=kind, selector=parse_selector(selector),
                      schedule=Schedule(Duration(0), Duration(duration)), params=params)
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, story: Callable[[], str] = str) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout}s (last: {last!r}) {story()}")
 
 
 def started(cluster: Cluster, fault: FaultSpec, **kw: Any) -> Nemesis:

@@ -10,12 +10,12 @@ Docker's SIGKILL after the grace period). Nothing of the run survives it.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from test_faults_harness import wait_for
 
 from pytest_tidb_ha.cluster.handle import Cluster
 from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
@@ -30,16 +30,6 @@ pytestmark = pytest.mark.docker
 
 #: The stand-in TiDB's start line (tests/standin/image/tidb/server.py), once per start.
 STARTED = "server is running MySQL protocol"
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not within {timeout:g}s")
 
 
 def select_1(cluster: Cluster) -> bool:
