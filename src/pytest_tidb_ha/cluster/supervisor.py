@@ -11,7 +11,10 @@ ours in the image); the server runs as its child with the argv it has today
 (``entrypoint + command``, passed as ``"$@"``):
 
 * SIGTERM / SIGINT to PID 1 (``docker stop``, ``docker restart``, teardown) go to the
-  server, and PID 1 exits with the server's status, as when the server was PID 1;
+  server, and PID 1 exits once the server is gone, with the server's status -- or with
+  128 + the signal when the shell reaped the server inside the ``wait`` the signal
+  interrupted (the shell has the status then, and asking it again was seen to hang dash
+  once in a few hundred stops: the status of a stop is not worth that);
 * a server that ends on its own (a start-up failure, a clean exit) ends the container
   with its status, as today; only a server **killed by SIGKILL** (the ``kill`` fault)
   leaves the container up, server-less, until the start signal :data:`START_SIGNAL`
