@@ -105,9 +105,7 @@ class InitHandle:
 
     def wait_gone(self, timeout: float) -> bool:
         """True once the process has exited (its pidfd turns readable), within ``timeout``."""
-        poller = select.poll()
-        poller.register(self.fd, select.POLLIN)
-        return bool(poller.poll(max(0, int(timeout * 1000))))
+        return pidfd_exited(self.fd, timeout)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -116,6 +114,14 @@ class InitHandle:
 
 def pidfd_open(pid: int) -> int:
     return os.pidfd_open(pid)
+
+
+def pidfd_exited(fd: int, timeout: float) -> bool:
+    """True once the process of pidfd ``fd`` has exited (the fd turns readable), within
+    ``timeout`` seconds (0: a look, no wait)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
 def read_cgroup(pid: int) -> str:

@@ -23,17 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import signal
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..cluster.supervisor import IDLE_NAME, START_SIGNAL, is_server
-from .initproc import InitHandle, pidfd_open
+from ..cluster.supervisor import IDLE_NAME, SHELL, START_SIGNAL, is_server
+from .initproc import PROC, InitHandle, pidfd_exited, pidfd_open
 
-PROC = Path("/proc")
 #: Seconds between looks for the new server after the start signal.
 POLL = 0.002
 #: Seconds between looks through ``docker exec`` (a round trip each).
@@ -135,12 +133,6 @@ def parse_pids(output: str) -> list[int]:
     return [int(w) for w in (lines[-1].split() if lines else []) if w.isdigit()]
 
 
-def _wait_fd(fd: int, timeout: float) -> bool:
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(max(0, int(timeout * 1000))))
-
-
 # -- the two paths ---------------------------------------------------------------------
 class DirectServer:
     """The pidfd path for one supervised container (its init held by ``init``)."""
@@ -153,7 +145,7 @@ class DirectServer:
 
     def alive(self) -> bool:
         """The supervisor still runs (its pidfd is not readable)."""
-        return not _wait_fd(self.init.fd, 0)
+        return not pidfd_exited(self.init.fd, 0)
 
     def servers(self) -> list[int]:
         return server_pids(self.init.pid, lambda p: children(p, self._proc),
@@ -193,7 +185,7 @@ class DirectServer:
                     signal.pidfd_send_signal(fd, signal.SIGKILL)
             deadline = time.monotonic() + timeout
             for pid, fd in held:
-                if not _wait_fd(fd, max(0.0, deadline - time.monotonic())):
+                if not pidfd_exited(fd, max(0.0, deadline - time.monotonic())):
                     raise RuntimeError(f"pid {pid} still there {timeout:g}s after SIGKILL")
         finally:
             for _, fd in held:
@@ -214,7 +206,7 @@ class ExecServer:
         self.container = container
 
     def _run(self, what: str) -> list[int]:
-        code, out = self.container.exec_run(["/bin/sh", "-c", EXEC_SCRIPT, "sh", what])
+        code, out = self.container.exec_run([SHELL, "-c", EXEC_SCRIPT, "sh", what])
         text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
         if code != 0:
             raise RuntimeError(f"{self.container.name}: server {what} in the container failed "
