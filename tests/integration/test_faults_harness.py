@@ -243,6 +243,26 @@ def poll_answer(cluster: Cluster, name: str, cmd: list[str]) -> str:
         assert time.monotonic() < deadline, f"{name}: the probe gave no output for {ANSWER_WITHIN:.0f}s"
 
 
+#: One TCP connect from inside a node: ``open``, ``refused``, ``timeout`` or the errno's name.
+DIAL = """
+import errno, socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=float(sys.argv[3])).close()
+    print("open")
+except ConnectionRefusedError:
+    print("refused")
+except (TimeoutError, socket.timeout):
+    print("timeout")
+except OSError as exc:
+    print(errno.errorcode.get(exc.errno or 0, str(exc)))
+"""
+
+
+def dial(cluster: Cluster, sender: str, address: str, port: int, timeout: float = 2.0) -> str:
+    """What a peer sees when it opens a new connection to *address*:*port* (``DIAL``)."""
+    return poll_answer(cluster, sender, ["python3", "-c", DIAL, address, str(port), str(timeout)])
+
+
 def reachability(cluster: Cluster) -> dict[tuple[str, str], bool]:
     return {pair: res["ok"] > 0 for pair, res in probe(cluster, "tcp", n=2, timeout=0.4).items()}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from test_faults_harness import (  # noqa: F401 - fixture re-exported for this m
 )
 
 from pytest_tidb_ha.cluster.handle import Cluster
+from pytest_tidb_ha.faults import helper_image
 from pytest_tidb_ha.faults.api import Roles, static_roles
 from pytest_tidb_ha.faults.nemesis import Nemesis
 from pytest_tidb_ha.faults.netns import HelperRunner, NsenterRunner
@@ -33,6 +35,30 @@ pytestmark = pytest.mark.docker
 
 ROLES = static_roles(Roles(pd_leader="pd-0", pd_members=("pd-0",)))
 ALL_PAIRS = {(a, b) for a in NAMES for b in NAMES if a != b}
+
+
+@pytest.fixture(scope="module")
+def helper_tag(mini_cluster: Cluster) -> Iterator[str]:  # noqa: F811
+    """A fault-helper image for the ``helper`` runner, built from the local stand-in base.
+
+    Why not the plugin's default image: that one is built from ``alpine`` on Docker Hub
+    when missing (what a non-root user's machine gets), and a machine without a registry
+    cannot build it -- these tests are about the runner, not where its image comes from
+    (``test_faults_applied`` covers the build). A tag of this module's own, removed after.
+    """
+    docker = mini_cluster.docker
+    assert docker is not None
+    tag = f"pytest-tidb-ha/fault-helper-test:{uuid.uuid4().hex[:8]}"
+    with pytest.MonkeyPatch.context() as mp:  # only the plugin's own tag is ever built
+        mp.setattr(helper_image, "DEFAULT_HELPER_IMAGE", tag)
+        helper_image.ensure_helper_image(docker, tag, base="tidb-standin-base:latest",
+                                         network_mode="none")
+    yield tag
+    docker.images.remove(tag, force=True)
+
+
+def make_runner(cluster: Cluster, runner: str, tag: str) -> Any:
+    return NsenterRunner() if runner == "nsenter" else HelperRunner(cluster.docker, tag)
 
 
 @pytest.fixture(autouse=True)
@@ -64,9 +90,10 @@ def cut(sources: set[str], targets: set[str]) -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("runner", ["nsenter", "helper"])
-def test_partition_cuts_exactly_the_selected_pairs(mini_cluster: Cluster, runner: str) -> None:  # noqa: F811
+def test_partition_cuts_exactly_the_selected_pairs(mini_cluster: Cluster, runner: str,  # noqa: F811
+        helper_tag: str) -> None:
     assert all(reachability(mini_cluster).values())
-    r = NsenterRunner() if runner == "nsenter" else HelperRunner(mini_cluster.docker)
+    r = make_runner(mini_cluster, runner, helper_tag)
     n = running(mini_cluster, spec("network_partition", "tikv(random)_to_all"), runner=r)
     try:
         inject = n.timeline.events("fault.inject")[0].data
@@ -116,11 +143,12 @@ def rtts(cluster: Cluster) -> dict[tuple[str, str], float]:
 
 
 @pytest.mark.parametrize("runner", ["nsenter", "helper"])
-def test_delay_slows_exactly_the_selected_pairs(mini_cluster: Cluster, runner: str) -> None:  # noqa: F811
+def test_delay_slows_exactly_the_selected_pairs(mini_cluster: Cluster, runner: str,  # noqa: F811
+        helper_tag: str) -> None:
     before = rtts(mini_cluster)
     assert max(before.values()) < 0.05, before
     latency = 0.2
-    r = NsenterRunner() if runner == "nsenter" else HelperRunner(mini_cluster.docker)
+    r = make_runner(mini_cluster, runner, helper_tag)
     n = running(mini_cluster, spec("network_delay", "tikv-1_to_pd-0", latency=Duration(latency, "200ms")),
                 runner=r)
     try:
@@ -226,12 +254,13 @@ def test_two_shaping_faults_on_one_node(mini_cluster: Cluster) -> None:  # noqa:
 
 
 @pytest.mark.parametrize("runner", ["nsenter", "helper"])
-def test_partition_survives_a_kill_of_one_of_its_nodes(mini_cluster: Cluster, runner: str) -> None:  # noqa: F811
+def test_partition_survives_a_kill_of_one_of_its_nodes(mini_cluster: Cluster, runner: str,  # noqa: F811
+        helper_tag: str) -> None:
     """A killed node comes back with a fresh namespace; the open partition is re-applied."""
     partition = spec("network_partition", "tikv-0_to_all")
     kill = FaultSpec(kind="kill", selector=parse_selector("tikv-0"),
                      schedule=Schedule(Duration(1), Duration(1)))
-    r = NsenterRunner() if runner == "nsenter" else HelperRunner(mini_cluster.docker)
+    r = make_runner(mini_cluster, runner, helper_tag)
     n = Nemesis(mini_cluster, [partition, kill], Timeline(), 1.0, seed=1, roles=ROLES, runner=r)
     with n:
         deadline = time.monotonic() + 60

@@ -15,12 +15,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_faults_harness import BASE_IMAGE, leftover_faults, remove, start_mini_cluster, wait_for
+from test_faults_harness import (
+    BASE_IMAGE,
+    dial,
+    ips,
+    leftover_faults,
+    remove,
+    start_mini_cluster,
+    wait_for,
+)
 
 from pytest_tidb_ha.cluster import roles
 from pytest_tidb_ha.cluster.handle import Cluster
 from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
-from pytest_tidb_ha.cluster.specs import ClusterSettings
+from pytest_tidb_ha.cluster.specs import TIDB_PORT, ClusterSettings
 from pytest_tidb_ha.faults.iodelay import cgroup_dir
 from pytest_tidb_ha.faults.nemesis import Nemesis
 from pytest_tidb_ha.faults.netns import container_pid
@@ -107,9 +115,19 @@ def test_kill_tikv_store_disconnects_and_comes_back(healthy: Cluster) -> None:
 
 
 def test_kill_tidb_select_fails_then_recovers(healthy: Cluster) -> None:
+    """Container kill mode, the default: for the window the node is gone with its address.
+
+    A peer's new connection to it goes unanswered (a timeout, or "no route" once ARP gives
+    up), as when a Kubernetes pod is deleted (Chaos Mesh ``pod-kill``) -- not refused at
+    once, as when only the process dies and the host stays (``--ha-kill-mode=process``,
+    ``test_kill_process_standin``). Which one a peer sees decides how soon it gives up.
+    """
+    address = ips(healthy)["tidb-0"]
+    assert dial(healthy, "pd-0", address, TIDB_PORT) == "open"
     n = started(healthy, spec("kill", "tidb(one)"))
     try:
         assert not select_1(healthy)
+        assert dial(healthy, "pd-0", address, TIDB_PORT) in ("timeout", "EHOSTUNREACH")
     finally:
         n.stop()
     wait_for("SELECT 1 answers again", lambda: select_1(healthy), 60, lambda: healthy.logs("tidb-0", 20))

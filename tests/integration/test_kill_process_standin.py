@@ -1,7 +1,8 @@
 """``--ha-kill-mode=process`` on a 1/1/1 stand-in cluster: the server dies, the container stays.
 
 What a user of the mode relies on, observed end to end: the kill window makes SQL fail,
-the container (same id, same start time) keeps running with no server in it, the heal
+the container (same id, same start time) keeps running with no server in it (a peer's
+new connection is refused, not left unanswered as in container mode), the heal
 brings SQL back, ``docker logs`` shows both server starts, and ``docker stop`` still
 stops the node through SIGTERM (the supervisor forwards it: the server's own exit, not
 Docker's SIGKILL after the grace period). Nothing of the run survives it.
@@ -15,11 +16,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from test_faults_harness import wait_for
+from test_faults_harness import dial, ips, wait_for
 
 from pytest_tidb_ha.cluster.handle import Cluster
 from pytest_tidb_ha.cluster.lifecycle import start_cluster, stop_cluster
-from pytest_tidb_ha.cluster.specs import LABEL_RUN, ClusterSettings
+from pytest_tidb_ha.cluster.specs import LABEL_RUN, TIDB_PORT, ClusterSettings
 from pytest_tidb_ha.cluster.supervisor import is_supervised
 from pytest_tidb_ha.faults.nemesis import Nemesis
 from pytest_tidb_ha.scenario.model import Duration, FaultSpec, Schedule, Topology
@@ -54,6 +55,7 @@ def test_process_kill_keeps_the_container_and_restarts_the_server(
         assert is_supervised(c.attrs)
         before = (c.id, c.attrs["State"]["StartedAt"], c.attrs["State"]["Pid"])
         assert select_1(cluster)
+        address = ips(cluster)["tidb-0"]
 
         fault = FaultSpec("kill", parse_selector("tidb-0"), Schedule(Duration(0), Duration(3600)))
         n = Nemesis(cluster, [fault], Timeline(), 1.0, seed=3)
@@ -67,6 +69,9 @@ def test_process_kill_keeps_the_container_and_restarts_the_server(
             assert applied["paths"] == {"tidb-0": path}
             c.reload()
             assert c.status == "running"  # the supervisor waits; the container stays
+            # the host stays with it: a peer's new connection is refused at once (as after a
+            # container restart in a pod), where container mode's goes unanswered
+            assert dial(cluster, "pd-0", address, TIDB_PORT) == "refused"
             verified = wait_for("fault verified",
                                 lambda: n.timeline.events("fault.verified"), 30)[0].data
             assert verified["ok"] is True, verified
