@@ -38,6 +38,12 @@ pytestmark = [pytest.mark.realbin, pytest.mark.docker,
 #: (CI: 128k rows took 63-82 s), so 64k rows is 10-40 s of backfill -- the fault is applied
 #: within a second or two of the backfill being seen (and each test checks it was).
 ROWS = 64_000
+#: Rows of the cancelled job's table: its backfill must still run when the cancel lands, well
+#: after the watcher (polling every 2 s at time scale 1) first sees it. 64,000 rows were
+#: backfilled in ~4 s on a quick machine (2026-12-01), before the watcher's first look;
+#: 256,000 give ~16 s there. Not more: with 512,000 both TiDBs stopped answering in time
+#: and the cancel did not land within its 60 s window (the unistore store in TiKV's place).
+CANCEL_ROWS = 256_000
 JOB_TIMEOUT = 900.0
 BACKFILL_WAIT = 180.0
 
@@ -67,10 +73,10 @@ def slow_reorg(tidb: Any) -> Iterator[None]:
         tidb.execute("SET GLOBAL tidb_ddl_reorg_worker_cnt = 4", timeout=30)
 
 
-@pytest.fixture
-def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
-    """A txn ADD INDEX that TiDB reports in its backfill (rows done, not finished)."""
-    fill(tidb, "t_idx", ROWS)
+def start_backfilling_job(tidb: Any, rows: int) -> JobHandle:
+    """A txn ADD INDEX on *rows* rows that TiDB reports in its backfill (rows done, not
+    finished)."""
+    fill(tidb, "t_idx", rows)
     job: JobHandle = tidb.add_index("t_idx", "c", job_type="txn", dist_task=False,
                                     timeout=JOB_TIMEOUT)
     deadline = time.monotonic() + BACKFILL_WAIT
@@ -80,6 +86,16 @@ def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
             return job
         time.sleep(0.2)
     raise AssertionError(f"{job.label()} never showed its backfill: {job.latest}")
+
+
+@pytest.fixture
+def backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
+    return start_backfilling_job(tidb, ROWS)
+
+
+@pytest.fixture
+def long_backfilling_job(tidb: Any, slow_reorg: None) -> JobHandle:
+    return start_backfilling_job(tidb, CANCEL_ROWS)
 
 
 def applied_while_running(record: Any, job: JobHandle) -> list[str]:
@@ -140,10 +156,10 @@ def test_txn_add_index_survives_ddl_owner_resign(tidb: Any, ha_workload: Any,
     converged_through_fault(tidb, backfilling_job)
 
 
-def test_cancelled_txn_add_index_rolls_back(tidb: Any, backfilling_job: JobHandle) -> None:
-    v = assert_cancellable(backfilling_job, window=60)
-    assert backfilling_job.state in ("cancelled", "rollback done"), backfilling_job.observations
+def test_cancelled_txn_add_index_rolls_back(tidb: Any, long_backfilling_job: JobHandle) -> None:
+    v = assert_cancellable(long_backfilling_job, window=60)
+    assert long_backfilling_job.state in ("cancelled", "rollback done"), long_backfilling_job.observations
     assert v.verdict == "failed-sensible", v
-    assert backfilling_job.cancel is not None, backfilling_job.cancel
-    assert backfilling_job.cancel.accepted, backfilling_job.cancel
-    assert backfilling_job.cancel_verdict is None, backfilling_job.cancel_verdict
+    assert long_backfilling_job.cancel is not None, long_backfilling_job.cancel
+    assert long_backfilling_job.cancel.accepted, long_backfilling_job.cancel
+    assert long_backfilling_job.cancel_verdict is None, long_backfilling_job.cancel_verdict
