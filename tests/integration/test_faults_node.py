@@ -117,17 +117,21 @@ def test_kill_tikv_store_disconnects_and_comes_back(healthy: Cluster) -> None:
 def test_kill_tidb_select_fails_then_recovers(healthy: Cluster) -> None:
     """Container kill mode, the default: for the window the node is gone with its address.
 
-    A peer's new connection to it goes unanswered (a timeout, or "no route" once ARP gives
-    up), as when a Kubernetes pod is deleted (Chaos Mesh ``pod-kill``) -- not refused at
-    once, as when only the process dies and the host stays (``--ha-kill-mode=process``,
-    ``test_kill_process_standin``). Which one a peer sees decides how soon it gives up.
+    Once Docker has torn its network namespace down (a moment after the kill: until then
+    the namespace's own stack still refuses), a peer's new connection to it goes unanswered
+    (a timeout, or "no route" once ARP gives up), as when a Kubernetes pod is deleted (Chaos
+    Mesh ``pod-kill``) -- not refused for the whole window, as when only the process dies
+    and the host stays (``--ha-kill-mode=process``, ``test_kill_process_standin``). Which
+    one a peer sees decides how soon it gives up.
     """
     address = ips(healthy)["tidb-0"]
     assert dial(healthy, "pd-0", address, TIDB_PORT) == "open"
     n = started(healthy, spec("kill", "tidb(one)"))
     try:
         assert not select_1(healthy)
-        assert dial(healthy, "pd-0", address, TIDB_PORT) in ("timeout", "EHOSTUNREACH")
+        wait_for("the killed node's address to go silent",
+                 lambda: dial(healthy, "pd-0", address, TIDB_PORT) in ("timeout", "EHOSTUNREACH"),
+                 30)
     finally:
         n.stop()
     wait_for("SELECT 1 answers again", lambda: select_1(healthy), 60, lambda: healthy.logs("tidb-0", 20))
