@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from test_faults_harness import (  # noqa: F401 - fixture re-exported for this module
+    BASE_IMAGE,
     NAMES,
     leftover_faults,
     mini_cluster,
@@ -39,7 +40,7 @@ ALL_PAIRS = {(a, b) for a in NAMES for b in NAMES if a != b}
 
 @pytest.fixture(scope="module")
 def helper_tag(mini_cluster: Cluster) -> Iterator[str]:  # noqa: F811
-    """A fault-helper image for the ``helper`` runner, built from the local stand-in base.
+    """A fault-helper image for the ``helper`` runner, built from the mini cluster's base.
 
     Why not the plugin's default image: that one is built from ``alpine`` on Docker Hub
     when missing (what a non-root user's machine gets), and a machine without a registry
@@ -51,7 +52,7 @@ def helper_tag(mini_cluster: Cluster) -> Iterator[str]:  # noqa: F811
     tag = f"pytest-tidb-ha/fault-helper-test:{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as mp:  # only the plugin's own tag is ever built
         mp.setattr(helper_image, "DEFAULT_HELPER_IMAGE", tag)
-        helper_image.ensure_helper_image(docker, tag, base="tidb-standin-base:latest",
+        helper_image.ensure_helper_image(docker, tag, base=BASE_IMAGE,
                                          network_mode="none")
     yield tag
     docker.images.remove(tag, force=True)

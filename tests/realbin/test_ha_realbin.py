@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from realbin_drive import in_backfill
 
 from pytest_tidb_ha import assert_cancellable, assert_job_converges
 from pytest_tidb_ha.jobs.handle import JobHandle
@@ -94,9 +95,7 @@ def start_backfilling_job(tidb: Any, rows: int) -> JobHandle:
                                         timeout=JOB_TIMEOUT)
         deadline = time.monotonic() + BACKFILL_WAIT
         while time.monotonic() < deadline and not job.terminal:
-            o = job.latest
-            if (o is not None and o.schema_state == "write reorganization"
-                    and (o.row_count or 0) > 0):
+            if in_backfill(job):
                 return job
             time.sleep(0.1)
     finally:
