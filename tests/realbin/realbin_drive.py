@@ -15,9 +15,10 @@ certainly lands mid-backfill -- each test checks that precondition, it never ass
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -96,6 +97,37 @@ def add_index(client: Any, timeline: Timeline, table: str, column: str, key: str
     return submit_add_index(client, spec, 1, timeline, policy=POLICY, job_key=key)
 
 
+def held_by_mdl(h: JobHandle) -> bool:
+    """At its first schema change, waiting for a metadata lock (`hold_table`)."""
+    o = h.latest
+    return o is not None and o.state == "running" and o.schema_state == "delete only"
+
+
+def job_states(client: Any, h: JobHandle) -> list[str]:
+    rows = client.query("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s",
+                        (h.job_id,), timeout=10)
+    return sorted({str(r.get("STATE")) for r in rows})
+
+
+@contextlib.contextmanager
+def hold_table(client: Any, table: str) -> Iterator[Callable[[], None]]:
+    """An open transaction that read ``table``: it holds the table's metadata lock.
+
+    With ``tidb_enable_metadata_lock`` (on by default since v6.3), a DDL job's schema change
+    of the table waits -- without a deadline -- until every transaction that used an older
+    version of it has ended: the job stays ``running`` at its state (``delete only`` for an
+    ADD INDEX submitted after the read) until the block ends or ``release()`` is called.
+    """
+    conn = client.connect(read_timeout=60)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT id FROM {DB}.{table} WHERE id = 1")
+        yield conn.rollback
+    finally:
+        conn.close()
+
+
 def in_backfill(h: JobHandle) -> bool:
     o = h.latest
     return o is not None and o.schema_state == "write reorganization" and (o.row_count or 0) > 0
@@ -124,7 +156,7 @@ def drive(cluster: Any, side: str, *, big_rows: int, watch_rows: int,
     client.execute(f"CREATE DATABASE {DB}", timeout=60)
     fill(client, "t_watch", watch_rows)
     fill(client, "t_cancel", big_rows, doubling=side == "real")
-    fill(client, "t_queue", big_rows, doubling=side == "real")
+    fill(client, "t_queue", watch_rows)  # its jobs are held before any backfill
     for var, value in (("tidb_ddl_reorg_batch_size", 32), ("tidb_ddl_reorg_worker_cnt", 1)):
         client.execute(f"SET GLOBAL {var} = {value}", timeout=30)
     timeline = Timeline()
@@ -179,26 +211,28 @@ def drive(cluster: Any, side: str, *, big_rows: int, watch_rows: int,
                 facts["cancel_finished"] = {"result": again.result, "accepted": again.accepted}
 
             with tr.phase_of("cancel-queued"):
-                first = watcher.add(add_index(client, timeline, "t_queue", "c", "queue-first"))
-                wait_for("the first job's backfill", lambda: in_backfill(first) or first.terminal)
-                queued = watcher.add(add_index(client, timeline, "t_queue", "pad", "queued"))
-                wait_for("the queued job's id", lambda: queued.job_id is not None, 60)
-                before = observed(queued)
-                probe = issue_cancel(watch_client, queued, timeline, reason="test", window=60.0)
-                rows = client.query("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s",
-                                    (queued.job_id,), timeout=10)
-                right_after = sorted({str(r.get("STATE")) for r in rows})
-                time.sleep(2.0)
-                rows = client.query("SELECT * FROM information_schema.ddl_jobs WHERE JOB_ID = %s",
-                                    (queued.job_id,), timeout=10)
-                two_s_later = sorted({str(r.get("STATE")) for r in rows})
-                facts["cancel_queued"] = {
-                    "before": before, "result": probe.result, "accepted": probe.accepted,
-                    "first_still_running": not first.terminal,
-                    "right_after": right_after, "two_s_later": two_s_later,
-                    # the queued job stays `cancelling` only while the first one blocks it
-                    "first_running_two_s_later": not first.terminal}
-                issue_cancel(watch_client, first, timeline, reason="test", window=60.0)
+                # The first job is held on purpose, not for as long as a backfill happens to
+                # last: an open transaction that read the table holds its metadata lock, so
+                # the job's first schema change waits for it (TiDB's MDL, see `hold_table`).
+                with hold_table(client, "t_queue") as release:
+                    first = watcher.add(add_index(client, timeline, "t_queue", "c", "queue-first"))
+                    wait_for("the first job to wait for the metadata lock",
+                             lambda: held_by_mdl(first) or first.terminal)
+                    queued = watcher.add(add_index(client, timeline, "t_queue", "pad", "queued"))
+                    wait_for("the queued job's id", lambda: queued.job_id is not None, 60)
+                    before = observed(queued)
+                    probe = issue_cancel(watch_client, queued, timeline, reason="test",
+                                         window=60.0)
+                    right_after = job_states(client, queued)
+                    time.sleep(2.0)  # what a while later looks like: the hold is still on
+                    facts["cancel_queued"] = {
+                        "before": before, "result": probe.result, "accepted": probe.accepted,
+                        "first_still_running": not first.terminal,
+                        "right_after": right_after, "two_s_later": job_states(client, queued),
+                        "first_running_two_s_later": not first.terminal}
+                    issue_cancel(watch_client, first, timeline, reason="test", window=60.0)
+                    facts["cancel_queued"]["first_while_held"] = observed(first)
+                    release()
                 wait_for("both queue jobs to end", lambda: first.terminal and queued.terminal)
                 facts["cancel_queued"]["final"] = [first.state, queued.state]
 

@@ -21,7 +21,7 @@ from common.etcd import EtcdError, Op
 from common.log import get_logger
 from common.versions import Surface
 
-from . import backfill, codec
+from . import backfill, codec, mdl
 from .catalog import Index, Table, commit_schema, table_key
 from .executor import Result
 from .sql import IndexDef, SQLError
@@ -499,16 +499,27 @@ class DDL:
         while any(j["table_id"] == table_id for j, _ in self.active_jobs()):
             time.sleep(scaled(0.2, 0.05))
 
-    def wait_synced(self, version: int, stop: Any = None) -> None:
-        """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2 * lease)."""
+    def wait_synced(self, version: int, table_id: int | None = None) -> None:
+        """Wait until every live TiDB loaded ``version`` (bounded like TiDB's 2 * lease).
+
+        Past the bound only while a TiDB holds the version back for an open transaction on
+        ``table_id``: TiDB's owner waits for metadata locks without a deadline, for as long
+        as it stays the owner.
+        """
         deadline = time.monotonic() + 2 * self.node.lease
-        while time.monotonic() < deadline:
+        while True:
             try:
                 servers = self.node.owner.servers()
             except EtcdError:
                 servers = {}
             if servers and all(
                 int(s.get("schema_version", 0)) >= version for s in servers.values()
+            ):
+                return
+            if time.monotonic() >= deadline and not (
+                table_id is not None
+                and self.node.is_owner()
+                and mdl.held_back(servers, table_id, version)
             ):
                 return
             time.sleep(scaled(0.1, 0.05))

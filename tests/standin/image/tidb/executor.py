@@ -20,7 +20,7 @@ from common.env import scaled
 from common.etcd import EtcdError, EtcdUnavailable
 from common.log import get_logger
 
-from . import admin_check, codec
+from . import admin_check, codec, mdl
 from . import sql as q
 from .catalog import Column, Index, Table, commit_schema, table_key
 from .kv import TiKVTimeout
@@ -52,6 +52,8 @@ class Session:
     in_txn: bool = False
     buffer: dict[str, Any] = field(default_factory=dict)  # key -> data (None = delete)
     vars: dict[str, Any] = field(default_factory=dict)
+    #: metadata locks of the open transaction: table id -> (schema version, what it saw)
+    mdl_held: dict[int, tuple[int, mdl.Fingerprint]] = field(default_factory=dict)
 
     @property
     def txn_open(self) -> bool:
@@ -192,12 +194,14 @@ class Executor:
     def do_rollback(self) -> Result:
         self.session.buffer.clear()
         self.session.in_txn = False
+        self.session.mdl_held.clear()
         return Result()
 
     def _commit(self) -> None:
         buf = self.session.buffer
         self.session.buffer = {}
         self.session.in_txn = False
+        self.session.mdl_held.clear()
         if buf:
             self._apply(list(buf.items()))
 
@@ -447,6 +451,8 @@ class Executor:
             t = self.node.schema.reload(force=True).table(db, ref.name)
         if t is None:
             raise SQLError(1146, f"Table '{db}.{ref.name}' doesn't exist", "42S02")
+        if self.session.txn_open and self.node.sysvar_on("tidb_enable_metadata_lock"):
+            mdl.acquire(self.session.mdl_held, t, self.node.schema.current.version)
         return t
 
     def _handle_range(self, t: Table, where: Any) -> tuple[str, Any] | None:

@@ -118,7 +118,7 @@ class JobRunner:
                 if nxt == "write reorganization":
                     job["reorg_tp"] = job.get("want_reorg") or "txn"
                 self.save()
-                self.ddl.wait_synced(version)
+                self.ddl.wait_synced(version, job["table_id"])
         if job["schema_state"] == "write reorganization":
             self.check_cancel()
             try:
@@ -137,7 +137,7 @@ class JobRunner:
             job["schema_state"] = "public"
             job["state"] = "done"
             self.save()
-            self.ddl.wait_synced(version)
+            self.ddl.wait_synced(version, job["table_id"])
         if job["state"] == "done" or job["schema_state"] == "public":
             job["state"] = "synced"
             job["end_time"] = time.time()
@@ -168,7 +168,7 @@ class JobRunner:
             version = self.ddl.set_index_state(job, "delete only")
             job["schema_state"] = "delete only"
             self.save()
-            self.ddl.wait_synced(version)
+            self.ddl.wait_synced(version, job["table_id"])
             self.ddl.set_index_state(job, None)
         self.ddl.delete_index_entries(job["table_id"], job["index"]["id"])
         job["schema_state"] = "none"
@@ -293,14 +293,14 @@ class JobRunner:
                 version = self.ddl.set_index_state(job, nxt)
                 job["schema_state"] = nxt
                 self.save()
-                self.ddl.wait_synced(version)
+                self.ddl.wait_synced(version, job["table_id"])
         if job["schema_state"] == "delete reorganization":
             self.ddl.delete_index_entries(job["table_id"], job["index"]["id"])
             version = self.ddl.set_index_state(job, None)
             job["schema_state"] = "none"
             job["state"] = "done"
             self.save()
-            self.ddl.wait_synced(version)
+            self.ddl.wait_synced(version, job["table_id"])
         job["state"] = "synced"
         job["end_time"] = time.time()
         self.ddl.finish(job, self.rev)

@@ -399,6 +399,11 @@ class Listener:
         with contextlib.suppress(OSError):
             self.sock.close()
 
+    def sessions(self) -> list[Any]:
+        """The sessions of the open connections (their metadata locks, say)."""
+        with self._lock:
+            return [c.handler.session for c in self._live.values()]
+
     def in_txn(self) -> int:
         """How many open connections are inside a transaction now."""
         with self._lock:

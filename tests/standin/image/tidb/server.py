@@ -21,7 +21,7 @@ from common.signals import exit_on_signals
 from common.versions import release_version, surface
 
 from . import flags as tflags
-from . import sysvars
+from . import mdl, sysvars
 from .catalog import Meta, SchemaCache
 from .executor import Executor, Result, Session
 from .kv import HTTPBackend, KVClient, MemoryBackend, StoreList
@@ -60,6 +60,8 @@ class Node:
             self.kv = KVClient(None, MemoryBackend())
         self.schema = SchemaCache(self.meta)
         self.loaded_version = 0
+        # tables whose newer schema version this TiDB holds back for an open transaction
+        self.mdl_wait: list[int] = []
         # The schema lease, scaled like every stand-in timer but never below the PD retry
         # budget: real TiDB's 45 s lease is far longer than a PD leader change, so a PD
         # election never expires a TiDB's schema. /info reports this value.
@@ -99,6 +101,7 @@ class Node:
             "labels": {},
             "server_id": 0,
             "schema_version": self.loaded_version,
+            mdl.INFO_FIELD: list(self.mdl_wait),
         }
 
     def is_owner(self) -> bool:
@@ -174,7 +177,8 @@ class Node:
                 time.sleep(scaled(1.0, 0.2))
 
     def adopt_schema(self, force: bool = False) -> int:
-        """Load the newest schema; report it only once no write of an older one is in flight.
+        """Load the newest schema; report it only once no write of an older one is in flight
+        and no open transaction of ours holds a table it changed (`mdl`).
 
         The owner moves a job to its next schema state when every TiDB reported the last
         one, so a write computed under (say) ``delete only`` can never land after the
@@ -182,12 +186,27 @@ class Node:
         """
         s = self.schema.reload(force=force)
         if s.version != self.loaded_version:
+            held = self.mdl_blocking(s)
+            if held:
+                if held != self.mdl_wait:
+                    self.mdl_wait = held
+                    log.info("schema version waits for metadata locks",
+                             schema_version=s.version, table_ids=held)
+                    self.owner.publish()
+                return self.loaded_version
+            self.mdl_wait = []
             if not self.schema.drain(s.version, self.lease):
                 log.warn("writes of an older schema still in flight after a lease",
                          schema_version=s.version)
             self.loaded_version = s.version
             self.owner.publish()
         return s.version
+
+    def mdl_blocking(self, schema: Any) -> list[int]:
+        """Tables ``schema`` changed under an open transaction of ours (see `mdl`)."""
+        if self.listener is None or not self.sysvar_on("tidb_enable_metadata_lock"):
+            return []
+        return mdl.blocking((dict(s.mdl_held) for s in self.listener.sessions()), schema)
 
     def schema_expired(self) -> bool:
         """No schema check succeeded for a lease: TiDB's schema validator refuses commits."""

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from common.etcd import EtcdError
 from common.gofmt import go_duration
 
-from . import triggers
+from . import mdl, triggers
 from .locks import goroutine_dump
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 #: Fields of our server record that TiDB's infosync.ServerInfo does not have (v7.5.0,
 #: checked by tests/realbin): kept in etcd for the stand-in's own schema sync only.
-PRIVATE_INFO = ("schema_version",)
+PRIVATE_INFO = ("schema_version", mdl.INFO_FIELD)
 
 
 def public_info(info: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ DEFAULTS: dict[str, tuple[Any, str]] = {
     ),
     "tidb_txn_mode": ("pessimistic", "str"),
     "tidb_enable_ddl": ("ON", "bool"),
+    "tidb_enable_metadata_lock": ("ON", "bool"),
 }
 
 READ_ONLY = {

@@ -1,0 +1,94 @@
+"""The stand-in's metadata locks (no Docker): which newer schema a TiDB holds back for an
+open transaction, and the DDL owner waiting past the schema lease only while one does."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import standin_helpers  # noqa: F401  (puts the image's modules on sys.path)
+from tidb import mdl
+from tidb.catalog import Column, Index, Schema, Table
+from tidb.ddl import DDL
+
+
+def table(table_id: int, *indexes: Index) -> Table:
+    return Table(table_id, "db", 1, f"t{table_id}", [Column("id", "int", "INT")], list(indexes))
+
+
+def schema(version: int, *tables: Table) -> Schema:
+    return Schema(version=version, tables={(t.db, t.name): t for t in tables})
+
+
+def test_a_transaction_holds_only_the_tables_a_newer_version_changed() -> None:
+    held: dict[int, tuple[int, mdl.Fingerprint]] = {}
+    assert mdl.acquire(held, table(1), 10)
+    assert mdl.acquire(held, table(2), 10)
+    assert not mdl.acquire(held, table(1, Index(5, "k", ["id"], state="delete only")), 11)
+    assert held[1][0] == 10  # the version of the first use stays
+
+    # version 11 changed t1 (an index at delete only), not t2; version 10 itself holds nothing
+    newer = schema(11, table(1, Index(5, "k", ["id"], state="delete only")), table(2))
+    assert mdl.blocking([held], newer) == [1]
+    assert mdl.blocking([held], schema(10, table(1), table(2))) == []
+    assert mdl.blocking([held], schema(11, table(2))) == [1]  # t1 dropped
+    assert mdl.blocking([{}, held], newer) == [1]
+    assert mdl.blocking([], newer) == []
+    # a transaction that began under version 11 does not hold version 11 back
+    assert mdl.blocking([{1: (11, mdl.fingerprint(table(1)))}], newer) == []
+
+
+def test_a_server_holds_a_version_back_only_below_it() -> None:
+    servers: dict[str, dict[str, Any]] = {
+        "a": {"schema_version": 11, mdl.INFO_FIELD: []},
+        "b": {"schema_version": 10, mdl.INFO_FIELD: [1]},
+    }
+    assert mdl.held_back(servers, 1, 11)
+    assert not mdl.held_back(servers, 2, 11)
+    assert not mdl.held_back(servers, 1, 10)
+    assert not mdl.held_back({"a": {"schema_version": 10}}, 1, 11)  # a record without the field
+
+
+class Owner:
+    """The server registry as the owner reads it, one answer per look."""
+
+    def __init__(self, answers: list[dict[str, dict[str, Any]]]) -> None:
+        self.answers = answers
+        self.looks = 0
+
+    def servers(self) -> dict[str, dict[str, Any]]:
+        self.looks += 1
+        return self.answers[min(self.looks, len(self.answers)) - 1]
+
+
+class Node:
+    lease = 0.0  # the 2 * lease bound has passed at the first look
+
+    def __init__(self, owner: Owner, is_owner: bool = True) -> None:
+        self.owner = owner
+        self._is_owner = is_owner
+
+    def is_owner(self) -> bool:
+        return self._is_owner
+
+
+Servers = dict[str, dict[str, Any]]
+HELD: Servers = {"a": {"schema_version": 11}, "b": {"schema_version": 10, mdl.INFO_FIELD: [1]}}
+SLOW: Servers = {"a": {"schema_version": 11}, "b": {"schema_version": 10, mdl.INFO_FIELD: []}}
+SYNCED: Servers = {"a": {"schema_version": 11}, "b": {"schema_version": 11, mdl.INFO_FIELD: []}}
+
+
+def test_the_owner_waits_past_the_lease_while_a_transaction_holds_the_table() -> None:
+    owner = Owner([HELD, HELD, HELD, SYNCED])
+    DDL(Node(owner)).wait_synced(11, 1)  # type: ignore[arg-type]
+    assert owner.looks == 4
+
+
+def test_the_owner_stops_waiting_at_the_lease_without_a_hold() -> None:
+    for answers, table_id, node_is_owner in (
+        ([SLOW, SYNCED], 1, True),  # a slow TiDB: TiDB's 2 * lease bound
+        ([HELD, SYNCED], None, True),  # a wait for no table (CREATE/DROP TABLE)
+        ([HELD, SYNCED], 1, False),  # ownership lost: the new owner takes the job over
+    ):
+        owner = Owner(answers)
+        DDL(Node(owner, node_is_owner)).wait_synced(11, table_id)  # type: ignore[arg-type]
+        assert owner.looks == 1, (answers, table_id, node_is_owner)
