@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import shutil
 import textwrap
 from pathlib import Path
@@ -280,3 +281,26 @@ def test_shutdown_skips_walking_the_collected_cases_only_when_there_are_some(
     result = pytester.runpytest_subprocess("--collect-only", "-q", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([f"FROZEN {frozen}"])
+
+
+PROBE = """
+import gc
+
+def test_probe():
+    print(f"FROZEN-DURING {gc.get_freeze_count() > 0}")
+"""
+
+
+@pytest.mark.parametrize(("files", "frozen"), [("yaml", True), ("py", False)])
+def test_collected_cases_are_frozen_for_the_session_only(
+        pytester: pytest.Pytester, files: str, frozen: bool) -> None:
+    """A session that collected QA case files runs its tests with the collected objects
+    frozen (pytest's end-of-run collections skip them), and unfreezes them at its end:
+    a session inside another process (here, in-process) leaves nothing frozen there."""
+    if files == "yaml":
+        pytester.makefile(".yaml", cases="cases:\n  - name: one\n")
+    pytester.makepyfile(test_probe=PROBE)
+    assert gc.get_freeze_count() == 0
+    result = pytester.runpytest_inprocess("-s", "-q", "-p", "no:cacheprovider", "-k", "probe")
+    result.stdout.fnmatch_lines([f"FROZEN-DURING {frozen}"])
+    assert gc.get_freeze_count() == 0
