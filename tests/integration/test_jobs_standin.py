@@ -129,6 +129,45 @@ def test_watcher_survives_losing_its_tidb(cluster: Any, tmp_path: Path, how: str
     assert v is not None, "no verdict after the node came back"
 
 
+def test_a_job_held_by_a_metadata_lock_is_stuck_and_its_holder_named(
+        cluster: Any, tmp_path: Path) -> None:
+    """An open transaction that read the table holds the ADD INDEX at ``delete only`` (TiDB's
+    metadata lock): the verdict is ``stuck``, and the diagnostics' notes name the session
+    whose transaction holds it, from ``mysql.tidb_mdl_view`` (v7.5's shape and the newer)."""
+    db = "jobs_" + uuid.uuid4().hex[:6]
+    tidb = facade(cluster, tmp_path)
+    fresh_table(tidb.client, db)
+    holder = tidb.client.connect(read_timeout=30)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT CONNECTION_ID() FROM {db}.sbtest1 WHERE id = 1")
+            (session_id,) = cur.fetchone()
+        # case time x SCALE: a 5 s stall window, a 300 s timeout
+        job = tidb.add_index("sbtest1", "c", db=db, timeout=6000, stall=100)
+        v = job.wait(120)
+        assert v is not None, "no verdict within 120 s"
+        assert v.verdict == "stuck", v
+        assert job.latest is not None
+        assert (job.latest.state, job.latest.schema_state) == ("running", "delete only"), v
+        verdicts = tidb.close()
+    finally:
+        holder.rollback()
+        holder.close()
+    assert [x.verdict for x in verdicts] == ["stuck"]
+    held = [n for n in tidb.record.notes if n.startswith(f"job {job.job_id} on {db}.sbtest1")]
+    assert held, tidb.record.notes
+    assert f"session {session_id} (transaction started" in held[0], held
+    assert "sbtest1" in held[0].split("its statements:")[1], held  # the holder's statement
+    # released, the job goes on (the cluster is left as it was for the next test)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and tidb.client.query(
+            "SELECT JOB_ID FROM information_schema.ddl_jobs WHERE DB_NAME = %s AND "
+            "STATE NOT IN ('synced', 'cancelled', 'rollback done')", (db,), timeout=10):
+        time.sleep(0.5)
+    tidb.client.execute(f"DROP DATABASE IF EXISTS {db}", timeout=60)
+
+
 MARKER_TEST = '''
 import pytest
 from pytest_tidb_ha import assert_job_converges

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, cast
@@ -109,11 +110,17 @@ def job_states(client: Any, h: JobHandle) -> list[str]:
     return sorted({str(r.get("STATE")) for r in rows})
 
 
+@dataclass(frozen=True)
+class Hold:
+    session_id: int
+    release: Callable[[], None]
+
+
 @contextlib.contextmanager
-def hold_table(client: Any, table: str) -> Iterator[Callable[[], None]]:
+def hold_table(client: Any, table: str) -> Iterator[Hold]:
     """An open transaction that read ``table``: it holds the table's metadata lock.
 
-    With ``tidb_enable_metadata_lock`` (on by default since v6.3), a DDL job's schema change
+    With ``tidb_enable_metadata_lock`` (on by default since v6.5), a DDL job's schema change
     of the table waits -- without a deadline -- until every transaction that used an older
     version of it has ended: the job stays ``running`` at its state (``delete only`` for an
     ADD INDEX submitted after the read) until the block ends or ``release()`` is called.
@@ -122,10 +129,24 @@ def hold_table(client: Any, table: str) -> Iterator[Callable[[], None]]:
     try:
         with conn.cursor() as cur:
             cur.execute("BEGIN")
-            cur.execute(f"SELECT id FROM {DB}.{table} WHERE id = 1")
-        yield conn.rollback
+            cur.execute(f"SELECT CONNECTION_ID() FROM {DB}.{table} WHERE id = 1")
+            (session_id,) = cur.fetchone()
+        yield Hold(int(session_id), conn.rollback)
     finally:
         conn.close()
+
+
+def mdl_view(client: Any, hold: Hold, names: dict[int | None, str]) -> dict[str, Any]:
+    """``mysql.tidb_mdl_view`` while ``hold`` is on: its columns, and per row which job
+    (by ``names``), which table and whether the session is the holder's."""
+    rows = client.query("SELECT * FROM mysql.tidb_mdl_view", timeout=10)
+    return {"columns": list(rows[0]) if rows else [],
+            "rows": sorted((names.get(_int(r.get("job_id")), "other"), str(r.get("table_name")),
+                            _int(r.get("session_id")) == hold.session_id) for r in rows)}
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def in_backfill(h: JobHandle) -> bool:
@@ -214,7 +235,7 @@ def drive(cluster: Any, side: str, *, big_rows: int, watch_rows: int,
                 # The first job is held on purpose, not for as long as a backfill happens to
                 # last: an open transaction that read the table holds its metadata lock, so
                 # the job's first schema change waits for it (TiDB's MDL, see `hold_table`).
-                with hold_table(client, "t_queue") as release:
+                with hold_table(client, "t_queue") as hold:
                     first = watcher.add(add_index(client, timeline, "t_queue", "c", "queue-first"))
                     wait_for("the first job to wait for the metadata lock",
                              lambda: held_by_mdl(first) or first.terminal)
@@ -224,15 +245,16 @@ def drive(cluster: Any, side: str, *, big_rows: int, watch_rows: int,
                     probe = issue_cancel(watch_client, queued, timeline, reason="test",
                                          window=60.0)
                     right_after = job_states(client, queued)
+                    view = mdl_view(client, hold, {first.job_id: "first", queued.job_id: "queued"})
                     time.sleep(2.0)  # what a while later looks like: the hold is still on
                     facts["cancel_queued"] = {
                         "before": before, "result": probe.result, "accepted": probe.accepted,
                         "first_still_running": not first.terminal,
                         "right_after": right_after, "two_s_later": job_states(client, queued),
-                        "first_running_two_s_later": not first.terminal}
+                        "first_running_two_s_later": not first.terminal, "mdl_view": view}
                     issue_cancel(watch_client, first, timeline, reason="test", window=60.0)
                     facts["cancel_queued"]["first_while_held"] = observed(first)
-                    release()
+                    hold.release()
                 wait_for("both queue jobs to end", lambda: first.terminal and queued.terminal)
                 facts["cancel_queued"]["final"] = [first.state, queued.state]
 

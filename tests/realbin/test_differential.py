@@ -169,6 +169,15 @@ def test_real_cancel_writes_cancelling_at_once(transcripts: dict[str, Transcript
     assert q["final"][1] == "cancelled", q  # it never started: nothing to roll back
 
 
+def test_real_mdl_view_names_the_holding_session(transcripts: dict[str, Transcript]) -> None:
+    """v7.5's ``mysql.tidb_mdl_view``: every unfinished job on the held table, each with
+    the session whose open transaction holds it (what the plugin's diagnostics read)."""
+    view = facts(transcripts, "real")["cancel_queued"]["mdl_view"]
+    assert view["columns"] == ["job_id", "db_name", "table_name", "query", "session_id",
+                               "txnstart", "SQL_DIGESTS"], view
+    assert view["rows"] == [("first", "t_queue", True), ("queued", "t_queue", True)], view
+
+
 def test_real_dxf_on_with_fast_reorg_off_runs_txn(transcripts: dict[str, Transcript]) -> None:
     """v7.5 picks the txn backfill (``pickBackfillType``); 8200 is v8.x's answer."""
     d = facts(transcripts, "real")["dxf_txn"]
@@ -225,6 +234,7 @@ def test_standin_cancel_writes_cancelling_at_once(transcripts: dict[str, Transcr
                 "two_s_later", "final"):
         assert s[key] == r[key], (key, r, s)
     assert s["first_while_held"][-1] == r["first_while_held"][-1], (r, s)  # the MDL hold
+    assert s["mdl_view"] == r["mdl_view"], (r, s)
 
 
 def test_standin_dxf_on_with_fast_reorg_off_matches_v75(transcripts: dict[str, Transcript]) -> None:

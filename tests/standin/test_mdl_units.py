@@ -3,6 +3,7 @@ open transaction, and the DDL owner waiting past the schema lease only while one
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import standin_helpers  # noqa: F401  (puts the image's modules on sys.path)
@@ -92,3 +93,31 @@ def test_the_owner_stops_waiting_at_the_lease_without_a_hold() -> None:
         owner = Owner(answers)
         DDL(Node(owner, node_is_owner)).wait_synced(11, table_id)  # type: ignore[arg-type]
         assert owner.looks == 1, (answers, table_id, node_is_owner)
+
+
+JOBS = [
+    {"id": 7, "db": "db", "table": "t1", "table_id": 1, "query": "ALTER TABLE t1 ADD INDEX i(c)",
+     "state": "running", "schema_state": "delete only"},
+    {"id": 8, "db": "db", "table": "t1", "table_id": 1, "query": "ALTER TABLE t1 ADD INDEX j(d)",
+     "state": "queueing"},
+    {"id": 9, "db": "db", "table": "t2", "table_id": 2, "query": "ALTER TABLE t2 ADD INDEX k(c)",
+     "state": "running"},
+    {"id": 6, "db": "db", "table": "t1", "table_id": 1, "query": "...", "state": "synced"},
+]
+TXN = mdl.txn_record(42, 1_700_000_000.25, {1: (10, ())}, ["SELECT id FROM t1 WHERE id = 1"])
+
+
+def test_the_v75_view_lists_every_unfinished_job_on_a_table_an_open_transaction_used() -> None:
+    columns, rows = mdl.view_rows(JOBS, [TXN], newer=False)
+    assert [c for c, _ in columns] == ["job_id", "db_name", "table_name", "query", "session_id",
+                                       "txnstart", "SQL_DIGESTS"]
+    assert [(r[0], r[4]) for r in rows] == [(7, 42), (8, 42)]  # not t2's job, not the synced
+    assert rows[0][5].endswith(f"({int(1_700_000_000.25 * 1000) << 18})"), rows[0][5]
+    assert json.loads(rows[0][6]) == ["SELECT id FROM t1 WHERE id = 1"]
+
+
+def test_the_newer_view_lists_only_the_jobs_a_lock_holds() -> None:
+    columns, rows = mdl.view_rows(JOBS, [TXN], newer=True, waiting=[1])
+    assert [c for c, _ in columns][5] == "start_time"
+    assert [r[0] for r in rows] == [7]  # the job queued behind it waits for no lock
+    assert mdl.view_rows(JOBS, [TXN], newer=True, waiting=[])[1] == []

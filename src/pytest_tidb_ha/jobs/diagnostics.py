@@ -3,9 +3,10 @@
 A stuck job is explained by the cluster's state *at the moment it was judged*
 (issue #48303 was diagnosed from goroutine dumps), so the bundle is taken right
 away: job rows, ``ADMIN SHOW DDL``, ``ADMIN SHOW DDL JOBS 20``, DXF task and
-subtask rows, ``SHOW IMPORT JOBS``, PD members/leader/stores, every TiDB's
-``/debug/pprof/goroutine?debug=2``, error lines of every container log and the
-fault timeline.
+subtask rows, ``SHOW IMPORT JOBS``, ``mysql.tidb_mdl_view`` (a job an open transaction's
+metadata lock may hold is named in the notes: :mod:`.mdlwait`), PD members/leader/stores,
+every TiDB's ``/debug/pprof/goroutine?debug=2``, error lines of every container log and
+the fault timeline.
 
 Every piece runs in its own daemon thread under one deadline; a piece that
 fails or times out is noted (``index.md`` and the returned notes), never
@@ -28,6 +29,7 @@ from ..cluster.protocol import ClusterLike
 from ..redact import redact, redact_obj
 from ..timeline import Timeline
 from .handle import JobHandle
+from .mdlwait import VIEW_SQL, explain
 from .model import ADD_INDEX
 from .submit import SQLClient, text
 
@@ -40,6 +42,8 @@ LOG_TAIL = 5000
 ERROR_LINE = re.compile(r"\[(ERROR|FATAL|WARN)\]|\bERROR\b|\bFATAL\b|panic|Traceback|"
                         r"Exception|error=", re.I)
 MAX_ROWS = 200
+#: The bundle's file of ``mysql.tidb_mdl_view`` (its rows also explain a held job: `mdlwait`).
+MDL_VIEW = "mdl-view.json"
 
 
 @dataclass
@@ -85,6 +89,7 @@ def _sql_pieces(client: SQLClient, handles: Sequence[JobHandle]) -> dict[str, Ca
         "admin-show-ddl.json": q("ADMIN SHOW DDL"),
         "admin-show-ddl-jobs.json": q("ADMIN SHOW DDL JOBS 20"),
         "show-import-jobs.json": q("SHOW IMPORT JOBS"),
+        MDL_VIEW: q(VIEW_SQL),
         "dxf-tasks.json": q(f"SELECT {TASK_COLUMNS} FROM mysql.tidb_global_task "
                             f"ORDER BY id DESC LIMIT {MAX_ROWS}"),
         "dxf-tasks-history.json": q(f"SELECT {TASK_COLUMNS} FROM mysql.tidb_global_task_history "
@@ -256,8 +261,15 @@ def collect(
     lines = ["# Diagnostics bundle", "", "Collected:", *[f"- {f}" for f in bundle.files]]
     if bundle.notes:
         lines += ["", "Not collected:", *[f"- {redact(n)}" for n in bundle.notes]]
+    with lock:
+        ok, view = results.get(MDL_VIEW, (False, None))
+    findings = explain(view, (h.job_id for h in handles if h.job_id is not None)) \
+        if ok and isinstance(view, list) else []
+    if findings:
+        lines += ["", "Findings:", *[f"- {f}" for f in findings]]
     (dest / "index.md").write_text("\n".join(lines) + "\n")
     if notes is not None:
+        notes.extend(findings)
         notes.extend(f"diagnostics: {redact(n)}" for n in bundle.notes)
     log.info("diagnostics bundle in %s (%d pieces, %d missing)", dest, len(bundle.files),
              len(bundle.notes))

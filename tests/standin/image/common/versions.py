@@ -77,6 +77,14 @@ class Surface:
         return self.at_least >= (8, 0, 0)
 
     @property
+    def mdl_view_v8(self) -> bool:
+        """``mysql.tidb_mdl_view``'s newer shape (``start_time``; only the jobs waiting in
+        ``tidb_mdl_info``): bootstrap versions 193 and 197 replaced v7.5's view, and they lie
+        between v7.5's (up to 189) and v8.1's patches (199-208): taken here from v8.0,
+        UNCONFIRMED for v8.0 itself."""
+        return self.at_least >= (8, 0, 0)
+
+    @property
     def show_ddl_jobs_comments(self) -> bool:
         """ADMIN SHOW DDL JOBS gains a 13th column COMMENTS and JOB_TYPE loses its reorg suffix.
 

@@ -54,6 +54,16 @@ class Session:
     vars: dict[str, Any] = field(default_factory=dict)
     #: metadata locks of the open transaction: table id -> (schema version, what it saw)
     mdl_held: dict[int, tuple[int, mdl.Fingerprint]] = field(default_factory=dict)
+    #: when the open transaction began, and its statements (mysql.tidb_mdl_view shows both)
+    txn_start: float = 0.0
+    txn_sql: list[str] = field(default_factory=list)
+
+    def end_txn(self) -> None:
+        """The transaction ended: its metadata locks go with it."""
+        self.in_txn = False
+        self.mdl_held.clear()
+        self.txn_start = 0.0
+        self.txn_sql.clear()
 
     @property
     def txn_open(self) -> bool:
@@ -132,7 +142,10 @@ class Executor:
     def execute(self, text: str) -> Result:
         try:
             stmt = q.parse(text)
-            return self._dispatch(stmt, text)
+            result = self._dispatch(stmt, text)
+            if self.session.mdl_held and len(self.session.txn_sql) < mdl.MAX_STATEMENTS:
+                self.session.txn_sql.append(text)
+            return result
         except TiKVTimeout:
             raise tikv_timeout() from None
         except EtcdUnavailable as exc:
@@ -185,6 +198,7 @@ class Executor:
         if self.session.txn_open and self.session.buffer:
             self._commit()
         self.session.in_txn = True
+        self.session.txn_start = time.time()
         return Result()
 
     def do_commit(self) -> Result:
@@ -193,15 +207,13 @@ class Executor:
 
     def do_rollback(self) -> Result:
         self.session.buffer.clear()
-        self.session.in_txn = False
-        self.session.mdl_held.clear()
+        self.session.end_txn()
         return Result()
 
     def _commit(self) -> None:
         buf = self.session.buffer
         self.session.buffer = {}
-        self.session.in_txn = False
-        self.session.mdl_held.clear()
+        self.session.end_txn()
         if buf:
             self._apply(list(buf.items()))
 
@@ -451,8 +463,11 @@ class Executor:
             t = self.node.schema.reload(force=True).table(db, ref.name)
         if t is None:
             raise SQLError(1146, f"Table '{db}.{ref.name}' doesn't exist", "42S02")
-        if self.session.txn_open and self.node.sysvar_on("tidb_enable_metadata_lock"):
-            mdl.acquire(self.session.mdl_held, t, self.node.schema.current.version)
+        s = self.session
+        if (s.txn_open and self.node.sysvar_on("tidb_enable_metadata_lock")
+                and mdl.acquire(s.mdl_held, t, self.node.schema.current.version)
+                and not s.txn_start):
+            s.txn_start = time.time()  # autocommit=0: the transaction's first statement
         return t
 
     def _handle_range(self, t: Table, where: Any) -> tuple[str, Any] | None:

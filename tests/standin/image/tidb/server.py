@@ -202,6 +202,13 @@ class Node:
             self.owner.publish()
         return s.version
 
+    def mdl_txns(self) -> list[dict[str, Any]]:
+        """This TiDB's open transactions that hold metadata locks (``/standin/mdl``)."""
+        if self.listener is None:
+            return []
+        return [mdl.txn_record(s.conn_id, s.txn_start, dict(s.mdl_held), list(s.txn_sql))
+                for s in self.listener.sessions() if s.mdl_held]
+
     def mdl_blocking(self, schema: Any) -> list[int]:
         """Tables ``schema`` changed under an open transaction of ours (see `mdl`)."""
         if self.listener is None or not self.sysvar_on("tidb_enable_metadata_lock"):

@@ -91,6 +91,8 @@ def _make_handler(node: Node) -> type[BaseHTTPRequestHandler]:
                                    "status-host": opts.status_host,
                                    "status-port": opts.status_port},
                     })
+                elif path == "/standin/mdl":
+                    self._send(200, node.mdl_txns())
                 elif path == "/standin/triggers":
                     self._send(200, triggers.counts())
                 elif path == "/debug/pprof/goroutine":

@@ -10,9 +10,12 @@ import datetime as _dt
 import json
 from typing import TYPE_CHECKING, Any
 
+from common.env import scaled
+from common.etcd import EtcdError
+from common.httpclient import Unreachable, get_json
 from common.versions import surface
 
-from . import codec
+from . import codec, mdl
 from .kv import TiKVTimeout
 from .sql import SQLError
 
@@ -184,9 +187,36 @@ def table_rows(node: Node, table_id: int) -> int | None:
     return min(count, TABLE_ROWS_CAP)
 
 
+def cluster_mdl_txns(node: Node) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every TiDB's open transactions that hold metadata locks (each asked over its status
+    port, as TiDB's ``cluster_*`` tables ask), and the tables some TiDB holds back."""
+    try:
+        servers = node.owner.servers()
+    except EtcdError:
+        servers = {}
+    txns = node.mdl_txns()
+    waiting: set[int] = set(node.mdl_wait)
+    for ddl_id, info in servers.items():
+        waiting.update(info.get(mdl.INFO_FIELD) or ())
+        if ddl_id == node.ddl_id or not info.get("status_port"):
+            continue
+        try:
+            status, body = get_json(f"http://{info['ip']}:{info['status_port']}/standin/mdl",
+                                    timeout=scaled(2.0, 0.5))
+        except (Unreachable, OSError):
+            continue  # TiDB's cluster tables skip an unreachable instance (with a warning)
+        if status == 200 and isinstance(body, list):
+            txns.extend(body)
+    return txns, sorted(waiting)
+
+
 def render(
     node: Node, db: str, name: str, session: Session
 ) -> tuple[list[tuple[str, str]], list[list[Any]]]:
+    if db == "mysql" and name == "tidb_mdl_view":
+        txns, waiting = cluster_mdl_txns(node)
+        return mdl.view_rows([j for j, _ in node.ddl.active_jobs()], txns,
+                             newer=node.surface.mdl_view_v8, waiting=waiting)
     if db == "information_schema" and name == "ddl_jobs":
         return DDL_JOBS_COLUMNS, node.ddl.ddl_job_rows()
     if db == "mysql" and name == "tidb_import_jobs":
