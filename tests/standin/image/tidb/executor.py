@@ -464,10 +464,11 @@ class Executor:
         if t is None:
             raise SQLError(1146, f"Table '{db}.{ref.name}' doesn't exist", "42S02")
         s = self.session
-        if (s.txn_open and self.node.sysvar_on("tidb_enable_metadata_lock")
-                and mdl.acquire(s.mdl_held, t, self.node.schema.current.version)
-                and not s.txn_start):
-            s.txn_start = time.time()  # autocommit=0: the transaction's first statement
+        # the sysvar is read only for a table new to the transaction: this runs per statement
+        if (s.txn_open and t.id not in s.mdl_held
+                and self.node.sysvar_on("tidb_enable_metadata_lock")):
+            mdl.acquire(s.mdl_held, t, self.node.schema.current.version)
+            s.txn_start = s.txn_start or time.time()  # autocommit=0: its first statement
         return t
 
     def _handle_range(self, t: Table, where: Any) -> tuple[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Metadata locks (TiDB's MDL, ``tidb_enable_metadata_lock``, on by default since v6.3).
+"""Metadata locks (TiDB's MDL, ``tidb_enable_metadata_lock``: v6.3, on by default since v6.5).
 
 A transaction that used a table holds the table's metadata lock at the schema version it
 used until it ends. A TiDB reports a newer schema version, one that changed such a table,
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 #: What a transaction saw of a table: its columns and its indexes' states.
@@ -92,7 +92,7 @@ def _txnstart(start: float) -> str:
     return f"{t:%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}({int(start * 1000) << 18})"
 
 
-def view_rows(jobs: Iterable[Mapping[str, Any]], txns: Iterable[Mapping[str, Any]], *,
+def view_rows(jobs: Iterable[Mapping[str, Any]], txns: Sequence[Mapping[str, Any]], *,
               newer: bool, waiting: Iterable[int] = ()) -> tuple[list[tuple[str, str]],
                                                                   list[list[Any]]]:
     """``mysql.tidb_mdl_view`` of the release: one row per (job, open transaction that used
