@@ -15,10 +15,13 @@ through the real :class:`~pytest_tidb_ha.faults.nemesis.Nemesis`. From the timel
   ``minimal_start_p95``, Docker's start of the least container (same image, no network, no
   volume): the floor of any heal that is a ``docker start``.
 
-``kill_process`` is ``kill`` in process kill mode (``--ha-kill-mode=process``): a second
-mini cluster whose echo servers run under the supervisor (cluster/supervisor.py); its
-heal starts the server again inside the running container. Its anchors are kill's, taken
-on that cluster's container.
+``kill`` is the default silent kill mode: a mini cluster whose echo servers run under the
+supervisor (cluster/supervisor.py), labelled ``silent``: the kill ends the server process
+and silences the node towards its peers (faults/silence.py); the heal lifts that and starts
+the server again inside the running container. ``kill_container`` is
+``--ha-kill-mode=container`` (the echo server is PID 1; the heal is a ``docker start``),
+``kill_process`` ``--ha-kill-mode=process`` (supervised, no silence). Every kill's anchors
+are Docker's own kill and start of the container, taken on its own mini cluster.
 
 ``fault.verified`` (the probe that proves the effect) runs after ``apply`` and is not part
 of it; its time is in the timeline (``verify_seconds``), reported here as ``verify``.
@@ -74,14 +77,25 @@ INJECTORS: dict[str, tuple[str, dict[str, object]]] = {
     "network_loss": ("tikv-0_to_all", {"loss": 30.0, "direction": "both"}),
     "pause": ("tidb-0", {}),
     "kill": ("tikv-1", {}),
+    "kill_container": ("tikv-1", {}),
     "kill_process": ("tikv-1", {}),
     "restart": ("tikv-1", {}),
     "io_delay": ("tikv-0", {"latency": Duration(0.05, "50ms")}),
 }
 INSTANT = {"restart"}
-#: Bench kinds that run a fault kind on the process kill mode's mini cluster (every echo
-#: server under the supervisor, as ``--ha-kill-mode=process`` starts a node).
-PROCESS_MODE = {"kill_process": "kill"}
+#: Bench kind -> (the fault kind it runs, the kill mode of the mini cluster it runs on);
+#: a kind not listed runs as itself on the default (silent) cluster.
+MODES: dict[str, tuple[str, str]] = {"kill_container": ("kill", "container"),
+                                     "kill_process": ("kill", "process")}
+KILLS = ("kill", "kill_container", "kill_process")
+
+
+def fault_kind(kind: str) -> str:
+    return MODES.get(kind, (kind, ""))[0]
+
+
+def kill_mode(kind: str) -> str:
+    return MODES.get(kind, ("", "silent"))[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,7 +115,7 @@ def summary(values: list[float]) -> dict[str, Any]:
 def run_kind(cluster: Any, kind: str, windows: int, period: float, duration: float) -> dict[str, Any]:
     selector, params = INJECTORS[kind]
     dur = 0.0 if kind in INSTANT else duration
-    spec = FaultSpec(PROCESS_MODE.get(kind, kind), parse_selector(selector),
+    spec = FaultSpec(fault_kind(kind), parse_selector(selector),
                      Schedule(Duration(0.2), Duration(dur), Duration(period), Duration(period * windows)),
                      params)
     tl = Timeline()
@@ -199,7 +213,7 @@ def raw_docker(cluster: Any, kind: str, node: str) -> dict[str, Any]:
         cluster.refresh([node])
         _accepts(cluster.node(node).ip)
     for _ in range(RAW_REPS):
-        if kind in ("kill", "kill_process"):
+        if kind in KILLS:
             apply.append(_timed(lambda: _kill_and_wait(c)))
             heal.append(_timed(lambda: _start_and_wait(c)))
         elif kind == "pause":
@@ -210,11 +224,11 @@ def raw_docker(cluster: Any, kind: str, node: str) -> dict[str, Any]:
             cluster.refresh([node])
             ip = cluster.node(node).ip
             started.append(_accepts(ip))
-    out: dict[str, Any] = {"what": f"raw docker {PROCESS_MODE.get(kind, kind)}", "apply_p95": percentile(apply, 0.95),
+    out: dict[str, Any] = {"what": f"raw docker {fault_kind(kind)}", "apply_p95": percentile(apply, 0.95),
                            "heal_p95": percentile(heal, 0.95) if heal else None}
     if started:
         out["process_start"] = statistics.median(started)
-    if kind in ("kill", "kill_process"):
+    if kind in KILLS:
         out["minimal_start_p95"] = minimal_start(cluster.docker, c.image.id, dict(cluster.labels))
     return out
 
@@ -242,7 +256,7 @@ def anchor(cluster: Any, kind: str) -> dict[str, Any]:
     node = INJECTORS[kind][0].split("_to_")[0].split("(")[0]
     node = node if "-" in node else f"{node}-0"
     try:
-        if kind in ("kill", "kill_process", "pause", "restart"):
+        if kind in (*KILLS, "pause", "restart"):
             return raw_docker(cluster, kind, node)
         if kind.startswith("network_"):
             return raw_iptables(cluster, node)
@@ -300,16 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [k for k in kinds if k not in INJECTORS]
     if unknown:
         ap.error(f"unknown kinds {', '.join(unknown)} (known: {', '.join(INJECTORS)})")
-    clusters: dict[bool, tuple[Any, list[Any], Any]] = {}
+    clusters: dict[str, tuple[Any, list[Any], Any]] = {}
     rows: list[dict[str, Any]] = []
     try:
-        for supervised in sorted({k in PROCESS_MODE for k in kinds}):
-            clusters[supervised] = start_mini_cluster(client, volumes=True,
-                                                      supervised=supervised)
-            wait_all_reachable(clusters[supervised][0])
+        for mode in sorted({kill_mode(k) for k in kinds}):
+            clusters[mode] = start_mini_cluster(client, volumes=True, kill_mode=mode)
+            wait_all_reachable(clusters[mode][0])
         for kind in kinds:
             t = time.monotonic()
-            cluster = clusters[kind in PROCESS_MODE][0]
+            cluster = clusters[kill_mode(kind)][0]
             row = run_kind(cluster, kind, args.windows, args.period, args.duration)
             found = anchor(cluster, kind)
             if found:

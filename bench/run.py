@@ -83,10 +83,14 @@ EXTRAS = ("coldstart", "verdict_latency", "workload", "mainjob")
 FAULT_RUNS = (
     ("network_partition,network_delay,network_loss,pause,io_delay",
      ("--windows", "20", "--period", "1.5", "--duration", "0.5")),
-    ("kill,kill_process,restart", ("--windows", "10", "--period", "3", "--duration", "1")),
+    ("kill,kill_container,kill_process,restart",
+     ("--windows", "10", "--period", "3", "--duration", "1")),
 )
-#: Bench kinds whose figure names another: ``kill`` in process kill mode.
-FAULT_FIGURES = {"kill_process": "kill (process mode)"}
+#: Bench kinds whose figure names another: ``kill`` in the opt-in kill modes (``kill`` is
+#: the default, silent mode).
+FAULT_FIGURES = {"kill_process": "kill (process mode)", "kill_container": "kill (container mode)"}
+#: The kill kinds whose container stays (supervised): their anchors are the container's.
+SUPERVISED_KILLS = ("kill", "kill_process")
 #: Collection repetitions (each: 8 collections, ~40 s on 2 loaded cores); the lowest CPU of
 #: each measurement is kept, so a second repetition steadies the ratios.
 COLLECTION_REPS = 2
@@ -133,7 +137,7 @@ def faults_section(out: Path) -> Section:
     section = Section("faults", data=data, error="; ".join(errors) or None)
     for r in results:
         section.rows.append(fault_row(r))
-        if r["kind"] == "kill":
+        if r["kind"] == "kill_container":
             section.rows.append(kill_heal_row(r))
     if not results:
         raise BenchError("; ".join(errors))
@@ -161,10 +165,13 @@ def fault_row(r: dict[str, Any]) -> Row:
     found = r.get("anchor")
     if kind == "restart" and isinstance(found, dict) and found.get("apply_p95") is not None:
         detail += f"; {found.get('what', 'raw')} p95 {millis(found['apply_p95'])}"
-    if kind == "kill_process" and isinstance(found, dict) \
+    if kind in SUPERVISED_KILLS and isinstance(found, dict) \
             and isinstance(found.get("minimal_start_p95"), (int, float)):
+        silence = ("; silent mode, the default: the node's peers are dropped and host "
+                   "clients reset for the window (one iptables-restore after the kill, one "
+                   "before the start)" if kind == "kill" else "")
         detail += (f"; the container stays (its server is killed and started again by the "
-                   f"supervisor); Docker's least start on this engine: p95 "
+                   f"supervisor){silence}; Docker's least start on this engine: p95 "
                    f"{millis(found['minimal_start_p95'])}")
     if r.get("errors"):
         detail += f"; ERRORS: {len(r['errors'])}: {str(r['errors'][0])[:80]}"
@@ -175,10 +182,10 @@ def fault_row(r: dict[str, Any]) -> Row:
         anchor = (f"{found.get('what', 'raw')}: {millis(found['apply_p95'])} / "
                   f"{millis(found.get('heal_p95'))}")
         rate = ratio(worst, max(found["apply_p95"], found.get("heal_p95") or 0.0))
-    if kind == "kill_process" and isinstance(found, dict) and found.get("apply_p95") is not None:
+    if kind in SUPERVISED_KILLS and isinstance(found, dict) and found.get("apply_p95") is not None:
         anchor = (f"raw docker kill + wait / docker start + wait: "
                   f"{millis(found['apply_p95'])} / {millis(found.get('heal_p95'))}")
-    if kind == "kill":  # its heal (a docker start) has a row of its own: kill_heal_row
+    if kind == "kill_container":  # its heal (a docker start) has a row of its own: kill_heal_row
         worst = a["p95"]
         if isinstance(found, dict) and found.get("apply_p95") is not None:
             anchor = f"raw docker kill + wait: {millis(found['apply_p95'])}"
@@ -193,17 +200,18 @@ def fault_row(r: dict[str, Any]) -> Row:
             anchor = f"the process's own start: {start:.2f} s"
             rate = ratio(a["p95"], start)
             met = a["p95"] - start <= RESTART_GOAL_SECONDS
-    if kind == "kill":
-        return Row("fault kill apply (p95)", millis(a["p95"]), detail, goal=goal, anchor=anchor,
-                   ratio=rate, verdict=verdict(met))
+    if kind == "kill_container":
+        return Row("fault kill (container mode) apply (p95)", millis(a["p95"]), detail,
+                   goal="", anchor=anchor, ratio=rate, verdict="-")
     return Row(f"fault {FAULT_FIGURES.get(kind, kind)} apply / heal (p95)",
                f"{millis(a['p95'])} / {millis(h['p95'])}",
                detail, goal=goal, anchor=anchor, ratio=rate, verdict=verdict(met))
 
 
 def kill_heal_row(r: dict[str, Any]) -> Row:
-    """kill's heal is a ``docker start``: beside Docker's own start (the anchor), measured
-    in the same run; the goal is issue 13's, which no start through Docker can meet."""
+    """Container mode's kill heal is a ``docker start``: beside Docker's own start (the
+    anchor), measured in the same run. No goal: issue 13's 100 ms is met by the default
+    (silent) mode; no start through Docker can meet it, and the row says by how much."""
     h = r["heal"]
     found = r.get("anchor") or {}
     start = found.get("heal_p95")
@@ -220,12 +228,13 @@ def kill_heal_row(r: dict[str, Any]) -> Row:
                    f"`sleep`): p95 {millis(floor)}"
                    + (", above the goal: no heal through Docker can meet it"
                       if floor > FAULT_GOAL_SECONDS else ""))
-    met = h["p95"] == h["p95"] and h["p95"] <= FAULT_GOAL_SECONDS
-    return Row("fault kill heal (p95)", millis(h["p95"]),
-               f"median {millis(h['median'])}; the heal is docker start (same container, "
-               f"same volumes), which cannot be faster than Docker's own start{beyond}; "
-               f"n={h['n']}", goal=f"p95 <= {FAULT_GOAL_SECONDS * 1000:.0f} ms", anchor=anchor,
-               ratio=rate, verdict=verdict(met))
+    within = "within" if h["p95"] == h["p95"] and h["p95"] <= FAULT_GOAL_SECONDS else "above"
+    return Row("fault kill (container mode) heal (p95)", millis(h["p95"]),
+               f"median {millis(h['median'])}; --ha-kill-mode=container (opt-in): the heal is "
+               f"docker start (same container, same volumes), which cannot be faster than "
+               f"Docker's own start{beyond}; {within} the default mode's goal of "
+               f"{FAULT_GOAL_SECONDS * 1000:.0f} ms; n={h['n']}", goal="", anchor=anchor,
+               ratio=rate, verdict="-")
 
 
 def workload_section(out: Path) -> Section:

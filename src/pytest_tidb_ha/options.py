@@ -18,10 +18,16 @@ from .shard import ShardSpec, parse_shard
 #: The newest LTS in shared/reference/tidb-containers.md (v8.5.x line).
 DEFAULT_TIDB_VERSION = "v8.5.7"
 COMPONENTS = ("pd", "tikv", "tidb")
-#: ``--ha-kill-mode``: what the ``kill`` fault ends -- the node's container (``docker
-#: start`` heals it) or only its server process, under a supervisor that stays PID 1
-#: (cluster/supervisor.py; as a Kubernetes container restart keeps its pod).
-KILL_MODES = ("container", "process")
+#: ``--ha-kill-mode``: what the ``kill`` fault ends. ``silent`` (the default): the node's
+#: server process, under a supervisor that stays PID 1 (cluster/supervisor.py), with the
+#: node's address silenced towards its peers for the window, as a deleted pod's is;
+#: ``container``: the node's container (``docker start`` heals it); ``process``: only the
+#: server process, the address still answering (as a Kubernetes container restart in its
+#: pod). faults/silence.py says why the default is ``silent``.
+KILL_MODES = ("silent", "container", "process")
+DEFAULT_KILL_MODE = "silent"
+#: The kill modes whose containers run the sh supervisor as PID 1.
+SUPERVISED_KILL_MODES = ("silent", "process")
 
 
 def default_images(version: str) -> dict[str, str]:
@@ -64,7 +70,7 @@ class HAOptions:
     #: --ha-stop-at-first-bad-run: a job entry's remaining ``times:`` runs are not submitted
     #: once one of its runs got a verdict that is not ok
     stop_at_first_bad_run: bool = False
-    kill_mode: Literal["container", "process"] = "container"  # --ha-kill-mode
+    kill_mode: Literal["silent", "container", "process"] = "silent"  # --ha-kill-mode
 
     @property
     def attach(self) -> bool:
@@ -171,11 +177,14 @@ OPTION_SPECS: tuple[OptionSpec, ...] = (
                "times: runs are not submitted): a bug reproduction needs only the run that "
                "shows the bug", "off (every run, as QA's harness does)", kind="bool"),
     OptionSpec("ha_kill_mode", "--ha-kill-mode",
-               "what the kill fault ends: the node's container (healed by docker start), or "
-               "only its server process under a small sh supervisor as the container's PID 1 "
-               "(healed by starting the process again in the same container, as Kubernetes "
-               "restarts a container in its pod; needs /bin/sh in the images)", "container",
-               metavar="container|process"),
+               "what the kill fault ends. silent: the node's server process, under a small "
+               "sh supervisor as the container's PID 1, and for the window the node's address "
+               "goes silent to its peers, as a deleted pod's does (healed by lifting the "
+               "silence and starting the process again: milliseconds; needs /bin/sh in the "
+               "images); container: the node's container (healed by docker start); process: "
+               "only the server process, the address still refusing connections, as when "
+               "Kubernetes restarts a container in its pod", DEFAULT_KILL_MODE,
+               metavar="silent|container|process"),
     OptionSpec("ha_docker_hosts", "--ha-docker-hosts",
                "Docker engines to spread clusters over, comma list of unix://, tcp:// or "
                "ssh:// URLs (each xdist worker uses one engine at a time)",
@@ -428,7 +437,7 @@ def resolve_options(
         seed=values.get("ha_seed"),  # type: ignore[arg-type]
         shrink=bool(values.get("ha_shrink", False)),
         stop_at_first_bad_run=bool(values.get("ha_stop_at_first_bad_run", False)),
-        kill_mode=values.get("ha_kill_mode", "container"),  # type: ignore[arg-type]
+        kill_mode=values.get("ha_kill_mode", DEFAULT_KILL_MODE),  # type: ignore[arg-type]
     )
 
 

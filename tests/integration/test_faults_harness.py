@@ -22,9 +22,11 @@ from typing import Any
 import pytest
 
 from pytest_tidb_ha.cluster.handle import Cluster, Node, container_ip
+from pytest_tidb_ha.cluster.specs import LABEL_KILL_MODE
 from pytest_tidb_ha.cluster.supervisor import wrap
 from pytest_tidb_ha.faults.ledger import LEDGER_CHAIN
 from pytest_tidb_ha.faults.netns import make_runner
+from pytest_tidb_ha.options import SUPERVISED_KILL_MODES
 
 pytestmark = pytest.mark.docker
 
@@ -126,15 +128,18 @@ def labels(run: str) -> dict[str, str]:
 
 def start_mini_cluster(docker: Any, names: tuple[str, ...] = NAMES, *,
                        volumes: bool = False,
-                       supervised: bool = False) -> tuple[Cluster, list[Any], Any]:
+                       kill_mode: str = "container") -> tuple[Cluster, list[Any], Any]:
     """Network + containers, wrapped in a Cluster. Caller removes them (:func:`remove`).
 
-    ``supervised``: each echo server runs under the process kill mode's supervisor
-    (cluster/supervisor.py), as ``--ha-kill-mode=process`` starts a node."""
+    ``kill_mode`` ``silent``/``process``: each echo server runs under the supervisor
+    (cluster/supervisor.py), labelled with the mode, as ``--ha-kill-mode`` starts a node;
+    ``container`` (here the default): the echo server is PID 1."""
     entrypoint, command = (None, ["python3", "-c", ECHO_SERVER])
-    if supervised:
+    mode_label: dict[str, str] = {}
+    if kill_mode in SUPERVISED_KILL_MODES:
         wrapped = wrap((), command)
         entrypoint, command = list(wrapped[0]), list(wrapped[1])
+        mode_label = {LABEL_KILL_MODE: kill_mode}
     run = uuid.uuid4().hex[:8]
     lab = labels(run)
     net = docker.networks.create(f"tidb-ha-faults-{run}", driver="bridge", labels=lab)
@@ -146,7 +151,7 @@ def start_mini_cluster(docker: Any, names: tuple[str, ...] = NAMES, *,
             c = docker.containers.run(
                 BASE_IMAGE, command, entrypoint=entrypoint, detach=True,
                 name=f"tidb-ha-faults-{run}-{name}",
-                hostname=name, network=net.name, labels={**lab, f"{LABEL}.component": name.split("-")[0]},
+                hostname=name, network=net.name, labels={**lab, f"{LABEL}.component": name.split("-")[0], **mode_label},
                 volumes={f"tidb-ha-faults-{run}-{name}": {"bind": "/data", "mode": "rw"}} if volumes else None,
             )
             containers.append(c)

@@ -59,7 +59,8 @@ def standin(docker_engine: Any, standin_image: str) -> Iterator[Cluster]:
     env = {c: {"STANDIN_TIME_SCALE": SCALE} for c in ("pd", "tikv", "tidb")}
     settings = ClusterSettings(run_id="flt" + uuid.uuid4().hex[:6], topology=Topology(3, 2, 1),
                                images={c: standin_image for c in ("pd", "tikv", "tidb")},
-                               env=env, pull_missing=False, startup_timeout=120)
+                               env=env, pull_missing=False, startup_timeout=120,
+                               kill_mode="container")  # these tests pin container mode
     cluster = start_cluster(settings, docker_engine)
     try:
         yield cluster

@@ -93,13 +93,13 @@ def test_kill_mode_errors_are_usage_errors_before_anything_starts(
     pytester.makepyfile("def test_x(tidb_cluster): pass")  # would start a cluster
     result = pytester.runpytest("--ha-kill-mode", "pod")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--ha-kill-mode='pod': must be one of container, process*"])
+    result.stderr.fnmatch_lines(["*--ha-kill-mode='pod': must be one of silent, container, process*"])
     result.stdout.no_fnmatch_line("*tidb_cluster*")  # no test ran, so no cluster either
     pytester.makeini("[pytest]\nha_kill_mode = restart\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*ini ha_kill_mode='restart': must be one of container, "
-                                 "process*"])
+    result.stderr.fnmatch_lines(["*ini ha_kill_mode='restart': must be one of silent, "
+                                 "container, process*"])
     monkeypatch.setenv("PYTEST_TIDB_HA_KILL_MODE", "")  # empty: unset, the ini decides
     result = pytester.runpytest("--ha-kill-mode=process", "--ha-dry-run")
     assert result.ret == pytest.ExitCode.OK  # the CLI wins over the bad ini value
@@ -122,3 +122,6 @@ def test_kill_mode_reaches_the_cluster_settings(pytester: pytest.Pytester,
     result.stdout.fnmatch_lines(["PROBE process True"])
     result = pytester.runpytest("-s", "-q", "--ha-kill-mode=container")
     result.stdout.fnmatch_lines(["PROBE container False"])
+    monkeypatch.delenv("PYTEST_TIDB_HA_KILL_MODE")
+    result = pytester.runpytest("-s", "-q")  # the default: supervised, and silenced
+    result.stdout.fnmatch_lines(["PROBE silent True"])

@@ -22,6 +22,9 @@ from pytest_tidb_ha.scenario.model import Topology
 
 
 def settings(topology: Topology, **kw: object) -> ClusterSettings:
+    """Container kill mode unless asked: the servers' own argv, as the images run them
+    (the default silent mode puts the supervisor in front, test_kill_process_mode)."""
+    kw.setdefault("kill_mode", "container")
     return ClusterSettings(run_id="r1", topology=topology, pid=4242, host="box", **kw)
 
 

@@ -337,3 +337,41 @@ def test_kill_warm_up_holds_init_processes_and_says_why_not() -> None:
     assert sorted(warm[0].data["kill_api"]) == ["tikv-0", "tikv-1"]
     assert "nodes" not in warm[0].data  # no namespace shells started
     assert [c[:2] for c in rec.calls] == [("apply", "kill"), ("heal", "kill")]
+
+
+class Refreshable(FakeInjector):
+    """A network fault: records which restarted nodes it was asked to apply again on."""
+
+    def refresh(self, restarted: list[str]) -> None:
+        self.rec.calls.append(("refresh", ",".join(restarted), "-"))
+
+
+class KillOf(FakeInjector):
+    def __init__(self, rec: Recorder, kind: str, resolved: Resolved,
+                 restarted: list[str]) -> None:
+        super().__init__(rec, kind, resolved)
+        self.restarted = restarted
+
+
+@pytest.mark.parametrize("restarted", [[], ["tikv-0"]])
+def test_a_kill_heal_applies_open_network_faults_again_only_where_the_container_restarted(
+        restarted: list[str]) -> None:
+    """A silent or process kill keeps the node's namespace and its rules: applying the
+    partition again there would insert its rules twice, and its heal delete them once."""
+    rec, tl = Recorder(), Timeline()
+
+    def factory(kind: str, ctx: FaultContext, resolved: Resolved,
+                params: Mapping[str, object]) -> FakeInjector:
+        if kind == "kill":
+            return KillOf(rec, kind, resolved, restarted)
+        return Refreshable(rec, kind, resolved)
+
+    n = Nemesis(FakeCluster(), [spec("network_partition", "tikv-0_to_pd-0", 0, 60),
+                                spec("kill", "tikv-0", 5, 5)], tl, 0.01, seed=1,
+                roles=ROLES, factory=factory)
+    with n:
+        assert n.wait(10)
+    refreshes = [c[1] for c in rec.calls if c[0] == "refresh"]
+    assert refreshes == (["tikv-0"] if restarted else [])
+    assert [e.kind for e in tl.events("fault.reapplied")] == (["fault.reapplied"]
+                                                              if restarted else [])

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from pytest_tidb_ha.cluster.specs import ClusterSettings, render_specs
+from pytest_tidb_ha.cluster.specs import LABEL_KILL_MODE, ClusterSettings, render_specs
 from pytest_tidb_ha.cluster.supervisor import (
     ENTRYPOINT,
     IDLE_NAME,
@@ -38,6 +39,8 @@ from pytest_tidb_ha.cluster.supervisor import (
 from pytest_tidb_ha.faults.initproc import SHARED_KEY, InitProcesses, pidfd_supported
 from pytest_tidb_ha.faults.injectors import KillFault
 from pytest_tidb_ha.faults.ledger import Tag
+from pytest_tidb_ha.faults.netns import Result
+from pytest_tidb_ha.faults.network import rule_line
 from pytest_tidb_ha.faults.serverproc import (
     EXEC_SCRIPT,
     ExecServer,
@@ -47,6 +50,7 @@ from pytest_tidb_ha.faults.serverproc import (
     parse_pids,
     server_pids,
 )
+from pytest_tidb_ha.faults.silence import silence_lines
 from pytest_tidb_ha.faults.verify import judge_server_killed
 from pytest_tidb_ha.scenario.model import Topology
 
@@ -71,19 +75,30 @@ def test_wrap_keeps_the_servers_argv_word_for_word() -> None:
     assert command == ("/tidb-server", "--store=tikv", *ODD_ARGS)  # no quoting anywhere
 
 
-def test_specs_wrap_only_in_process_mode() -> None:
-    base = ClusterSettings(run_id="r", topology=Topology(1, 1, 1))
+@pytest.mark.parametrize("mode", ["silent", "process"])
+def test_specs_wrap_in_the_supervised_modes_and_label_the_mode(mode: str) -> None:
+    base = ClusterSettings(run_id="r", topology=Topology(1, 1, 1), kill_mode="container")
     plain = render_specs(base)
-    wrapped = render_specs(dataclasses.replace(base, kill_mode="process"))
+    wrapped = render_specs(dataclasses.replace(base, kill_mode=mode))
     for old, new in zip(plain, wrapped, strict=True):
         assert new.entrypoint == ENTRYPOINT
         assert new.command == old.entrypoint + old.command
+        assert new.labels[LABEL_KILL_MODE] == mode
+        assert LABEL_KILL_MODE not in old.labels
     assert plain[0].entrypoint == ("/pd-server",)
-    # a cluster of the other mode is another cluster (the pool must not reuse one for it);
+    # a cluster of another mode is another cluster (the pool must not reuse one for it);
     # the container mode's key is what it was before the option existed
-    assert dataclasses.replace(base, kill_mode="process").key != base.key
+    keys = {dataclasses.replace(base, kill_mode=m).key for m in ("container", "silent", "process")}
+    assert len(keys) == 3
     with pytest.raises(ValueError, match="kill mode 'pod'"):
         dataclasses.replace(base, kill_mode="pod")
+
+
+def test_the_default_kill_mode_is_silent() -> None:
+    """What a plain run starts: supervised nodes (issue 13: kill's heal in milliseconds)."""
+    specs = render_specs(ClusterSettings(run_id="r", topology=Topology(1, 1, 1)))
+    assert {s.labels[LABEL_KILL_MODE] for s in specs} == {"silent"}
+    assert all(s.entrypoint == ENTRYPOINT for s in specs)
 
 
 def test_is_supervised_reads_the_entrypoint() -> None:
@@ -378,3 +393,94 @@ def wait_file(path: Path, timeout: float = 10) -> str:
             return path.read_text()
         time.sleep(0.01)
     raise AssertionError(f"{path} not written")
+
+
+# -- silent mode: the process kill, then the node's address silenced ---------------------
+IPS = {"pd-0": "10.9.0.2", "tikv-0": "10.9.0.3", "tidb-0": "10.9.0.4"}
+
+
+class SilentCtx(Ctx):
+    """The exec path's context, plus what silent mode asks of it: the cluster's IPs and
+    commands in a node's namespace (recorded with the server pids alive at that moment)."""
+
+    def __init__(self, c: Container, s: Supervised, probe: str = "timeout") -> None:
+        super().__init__(c, None)
+        c.attrs["Config"]["Labels"] = {LABEL_KILL_MODE: "silent"}
+        self.s = s
+        self.probe = probe
+        self.execs: list[tuple[str, str, list[int]]] = []  # (node, what, servers then)
+        self.runner = None  # the probe runs on the host python
+
+    def ips(self) -> dict[str, str]:
+        return dict(IPS)
+
+    def exec(self, node: str, script: str, what: str, **kw: Any) -> Result:
+        self.execs.append((node, what, self.s.servers()))
+        if what == "probe":
+            return Result(0, json.dumps({"10.9.0.4:4000": [[self.probe, None]]*2}))
+        self.scripts = [*getattr(self, "scripts", []), script]
+        return Result(0, "")
+
+
+def test_silence_lines_drop_the_peers_before_resetting_anyone_else() -> None:
+    tag = Tag("unit", 1, "abcdef", "f0.0")
+    lines = silence_lines("tidb-0", IPS, tag)
+    # each line inserts at the top: a chain ends up in the reverse order of its lines
+    chains: dict[str, list[str]] = {}
+    for line in lines:
+        op, chain, pos, spec = line.split(" ", 3)
+        assert (op, pos) == ("-I", "1")
+        chains.setdefault(chain, []).insert(0, spec)
+    assert sorted(r.split()[1] for r in chains["INPUT"][:2]) == ["10.9.0.2/32", "10.9.0.3/32"]
+    assert chains["INPUT"][-1].startswith("-p tcp --syn")
+    assert chains["INPUT"][-1].endswith("-j REJECT --reject-with tcp-reset")
+    assert sorted(chains["OUTPUT"]) == [f"-d 10.9.0.{i}/32 -m comment --comment {tag} -j DROP"
+                                        for i in (2, 3)]
+    assert all(f"--comment {tag}" in ln for ln in lines)  # the reaper's handle
+    assert not any("10.9.0.4" in ln for ln in lines)  # never the node's own address
+
+
+@pytest.mark.parametrize(("probe", "ok"), [("timeout", True), ("refused", False)])
+def test_silent_kill_silences_after_the_kill_and_lifts_before_the_start(
+        supervised: Supervised, probe: str, ok: bool) -> None:
+    c = Container(supervised.proc)
+    ctx = SilentCtx(c, supervised, probe)
+    fault = KillFault(ctx, ("tidb-0",))
+    first = supervised.wait_server()
+    fault.apply()
+    assert ctx.execs == [("tidb-0", "iptables-restore silence", [])]  # after the kill
+    assert fault.describe()["silenced"] == ["tidb-0"]
+    assert "-j DROP" in ctx.scripts[0]
+    assert "iptables-restore" in ctx.scripts[0]
+    verdict = fault.verify(0.5)
+    assert verdict is not None
+    assert verdict.ok is ok, verdict  # a refusal is process mode's answer, not silence
+    assert ctx.execs[-1][:2] == ("pd-0", "probe")  # from a peer the window did not kill
+    fault.heal()
+    lift = [e for e in ctx.execs if e[1] == "iptables-restore -D silence"]
+    assert lift == [("tidb-0", "iptables-restore -D silence", [])]  # before the start
+    assert "-D INPUT" in ctx.scripts[-1]
+    new = supervised.servers()
+    assert new
+    assert first not in new
+    assert fault.restarted == []  # the namespace stayed: nothing to apply again
+    assert fault.silenced == {}
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("iptables-restore")
+                    or not shutil.which("unshare"),
+                    reason="needs root, iptables-restore and unshare")
+def test_silence_lines_are_what_iptables_restore_reads() -> None:
+    """The script the kill runs, parsed by the real iptables-restore (``--test``) in a
+    network namespace of its own: a quoting slip fails here, not in a kill window."""
+    tag = Tag("unit", 1, "abcdef", "f0.0")
+    lines = silence_lines("tidb-0", IPS, tag)
+    body = "\n".join(["*filter", *lines, "COMMIT", ""])
+    done = subprocess.run(["unshare", "-n", "iptables-restore", "--test", "--noflush"],
+                          input=body, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    bad = "\n".join(["*filter", rule_line("-I", "INPUT", ["!", "-i", "lo", "-j", "DROP"]),
+                     "COMMIT", ""])  # what shlex makes of a negation: refused
+    done = subprocess.run(["unshare", "-n", "iptables-restore", "--test", "--noflush"],
+                          input=bad, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0

@@ -18,7 +18,7 @@ from pytest_tidb_ha.scenario.model import Topology
 
 def test_defaults() -> None:
     opts = resolve_options({}, {}, {})
-    assert opts.kill_mode == "container"  # today's kill unless asked for
+    assert opts.kill_mode == "silent"  # the supervised kill whose heal takes milliseconds
     assert opts == HAOptions(image_overrides=opts.image_overrides)
     assert dict(opts.images) == {"pd": "pingcap/pd:v8.5.7", "tikv": "pingcap/tikv:v8.5.7",
                                  "tidb": "pingcap/tidb:v8.5.7"}
@@ -108,9 +108,9 @@ def test_image_override_follows_the_version_through_its_placeholder() -> None:
          "--ha-workload-driver='go': must be one of auto, sysbench, python"),
         ({"tidb_pd_url": "http://pd:2379"}, {}, {}, "--tidb-pd-url needs --tidb-dsn"),
         ({"ha_kill_mode": "pod"}, {}, {},
-         "--ha-kill-mode='pod': must be one of container, process"),
+         "--ha-kill-mode='pod': must be one of silent, container, process"),
         ({}, {"PYTEST_TIDB_HA_KILL_MODE": "Process"}, {},
-         "env PYTEST_TIDB_HA_KILL_MODE='Process': must be one of container, process"),
+         "env PYTEST_TIDB_HA_KILL_MODE='Process': must be one of silent, container, process"),
     ],
 )
 def test_errors_name_option_and_source(cli: dict, env: dict, ini: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -333,7 +333,8 @@ def _start_container(started: _Started, spec: ContainerSpec) -> None:
                 continue
             if spec.entrypoint == ENTRYPOINT and missing_shell(message):
                 raise ClusterStartError(
-                    f"--ha-kill-mode=process runs each server under {SHELL}, and image "
+                    f"--ha-kill-mode={started.settings.kill_mode} runs each server under "
+                    f"{SHELL}, and image "
                     f"{spec.image} ({spec.node}) has no {SHELL}: use --ha-kill-mode=container "
                     "with this image") from None
             raise ClusterStartError(

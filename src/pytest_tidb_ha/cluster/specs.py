@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from ..options import COMPONENTS, DEFAULT_TIDB_VERSION, default_images
+from ..options import (
+    COMPONENTS,
+    DEFAULT_KILL_MODE,
+    DEFAULT_TIDB_VERSION,
+    SUPERVISED_KILL_MODES,
+    default_images,
+)
 from ..scenario.model import Topology
 from .supervisor import check_mode, wrap
 
@@ -34,6 +40,9 @@ LABEL_HOST = f"{LABEL_PREFIX}.host"
 LABEL_COMPONENT = f"{LABEL_PREFIX}.component"
 LABEL_CLUSTER = f"{LABEL_PREFIX}.cluster"
 LABEL_NODE = f"{LABEL_PREFIX}.node"
+#: ``--ha-kill-mode`` a supervised node was started in (``silent``/``process``): the
+#: kill fault reads it from the container, as it reads the supervisor from its entry point.
+LABEL_KILL_MODE = f"{LABEL_PREFIX}.kill-mode"
 #: Set on resources of a ``--ha-keep-cluster`` run: the reaper leaves them alone.
 LABEL_KEEP = f"{LABEL_PREFIX}.keep"
 PLUGIN_NAME = "pytest-tidb-ha"
@@ -109,9 +118,10 @@ class ClusterSettings:
     #: ``{component: bytes}``: data volumes created with a size limit (a case with
     #: ``disk_full``, scenario.needs.disk_limits); TiDB's is its temp dir
     disk_limits: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    #: ``--ha-kill-mode``: ``process`` runs each server under the sh supervisor
-    #: (cluster/supervisor.py), so a kill ends the process and the container stays
-    kill_mode: str = "container"
+    #: ``--ha-kill-mode``: ``silent`` and ``process`` run each server under the sh
+    #: supervisor (cluster/supervisor.py), so a kill ends the process and the container
+    #: stays; ``container``: the server is the container's PID 1
+    kill_mode: str = DEFAULT_KILL_MODE
 
     def __post_init__(self) -> None:
         check_mode(self.kill_mode)
@@ -334,6 +344,9 @@ def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:
         config = _CONFIGS[component](topology)
         for node in node_names(component, counts[component]):
             labels = {**base, LABEL_COMPONENT: component, LABEL_NODE: node}
+            supervised = settings.kill_mode in SUPERVISED_KILL_MODES
+            if supervised:
+                labels[LABEL_KILL_MODE] = settings.kill_mode
             volumes: tuple[VolumeMount, ...] = ()
             limit = settings.disk_limits.get(component)
             if component in ("pd", "tikv") or limit:
@@ -343,7 +356,7 @@ def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:
             if component == "tidb" and settings.import_dir is not None:
                 binds = (BindMount(settings.import_dir, IMPORT_MOUNT, read_only=True),)
             entry, command = entrypoint, _COMMANDS[component](node, topology)
-            if settings.kill_mode == "process":
+            if supervised:
                 entry, command = wrap(entry, command)
             specs.append(
                 ContainerSpec(

@@ -1,10 +1,11 @@
-"""Process kill mode: a POSIX ``sh`` supervisor as each node's PID 1 (pure: no Docker).
+"""The supervised kill modes: a POSIX ``sh`` supervisor as each node's PID 1 (pure: no Docker).
 
 Why (issue 13: kill's heal p95 <= 100 ms): a kill that ends the container can only be
 healed by ``docker start``, and Docker's own least start on this engine is several hundred
-milliseconds. With ``--ha-kill-mode=process`` the container stays, as a Kubernetes
-container restart keeps its pod: only the server process dies and comes back, so the
-node's network namespace, address, volumes and ``docker logs`` survive the kill.
+milliseconds. With ``--ha-kill-mode=silent`` (the default) or ``process`` the container
+stays: only the server process dies and comes back, so the node's network namespace,
+address, volumes and ``docker logs`` survive the kill (silent mode then silences the
+address towards the peers for the window: faults/silence.py).
 
 The supervisor is the image's own ``/bin/sh`` running :data:`SCRIPT` (no binary of
 ours in the image); the server runs as its child with the argv it has today

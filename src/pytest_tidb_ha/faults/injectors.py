@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from ..cluster.protocol import ClusterLike
+from ..cluster.specs import LABEL_KILL_MODE
 from ..cluster.supervisor import is_supervised
 from .context import FaultContext, UnsupportedFault
 from .disk import DiskFullFault
@@ -23,16 +24,20 @@ from .initproc import SHARED_KEY as INIT_KEY
 from .initproc import InitProcesses
 from .iodelay import IoDelayFault
 from .ledger import ledger_add_script, ledger_remove_script
-from .network import BandwidthFault, NetemFault, PartitionFault
+from .network import BandwidthFault, NetemFault, PartitionFault, delete_script, restore_script
 from .resolve import Resolved
 from .serverproc import DirectServer, ExecServer
+from .silence import silence_lines
 from .verify import (
     STATUS_PORTS,
     Verification,
     judge_killed,
+    judge_partition,
     judge_pause,
     judge_restarted,
     judge_server_killed,
+    judge_silenced,
+    port_of,
     run_probe,
 )
 
@@ -97,8 +102,19 @@ def _refresh(cluster: ClusterLike, node: str) -> None:
 
 
 def _supervised(c: Any) -> bool:
-    """``c`` was started in process kill mode (its cached attributes: no API call)."""
+    """``c`` runs our supervisor as PID 1 (silent or process kill mode; its cached
+    attributes: no API call)."""
     return is_supervised(getattr(c, "attrs", None) or {})
+
+
+def kill_mode_of(c: Any) -> str:
+    """The kill mode ``c`` was started in: its label (a supervised container without
+    one is from a release that had process mode only)."""
+    attrs = getattr(c, "attrs", None) or {}
+    if not is_supervised(attrs):
+        return "container"
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    return str(labels.get(LABEL_KILL_MODE) or "process")
 
 
 class KillFault:
@@ -108,9 +124,12 @@ class KillFault:
     (:mod:`.initproc`: root, local engine, no restart policy, not paused), else through
     ``docker kill``; :attr:`paths` records which, per node.
 
-    A container started in process kill mode (its PID 1 is our supervisor,
+    A container started in silent or process kill mode (its PID 1 is our supervisor,
     cluster/supervisor.py) keeps running: only its server process is killed, and the
-    heal starts it again in the same container (:mod:`.serverproc`).
+    heal starts it again in the same container (:mod:`.serverproc`). In silent mode
+    the node's address is silenced towards its peers between the kill and the heal
+    (:mod:`.silence`); :attr:`restarted` lists the nodes whose container (and so network
+    namespace) the heal started afresh: only their other faults need applying again.
     """
 
     kind = "kill"
@@ -122,6 +141,10 @@ class KillFault:
         self.paths: dict[str, str] = {}
         #: process mode: the server pids each node's kill ended
         self.servers: dict[str, list[int]] = {}
+        #: silent mode: the rules each node's silence inserted (restore lines)
+        self.silenced: dict[str, list[str]] = {}
+        #: nodes the heal started with ``docker start`` (a fresh network namespace)
+        self.restarted: list[str] = []
 
     def _inits(self) -> InitProcesses | None:
         shared = getattr(self.ctx, "shared", None)
@@ -133,7 +156,13 @@ class KillFault:
         for node in self.targets:
             c = self.ctx.container(node)
             if _supervised(c):
+                # planned before the kill: the silence follows it within one restore
+                lines = (silence_lines(node, self.ctx.ips(), self.ctx.tag)
+                         if kill_mode_of(c) == "silent" else [])
                 self._kill_server(inits, node, c)
+                if lines and node in self.killed and node not in self.silenced:
+                    self.ctx.exec(node, restore_script(lines), "iptables-restore silence")
+                    self.silenced[node] = lines
                 continue
             if inits is not None and self._kill_direct(inits, node, c):
                 continue
@@ -229,8 +258,14 @@ class KillFault:
         inits = self._inits()
         for node in self.targets:
             c = self.ctx.container(node)
+            if node in self.silenced:  # lifted first: the new server is heard at once
+                self.ctx.exec(node, delete_script(self.silenced[node], self.ctx.tag),
+                              "iptables-restore -D silence", missing_ok=True)
+                del self.silenced[node]
             if _supervised(c) and self._heal_server(inits, node, c):
                 continue
+            if node not in self.restarted:
+                self.restarted.append(node)
             if self.paths.get(node) == "pidfd":
                 # the process is gone; Docker may not have recorded the exit yet, and a
                 # start before it has answers "already running" (304) and does nothing
@@ -248,12 +283,14 @@ class KillFault:
 
     def describe(self) -> dict[str, object]:
         return {"killed": list(self.killed), "paths": dict(self.paths),
-                **({"servers": dict(self.servers)} if self.servers else {})}
+                **({"servers": dict(self.servers)} if self.servers else {}),
+                **({"silenced": sorted(self.silenced)} if self.silenced else {})}
 
     def verify(self, budget: float) -> Verification | None:
         """Each killed container is stopped and its process gone. After a pidfd kill
         Docker records the exit a moment later: its state is polled within ``budget``.
-        Process kill mode: the container runs and no server process is in it."""
+        Process kill mode: the container runs and no server process is in it; silent
+        mode: besides, a peer's new connection to the node goes unanswered."""
         result: Verification | None = None
         inits = self._inits()
         for node in self.targets:
@@ -265,6 +302,10 @@ class KillFault:
                                              self.servers.get(node, []), node)
                 if not result.ok:
                     return result
+                if node in self.silenced:
+                    result = judge_silenced(result, self._probe_silence(node, budget))
+                    if not result.ok:
+                        return result
                 continue
             deadline = time.monotonic() + max(budget, 1.0)
             while True:
@@ -277,6 +318,18 @@ class KillFault:
             if not result.ok:
                 return result
         return result
+
+
+    def _probe_silence(self, node: str, budget: float) -> Verification | None:
+        """A peer's new connection to the silenced node must go unanswered (a refusal
+        is what process mode gives, a connect would mean no silence at all); probed from
+        a node this window did not kill (None: every node was killed)."""
+        ips = self.ctx.ips()
+        peer = next((n for n in ips if n not in self.targets), None)
+        if peer is None or node not in ips:
+            return None
+        results = run_probe(self.ctx, peer, [(ips[node], port_of(node))], 2, budget)
+        return judge_partition(results, f"{peer} -> {node}:{port_of(node)} (silenced)")
 
 
 class RestartFault:

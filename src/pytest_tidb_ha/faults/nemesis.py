@@ -61,14 +61,14 @@ from ..scenario.model import FaultSpec
 from ..timeline import Event, Timeline
 from .api import Roles, RoleSource, component_of, live_roles, params_for_event, record
 from .context import FaultContext, UnsupportedFault
-from .injectors import Injector, build, unsupported_reason
+from .injectors import Injector, build, kill_mode_of, unsupported_reason
 from .ledger import Tag
 from .netns import NetnsRunner, make_runner
 from .outcome import FaultBook, WindowRecord, failures
 from .resolve import Resolved, ResolveError, resolve_nodes, roles_needed
 from .triggers import Sighting, matches
 from .verify import Verification, probe_budget
-from .warmup import kinds_of, prime_inits, warm_up
+from .warmup import NETNS_KINDS, kinds_of, prime_inits, warm_up
 
 log = logging.getLogger("pytest_tidb_ha.faults")
 
@@ -178,6 +178,7 @@ class Nemesis:
         self.specs = tuple(runnable)
         self.only = frozenset(only) if only is not None else None
         self._verify = verify
+        self._silent: bool | None = None  # see _silent_kill
         # ids (f<spec>.<window>) follow the case's own spec order, skipped specs included
         self._planned = plan_windows(specs, scale, self.seed, self.only)
         self.windows = [w for w in self._planned if not any(w.spec is s for s, _ in self.skipped)]
@@ -579,10 +580,22 @@ class Nemesis:
         (log.info if v.ok is not False else log.warning)(
             "fault %s %s verified=%s: %s", w.fault_id, w.kind, v.ok, v.detail)
 
-    @staticmethod
-    def _needs_runner(kind: str) -> bool:
-        return kind in ("network_partition", "network_delay", "network_loss", "pause", "io_delay",
-                        "bandwidth", "disk_full")
+    def _needs_runner(self, kind: str) -> bool:
+        return kind in NETNS_KINDS or (kind == "kill" and self._silent_kill())
+
+    def _silent_kill(self) -> bool:
+        """The cluster's nodes run in silent kill mode: a kill then changes iptables in
+        the node's namespace (faults/silence.py). Read once from a node's container (every
+        node of a cluster is started in the same mode)."""
+        if self._silent is None:
+            self._silent = False
+            if self.cluster.can_control_nodes and self.cluster.nodes:
+                try:
+                    c = self.cluster.container(self.cluster.nodes[0].name)
+                    self._silent = kill_mode_of(c) == "silent"
+                except Exception as exc:  # noqa: BLE001 - the kill window decides per node
+                    log.debug("kill mode unknown: %s", exc)
+        return self._silent
 
     def _close(self, fault_id: str, *, reason: str) -> bool:
         """Heal one fault; True when healed (or nothing to heal)."""
@@ -607,7 +620,11 @@ class Nemesis:
             if active.applied_at is not None:  # an apply that failed was never applied
                 self.book.healed(fault_id, round(healed, 3))
             if active.window.kind == "kill":
-                self._after_restart(active.resolved.targets, fault_id)
+                # only a node whose container started afresh lost its rules: a silent or
+                # process kill keeps the namespace (applying again would double them)
+                restarted = getattr(active.injector, "restarted", active.resolved.targets)
+                if restarted:
+                    self._after_restart(restarted, fault_id)
         roles_after: dict[str, object] = {}
         if active.need and reason != "atexit":
             roles_after = self._roles_after(active.need)

@@ -1,8 +1,9 @@
-"""``kill`` in process mode: end a node's server process, keep its container.
+"""``kill`` in the supervised modes: end a node's server process, keep its container.
 
 Why (issue 13: kill's heal p95 <= 100 ms): a container's ``docker start`` costs Docker
 several hundred milliseconds; a process start inside a running container costs a fork.
-With ``--ha-kill-mode=process`` each node's PID 1 is the sh supervisor of
+With ``--ha-kill-mode=silent`` (the default; :mod:`.silence` adds the silenced address)
+or ``process`` each node's PID 1 is the sh supervisor of
 :mod:`..cluster.supervisor`, and the server its child: the kill SIGKILLs that child and
 waits until it is gone; the heal sends the supervisor its start signal and waits until a
 *new* server child exists (readiness stays the watcher's business, as after a

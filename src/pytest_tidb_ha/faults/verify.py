@@ -11,8 +11,9 @@ the injector to ``verify()`` and records the measured effect (``fault.verified``
 * loss -- of many handshakes towards a lossy peer some must be lost;
 * bandwidth -- the shaping class with its rate is in the node's qdisc;
 * pause -- Docker says ``paused`` and a request to the node's status port gets no answer;
-* kill -- the container is stopped and its process gone (process kill mode: the
-  container runs and no server process is in it);
+* kill -- the container is stopped and its process gone (the supervised kill modes: the
+  container runs and no server process is in it; silent mode: and a peer's new connection
+  to the node goes unanswered);
 * restart -- the container started again after the window opened;
 * io_delay -- an fsync on the node's data disk, from a process in the node's cgroup,
   takes about the latency;
@@ -216,11 +217,11 @@ def judge_killed(status: str, pid: int, node: str) -> Verification:
 
 def judge_server_killed(status: str, servers: Sequence[int], killed: Sequence[int],
                         node: str) -> Verification:
-    """Process kill mode: the container still runs (its supervisor waits) and no server
-    process is there -- neither a killed one nor another."""
+    """The supervised kill modes: the container still runs (its supervisor waits) and no
+    server process is there -- neither a killed one nor another."""
     measured = {"node": node, "state": status, "servers": list(servers), "killed": list(killed)}
     if status != "running":
-        return Verification(False, "server process", f"{node} is {status}: in process kill "
+        return Verification(False, "server process", f"{node} is {status}: in a supervised kill "
                                                      "mode the container must keep running",
                             measured)
     ok = not servers
@@ -229,6 +230,17 @@ def judge_server_killed(status: str, servers: Sequence[int], killed: Sequence[in
                                        (", ".join(map(str, killed)) or "none of ours") + ")"
                                        if ok else f"server process(es) {list(servers)} running"),
                         measured)
+
+
+def judge_silenced(server: Verification, silence: Verification | None) -> Verification:
+    """Silent kill mode: the server process is gone (``server``, from
+    :func:`judge_server_killed`) *and* a peer's new connection to the node went
+    unanswered (``silence``, from :func:`judge_partition`; None: no peer to probe from)."""
+    if silence is None or not server.ok:
+        return server
+    return Verification(silence.ok, "server process + tcp connect",
+                        f"{server.detail}; {silence.detail}",
+                        {**server.measured, "silence": dict(silence.measured)})
 
 
 def judge_restarted(before: str, after: str, status: str, node: str) -> Verification:
