@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 from typing import Any
 
 import pytest
 import standin_helpers  # noqa: F401  (puts the image's modules on sys.path)
-from tidb.dxf import DXF
+from tidb.dxf import DXF, scheduler_died
 from tidb.importer import Importer
 
 FILES = ["/import/t.1.csv", "/import/t.2.csv"]
+PROCESSES = itertools.count()
 
 
 class Killed(Exception):
@@ -98,6 +100,7 @@ class Node:
     def __init__(self, meta: Meta, exec_id: str) -> None:
         self.meta = meta
         self.exec_id = exec_id
+        self.ddl_id = f"{exec_id}/{next(PROCESSES)}"  # new at every start, as TiDB's
         self.owner = Owner()
         self.dxf = DXF(self)  # type: ignore[arg-type]
         self.importer = Importer(self)  # type: ignore[arg-type]
@@ -196,3 +199,20 @@ def test_the_next_owner_finishes_a_task_whose_owner_died_finishing_it(k: int) ->
     job, _ = meta.get("import/jobs/0000000001")
     assert job["status"] == "finished", job
     assert job["summary"] == {"ImportedRows": 20}, job
+
+
+def test_a_scheduler_is_dead_when_its_process_is_gone_whatever_its_address() -> None:
+    """The takeover (and bug 46735's trigger) is about the scheduler's process: a TiDB
+    killed and started again in its container has its old address and a new DDL ID; it
+    takes the task over from its own dead predecessor, as another TiDB would."""
+    live = ["tidb-0:4000", "tidb-1:4000"]
+    # this address, an earlier process: dead
+    assert scheduler_died("tidb-0:4000", "old-run", "tidb-0:4000", "new-run", live)
+    # this very process scheduled it before (it lost and won ownership again): alive
+    assert not scheduler_died("tidb-0:4000", "run", "tidb-0:4000", "run", live)
+    # created here, never scheduled: no scheduler has died
+    assert not scheduler_died("tidb-0:4000", None, "tidb-0:4000", "run", live)
+    # another TiDB: dead once it left the server registry
+    assert scheduler_died("tidb-2:4000", "r2", "tidb-0:4000", "run", live)
+    assert not scheduler_died("tidb-1:4000", "r1", "tidb-0:4000", "run", live)
+    assert not scheduler_died(None, None, "tidb-0:4000", "run", live)

@@ -28,6 +28,22 @@ if TYPE_CHECKING:
 
 log = get_logger("tidb.disttask")
 
+
+def scheduler_died(prev: str | None, prev_run: str | None, me: str, my_run: str,
+                   live: list[str]) -> bool:
+    """Was the task's last scheduler (``prev``, an ``ip:port``; ``prev_run``, the DDL ID of
+    the process that scheduled it, None before any did) a process that is gone?
+
+    Another TiDB's, when that TiDB left the server registry; this TiDB's own address, when
+    an earlier process of it scheduled the task: a TiDB killed and started again (its
+    container kept) has the address it had, and its scheduler's memory died with the
+    process all the same (the DDL ID is new at every start, as TiDB's is)."""
+    if not prev:
+        return False
+    if prev == me:
+        return prev_run is not None and prev_run != my_run
+    return prev not in live
+
 UNFINISHED = ("pending", "running", "reverting", "cancelling", "pausing", "resuming", "modifying")
 TYPE_INT = {"ImportInto": 2, "backfill": 3}
 
@@ -197,13 +213,15 @@ class DXF:
         if tid not in self._scheduled:
             self._scheduled.add(tid)
             prev = task.get("dispatcher_id")
-            if prev and prev != self.node.exec_id and prev not in nodes:
+            if scheduler_died(prev, task.get("dispatcher_ddl_id"), self.node.exec_id,
+                              self.node.ddl_id, nodes):
                 log.info("taking over dist task from a dead scheduler", task_id=tid, previous=prev)
                 if task["type"] == "ImportInto":
                     triggers.note("46735", task_id=tid)
                 if bug_enabled(46735) and task["type"] == "ImportInto":
                     self._orphaned.add(tid)
             task["dispatcher_id"] = self.node.exec_id
+            task["dispatcher_ddl_id"] = self.node.ddl_id
         handler = self.handlers.get(task["type"])
         if handler is None:
             return
