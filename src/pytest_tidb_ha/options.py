@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 from .scenario.model import Topology
 from .shard import ShardSpec, parse_shard
@@ -25,7 +25,7 @@ COMPONENTS = ("pd", "tikv", "tidb")
 #: server process, the address still answering (as a Kubernetes container restart in its
 #: pod). faults/silence.py says why the default is ``silent``.
 KILL_MODES = ("silent", "container", "process")
-DEFAULT_KILL_MODE = "silent"
+DEFAULT_KILL_MODE: Final = "silent"
 #: The kill modes whose containers run the sh supervisor as PID 1.
 SUPERVISED_KILL_MODES = ("silent", "process")
 
@@ -70,7 +70,7 @@ class HAOptions:
     #: --ha-stop-at-first-bad-run: a job entry's remaining ``times:`` runs are not submitted
     #: once one of its runs got a verdict that is not ok
     stop_at_first_bad_run: bool = False
-    kill_mode: Literal["silent", "container", "process"] = "silent"  # --ha-kill-mode
+    kill_mode: Literal["silent", "container", "process"] = DEFAULT_KILL_MODE  # --ha-kill-mode
 
     @property
     def attach(self) -> bool:

@@ -338,13 +338,13 @@ def render_specs(settings: ClusterSettings) -> list[ContainerSpec]:
     topology = settings.topology
     counts = {"pd": topology.pd, "tikv": topology.tikv, "tidb": topology.tidb}
     base = settings.base_labels()
+    supervised = settings.kill_mode in SUPERVISED_KILL_MODES
     specs: list[ContainerSpec] = []
     for component in COMPONENTS:
         entrypoint = tuple(settings.entrypoints.get(component, (ENTRYPOINTS[component],)))
         config = _CONFIGS[component](topology)
         for node in node_names(component, counts[component]):
             labels = {**base, LABEL_COMPONENT: component, LABEL_NODE: node}
-            supervised = settings.kill_mode in SUPERVISED_KILL_MODES
             if supervised:
                 labels[LABEL_KILL_MODE] = settings.kill_mode
             volumes: tuple[VolumeMount, ...] = ()

@@ -319,7 +319,6 @@ class KillFault:
                 return result
         return result
 
-
     def _probe_silence(self, node: str, budget: float) -> Verification | None:
         """A peer's new connection to the silenced node must go unanswered (a refusal
         is what process mode gives, a connect would mean no silence at all); probed from
