@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 import standin_helpers  # noqa: F401  (puts the image's modules on sys.path)
+from common.env import bugs
+from tidb import triggers
 from tidb.dxf import DXF, scheduler_died
 from tidb.importer import Importer
 
@@ -118,10 +120,11 @@ def submitted(meta: Meta) -> None:
         {"job_id": 1, "table_id": 7, "files": FILES, "skip_rows": 1, "node": "tidb-0:4000"})
 
 
-def schedule(node: Node, nodes: list[str]) -> None:
-    """One round of the node's scheduler over every task."""
+def schedule(node: Node, nodes: list[str], runs: set[str] | None = None) -> None:
+    """One round of the node's scheduler over every task; ``runs`` are the DDL IDs in the
+    server registry (by default the scheduling process's alone: any earlier one is gone)."""
     for task, rev in node.dxf._list("dxf/tasks/"):
-        node.dxf._schedule(task, rev, nodes)
+        node.dxf._schedule(task, rev, nodes, frozenset(runs or {node.ddl_id}))
 
 
 def writes_of_one_round() -> int:
@@ -202,17 +205,39 @@ def test_the_next_owner_finishes_a_task_whose_owner_died_finishing_it(k: int) ->
 
 
 def test_a_scheduler_is_dead_when_its_process_is_gone_whatever_its_address() -> None:
-    """The takeover (and bug 46735's trigger) is about the scheduler's process: a TiDB
-    killed and started again in its container has its old address and a new DDL ID; it
-    takes the task over from its own dead predecessor, as another TiDB would."""
-    live = ["tidb-0:4000", "tidb-1:4000"]
-    # this address, an earlier process: dead
-    assert scheduler_died("tidb-0:4000", "old-run", "tidb-0:4000", "new-run", live)
+    """The takeover (and bug 46735's trigger) is about the scheduler's process, named by its
+    DDL ID, new at every start: a TiDB killed and started again in its container has its old
+    address and a new DDL ID."""
+    live = {"new-run", "other-run"}
+    # an earlier process (of this TiDB or another), no longer registered: dead
+    assert scheduler_died("old-run", "new-run", live)
     # this very process scheduled it before (it lost and won ownership again): alive
-    assert not scheduler_died("tidb-0:4000", "run", "tidb-0:4000", "run", live)
-    # created here, never scheduled: no scheduler has died
-    assert not scheduler_died("tidb-0:4000", None, "tidb-0:4000", "run", live)
-    # another TiDB: dead once it left the server registry
-    assert scheduler_died("tidb-2:4000", "r2", "tidb-0:4000", "run", live)
-    assert not scheduler_died("tidb-1:4000", "r1", "tidb-0:4000", "run", live)
-    assert not scheduler_died(None, None, "tidb-0:4000", "run", live)
+    assert not scheduler_died("new-run", "new-run", live)
+    # another live process scheduled it (the owner moved by a resign): alive
+    assert not scheduler_died("other-run", "new-run", live)
+    # created, never scheduled: no scheduler has died
+    assert not scheduler_died(None, "new-run", live)
+
+
+@pytest.mark.parametrize("winner", ["tidb-0:4000", "tidb-1:4000"])
+def test_a_killed_owner_back_in_the_registry_still_lost_its_scheduler(
+        winner: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CI20: the killed DDL owner's kill was healed within the owner lease, so its new process
+    was registered (same address) when the other TiDB won the election; judged by address,
+    the task's scheduler looked alive, #46735's trigger never happened and its bug-mode seed
+    converged. Whichever TiDB wins, the task is taken over from a dead scheduler."""
+    monkeypatch.setenv("STANDIN_BUGS", "46735")
+    bugs.cache_clear()
+    meta = Meta()
+    submitted(meta)
+    schedule(Node(meta, "tidb-0:4000"), ["tidb-0:4000", "tidb-1:4000"])  # the killed process
+    restarted, other = Node(meta, "tidb-0:4000"), Node(meta, "tidb-1:4000")
+    owner = restarted if winner == "tidb-0:4000" else other
+    before = triggers.counts()["46735"]
+    try:
+        schedule(owner, ["tidb-0:4000", "tidb-1:4000"], {restarted.ddl_id, other.ddl_id})
+    finally:
+        bugs.cache_clear()
+    assert triggers.counts()["46735"] == before + 1
+    (task,) = [t for _k, t, _r in meta.list("dxf/tasks/")]
+    assert owner.dxf._orphaned == {task["id"]}

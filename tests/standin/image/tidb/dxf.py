@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any
 
 from common.env import Pace, bug_enabled, scaled
@@ -29,20 +29,18 @@ if TYPE_CHECKING:
 log = get_logger("tidb.disttask")
 
 
-def scheduler_died(prev: str | None, prev_run: str | None, me: str, my_run: str,
-                   live: list[str]) -> bool:
-    """Was the task's last scheduler (``prev``, an ``ip:port``; ``prev_run``, the DDL ID of
-    the process that scheduled it, None before any did) a process that is gone?
+def scheduler_died(prev_run: str | None, my_run: str, live_runs: Collection[str]) -> bool:
+    """Was the task's last scheduler a process that is gone? ``prev_run`` is the DDL ID of
+    the process that scheduled it (None before any did); ``live_runs`` the DDL IDs in the
+    server registry.
 
-    Another TiDB's, when that TiDB left the server registry; this TiDB's own address, when
-    an earlier process of it scheduled the task: a TiDB killed and started again (its
-    container kept) has the address it had, and its scheduler's memory died with the
-    process all the same (the DDL ID is new at every start, as TiDB's is)."""
-    if not prev:
-        return False
-    if prev == me:
-        return prev_run is not None and prev_run != my_run
-    return prev not in live
+    The process, not the address: a TiDB killed and started again in its container has the
+    address it had and a new DDL ID (as TiDB's is, new at every start), and its scheduler's
+    memory died with the old process all the same -- whether that TiDB or another one wins
+    the next election, and however soon the new process is back in the registry (a kill
+    healed within the owner lease is back before the next owner schedules)."""
+    return prev_run is not None and prev_run != my_run and prev_run not in live_runs
+
 
 UNFINISHED = ("pending", "running", "reverting", "cancelling", "pausing", "resuming", "modifying")
 TYPE_INT = {"ImportInto": 2, "backfill": 3}
@@ -162,9 +160,12 @@ class DXF:
         ).start()
         threading.Thread(target=self._executor_loop, name="dist-task-executor", daemon=True).start()
 
-    def live_nodes(self) -> list[str]:
+    def registry(self) -> tuple[list[str], frozenset[str]]:
+        """The server registry: the live TiDBs' addresses (where subtasks go) and their
+        processes' DDL IDs (whether a task's scheduler is still alive)."""
         servers = self.node.owner.servers()
-        return sorted({f"{s['ip']}:{s['listening_port']}" for s in servers.values()})
+        return (sorted({f"{s['ip']}:{s['listening_port']}" for s in servers.values()}),
+                frozenset(servers))
 
     def _scheduler_loop(self) -> None:
         busy = True
@@ -180,9 +181,9 @@ class DXF:
             try:
                 tasks = sorted(self._list("dxf/tasks/"), key=lambda x: x[0]["id"])
                 busy = bool(tasks)
-                nodes = self.live_nodes() if tasks else []
+                nodes, runs = self.registry() if tasks else ([], frozenset())
                 for task, rev in tasks:
-                    self._schedule(task, rev, nodes)
+                    self._schedule(task, rev, nodes, runs)
             except EtcdError as exc:
                 log.warn("dist task scheduler step failed", error=str(exc)[:200])
             except Exception as exc:  # noqa: BLE001
@@ -208,13 +209,13 @@ class DXF:
         if handler is not None:
             handler.on_transition(task, event)
 
-    def _schedule(self, task: dict[str, Any], rev: int, nodes: list[str]) -> None:
+    def _schedule(self, task: dict[str, Any], rev: int, nodes: list[str],
+                  runs: frozenset[str]) -> None:
         tid = task["id"]
         if tid not in self._scheduled:
             self._scheduled.add(tid)
             prev = task.get("dispatcher_id")
-            if scheduler_died(prev, task.get("dispatcher_ddl_id"), self.node.exec_id,
-                              self.node.ddl_id, nodes):
+            if scheduler_died(task.get("dispatcher_ddl_id"), self.node.ddl_id, runs):
                 log.info("taking over dist task from a dead scheduler", task_id=tid, previous=prev)
                 if task["type"] == "ImportInto":
                     triggers.note("46735", task_id=tid)
