@@ -187,6 +187,9 @@ class OwnerManager:
         self._is_owner = False
         self._resigned_until = 0.0
         self._registered: dict[str, Any] = {}
+        self._registered_at = 0.0
+        self._refresh = scaled(2.0, 0.5)  # seconds between writes of an unchanged entry
+        self._register_lock = threading.Lock()
         self._lock = threading.Lock()
         self.on_change: list[Callable[[bool], None]] = []
         self.generation = 0  # bumps every time this node becomes owner
@@ -225,12 +228,28 @@ class OwnerManager:
         sess = self.session
         if sess is None or not sess.alive:
             return
-        info = dict(self.info())
-        try:
+        with contextlib.suppress(EtcdError):
+            self._register(sess, force=True)
+
+    def _register(self, sess: LeaseSession, *, force: bool) -> None:
+        """Write this server's registry entry as it is now (unless it was written so already).
+
+        The schema loop (`publish`) and the campaign loop both write it. Unserialised, an
+        older entry could land in etcd after a newer one while ``_registered`` recorded the
+        newer: the registry then kept an old ``schema_version`` with ``mdl_wait`` set, and
+        the owner waited for it without a deadline (CI20: an ADD INDEX held at ``delete
+        only`` with no transaction holding it). Under one lock the last write carries the
+        last state; a write that failed (or timed out, and may still land) is written again
+        at the next campaign tick, and an unchanged one every few seconds (a write the client
+        gave up on can still land late)."""
+        with self._register_lock:
+            info = dict(self.info())
+            if (not force and info == self._registered
+                    and time.monotonic() - self._registered_at < self._refresh):
+                return
+            self._registered = {}
             self.etcd.put(SERVERS_PREFIX + self.ddl_id, json.dumps(info), lease=sess.lease_id)
-            self._registered = info
-        except EtcdError:
-            pass
+            self._registered, self._registered_at = info, time.monotonic()
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="ddl-owner-campaign", daemon=True).start()
@@ -294,10 +313,7 @@ class OwnerManager:
             new = LeaseSession(self.endpoints, session_ttl())
             new.open()
             self.session = sess = new
-        info = dict(self.info())
-        if info != self._registered:
-            self.etcd.put(SERVERS_PREFIX + self.ddl_id, json.dumps(info), lease=sess.lease_id)
-            self._registered = info
+        self._register(sess, force=False)
         if self.campaign and not self._my_key and time.monotonic() >= self._resigned_until:
             key = f"{OWNER_PREFIX}{sess.lease_id:x}"
             self.etcd.put(key, self.ddl_id, lease=sess.lease_id)
