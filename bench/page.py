@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from common import Row, Section
@@ -93,13 +94,19 @@ LEGACY_SECTIONS = (("collect", "collection"), ("cold start", "coldstart"), ("fau
                    ("workload client", "workload"))
 
 
-def carried_rows(previous: str, measured: set[str]) -> list[dict[str, str]]:
+def carried_rows(previous: str, measured: AbstractSet[str],
+                 partial: AbstractSet[str] = frozenset(),
+                 figures: AbstractSet[str] = frozenset()) -> list[dict[str, str]]:
     """Rows of the previous page whose section this run did not measure, marked with the
-    date of the run that did."""
+    date of the run that did. Of a ``partial`` section (a run of some of its figures, e.g.
+    ``bench/reproductions.py --seeds 46735``) the rows whose figure this run did not
+    measure are carried over too; a section measured whole drops the figures it no longer
+    has."""
     date, rows = page_rows(previous)
     out = []
     for row in rows:
-        if row["section"] in measured:
+        section = row["section"]
+        if section in measured and (section not in partial or row.get("figure") in figures):
             continue
         note = row.get("detail", "")
         if not note.startswith("carried over from"):
@@ -123,7 +130,9 @@ def markdown(report: dict[str, Any], previous: str = "") -> str:
         if section["error"]:
             rows.append({"section": section["name"], "figure": f"{section['name']}: FAILED",
                          "value": "-", "detail": section["error"].splitlines()[0][:300]})
-    carried = carried_rows(previous, measured) if previous else []
+    figures = {r["figure"] for r in rows}
+    carried = (carried_rows(previous, measured, set(report.get("partial", ())), figures)
+               if previous else [])
     lines = [
         "# Benchmark figures",
         "",

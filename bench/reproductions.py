@@ -28,7 +28,8 @@ clock, so load does not decide the verdict). Each run's wall time is its JUnit
 Not part of ``bench/run.py`` (30 runs take about 20 minutes, more than that bench's
 budget); ``--markdown docs/bench.md`` replaces this section of the page and carries the
 others over, as ``bench/run.py`` carries this one. ``--seeds`` runs some seeds; the others
-keep their figures from the last results file (``--out``), dated.
+keep their figures from the last results file (``--out``), dated, or where it lacks them
+their rows on the page (the report says the section is ``partial``).
 
 Standalone: ``python bench/reproductions.py [--seeds 48303,48546,46735] [--reps 10]
 [--workers 2] [--markdown docs/bench.md]``.
@@ -311,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
     report = {"machine": info, "image": image, "script": "bench/reproductions.py",
               "budget_seconds": 0.0,
               "total_seconds": round(section.seconds, 1), "skipped": [],
-              "sections": {section.name: section.to_json()}}
+              "sections": {section.name: section.to_json()},
+              # seeds neither run now nor in the results file keep their rows on the page
+              "partial": [section.name] if {r.get("seed") for r in results} != set(SEEDS) else []}
     write_json(args.out, report)
     if args.markdown is not None:
         from run import write_page

@@ -204,3 +204,26 @@ def test_seeds_left_out_keep_their_dated_figures(tmp_path: Path) -> None:
     assert kept == [{"seed": "46735", "runs": [], "date": "2026-12-01 03:10 UTC"}]
     out.write_text("{not json")
     assert repro.earlier_results(out, set()) == []
+
+
+def test_a_run_of_some_seeds_keeps_the_other_seeds_rows() -> None:
+    """``bench/reproductions.py --seeds 46735`` without the others in its results file (it
+    is not committed): the page keeps #48303's and #48546's rows, dated, and replaces
+    #46735's; a run of the whole section drops what it no longer measures."""
+    def repro_row(seed: str, value: str) -> Any:
+        return Row(f"#{seed} triggered reproduction", value, goal="10/10", verdict="met")
+
+    first = page.markdown(report("2026-12-01 10:00 UTC", Section("reproductions", rows=[
+        repro_row(s, "10/10") for s in ("46735", "48546", "48303")])))
+    some = {**report("2026-12-02 10:00 UTC", Section("reproductions", rows=[
+        repro_row("46735", "9/10")])), "partial": ["reproductions"]}
+    _, rows = page.page_rows(page.markdown(some, first))
+    got = {r["figure"]: r for r in rows}
+    assert set(got) == {f"#{s} triggered reproduction" for s in ("46735", "48546", "48303")}
+    assert got["#46735 triggered reproduction"]["value"] == "9/10"
+    assert not got["#46735 triggered reproduction"]["detail"].startswith("carried over")
+    assert got["#48303 triggered reproduction"]["detail"].startswith(
+        "carried over from the 2026-12-01 10:00 UTC run")
+    whole = report("2026-12-02 10:00 UTC", Section("reproductions", rows=[repro_row("46735", "9/10")]))
+    _, rows = page.page_rows(page.markdown(whole, first))
+    assert [r["figure"] for r in rows] == ["#46735 triggered reproduction"]
