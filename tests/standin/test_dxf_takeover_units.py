@@ -222,7 +222,7 @@ def test_a_scheduler_is_dead_when_its_process_is_gone_whatever_its_address() -> 
 @pytest.mark.parametrize("winner", ["tidb-0:4000", "tidb-1:4000"])
 def test_a_killed_owner_back_in_the_registry_still_lost_its_scheduler(
         winner: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CI20: the killed DDL owner's kill was healed within the owner lease, so its new process
+    """The record CI run on efdd34b: the killed DDL owner's kill was healed within the owner lease, so its new process
     was registered (same address) when the other TiDB won the election; judged by address,
     the task's scheduler looked alive, #46735's trigger never happened and its bug-mode seed
     converged. Whichever TiDB wins, the task is taken over from a dead scheduler."""
