@@ -102,15 +102,56 @@ def test_import_row_mismatch_is_unexpected() -> None:
 
 
 # -- DXF invariant -------------------------------------------------------------------
-def test_terminal_job_with_running_task_waits_grace_then_fails() -> None:
+def test_terminal_job_with_running_task_waits_a_stall_window_then_fails() -> None:
     seq = [obs(0, "running", task_state="running"),
            obs(5, "synced", schema_state="public", task_state="running")]
-    assert run(seq, 5.5, terminal_grace=2.0) is None
-    v = run([*seq, obs(8, "synced", schema_state="public", task_state="running")], 8.0,
+    assert run(seq, 14.9, terminal_grace=2.0) is None
+    v = run([*seq, obs(15, "synced", schema_state="public", task_state="running")], 15.0,
             terminal_grace=2.0)
     assert v is not None
     assert v.verdict == FAILED_UNEXPECTED
     assert "DXF task is still running" in v.reason
+    assert "window 10.0s" in v.reason
+
+
+def test_a_task_behind_a_terminal_job_is_not_judged_while_a_fault_is_open() -> None:
+    """The window counts fault-free time, as the stall rule does: a fault on the owner
+    delays the scheduler that ends the task."""
+    seq = [obs(0, "running", task_state="running"),
+           obs(5, "synced", schema_state="public", task_state="running")]
+    faults = (window(6.0, 20.0),)
+    assert run(seq, 28.9, windows=faults, terminal_grace=2.0) is None
+    v = run(seq, 29.0, windows=faults, terminal_grace=2.0)
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
+    assert "10.0s of fault-free time" in v.reason
+
+
+def test_an_owner_failover_between_ending_the_job_and_its_task_converges() -> None:
+    """TiDB ends an import job (OnDone: finishJob) and then its task (SucceedTask) in two
+    transactions on the DDL owner; an owner lost in between leaves the task running until
+    the next owner's scheduler, one session TTL later. The PR gate's smoke cell met this on
+    the stand-in (TTL 2 s at scale 0.1): the task ended 1.7 s after the job, past the
+    1.5 s grace, and the cell was judged failed-unexpected."""
+    imp = {"kind": "import_into"}
+    seq = [obs(30, "running", import_status="running", import_step="validating",
+               task_state="running", job_type="import into"),
+           obs(35, "finished", import_status="finished", task_state="running",
+               job_type="import into")]
+    assert run(seq, 36.7, stall_window=5.0, terminal_grace=1.5, **imp) is None
+    seq.append(obs(37.5, "finished", import_status="finished", task_state="succeed",
+                   job_type="import into"))
+    v = run(seq, 37.5, stall_window=5.0, terminal_grace=1.5, **imp)
+    assert v is not None
+    assert v.verdict == CONVERGED
+
+
+def test_a_grace_longer_than_the_stall_window_still_holds() -> None:
+    seq = [obs(5, "synced", schema_state="public", task_state="running")]
+    assert run(seq, 7.5, stall_window=1.0, terminal_grace=3.0) is None
+    v = run(seq, 8.0, stall_window=1.0, terminal_grace=3.0)
+    assert v is not None
+    assert v.verdict == FAILED_UNEXPECTED
 
 
 def test_terminal_job_with_finished_task_converges() -> None:

@@ -233,11 +233,11 @@ def test_cancel_probe_that_works_settles_without_verdict(env: Any) -> None:
 
 def test_terminal_job_with_running_task_is_unexpected(env: Any) -> None:
     db, tl, clock, w = env
-    h = w.add(handle(tl, terminal_grace=1.5))
+    h = w.add(handle(tl, stall=3.0, terminal_grace=1.5))
     db.add_ddl(2, "synced", "ALTER TABLE d.t ADD INDEX index_test_1 (c)", SCHEMA_STATE="public")
     db.tasks["ddl/backfill/2"] = {"id": 7, "state": "running", "error": None}
-    step(w, clock)
-    step(w, clock)
+    for _ in range(3):  # the task gets a stall window, not only the grace
+        step(w, clock)
     assert not h.decided
     step(w, clock)
     v = h.wait(0)

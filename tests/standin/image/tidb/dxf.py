@@ -200,6 +200,8 @@ class DXF:
         )
         if saved and subtasks:
             self.executor_pace.poke()
+        if not saved:  # fenced (no longer the owner) or the task changed: the next tick redoes it
+            log.info("task not saved", task_id=task["id"], state=task["state"], step=task["step"])
         return saved
 
     def _hook(self, task: dict[str, Any], event: str) -> None:
