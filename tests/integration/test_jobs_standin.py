@@ -159,6 +159,14 @@ def test_a_job_held_by_a_metadata_lock_is_stuck_and_its_holder_named(
     assert held, tidb.record.notes
     assert f"session {session_id} (transaction started" in held[0], held
     assert "sbtest1" in held[0].split("its statements:")[1], held  # the holder's statement
+    # the bundle's open transactions, read with the plugin's own SQL (lockwait): the holder
+    # is there, open longer than the stall window; a job at delete only is no row-lock suspect
+    trx = json.loads((tidb.record.artifacts_dir / "diagnostics" / "tidb-trx.json").read_text())
+    ages = {r["SESSION_ID"]: r["AGE_US"] for r in trx}
+    assert ages.get(session_id, 0) > 5_000_000, trx
+    assert not [n for n in tidb.record.notes if "row locks may hold" in n], tidb.record.notes
+    assert not [n for n in tidb.record.notes if "tidb-trx.json" in n or "data-lock-waits" in n], \
+        tidb.record.notes
     # released, the job goes on (the cluster is left as it was for the next test)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and tidb.client.query(

@@ -39,6 +39,7 @@ SOURCES: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("jobs/submit.py", ("configure", "ddl_job_ids", "find_ddl_job", "import_job_ids")),
     ("cluster/roles.py", None),
     ("jobs/diagnostics.py", None),
+    ("jobs/lockwait.py", None),  # the bundle's open transactions and lock waits
     ("faults/injectors.py", ("PdLeaderResign", "DdlOwnerResign")),
     ("jobs/cluster_timers.py", None),  # the recovery timers every verdict window is floored by
 )

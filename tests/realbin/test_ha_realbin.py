@@ -21,6 +21,7 @@ that the fault was applied while the job was still running.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -178,3 +179,85 @@ def test_cancelled_txn_add_index_rolls_back(tidb: Any, long_backfilling_job: Job
     assert long_backfilling_job.cancel is not None, long_backfilling_job.cancel
     assert long_backfilling_job.cancel.accepted, long_backfilling_job.cancel
     assert long_backfilling_job.cancel_verdict is None, long_backfilling_job.cancel_verdict
+
+
+#: Rows of the row-locked table: the backfill shows progress, then meets the lock on the last.
+LOCK_ROWS = 8_000
+#: Case seconds without progress that make the held job ``stuck`` (time scale 1).
+LOCK_STALL = 20.0
+
+
+@pytest.fixture
+def mdl_off(tidb: Any) -> Iterator[None]:
+    """TiDB's metadata lock off, so a transaction opened before the job holds its rows only,
+    not the job's schema changes. TiDB refuses the switch while a DDL job runs
+    (``1105 please wait for all jobs done``): it is turned back on once the job ended."""
+    tidb.execute("SET GLOBAL tidb_enable_metadata_lock = OFF", timeout=30)
+    try:
+        yield
+    finally:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                tidb.execute("SET GLOBAL tidb_enable_metadata_lock = ON", timeout=30)
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+
+
+def lock_row(tidb: Any, table: str, row_id: int) -> tuple[Any, int]:
+    """A connection whose open pessimistic transaction holds the lock of row *row_id*, and
+    its session id."""
+    conn = tidb.client.connect(read_timeout=30)
+    with conn.cursor() as cur:
+        for sql in ("BEGIN PESSIMISTIC", f"SELECT id FROM {table} WHERE id = {row_id} FOR UPDATE",
+                    "SELECT CONNECTION_ID()"):
+            cur.execute(sql)
+        (session_id,) = cur.fetchone()
+    return conn, int(session_id)
+
+
+def test_a_backfill_held_by_a_row_lock_is_stuck_and_its_holder_named(
+        tidb: Any, slow_reorg: None, mdl_off: None) -> None:
+    """An open pessimistic transaction locks the table's last row *before* the job starts,
+    so the txn backfill meets the lock whatever its pace: it backfills every row but the
+    last batch's and then retries without end. The verdict is ``stuck`` at ``write
+    reorganization``, and the diagnostics' notes name the holder's session from
+    ``information_schema.cluster_tidb_trx`` (real TiDB's own answer, including its
+    ``TIMESTAMPDIFF`` with ``NOW(6)`` and ``TIDB_DECODE_SQL_DIGESTS``); the job's own
+    ``ALTER TABLE`` session, an open transaction as long as the job runs, is not named."""
+    fill(tidb, "t_lock", LOCK_ROWS)
+    holder, session_id = lock_row(tidb, "t_lock", LOCK_ROWS)
+    try:
+        job = tidb.add_index("t_lock", "c", job_type="txn", dist_task=False,
+                             timeout=JOB_TIMEOUT, stall=LOCK_STALL)
+        v = job.wait(LOCK_STALL + BACKFILL_WAIT)
+        assert v is not None, f"no verdict: {job.latest}"
+        assert v.verdict == "stuck", v
+        assert job.latest is not None
+        assert job.latest.schema_state == "write reorganization", job.latest
+        assert 0 < (job.latest.row_count or 0) < LOCK_ROWS, job.latest
+        tidb.close()
+        held = [n for n in tidb.record.notes if n.startswith(f"job {job.job_id} on ")
+                and "row locks may hold" in n]
+        assert held, tidb.record.notes
+        assert f"session {session_id} on " in held[0], held
+        assert held[0].count("session ") == 1, held  # not the job's own ALTER TABLE's
+        assert "for update" in held[0].split(f"session {session_id} on ")[1].lower(), held
+        # the age real TiDB computed for the plugin (TIMESTAMPDIFF with NOW(6)): the holder
+        # was open longer than the job was silent
+        trx = json.loads((tidb.record.artifacts_dir / "diagnostics" / "tidb-trx.json")
+                         .read_text())
+        ages = {r["SESSION_ID"]: r["AGE_US"] for r in trx}
+        assert ages.get(session_id, 0) >= LOCK_STALL * 1e6, trx
+    finally:
+        holder.rollback()
+        holder.close()
+    # released, the backfill goes on and the job ends (the metadata lock can come back on)
+    deadline = time.monotonic() + BACKFILL_WAIT
+    while time.monotonic() < deadline and tidb.client.query(
+            "SELECT JOB_ID FROM information_schema.ddl_jobs WHERE TABLE_NAME = 't_lock' AND "
+            "STATE NOT IN ('synced', 'cancelled', 'rollback done')", timeout=10):
+        time.sleep(0.5)

@@ -121,3 +121,27 @@ def test_the_newer_view_lists_only_the_jobs_a_lock_holds() -> None:
     assert [c for c, _ in columns][5] == "start_time"
     assert [r[0] for r in rows] == [7]  # the job queued behind it waits for no lock
     assert mdl.view_rows(JOBS, [TXN], newer=True, waiting=[])[1] == []
+
+
+def test_begin_inside_a_read_only_transaction_ends_it_and_its_metadata_locks() -> None:
+    """TiDB's BEGIN (and SET autocommit = 1) commits the open transaction, also one that
+    only read: the metadata locks it took must not outlive it."""
+    from tidb.executor import Executor, Session
+
+    for end in ("BEGIN", "SET autocommit = 1"):
+        s = Session(conn_id=1, autocommit=end == "BEGIN")
+        ex = Executor(None, s)  # type: ignore[arg-type]  # neither statement reads the node
+        if end == "BEGIN":
+            ex.do_begin()
+        else:
+            s.autocommit = False
+        assert mdl.acquire(s.mdl_held, table(1), 10)
+        s.txn_sql.append("SELECT * FROM t1")
+        if end == "BEGIN":
+            ex.do_begin()
+            assert s.txn_open  # a new transaction, holding nothing yet
+        else:
+            ex.do_set([("session", "autocommit", 1)])
+            assert not s.txn_open
+        assert s.mdl_held == {}, end
+        assert s.txn_sql == [], end

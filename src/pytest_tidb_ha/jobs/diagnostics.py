@@ -6,7 +6,9 @@ away: job rows, ``ADMIN SHOW DDL``, ``ADMIN SHOW DDL JOBS 20``, DXF task and
 subtask rows, ``SHOW IMPORT JOBS``, ``mysql.tidb_mdl_view`` (a job an open transaction's
 metadata lock may hold is named in the notes: :mod:`.mdlwait`), PD members/leader/stores,
 every TiDB's ``/debug/pprof/goroutine?debug=2``, error lines of every container log and
-the fault timeline.
+the fault timeline; ``information_schema.cluster_tidb_trx`` and ``data_lock_waits`` (an
+open transaction on a stalled job's table that began before its last progress is named in
+the notes: :mod:`.lockwait`).
 
 Every piece runs in its own daemon thread under one deadline; a piece that
 fails or times out is noted (``index.md`` and the returned notes), never
@@ -28,10 +30,12 @@ from typing import Any
 from ..cluster.protocol import ClusterLike
 from ..redact import redact, redact_obj
 from ..timeline import Timeline
+from . import lockwait
 from .handle import JobHandle
 from .mdlwait import VIEW_SQL, explain
 from .model import ADD_INDEX
-from .submit import SQLClient, text
+from .submit import SQLClient, as_int, col, text
+from .verdict import last_progress
 
 log = logging.getLogger("pytest_tidb_ha.jobs")
 
@@ -44,6 +48,11 @@ ERROR_LINE = re.compile(r"\[(ERROR|FATAL|WARN)\]|\bERROR\b|\bFATAL\b|panic|Trace
 MAX_ROWS = 200
 #: The bundle's file of ``mysql.tidb_mdl_view`` (its rows also explain a held job: `mdlwait`).
 MDL_VIEW = "mdl-view.json"
+#: The bundle's files of open transactions and lock waits (they explain a held backfill).
+TRX = "tidb-trx.json"
+LOCK_WAITS = "data-lock-waits.json"
+#: An ADD INDEX job's schema state while it backfills.
+BACKFILL_STATE = "write reorganization"
 
 
 @dataclass
@@ -86,6 +95,8 @@ def _sql_pieces(client: SQLClient, handles: Sequence[JobHandle]) -> dict[str, Ca
         return lambda: client.query(sql, args, timeout=CALL_TIMEOUT)
 
     pieces: dict[str, Callable[[], Any]] = {
+        TRX: q(lockwait.TRX_SQL),
+        LOCK_WAITS: q(lockwait.LOCK_WAITS_SQL),
         "admin-show-ddl.json": q("ADMIN SHOW DDL"),
         "admin-show-ddl-jobs.json": q("ADMIN SHOW DDL JOBS 20"),
         "show-import-jobs.json": q("SHOW IMPORT JOBS"),
@@ -173,6 +184,44 @@ def _cluster_pieces(cluster: ClusterLike | None) -> dict[str, Callable[[], Any]]
             pieces[f"logs/{node}.errors.txt"] = errs
             pieces[f"logs/{node}.tail.txt"] = tail
     return pieces
+
+
+def _rows(results: dict[str, tuple[bool, Any]], name: str) -> list[Any]:
+    ok, value = results.get(name, (False, None))
+    return value if ok and isinstance(value, list) else []
+
+
+def silent_jobs(results: dict[str, tuple[bool, Any]], handles: Sequence[JobHandle],
+                now: float) -> list[lockwait.Silent]:
+    """The ADD INDEX jobs of *handles* held in their backfill (``write reorganization``),
+    each with its table's id from the bundle's job row and how long it has been without
+    progress (pure). Only a backfill meets row locks: an import ingests into an empty
+    table, and a job at another state waits for schema versions (:mod:`.mdlwait`)."""
+    out = []
+    for h in handles:
+        last = h.latest
+        if (h.job_id is None or h.kind != ADD_INDEX or last is None
+                or last.state in ("synced", "rollback done", "cancelled")
+                or last.schema_state != BACKFILL_STATE):
+            continue
+        rows = _rows(results, f"job-{h.job_id}.json")
+        tid = as_int(col(rows[0], "TABLE_ID")) if rows else None
+        if tid is None:
+            continue
+        lp = last_progress(h.observations, h.submitted_at)
+        out.append(lockwait.Silent(h.job_id, f"{h.target.db}.{h.target.table}", tid, now - lp))
+    return out
+
+
+def lock_findings(results: dict[str, tuple[bool, Any]], handles: Sequence[JobHandle],
+                  now: float) -> list[str]:
+    """Notes naming open transactions that may hold a stalled backfill's rows (pure)."""
+    jobs = silent_jobs(results, handles, now)
+    if not jobs:
+        return []
+    ours = {h.statement.session_id for h in handles
+            if h.statement is not None and h.statement.session_id is not None}
+    return lockwait.explain(_rows(results, TRX), _rows(results, LOCK_WAITS), jobs, ours)
 
 
 def _write(dest: Path, name: str, value: Any) -> None:
@@ -263,8 +312,10 @@ def collect(
         lines += ["", "Not collected:", *[f"- {redact(n)}" for n in bundle.notes]]
     with lock:
         ok, view = results.get(MDL_VIEW, (False, None))
+        snapshot = dict(results)
     findings = explain(view, (h.job_id for h in handles if h.job_id is not None)) \
         if ok and isinstance(view, list) else []
+    findings += lock_findings(snapshot, handles, timeline.now())
     if findings:
         lines += ["", "Findings:", *[f"- {f}" for f in findings]]
     (dest / "index.md").write_text("\n".join(lines) + "\n")

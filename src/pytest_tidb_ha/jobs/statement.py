@@ -34,6 +34,21 @@ def _error_info(exc: BaseException) -> ErrorInfo:
     return ErrorInfo(int(code) if code is not None else None, redact(str(message)))
 
 
+def _session_id(cur: Any) -> int | None:
+    """``CONNECTION_ID()`` (the handshake's thread id is TiDB's id cut to 32 bits); None
+    when the server does not answer it -- the statement then meets the same failure."""
+    try:
+        cur.execute("SELECT CONNECTION_ID()")
+        row = cur.fetchone()
+    except Exception:  # noqa: BLE001 - the statement itself reports what is wrong
+        return None
+    try:
+        value = next(iter(row.values())) if isinstance(row, dict) else row[0]
+        return int(value)
+    except (TypeError, ValueError, IndexError, KeyError, StopIteration):
+        return None
+
+
 class StatementThread:
     """One statement in flight. ``connect`` returns a DB-API connection (pymysql)."""
 
@@ -50,6 +65,8 @@ class StatementThread:
         self.sent_at: float | None = None  # time.monotonic()
         self.finished_at: float | None = None
         self.node: str | None = None
+        #: the server's id of the statement's session (diagnostics: not a suspect of its own)
+        self.session_id: int | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def again(self, suffix: str) -> StatementThread:
@@ -67,8 +84,9 @@ class StatementThread:
                 self._conn = conn
                 if self._abandoned:
                     raise ConnectionAbortedError("abandoned before sending")
-            self.sent_at = time.monotonic()
             with conn.cursor() as cur:
+                self.session_id = _session_id(cur)
+                self.sent_at = time.monotonic()
                 cur.execute(self.sql)
                 if cur.description:
                     cols = [d[0] for d in cur.description]

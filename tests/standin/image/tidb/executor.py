@@ -20,7 +20,7 @@ from common.env import scaled
 from common.etcd import EtcdError, EtcdUnavailable
 from common.log import get_logger
 
-from . import admin_check, codec, mdl
+from . import admin_check, codec, mdl, trx
 from . import sql as q
 from .catalog import Column, Index, Table, commit_schema, table_key
 from .kv import TiKVTimeout
@@ -107,8 +107,13 @@ class Env(q.Env):
             return self.session.db
         if name == "CONNECTION_ID":
             return self.session.conn_id
+        if name == "TIDB_DECODE_SQL_DIGESTS" and args:
+            return trx.decode_digests(args[0], args[1] if len(args) > 1 else None)
         if name in ("NOW", "CURRENT_TIMESTAMP", "SYSDATE"):
-            return _dt.datetime.now().replace(microsecond=0)
+            now = _dt.datetime.now()  # NOW(fsp): fsp digits of the fraction, none by default
+            fsp = int(args[0]) if args and args[0] is not None else 0
+            return now.replace(microsecond=now.microsecond // 10 ** (6 - fsp) * 10 ** (6 - fsp)
+                               if 0 < fsp <= 6 else 0)
         if name == "LAST_INSERT_ID":
             return self.session.vars.get("last_insert_id", 0)
         if name in ("USER", "CURRENT_USER", "SESSION_USER"):
@@ -195,7 +200,7 @@ class Executor:
         return Result()
 
     def do_begin(self) -> Result:
-        if self.session.txn_open and self.session.buffer:
+        if self.session.txn_open:  # TiDB commits the open transaction: its locks go with it
             self._commit()
         self.session.in_txn = True
         self.session.txn_start = time.time()
@@ -224,7 +229,7 @@ class Executor:
                 continue
             if name == "autocommit":
                 on = str(value).upper() in ("1", "ON", "TRUE")
-                if on and not self.session.autocommit and self.session.buffer:
+                if on and not self.session.autocommit:  # commits the open transaction
                     self._commit()
                 self.session.autocommit = on
                 continue

@@ -18,6 +18,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from .trx import tso
+
 #: What a transaction saw of a table: its columns and its indexes' states.
 Fingerprint = tuple[tuple[str, ...], tuple[tuple[int, str], ...]]
 
@@ -89,7 +91,7 @@ def txn_record(session_id: int, start: float, held: Mapping[int, Any],
 def _txnstart(start: float) -> str:
     """The processlist's TxnStart: ``MM-DD HH:MM:SS.mmm(start ts)`` (a TSO from the time)."""
     t = _dt.datetime.fromtimestamp(start)
-    return f"{t:%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}({int(start * 1000) << 18})"
+    return f"{t:%m-%d %H:%M:%S}.{t.microsecond // 1000:03d}({tso(start)})"
 
 
 def view_rows(jobs: Iterable[Mapping[str, Any]], txns: Sequence[Mapping[str, Any]], *,

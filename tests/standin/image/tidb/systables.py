@@ -15,7 +15,7 @@ from common.etcd import EtcdError
 from common.httpclient import Unreachable, get_json
 from common.versions import surface
 
-from . import codec, mdl
+from . import codec, mdl, trx
 from .kv import TiKVTimeout
 from .sql import SQLError
 
@@ -194,20 +194,26 @@ def cluster_mdl_txns(node: Node) -> tuple[list[dict[str, Any]], list[int]]:
         servers = node.owner.servers()
     except EtcdError:
         servers = {}
-    txns = node.mdl_txns()
+    txns = local_txns(node)
     waiting: set[int] = set(node.mdl_wait)
     for ddl_id, info in servers.items():
         waiting.update(info.get(mdl.INFO_FIELD) or ())
         if ddl_id == node.ddl_id or not info.get("status_port"):
             continue
+        instance = f"{info['ip']}:{info['status_port']}"
         try:
-            status, body = get_json(f"http://{info['ip']}:{info['status_port']}/standin/mdl",
-                                    timeout=scaled(2.0, 0.5))
+            status, body = get_json(f"http://{instance}/standin/mdl", timeout=scaled(2.0, 0.5))
         except (Unreachable, OSError):
             continue  # TiDB's cluster tables skip an unreachable instance (with a warning)
         if status == 200 and isinstance(body, list):
-            txns.extend(body)
+            txns.extend(dict(t, instance=instance) for t in body if isinstance(t, dict))
     return txns, sorted(waiting)
+
+
+def local_txns(node: Node) -> list[dict[str, Any]]:
+    """This TiDB's open transactions, each with its ``instance`` (status address)."""
+    instance = f"{node.advertise}:{node.opts.status_port}"
+    return [dict(t, instance=instance) for t in node.mdl_txns()]
 
 
 def render(
@@ -219,6 +225,12 @@ def render(
                              newer=node.surface.mdl_view_v8, waiting=waiting)
     if db == "information_schema" and name == "ddl_jobs":
         return DDL_JOBS_COLUMNS, node.ddl.ddl_job_rows()
+    if db == "information_schema" and name == "cluster_tidb_trx":
+        return trx.CLUSTER_TRX_COLUMNS, trx.rows(cluster_mdl_txns(node)[0], cluster=True)
+    if db == "information_schema" and name == "tidb_trx":
+        return trx.TRX_COLUMNS, trx.rows(local_txns(node), cluster=False)
+    if db == "information_schema" and name == "data_lock_waits":
+        return trx.LOCK_WAITS_COLUMNS, []
     if db == "mysql" and name == "tidb_import_jobs":
         return IMPORT_JOBS_COLUMNS, node.importer.table_rows()
     if db == "mysql" and name in ("tidb_global_task", "tidb_global_task_history"):

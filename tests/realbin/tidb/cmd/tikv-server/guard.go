@@ -23,6 +23,12 @@ package main
 //     panics in prewritePessimistic instead of answering "pessimistic lock not
 //     found", the answer the same prewrite gets without the constraint (and TiKV's
 //     PessimisticLockNotFound).
+//
+// And one gap: calls unistore leaves unimplemented panic ("unimplemented"), and a
+// panic in a gRPC handler ends the store. TiDB sends one whenever a user reads
+// information_schema.data_lock_waits (GetLockWaitInfo), as the plugin's diagnostics
+// do; the guard answers such a call Unimplemented, so the read fails and the store
+// stays up.
 
 import (
 	"context"
@@ -35,6 +41,8 @@ import (
 	"github.com/pingcap/log"
 	"go.uber.org/zap"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // batchCommands is the one streaming method that carries prewrites.
@@ -77,12 +85,30 @@ func guardedPrewrite(ctx context.Context, engine prewriter, req *kvrpcpb.Prewrit
 	return engine.KvPrewrite(ctx, req)
 }
 
-// unaryGuard sends a unary KvPrewrite through guardedPrewrite.
+// unimplemented is what unistore panics with where it implements no answer.
+const unimplemented = "unimplemented"
+
+// unaryGuard sends a unary KvPrewrite through guardedPrewrite, and answers a call the
+// engine does not implement Unimplemented instead of dying of its panic.
 func unaryGuard(engine prewriter) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (
+		resp any, err error) {
 		if p, ok := req.(*kvrpcpb.PrewriteRequest); ok {
 			return guardedPrewrite(ctx, engine, p)
 		}
+		defer func() {
+			r := recover()
+			if r == nil {
+				return
+			}
+			if msg, ok := r.(string); !ok || msg != unimplemented {
+				panic(r)
+			}
+			log.Warn("a call unistore does not implement: answered Unimplemented",
+				zap.String("method", info.FullMethod))
+			resp, err = nil, status.Errorf(codes.Unimplemented, "%s: not implemented by this store",
+				info.FullMethod)
+		}()
 		return handler(ctx, req)
 	}
 }

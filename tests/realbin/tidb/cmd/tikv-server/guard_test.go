@@ -19,7 +19,9 @@ import (
 	"github.com/pingcap/tidb/pkg/store/mockstore/unistore/server"
 	"github.com/pingcap/tidb/pkg/store/mockstore/unistore/tikv"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // engine is an in-process unistore with one bootstrapped region and the request
@@ -255,8 +257,9 @@ func TestTheGuardPrewritesByTwoPhaseCommit(t *testing.T) {
 	}
 }
 
-func TestBatchCommandsPrewritesGoThroughTheGuard(t *testing.T) {
-	svr, rpc := engine(t)
+// serve is the engine behind the guard on loopback, as the store serves it, and a client.
+func serve(t *testing.T, svr *tikv.Server) tikvpb.TikvClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -270,9 +273,37 @@ func TestBatchCommandsPrewritesGoThroughTheGuard(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = conn.Close() })
+	return tikvpb.NewTikvClient(conn)
+}
+
+func TestAnUnimplementedCallIsAnsweredAndTheStoreGoesOn(t *testing.T) {
+	svr, rpc := engine(t)
+	func() { // the engine as it ships: a panic, which ends a gRPC server's process
+		defer func() {
+			if r := recover(); r != unimplemented {
+				t.Fatalf("unistore's GetLockWaitInfo: want its %q panic, got %v (the guard can go)",
+					unimplemented, r)
+			}
+		}()
+		_, _ = svr.GetLockWaitInfo(context.Background(), &kvrpcpb.GetLockWaitInfoRequest{})
+	}()
+	client := serve(t, svr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	client := tikvpb.NewTikvClient(conn)
+	if _, err := client.GetLockWaitInfo(ctx, &kvrpcpb.GetLockWaitInfoRequest{}); status.Code(err) != codes.Unimplemented {
+		t.Fatalf("GetLockWaitInfo through the guard: want Unimplemented, got %v", err)
+	}
+	get, err := client.KvGet(ctx, &kvrpcpb.GetRequest{Context: rpc, Key: []byte("k"), Version: now()})
+	if err != nil || get.GetError() != nil {
+		t.Fatalf("the store after the call: %v, %v", get, err)
+	}
+}
+
+func TestBatchCommandsPrewritesGoThroughTheGuard(t *testing.T) {
+	svr, rpc := engine(t)
+	client := serve(t, svr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 
 	unary, err := client.KvPrewrite(ctx, constrainedPrewrite(rpc, "u1"))
 	if err != nil || abortOf(unary) != lockNotFound {

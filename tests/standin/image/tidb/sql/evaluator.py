@@ -204,6 +204,9 @@ def evaluate(expr: Any, row: dict[str, Any], env: Env) -> Any:
             if key in row:
                 return row[key]
             raise SQLError(1111, "Invalid use of group function")
+        if expr.name == "TIMESTAMPDIFF" and len(expr.args) == 3 and isinstance(expr.args[0], Col):
+            return timestampdiff(expr.args[0].name.upper(), evaluate(expr.args[1], row, env),
+                                 evaluate(expr.args[2], row, env))
         args = [evaluate(a, row, env) for a in expr.args]
         if expr.name in ("CONCAT",):
             return None if any(a is None for a in args) else "".join(str(a) for a in args)
@@ -224,6 +227,31 @@ def evaluate(expr: Any, row: dict[str, Any], env: Env) -> Any:
             return None if args[0] is None else str(args[0]).upper()
         return env.func(expr.name, args)
     raise SQLError(1105, f"cannot evaluate {expr!r}")
+
+
+#: TIMESTAMPDIFF's units, in microseconds.
+UNITS = {"MICROSECOND": 1, "SECOND": 10**6, "MINUTE": 60 * 10**6, "HOUR": 3600 * 10**6,
+         "DAY": 86400 * 10**6}
+
+
+def as_datetime(v: Any) -> _dt.datetime | None:
+    if v is None or isinstance(v, _dt.datetime):
+        return v
+    try:
+        return _dt.datetime.fromisoformat(as_text(v))
+    except ValueError:
+        return None
+
+
+def timestampdiff(unit: str, a: Any, b: Any) -> int | None:
+    """``TIMESTAMPDIFF(unit, a, b)``: whole units from *a* to *b*, truncated toward zero."""
+    if unit not in UNITS:
+        raise SQLError(1064, f"TIMESTAMPDIFF unit {unit} is not supported by the stand-in")
+    start, end = as_datetime(a), as_datetime(b)
+    if start is None or end is None:
+        return None
+    us = (end - start) // _dt.timedelta(microseconds=1)
+    return int(us / UNITS[unit])
 
 
 def as_text(v: Any) -> str:
