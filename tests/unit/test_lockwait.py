@@ -14,6 +14,7 @@ from typing import Any
 
 from pytest_tidb_ha.jobs import lockwait
 from pytest_tidb_ha.jobs.diagnostics import LOCK_WAITS, TRX, lock_findings
+from pytest_tidb_ha.jobs.model import is_terminal
 
 TABLE_ID = 104
 
@@ -139,6 +140,7 @@ class FakeHandle:
             Observation(t=5.0, state=state, job_id=job_id, row_count=7968,
                         schema_state=schema_state)]
         self.latest = self.observations[-1]
+        self.terminal = is_terminal(kind, state)
 
 
 RESULTS: dict[str, tuple[bool, Any]] = {

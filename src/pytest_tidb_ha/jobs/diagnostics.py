@@ -51,7 +51,7 @@ MDL_VIEW = "mdl-view.json"
 #: The bundle's files of open transactions and lock waits (they explain a held backfill).
 TRX = "tidb-trx.json"
 LOCK_WAITS = "data-lock-waits.json"
-#: An ADD INDEX job's schema state while it backfills.
+#: An ADD INDEX job's schema state while it backfills (TiDB's SchemaState string).
 BACKFILL_STATE = "write reorganization"
 
 
@@ -200,8 +200,7 @@ def silent_jobs(results: dict[str, tuple[bool, Any]], handles: Sequence[JobHandl
     out = []
     for h in handles:
         last = h.latest
-        if (h.job_id is None or h.kind != ADD_INDEX or last is None
-                or last.state in ("synced", "rollback done", "cancelled")
+        if (h.job_id is None or h.kind != ADD_INDEX or last is None or h.terminal
                 or last.schema_state != BACKFILL_STATE):
             continue
         rows = _rows(results, f"job-{h.job_id}.json")
