@@ -39,13 +39,9 @@ def _session_id(cur: Any) -> int | None:
     when the server does not answer it -- the statement then meets the same failure."""
     try:
         cur.execute("SELECT CONNECTION_ID()")
-        row = cur.fetchone()
+        row = cur.fetchone()  # the client's cursors give tuples
+        return int(row[0]) if row else None
     except Exception:  # noqa: BLE001 - the statement itself reports what is wrong
-        return None
-    try:
-        value = next(iter(row.values())) if isinstance(row, dict) else row[0]
-        return int(value)
-    except (TypeError, ValueError, IndexError, KeyError, StopIteration):
         return None
 
 

@@ -112,8 +112,8 @@ class Env(q.Env):
         if name in ("NOW", "CURRENT_TIMESTAMP", "SYSDATE"):
             now = _dt.datetime.now()  # NOW(fsp): fsp digits of the fraction, none by default
             fsp = int(args[0]) if args and args[0] is not None else 0
-            return now.replace(microsecond=now.microsecond // 10 ** (6 - fsp) * 10 ** (6 - fsp)
-                               if 0 < fsp <= 6 else 0)
+            cut = 10 ** (6 - fsp) if 0 <= fsp <= 6 else 10**6
+            return now.replace(microsecond=now.microsecond - now.microsecond % cut)
         if name == "LAST_INSERT_ID":
             return self.session.vars.get("last_insert_id", 0)
         if name in ("USER", "CURRENT_USER", "SESSION_USER"):
