@@ -29,20 +29,74 @@ if ! command -v dockerd >/dev/null 2>&1; then
   apt-get install -y -q --no-install-recommends docker.io iptables debootstrap ca-certificates >/dev/null
 fi
 
-# The distro client may sit behind another `docker` on PATH: both speak to the same socket.
-if ! pgrep -x dockerd >/dev/null 2>&1; then
-  log "starting dockerd in the background (log: /var/log/tidb-ha-dockerd.log)"
-  # setsid: the daemon must outlive this script and the CI step that ran it.
-  setsid dockerd >/var/log/tidb-ha-dockerd.log 2>&1 < /dev/null &
-fi
+DOCKERD_LOG=/var/log/tidb-ha-dockerd.log
 
-for _ in $(seq 1 60); do
-  if engine_answers; then
-    log "engine ready ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+# A killed engine (machine stop, OOM, kill -9) leaves its pid files behind.
+# dockerd trusts them by pid alone: when that pid now belongs to another
+# process, it refuses to start ("pid file found") or waits 15 s on a
+# containerd that is not there and exits ("timeout waiting for containerd to
+# start"). A pid file whose process is not the daemon it names is removed; a
+# containerd left over without its socket is stopped, so dockerd starts a new one.
+clear_stale_pidfile() {  # <pidfile> <process name> <socket it must serve>
+  local file=$1 name=$2 sock=$3 pid comm
+  [ -f "$file" ] || return 0
+  pid=$(tr -dc '0-9' < "$file")
+  comm=$(cat "/proc/${pid:-0}/comm" 2>/dev/null || true)
+  if [ -z "$pid" ] || [ "$comm" != "$name" ]; then
+    log "removing stale $file (pid ${pid:-none} is ${comm:-gone}, not $name)"
+    rm -f "$file"
+  elif [ ! -S "$sock" ]; then
+    log "stopping a leftover $name (pid $pid) that serves no $sock"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$file"
+  fi
+}
+
+DOCKERD_PID=""
+start_dockerd() {
+  clear_stale_pidfile /var/run/docker.pid dockerd /var/run/docker.sock
+  clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd \
+    /var/run/docker/containerd/containerd.sock
+  log "starting dockerd in the background (log: $DOCKERD_LOG)"
+  # setsid: the daemon must outlive this script and the CI step that ran it.
+  setsid dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null &
+  DOCKERD_PID=$!
+}
+
+# dockerd answers within seconds once containerd is up. One we started that
+# exited is not waited for: it is started once more (after the pid files are
+# checked again) before we give up.
+wait_for_engine() {  # <seconds>
+  for _ in $(seq 1 "$1"); do
+    if engine_answers; then
+      log "engine ready ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+      return 0
+    fi
+    if [ -n "$DOCKERD_PID" ] && ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+      return 1
+    fi
+    sleep 1
+  done
+  return 1
+}
+
+for attempt in 1 2; do
+  DOCKERD_PID=""
+  if ! pgrep -x dockerd >/dev/null 2>&1; then
+    [ "$attempt" = 1 ] && : >"$DOCKERD_LOG"
+    start_dockerd
+  fi
+  if wait_for_engine 90; then
     exit 0
   fi
-  sleep 1
+  log "dockerd did not answer (attempt $attempt); last lines of its log:"
+  tail -n 20 "$DOCKERD_LOG" >&2 || true
+  # Only a daemon we started and that exited is retried: one that runs but never
+  # answers may be the user's engine, which this script must not kill.
+  if [ -z "$DOCKERD_PID" ] || kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    exit 1
+  fi
 done
-log "dockerd did not answer within 60 s; last lines of its log:"
-tail -n 20 /var/log/tidb-ha-dockerd.log >&2 || true
 exit 1
