@@ -11,25 +11,19 @@ log() { echo "ensure-docker: $*" >&2; }
 
 engine_answers() { timeout 10 docker info >/dev/null 2>&1; }
 
-if command -v docker >/dev/null 2>&1 && engine_answers; then
-  exit 0
-fi
-
-if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-  log "no Docker engine answers 'docker info'. Start one (e.g. 'sudo systemctl start docker'),"
-  log "or run this script as root on Debian/Ubuntu to install and start docker.io."
-  exit 1
-fi
-
-if ! command -v dockerd >/dev/null 2>&1; then
-  log "installing Debian's docker.io (and iptables, debootstrap for the stand-in images)"
-  export DEBIAN_FRONTEND=noninteractive
-  # A stale package list makes apt-get install miss packages: refresh it once.
-  apt-get update -q >/dev/null
-  apt-get install -y -q --no-install-recommends docker.io iptables debootstrap ca-certificates >/dev/null
-fi
-
 DOCKERD_LOG=/var/log/tidb-ha-dockerd.log
+
+# A daemon killed moments ago can linger as a zombie until its parent reaps
+# it: it still has its name and answers kill -0, but it is gone.
+is_zombie() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = Z ]; }
+
+dockerd_runs() {
+  local pid
+  for pid in $(pgrep -x dockerd 2>/dev/null); do
+    is_zombie "$pid" || return 0
+  done
+  return 1
+}
 
 # A killed engine (machine stop, OOM, kill -9) leaves its pid files behind.
 # dockerd trusts them by pid alone: when that pid now belongs to another
@@ -42,7 +36,7 @@ clear_stale_pidfile() {  # <pidfile> <process name> <socket it must serve>
   [ -f "$file" ] || return 0
   pid=$(tr -dc '0-9' < "$file")
   comm=$(cat "/proc/${pid:-0}/comm" 2>/dev/null || true)
-  if [ -z "$pid" ] || [ "$comm" != "$name" ]; then
+  if [ -z "$pid" ] || [ "$comm" != "$name" ] || is_zombie "$pid"; then
     log "removing stale $file (pid ${pid:-none} is ${comm:-gone}, not $name)"
     rm -f "$file"
   elif [ ! -S "$sock" ]; then
@@ -65,6 +59,10 @@ start_dockerd() {
   DOCKERD_PID=$!
 }
 
+started_dockerd_exited() {
+  [ -n "$DOCKERD_PID" ] && { ! kill -0 "$DOCKERD_PID" 2>/dev/null || is_zombie "$DOCKERD_PID"; }
+}
+
 # dockerd answers within seconds once containerd is up. One we started that
 # exited is not waited for: it is started once more (after the pid files are
 # checked again) before we give up.
@@ -74,7 +72,7 @@ wait_for_engine() {  # <seconds>
       log "engine ready ($(docker version --format '{{.Server.Version}}' 2>/dev/null))"
       return 0
     fi
-    if [ -n "$DOCKERD_PID" ] && ! kill -0 "$DOCKERD_PID" 2>/dev/null; then
+    if started_dockerd_exited; then
       return 1
     fi
     sleep 1
@@ -82,21 +80,46 @@ wait_for_engine() {  # <seconds>
   return 1
 }
 
-for attempt in 1 2; do
-  DOCKERD_PID=""
-  if ! pgrep -x dockerd >/dev/null 2>&1; then
-    [ "$attempt" = 1 ] && : >"$DOCKERD_LOG"
-    start_dockerd
+main() {
+  if command -v docker >/dev/null 2>&1 && engine_answers; then
+    return 0
   fi
-  if wait_for_engine 90; then
-    exit 0
+
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    log "no Docker engine answers 'docker info'. Start one (e.g. 'sudo systemctl start docker'),"
+    log "or run this script as root on Debian/Ubuntu to install and start docker.io."
+    return 1
   fi
-  log "dockerd did not answer (attempt $attempt); last lines of its log:"
-  tail -n 20 "$DOCKERD_LOG" >&2 || true
-  # Only a daemon we started and that exited is retried: one that runs but never
-  # answers may be the user's engine, which this script must not kill.
-  if [ -z "$DOCKERD_PID" ] || kill -0 "$DOCKERD_PID" 2>/dev/null; then
-    exit 1
+
+  if ! command -v dockerd >/dev/null 2>&1; then
+    log "installing Debian's docker.io (and iptables, debootstrap for the stand-in images)"
+    export DEBIAN_FRONTEND=noninteractive
+    # A stale package list makes apt-get install miss packages: refresh it once.
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends docker.io iptables debootstrap ca-certificates >/dev/null
   fi
-done
-exit 1
+
+  for attempt in 1 2; do
+    DOCKERD_PID=""
+    if ! dockerd_runs; then
+      [ "$attempt" = 1 ] && : >"$DOCKERD_LOG"
+      start_dockerd
+    fi
+    if wait_for_engine 90; then
+      return 0
+    fi
+    log "dockerd did not answer (attempt $attempt); last lines of its log:"
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+    # Only a daemon we started and that exited is retried: one that runs but never
+    # answers may be the user's engine, which this script must not kill.
+    if ! started_dockerd_exited; then
+      return 1
+    fi
+  done
+  return 1
+}
+
+# Sourced (by tests/unit/test_ensure_docker.py), it only defines the functions.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main
+fi
