@@ -54,9 +54,24 @@ start_dockerd() {
   clear_stale_pidfile /var/run/docker/containerd/containerd.pid containerd \
     /var/run/docker/containerd/containerd.sock
   log "starting dockerd in the background (log: $DOCKERD_LOG)"
-  # setsid: the daemon must outlive this script and the CI step that ran it.
-  setsid dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null &
+  # setsid: the daemon must outlive this script and the CI step that ran it. It must not
+  # keep what the caller had open either: a CI step's pipes, or a lock taken around a test
+  # run (`flock`), which dockerd and its containerd would then hold for as long as they run.
+  (
+    close_inherited_fds
+    exec setsid dockerd >>"$DOCKERD_LOG" 2>&1 < /dev/null
+  ) &
   DOCKERD_PID=$!
+}
+
+close_inherited_fds() {  # every descriptor above 2 of this (sub)shell
+  local fd n
+  for fd in /proc/"$BASHPID"/fd/*; do
+    n=${fd##*/}
+    if [ "$n" -gt 2 ] 2>/dev/null; then
+      eval "exec $n>&-" 2>/dev/null || true
+    fi
+  done
 }
 
 started_dockerd_exited() {

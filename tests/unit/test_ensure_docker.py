@@ -105,3 +105,19 @@ def test_sourcing_the_script_runs_nothing() -> None:
                          capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout == "sourced\n"
     assert out.stderr == ""
+
+
+@pytest.mark.parametrize("close", [False, True])
+def test_the_daemon_keeps_nothing_its_caller_had_open(tmp_path: Path, close: bool) -> None:
+    """A lock held around the script (``flock``) stayed held by dockerd for good: the
+    daemon is started from a subshell that first closes every descriptor above 2."""
+    lock = tmp_path / "lock"
+    closing = "close_inherited_fds; " if close else ""
+    out = subprocess.run(
+        ["bash", "-c", f'source "{SCRIPT}"; exec 9>"$1"; ( {closing}exec readlink /proc/self/fd/9 )',
+         "_", str(lock)], capture_output=True, text=True, timeout=30, check=False)
+    if close:
+        assert out.returncode != 0, out
+        assert out.stdout == "", out
+    else:  # the check sees an inherited descriptor when there is one
+        assert out.stdout.strip() == str(lock), out
