@@ -8,7 +8,7 @@ import pytest
 
 from pytest_tidb_ha.jobs.catalog import ErrorInfo
 from pytest_tidb_ha.jobs.model import CancelProbe, CheckResult, Observation
-from pytest_tidb_ha.jobs.verdict import cancel_ineffective, judge, last_progress
+from pytest_tidb_ha.jobs.verdict import cancel_ineffective, cancel_taken_back, judge, last_progress
 from pytest_tidb_ha.scenario.model import (
     Case,
     Duration,
@@ -473,3 +473,41 @@ def test_terminal_failure_waits_for_the_statement_error() -> None:
             client_error=ErrorInfo(1105, "mutex: session is expired"))
     assert v is not None
     assert "mutex: session is expired" in v.reason
+
+
+# -- a cancel TiDB accepted and then lost (cancel_taken_back) ---------------------------------
+ACCEPTED = CancelProbe(issued_at=13.57, accepted=True, result="successful", window=60.0)
+#: What real v7.5.0 showed (2026-12-02, realbin, the DDL owner's traffic to the store delayed).
+LOST = [obs(6.26, "running", schema_state="write reorganization", row_count=0),
+        obs(13.51, "running", schema_state="write reorganization", row_count=960),
+        obs(13.76, "cancelling", schema_state="write reorganization", row_count=960),
+        obs(19.76, "running", schema_state="write reorganization", row_count=2112),
+        obs(89.98, "synced", schema_state="public", row_count=16000)]
+
+
+def test_a_cancel_seen_then_undone_is_lost() -> None:
+    why = cancel_taken_back(LOST, "add_index", ACCEPTED)
+    assert why is not None
+    assert "cancelling at t=13.8s, then running again at t=19.8s" in why
+    assert "row count: 2112" in why
+
+
+@pytest.mark.parametrize("observed", [
+    [*LOST[:3], obs(25.0, "rollingback", schema_state="delete only"),
+     obs(30.0, "rollback done", schema_state="none")],  # the cancel took
+    [*LOST[:3], obs(20.0, "synced", schema_state="public")],  # the reorg had just finished
+    [*LOST[:2], *LOST[3:]],  # never seen cancelling: nothing to say it was lost
+])
+def test_a_cancel_that_took_or_was_never_seen_is_not_lost(observed: list[Observation]) -> None:
+    assert cancel_taken_back(observed, "add_index", ACCEPTED) is None
+
+
+def test_only_an_accepted_cancel_of_an_add_index_can_be_lost() -> None:
+    rejected = CancelProbe(issued_at=13.57, accepted=False, result="error: 8224", window=60.0)
+    assert cancel_taken_back(LOST, "add_index", rejected) is None
+    assert cancel_taken_back(LOST, "import_into", ACCEPTED) is None
+
+
+def test_states_before_the_cancel_say_nothing() -> None:
+    early = [obs(1.0, "cancelling"), obs(2.0, "running"), *LOST[3:]]
+    assert cancel_taken_back(early, "add_index", ACCEPTED) is None

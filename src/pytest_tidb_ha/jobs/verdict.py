@@ -26,6 +26,7 @@ from ..verdicts import (
 )
 from .catalog import ErrorInfo, classify, parse_error
 from .model import (
+    ADD_INDEX,
     TASK_TERMINAL,
     CancelProbe,
     CheckResult,
@@ -128,6 +129,38 @@ def cancel_outcome(observations: Sequence[Observation], kind: str, cancel: Cance
     if not cancel.accepted and cancel.code != JOB_NOT_FOUND:
         return "ineffective"
     return "ineffective" if expired else "pending"
+
+
+def cancel_taken_back(observations: Sequence[Observation], kind: str,
+                      cancel: CancelProbe) -> str | None:
+    """Why a cancel TiDB accepted was lost, when the polls show it; else None.
+
+    TiDB's ``ADMIN CANCEL DDL JOBS`` writes ``cancelling`` into the job row in its own
+    transaction, while the DDL owner's worker stores its in-memory copy of the job back
+    into that row on every step. A copy read before the cancel and stored after it puts
+    the job back to ``running``, and the job goes on to the end as if never cancelled
+    (pingcap/tidb#17904, #33933). The real v7.5.0 binaries did this to an ADD INDEX in
+    its backfill, with the DDL owner's traffic to the store delayed: ``successful``, then
+    ``cancelling``, then ``running`` with more rows, then ``synced``. For an ADD INDEX
+    TiDB has no step from ``cancelling`` back to ``running`` or ``queueing`` (other DDL
+    kinds do, when they can no longer roll back), so that step, seen after an accepted
+    cancel, is the lost cancel's sign. A job that goes from ``cancelling`` straight to
+    its end, or is never seen ``cancelling``, shows nothing here.
+    """
+    if kind != ADD_INDEX or not cancel.accepted:
+        return None
+    cancelling: Observation | None = None
+    for o in observations:
+        if o.t < cancel.issued_at - 1e-9:
+            continue
+        if o.state == "cancelling":
+            cancelling = cancelling or o
+        elif cancelling is not None and o.state in ("running", "queueing"):
+            return (f"TiDB accepted the cancel ({cancel.result}) and showed the job cancelling "
+                    f"at t={cancelling.t:.1f}s, then {o.state} again at t={o.t:.1f}s "
+                    f"({o.describe()}): the cancel was lost -- a DDL worker stored its own "
+                    f"older copy of the job over it (pingcap/tidb#17904, #33933)")
+    return None
 
 
 def progress_rate(observations: Sequence[Observation], since: float
