@@ -511,3 +511,26 @@ def test_only_an_accepted_cancel_of_an_add_index_can_be_lost() -> None:
 def test_states_before_the_cancel_say_nothing() -> None:
     early = [obs(1.0, "cancelling"), obs(2.0, "running"), *LOST[3:]]
     assert cancel_taken_back(early, "add_index", ACCEPTED) is None
+
+
+@pytest.mark.parametrize("upto", [4, 5], ids=["still-running", "then-synced"])
+def test_a_lost_cancel_is_cancel_ineffective_as_soon_as_it_shows(upto: int) -> None:
+    """Decided on the poll that shows ``running`` again: the row no longer says
+    cancelling, so TiDB will not roll the job back, whatever it does next."""
+    v = run(LOST[:upto], LOST[upto - 1].t, cancel=ACCEPTED, stall_window=60.0)
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
+    assert not v.ok
+    assert "the cancel was lost" in v.reason
+    assert v.evidence["rule"] == "cancel lost"
+
+
+def test_the_probe_after_stuck_reports_a_lost_cancel_too() -> None:
+    probe = CancelProbe(issued_at=13.57, accepted=True, result="successful", window=60.0,
+                        reason="probe after stuck")
+    assert run(LOST[:4], 19.76, cancel=probe, stall_window=60.0) is None  # not the job's verdict
+    v = cancel_ineffective(job_key="add_index#1", kind="add_index", job_id=121,
+                           observations=LOST[:4], cancel=probe, now=19.76)
+    assert v is not None
+    assert v.verdict == CANCEL_INEFFECTIVE
+    assert "the cancel was lost" in v.reason

@@ -251,6 +251,12 @@ def judge(
                        reason=redact(reason), ok=ok, evidence=MappingProxyType(ev),
                        started_at=started_at, decided_at=now)
 
+    # -- a cancel the test issued, accepted by TiDB, then undone: final at once (the row
+    # says running again, so TiDB will not roll the job back), whatever the job does next
+    lost = (cancel_taken_back(observations, kind, cancel)
+            if cancel is not None and cancel.reason != PROBE_AFTER_STUCK else None)
+    if lost is not None:
+        return verdict(CANCEL_INEFFECTIVE, f"{label}: {lost}", False, rule="cancel lost")
     # -- no job row yet: the statement may have failed before creating one ---
     if last is None or last.state is None:
         if client_error is not None and not client_error.is_connection_error:
@@ -364,13 +370,15 @@ def cancel_ineffective(
 ) -> Verdict | None:
     """The verdict of a cancel probe issued after ``stuck``: ``cancel-ineffective``
     when the job ignored it, ``None`` when it worked or its window is still open."""
-    if cancel_outcome(observations, kind, cancel, now) != "ineffective":
+    lost = cancel_taken_back(observations, kind, cancel)
+    if lost is None and cancel_outcome(observations, kind, cancel, now) != "ineffective":
         return None
     last = observations[-1] if observations else None
     label = _label(kind, job_id, last)
     return Verdict(
         job_key=f"{job_key}/cancel", kind=kind, job_id=job_id, verdict=CANCEL_INEFFECTIVE,
-        reason=redact(f"{label} still {last.state if last else 'unseen'} "
+        reason=redact(f"{label}: {lost}" if lost is not None else
+                      f"{label} still {last.state if last else 'unseen'} "
                       f"{now - cancel.issued_at:.1f}s after cancel "
                       f"(result: {cancel.result}; cancel window {cancel.window:.1f}s)"),
         ok=False,
