@@ -310,10 +310,9 @@ def collect(
     if bundle.notes:
         lines += ["", "Not collected:", *[f"- {redact(n)}" for n in bundle.notes]]
     with lock:
-        ok, view = results.get(MDL_VIEW, (False, None))
         snapshot = dict(results)
-    findings = explain(view, (h.job_id for h in handles if h.job_id is not None)) \
-        if ok and isinstance(view, list) else []
+    findings = explain(_rows(snapshot, MDL_VIEW),
+                       (h.job_id for h in handles if h.job_id is not None))
     findings += lock_findings(snapshot, handles, timeline.now())
     if findings:
         lines += ["", "Findings:", *[f"- {f}" for f in findings]]
