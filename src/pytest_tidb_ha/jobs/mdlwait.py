@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..redact import redact
+from .submit import as_int, text
 
 __all__ = ["VIEW_SQL", "explain"]
 
@@ -29,37 +30,24 @@ VIEW_SQL = "SELECT * FROM mysql.tidb_mdl_view"
 SQL_CHARS = 300
 
 
-def _int(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return value.decode(errors="replace")
-    return "" if value is None else str(value)
-
-
 def explain(rows: Sequence[Mapping[str, Any]], job_ids: Iterable[int]) -> list[str]:
     """One note per job of ``job_ids`` that the view lists, naming the sessions whose open
     transactions may hold it (redacted: statements can carry secrets)."""
     wanted = set(job_ids)
     holders: dict[int, dict[int | None, Mapping[str, Any]]] = {}
     for row in rows:
-        job = _int(row.get("job_id"))
+        job = as_int(row.get("job_id"))
         if job in wanted and job is not None:
-            holders.setdefault(job, {}).setdefault(_int(row.get("session_id")), row)
+            holders.setdefault(job, {}).setdefault(as_int(row.get("session_id")), row)
     notes = []
     for job in sorted(holders):
         sessions = holders[job]
         first = next(iter(sessions.values()))
-        table = f"{_text(first.get('db_name'))}.{_text(first.get('table_name'))}"
+        table = f"{text(first.get('db_name'))}.{text(first.get('table_name'))}"
         who = "; ".join(
             f"session {sid} (transaction started "
-            f"{_text(row.get('txnstart') or row.get('start_time')) or '?'}; its statements: "
-            f"{_text(row.get('SQL_DIGESTS'))[:SQL_CHARS] or '?'})"
+            f"{text(row.get('txnstart') or row.get('start_time')) or '?'}; its statements: "
+            f"{text(row.get('SQL_DIGESTS'))[:SQL_CHARS] or '?'})"
             for sid, row in sessions.items())
         notes.append(redact(
             f"job {job} on {table}: mysql.tidb_mdl_view lists open transactions on its table "
